@@ -1,0 +1,144 @@
+"""Every knob of an analysis, with its default, its meaning and its validation.
+
+The settings are stored verbatim in ``report.json`` so that every figure records
+how it was produced. Construction only stores values; :meth:`Settings.validate`
+checks them (the scikit-learn convention) and is called by ``analyze``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from collapse_diag.exceptions import InvalidParameterError, invalid_parameter
+
+__all__ = ["Settings"]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Settings of one analysis run.
+
+    Attributes:
+        seed: Seed of the run's one random generator.
+        batch_size: Examples per encoder / decoder call.
+        max_examples: Analyse a seeded random subset of at most this many inputs
+            (``None``: all).
+        device: Torch device the model runs on (``"cpu"``, ``"cuda"``, ...).
+        kl_eps: A dimension is collapsed when its mean KL is below this (nats);
+            also the per-input threshold of the (eps, delta)-collapse rate
+            (Lucas et al. 2019).
+        active_threshold: A unit is active when Var_x[mu_d(x)] >= this (Burda et al. 2015).
+        mi_samples: z samples per input in the mutual-information estimator.
+        mi_max_components: Most inputs the MI estimator uses; larger sets are
+            subsampled (seeded) so its cost stays O(mi_max_components^2 * D).
+        mi_saturation_margin: An MI estimate within this many nats of its ceiling
+            log(N) is flagged as saturated.
+        swap_bootstrap: Bootstrap resamples for the swap-delta confidence interval.
+        confidence: Level of every confidence interval.
+        alpha: Significance level of the decoder-sensitivity tests.
+        per_dim_swap_examples: Inputs in the per-dimension swap subsample (each
+            costs ``latent_dim`` decoder passes).
+        prior_samples: Prior draws per input for likelihood flatness and E_p log p(x|z).
+        flatness_threshold: An input's likelihood is flat in z when the std over
+            prior draws of log p(x|z) is below this, in nats per token (per
+            observation when the model has no ``num_tokens``).
+        fisher_samples: Posterior draws per input for the Fisher information of z.
+        fisher_rank_rtol: An eigenvalue of the latent Fisher matrix counts toward
+            ``identifiable_dims`` when it is >= this times the largest one.
+        fisher_rank_atol: ...and >= this absolute floor (nats^2 per unit z^2).
+        diagnostics: Names of the diagnostics to run (``None``: all).
+    """
+
+    seed: int = 0
+    batch_size: int = 64
+    max_examples: int | None = None
+    device: str = "cpu"
+    kl_eps: float = 0.01
+    active_threshold: float = 0.01
+    mi_samples: int = 4
+    mi_max_components: int = 10_000
+    mi_saturation_margin: float = 0.5
+    swap_bootstrap: int = 2000
+    confidence: float = 0.95
+    alpha: float = 0.05
+    per_dim_swap_examples: int = 256
+    prior_samples: int = 16
+    flatness_threshold: float = 0.01
+    fisher_samples: int = 1
+    fisher_rank_rtol: float = 1e-3
+    fisher_rank_atol: float = 1e-6
+    diagnostics: tuple[str, ...] | None = field(default=None)
+
+    @classmethod
+    def from_kwargs(cls, where: str = "analyze", **kwargs: Any) -> Settings:
+        """Build settings from keyword arguments, rejecting unknown names.
+
+        Raises:
+            InvalidParameterError: an unknown setting name.
+        """
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(kwargs) - names)
+        if unknown:
+            raise InvalidParameterError(
+                f"{where} got unknown setting(s) {unknown}; valid settings are {sorted(names)}."
+            )
+        if kwargs.get("diagnostics") is not None:
+            kwargs["diagnostics"] = tuple(kwargs["diagnostics"])
+        return cls(**kwargs).validate(where)
+
+    def validate(self, where: str = "analyze") -> Settings:
+        """Check every value; return ``self`` so calls can be chained.
+
+        Raises:
+            InvalidParameterError: naming the setting, the allowed range and the value.
+        """
+        ints_min = {
+            "batch_size": 1,
+            "mi_samples": 1,
+            "mi_max_components": 2,
+            "swap_bootstrap": 0,
+            "per_dim_swap_examples": 0,
+            "prior_samples": 2,
+            "fisher_samples": 1,
+        }
+        for name, low in ints_min.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise invalid_parameter(name, where, f"an int >= {low}", value)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise invalid_parameter("seed", where, "an int >= 0", self.seed)
+        if self.max_examples is not None and (
+            isinstance(self.max_examples, bool)
+            or not isinstance(self.max_examples, int)
+            or self.max_examples < 1
+        ):
+            raise invalid_parameter("max_examples", where, "None or an int >= 1", self.max_examples)
+        positives = (
+            "kl_eps",
+            "active_threshold",
+            "mi_saturation_margin",
+            "flatness_threshold",
+            "fisher_rank_rtol",
+        )
+        for name in positives:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise invalid_parameter(name, where, "a float > 0", value)
+        if not isinstance(self.fisher_rank_atol, (int, float)) or self.fisher_rank_atol < 0:
+            raise invalid_parameter("fisher_rank_atol", where, "a float >= 0", self.fisher_rank_atol)
+        for name in ("confidence", "alpha"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not 0 < value < 1:
+                raise invalid_parameter(name, where, "a float in (0, 1)", value)
+        if not isinstance(self.device, str) or not self.device:
+            raise invalid_parameter("device", where, "a torch device string", self.device)
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON form, as stored under ``settings`` in report.json."""
+        out = dataclasses.asdict(self)
+        if out["diagnostics"] is not None:
+            out["diagnostics"] = list(out["diagnostics"])
+        return out

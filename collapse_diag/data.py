@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,7 +30,7 @@ __all__ = [
     "subsample_indices",
 ]
 
-Batch = Union[torch.Tensor, dict[str, torch.Tensor]]
+Batch = torch.Tensor | dict[str, torch.Tensor]
 
 
 def validate_data(x: Any, source: str = "the data") -> Batch:

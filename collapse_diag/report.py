@@ -168,7 +168,9 @@ class Report:
         try:
             payload = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError as err:
-            raise DataError(f"{str(path)!r} does not exist: run `collapse-diag analyze` first.") from err
+            raise DataError(
+                f"{str(path)!r} does not exist: run `collapse-diag analyze` first."
+            ) from err
         except (OSError, ValueError) as err:
             raise DataError(f"cannot read report {str(path)!r}: {err}") from err
         return cls.from_dict(payload)

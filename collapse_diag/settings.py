@@ -63,7 +63,7 @@ class Settings:
     swap_bootstrap: int = 2000
     confidence: float = 0.95
     alpha: float = 0.05
-    per_dim_swap_examples: int = 256
+    per_dim_swap_examples: int = 128
     prior_samples: int = 16
     flatness_threshold: float = 0.01
     fisher_samples: int = 1
@@ -127,7 +127,9 @@ class Settings:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
                 raise invalid_parameter(name, where, "a float > 0", value)
         if not isinstance(self.fisher_rank_atol, (int, float)) or self.fisher_rank_atol < 0:
-            raise invalid_parameter("fisher_rank_atol", where, "a float >= 0", self.fisher_rank_atol)
+            raise invalid_parameter(
+                "fisher_rank_atol", where, "a float >= 0", self.fisher_rank_atol
+            )
         for name in ("confidence", "alpha"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not 0 < value < 1:

@@ -1,0 +1,68 @@
+"""collapse-diag: whether, where and why a trained VAE suffers posterior collapse.
+
+Library use::
+
+    import collapse_diag
+    model, data = collapse_diag.load_checkpoint("ckpt.pt")
+    report = collapse_diag.analyze(model, data, seed=0)
+    print(report.summary["verdict"], report.summary["verdict_reason"])
+    report.write_json("report.json")
+
+Heavy modules (the diagnostics, plotting) are imported on first use.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from collapse_diag._version import __version__
+from collapse_diag.checkpoint import LoadedCheckpoint, load_checkpoint, save_checkpoint
+from collapse_diag.encodings import Encodings
+from collapse_diag.exceptions import (
+    CheckpointError,
+    CollapseDiagError,
+    DataError,
+    DiagnosticError,
+    InvalidParameterError,
+    ProtocolError,
+)
+from collapse_diag.protocol import ModelInfo, check_model
+from collapse_diag.report import Report
+from collapse_diag.settings import Settings
+
+__all__ = [
+    "__version__",
+    "analyze",
+    "check_model",
+    "load_checkpoint",
+    "save_checkpoint",
+    "write_report",
+    "render_directory",
+    "LoadedCheckpoint",
+    "Encodings",
+    "ModelInfo",
+    "Report",
+    "Settings",
+    "CollapseDiagError",
+    "CheckpointError",
+    "ProtocolError",
+    "DataError",
+    "InvalidParameterError",
+    "DiagnosticError",
+]
+
+_LAZY = {
+    "analyze": ("collapse_diag.analysis", "analyze"),
+    "write_report": ("collapse_diag.render", "write_report"),
+    "render_directory": ("collapse_diag.render", "render_directory"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import ``analyze`` and the writers on first use (PEP 562)."""
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(module), attr)
+    raise AttributeError(f"module 'collapse_diag' has no attribute {name!r}")

@@ -1,0 +1,267 @@
+"""``analyze``: one encoder pass, the diagnostics, and the :class:`~collapse_diag.report.Report`.
+
+Failures are isolated (the modelscan convention): a diagnostic that raises is
+recorded in ``report.errors`` and the others still run. Problems with the model
+or the inputs themselves (protocol violations, empty data, bad settings) are
+raised before any diagnostic starts.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import platform
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from collapse_diag._version import __version__
+from collapse_diag.data import (
+    Batch,
+    num_examples,
+    subsample_indices,
+    take,
+    to_device,
+    validate_data,
+)
+from collapse_diag.diagnostics.activity import activity_diagnostic
+from collapse_diag.diagnostics.identifiability import identifiability_diagnostic
+from collapse_diag.diagnostics.information import information_diagnostic
+from collapse_diag.diagnostics.kl import kl_diagnostic
+from collapse_diag.diagnostics.probes import probe_factors
+from collapse_diag.diagnostics.sensitivity import sensitivity_diagnostic
+from collapse_diag.diagnostics.verdict import decide_verdict
+from collapse_diag.encodings import Encodings, encode_all
+from collapse_diag.exceptions import CollapseDiagError, DataError, invalid_parameter
+from collapse_diag.protocol import ModelInfo, check_model
+from collapse_diag.report import Report, ReportSection
+from collapse_diag.rng import generator_for
+from collapse_diag.settings import Settings
+
+__all__ = ["analyze", "DIAGNOSTICS"]
+
+
+@dataclass
+class _Run:
+    """Everything a diagnostic may read, and the results computed so far."""
+
+    model: Any
+    data: Batch
+    labels: dict[str, np.ndarray] | None
+    info: ModelInfo
+    encodings: Encodings
+    settings: Settings
+    show_progress: bool
+    results: dict[str, Any] = field(default_factory=dict)
+
+    def generator(self, name: str) -> torch.Generator:
+        return generator_for(self.settings.seed, name)
+
+
+def _kl(run: _Run) -> Any:
+    return kl_diagnostic(run.encodings, eps=run.settings.kl_eps)
+
+
+def _activity(run: _Run) -> Any:
+    return activity_diagnostic(run.encodings, threshold=run.settings.active_threshold)
+
+
+def _information(run: _Run) -> Any:
+    s = run.settings
+    kl = run.results.get("kl") or kl_diagnostic(run.encodings, eps=s.kl_eps)
+    return information_diagnostic(
+        run.encodings, run.generator("information"), mean_kl=kl.total, samples=s.mi_samples,
+        max_components=s.mi_max_components, saturation_margin=s.mi_saturation_margin,
+    )
+
+
+def _decoder_args(run: _Run, name: str) -> tuple:
+    return (run.model, run.data, run.encodings, run.info, run.settings, run.generator(name))
+
+
+def _sensitivity(run: _Run) -> Any:
+    return sensitivity_diagnostic(*_decoder_args(run, "sensitivity"),
+                                  show_progress=run.show_progress)
+
+
+def _identifiability(run: _Run) -> Any:
+    sensitivity = run.results.get("sensitivity")
+    return identifiability_diagnostic(
+        *_decoder_args(run, "identifiability"), show_progress=run.show_progress,
+        reconstruction=sensitivity.reconstruction if sensitivity is not None else None,
+    )
+
+
+def _verdict(run: _Run) -> Any:
+    kl, activity = run.results.get("kl"), run.results.get("activity")
+    if kl is None or activity is None:
+        raise CollapseDiagError("the verdict needs the kl and activity diagnostics, which failed.")
+    return decide_verdict(kl, activity, run.results.get("sensitivity"),
+                          run.results.get("identifiability"), run.settings)
+
+
+def _probes(run: _Run) -> Any:
+    if not run.labels:
+        return None
+    return probe_factors(run.encodings.mu, run.labels, seed=run.settings.seed)
+
+
+#: The diagnostics, in the order they run (later ones read earlier results).
+DIAGNOSTICS: dict[str, Callable[[_Run], Any]] = {
+    "kl": _kl,
+    "activity": _activity,
+    "information": _information,
+    "sensitivity": _sensitivity,
+    "identifiability": _identifiability,
+    "verdict": _verdict,
+    "probes": _probes,
+}
+
+
+def _data_sha256(data: Batch) -> str:
+    digest = hashlib.sha256()
+    items = [("", data)] if isinstance(data, torch.Tensor) else sorted(data.items())
+    for name, tensor in items:
+        t = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return digest.hexdigest()
+
+
+def _resolve_device(name: str) -> torch.device:
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError) as err:
+        raise invalid_parameter("device", "analyze", "a torch device such as 'cpu' or 'cuda'",
+                                name) from err
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise invalid_parameter("device", "analyze", "a device this machine has (CUDA is not "
+                                "available here; use 'cpu')", name)
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise invalid_parameter("device", "analyze", "a device this machine has", name)
+    return device
+
+
+def _merge(sections: list[ReportSection], latent_dim: int) -> tuple[dict, list[dict], dict]:
+    summary: dict[str, Any] = {}
+    dimensions: list[dict[str, Any]] = [{"index": d} for d in range(latent_dim)]
+    distributions: dict[str, list[Any]] = {}
+    for section in sections:
+        summary.update(section.summary)
+        for column, values in section.dimensions.items():
+            for row, value in zip(dimensions, values):
+                row[column] = value
+        distributions.update(section.distributions)
+    return summary, dimensions, distributions
+
+
+def analyze(
+    model: Any,
+    data: Batch,
+    *,
+    labels: Mapping[str, Any] | None = None,
+    checkpoint: Mapping[str, str] | None = None,
+    show_progress: bool = False,
+    **settings: Any,
+) -> Report:
+    """Diagnose posterior collapse in a trained VAE.
+
+    Args:
+        model: A model following the protocol (docs/model-protocol.md).
+        data: Evaluation inputs: a Tensor or dict of Tensors sharing dimension 0.
+        labels: Optional known factors per input (name -> integer array ``[n]``);
+            enables the linear probes.
+        checkpoint: ``{"path", "sha256"}`` of the file the model came from, recorded
+            in the report.
+        show_progress: Progress bars on stderr (when it is a terminal).
+        **settings: Any field of :class:`~collapse_diag.settings.Settings`
+            (``seed``, ``batch_size``, ``max_examples``, ``device``, thresholds, ...).
+
+    Returns:
+        The :class:`~collapse_diag.report.Report`. Diagnostics that failed are
+        named in ``report.errors``.
+
+    Raises:
+        InvalidParameterError: a bad setting.
+        DataError: empty or malformed inputs or labels.
+        ProtocolError: the model breaks the protocol.
+    """
+    cfg = Settings.from_kwargs("analyze", **settings)
+    unknown = sorted(set(cfg.diagnostics or ()) - set(DIAGNOSTICS))
+    if unknown:
+        raise invalid_parameter("diagnostics", "analyze", f"names from {list(DIAGNOSTICS)}",
+                                unknown)
+    device = _resolve_device(cfg.device)
+    data = validate_data(data, "the data")
+    n_total = num_examples(data)
+    label_arrays = None
+    if labels:
+        label_arrays = {str(k): np.asarray(v) for k, v in labels.items()}
+        for name, values in label_arrays.items():
+            if values.shape != (n_total,):
+                raise DataError(
+                    f"labels[{name!r}] has shape {values.shape}; expected ({n_total},)."
+                )
+    index = subsample_indices(n_total, cfg.max_examples, generator_for(cfg.seed, "subsample"))
+    if len(index) < n_total:
+        data = take(data, index)
+        if label_arrays:
+            label_arrays = {k: v[index.numpy()] for k, v in label_arrays.items()}
+
+    was_training = bool(getattr(model, "training", False))
+    if isinstance(model, torch.nn.Module):
+        model.to(device)
+        model.eval()
+    try:
+        info = check_model(model, to_device(take(data, slice(0, 4)), device))
+        encodings = encode_all(model, data, info, cfg.batch_size, device, show_progress)
+        run = _Run(model, data, label_arrays, info, encodings, cfg, show_progress)
+        sections, errors, timings = [], {}, {}
+        for name, diagnostic in DIAGNOSTICS.items():
+            if cfg.diagnostics is not None and name not in cfg.diagnostics:
+                continue
+            start = time.perf_counter()
+            try:
+                result = diagnostic(run)
+            except Exception as err:  # noqa: BLE001 - isolate failures, record them
+                errors[name] = f"{type(err).__name__}: {err}"
+                result = None
+            timings[name] = round(time.perf_counter() - start, 4)
+            if result is not None:
+                run.results[name] = result
+                sections.append(result.section())
+    finally:
+        if isinstance(model, torch.nn.Module) and was_training:
+            model.train()
+
+    summary, dimensions, distributions = _merge(sections, info.latent_dim)
+    return Report(
+        n_examples=encodings.n_examples,
+        latent_dim=info.latent_dim,
+        summary=summary,
+        dimensions=dimensions,
+        settings=cfg.to_dict(),
+        checkpoint=dict(checkpoint) if checkpoint else None,
+        provenance={
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "model": type(model).__name__,
+            "n_examples_total": n_total,
+            "data_sha256": _data_sha256(data),
+            "has_prior": info.has_prior,
+            "has_num_tokens": info.has_num_tokens,
+            "device": str(device),
+            "versions": {
+                "collapse_diag": __version__,
+                "python": platform.python_version(),
+                "torch": torch.__version__,
+                "numpy": np.__version__,
+            },
+        },
+        distributions=distributions,
+        errors=errors,
+        timings=timings,
+    )

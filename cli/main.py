@@ -1,0 +1,228 @@
+"""``collapse-diag``: a thin click layer over the library.
+
+It parses options, calls the library, prints a summary, and maps errors to the
+documented exit codes. Errors are one line on stderr; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from collapse_diag.exceptions import (
+    EXIT_COLLAPSED,
+    EXIT_DIAGNOSTIC_FAILED,
+    EXIT_OK,
+    CollapseDiagError,
+    DataError,
+)
+
+EXIT_CODES_HELP = """\b
+Exit codes:
+  0  success
+  1  the verdict is 'collapsed' and --fail-on-collapse was given
+  2  bad usage (unknown option, bad parameter value)
+  3  the checkpoint, the data or the model is unusable (missing or truncated
+     file, unsafe pickle, wrong keys, factory not importable, protocol
+     violation, empty data)
+  4  a diagnostic failed (the report is still written and names it)
+"""
+
+FORMATS = ("json", "md", "html")
+
+
+def _parse_formats(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(v.strip() for v in value.split(",") if v.strip()))
+    bad = [n for n in names if n not in FORMATS]
+    if bad or not names:
+        raise click.BadParameter(f"must be a comma-separated subset of {','.join(FORMATS)}; "
+                                 f"got {value!r}.")
+    return names
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn library errors into one line on stderr and the documented exit code."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        debug = kwargs.get("debug", False)
+        try:
+            return func(*args, **kwargs)
+        except CollapseDiagError as err:
+            if debug:
+                traceback.print_exc()
+            _fail(str(err), err.exit_code)
+        except KeyboardInterrupt:
+            _fail("interrupted.", 130)
+        except (click.exceptions.Exit, click.ClickException, SystemExit):
+            raise
+        except Exception as err:  # noqa: BLE001 - the CLI never shows a bare traceback
+            if debug:
+                traceback.print_exc()
+            _fail(f"unexpected {type(err).__name__}: {err} (rerun with --debug for the "
+                  "traceback and report it)", EXIT_DIAGNOSTIC_FAILED)
+
+    return wrapper
+
+
+@click.group(epilog=EXIT_CODES_HELP)
+@click.version_option(package_name="collapse-diag", prog_name="collapse-diag")
+def main() -> None:
+    """Diagnose posterior collapse in trained VAEs: whether, where and why."""
+
+
+def _common_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option("--quiet", "-q", is_flag=True,
+                     help="No progress bars and no per-dimension table; only the summary line."),
+        click.option("--debug", is_flag=True,
+                     help="Show the full traceback when something fails."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+@main.command(epilog=EXIT_CODES_HELP)
+@click.argument("checkpoint", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--data", "data_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Evaluation inputs overriding the checkpoint's 'data': .pt (Tensor or dict "
+                   "of Tensors), .npy/.npz, or .txt (one example per line; needs the model's "
+                   "tokenize).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("collapse-diag-report"), show_default=True,
+              help="Folder for report.json, report.md, report.html and plots/.")
+@click.option("--format", "formats", default=",".join(FORMATS), show_default=True,
+              callback=_parse_formats, help="Which documents to write: any of json,md,html.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Examples per encoder/decoder call (lower it if the device runs out of "
+                   "memory).")
+@click.option("--max-examples", type=click.IntRange(min=1), default=None,
+              help="Analyse a seeded random subset of at most this many inputs.")
+@click.option("--device", default="cpu", show_default=True,
+              help="Torch device for the model: cpu, cuda, cuda:1, mps.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed of the run's random generator: same seed, same numbers.")
+@click.option("--factory", default=None,
+              help="'module:callable' that builds the model, for checkpoints holding only a "
+                   "state dict (the current folder is importable). Overrides the file's.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="JSON file of keyword arguments for the factory.")
+@click.option("--trust-checkpoint", is_flag=True,
+              help="Allow unpickling arbitrary Python objects (a fully pickled model). "
+                   "Unpickling can run any code: only for files you trust.")
+@click.option("--kl-eps", type=click.FloatRange(min=0, min_open=True), default=0.01,
+              show_default=True, help="A dimension is collapsed when its mean KL is below "
+                                      "this (nats).")
+@click.option("--active-threshold", type=click.FloatRange(min=0, min_open=True), default=0.01,
+              show_default=True, help="A unit is active when Var_x[mu_d(x)] is at least this.")
+@click.option("--prior-samples", type=click.IntRange(min=2), default=16, show_default=True,
+              help="Prior draws per input for likelihood flatness.")
+@click.option("--per-dim-swap-examples", type=click.IntRange(min=0), default=128,
+              show_default=True, help="Inputs in the per-dimension swap subsample (each costs "
+                                      "latent_dim decoder passes).")
+@click.option("--fail-on-collapse", is_flag=True,
+              help="Exit with code 1 when the verdict is 'collapsed' (to gate a pipeline).")
+@_common_options
+@handle_errors
+def analyze(checkpoint: Path, data_path: Path | None, out_dir: Path, formats: tuple[str, ...],
+            batch_size: int, max_examples: int | None, device: str, seed: int,
+            factory: str | None, config_path: Path | None, trust_checkpoint: bool,
+            kl_eps: float, active_threshold: float, prior_samples: int,
+            per_dim_swap_examples: int, fail_on_collapse: bool, quiet: bool,
+            debug: bool) -> None:
+    """Analyse the VAE in CHECKPOINT and write a report to --out."""
+    from collapse_diag.analysis import analyze as run_analysis
+    from collapse_diag.checkpoint import load_checkpoint
+    from collapse_diag.data import load_data
+    from collapse_diag.render import write_report
+    from collapse_diag_cli.terminal import dimension_table, summary_line
+
+    loaded = load_checkpoint(checkpoint, factory=factory, config=config_path,
+                             trust_checkpoint=trust_checkpoint)
+    labels = loaded.labels
+    if data_path is not None:
+        data, labels = load_data(data_path, loaded.model), None
+    elif loaded.data is not None:
+        data = loaded.data
+    else:
+        raise DataError(f"checkpoint {str(checkpoint)!r} holds no 'data': pass the evaluation "
+                        "inputs with --data FILE.")
+    report = run_analysis(
+        loaded.model, data, labels=labels,
+        checkpoint={"path": str(checkpoint), "sha256": loaded.sha256},
+        show_progress=not quiet, seed=seed, batch_size=batch_size, max_examples=max_examples,
+        device=device, kl_eps=kl_eps, active_threshold=active_threshold,
+        prior_samples=prior_samples, per_dim_swap_examples=per_dim_swap_examples,
+    )
+    written = write_report(report, out_dir, formats)
+    if not quiet:
+        click.echo(dimension_table(report))
+        click.echo()
+    click.echo(summary_line(report))
+    if report.summary.get("verdict_reason") and not quiet:
+        click.echo(report.summary["verdict_reason"])
+    click.echo(f"report: {', '.join(str(p) for p in written.values())}")
+    sys.exit(_exit_code(report, fail_on_collapse))
+
+
+def _exit_code(report: Any, fail_on_collapse: bool) -> int:
+    if report.errors:
+        for name, message in report.errors.items():
+            click.echo(f"error: diagnostic {name} failed: {message}", err=True)
+        return EXIT_DIAGNOSTIC_FAILED
+    if fail_on_collapse and report.summary.get("verdict") == "collapsed":
+        return EXIT_COLLAPSED
+    return EXIT_OK
+
+
+@main.command(epilog=EXIT_CODES_HELP)
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--format", "formats", default="md,html", show_default=True,
+              callback=_parse_formats, help="Which documents to re-render: any of md,html "
+                                            "(json is the source and is left as it is).")
+@_common_options
+@handle_errors
+def render(directory: Path, formats: tuple[str, ...], quiet: bool, debug: bool) -> None:
+    """Re-render the documents of DIRECTORY from its report.json, without the model."""
+    from collapse_diag.render import render_directory
+
+    written = render_directory(directory, tuple(f for f in formats if f != "json"))
+    click.echo(f"report: {', '.join(str(p) for p in written.values())}")
+
+
+@main.command(epilog=EXIT_CODES_HELP)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("collapse-diag-demo"), show_default=True,
+              help="Folder receiving one report folder per bundled model.")
+@click.option("--retrain", is_flag=True,
+              help="Retrain the bundled models first (a few minutes on a CPU) instead of "
+                   "using the shipped checkpoints.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed of the analysis (and of the retraining).")
+@click.option("--format", "formats", default=",".join(FORMATS), show_default=True,
+              callback=_parse_formats, help="Which documents to write: any of json,md,html.")
+@_common_options
+@handle_errors
+def demo(out_dir: Path, retrain: bool, seed: int, formats: tuple[str, ...], quiet: bool,
+         debug: bool) -> None:
+    """Analyse the bundled text and image VAEs and print a side-by-side summary."""
+    from collapse_diag.demo import run_demo
+
+    run_demo(out_dir, retrain=retrain, seed=seed, formats=formats, show_progress=not quiet,
+             echo=click.echo)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,294 @@
+"""Identifiability of z: is log p(x|z) flat in z, and in how many directions is it not?
+
+Posterior collapse is latent-variable non-identifiability (Wang, Blei &
+Cunningham 2021): at the fitted parameters, p(x|z) does not change with z. Two
+measurements, both from batched decoder passes:
+
+* **Likelihood flatness.** For each input, K = ``prior_samples`` draws z_k ~ p(z)
+  (the model's prior per input, N(0, I) by default)::
+
+      s(x) = std_k log p(x | z_k)      (sample std, ddof = 1; nats, and per token)
+
+  ``likelihood_flatness`` is the mean of s(x) over inputs; an input is *flat*
+  when s(x) (per token when the model has ``num_tokens``) is below
+  ``flatness_threshold``. The mean over k gives E_{z~p(z)} log p(x|z)
+  (``prior_reconstruction``), and ``prior_gap = reconstruction - prior_reconstruction``.
+
+* **Local identifiability** (Rothenberg 1971, "Identification in parametric
+  models", Econometrica: a parameter is locally identifiable where the Fisher
+  information is non-singular). With g = d/dz log p(x|z) from autograd through
+  the decoder, z ~ q(z|x) (``fisher_samples`` draws per input)::
+
+      F = E_x E_{z~q(z|x)} [g g^T]          (latent_dim x latent_dim, nats^2 per unit z^2)
+      fisher_d = F_dd
+      identifiable_dims = #{eigenvalues lambda of F : lambda >= max(rtol * lambda_max, atol)}
+
+  with rtol = ``fisher_rank_rtol`` (default 1e-3) and atol = ``fisher_rank_atol``
+  (default 1e-6). One backward pass per batch gives every dimension (each row's
+  log-likelihood depends only on its own z row in eval mode). The decoder must be
+  differentiable in z; an unused z (no graph) counts as a zero gradient.
+
+Every z is drawn up front on the CPU in float64 with the run's generator, in
+fixed blocks of inputs, so the numbers do not depend on the batch size or device.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from collapse_diag.data import Batch, iter_batches, num_examples, repeat, to_device
+from collapse_diag.diagnostics.sensitivity import decode, inputs_per_call, per_token
+from collapse_diag.encodings import Encodings
+from collapse_diag.exceptions import DiagnosticError
+from collapse_diag.progress import progress
+from collapse_diag.protocol import ModelInfo, call_log_likelihood
+from collapse_diag.report import ReportSection
+from collapse_diag.settings import Settings
+
+__all__ = ["IdentifiabilityResult", "identifiability_diagnostic", "fisher_rank"]
+
+_SAMPLE_BLOCK = 4096  # inputs whose noise is drawn in one generator call
+
+
+def fisher_rank(eigenvalues: np.ndarray, rtol: float, atol: float) -> tuple[int, float]:
+    """Effective rank of a PSD matrix: eigenvalues ``>= max(rtol * largest, atol)`` and ``> 0``.
+
+    Returns:
+        ``(rank, cutoff)``.
+    """
+    largest = float(np.max(eigenvalues)) if len(eigenvalues) else 0.0
+    cutoff = max(rtol * largest, atol)
+    return int(np.sum((eigenvalues >= cutoff) & (eigenvalues > 0))), cutoff
+
+
+class _BlockNormals:
+    """Standard normals of shape ``(n, *tail)``, drawn in fixed blocks of inputs.
+
+    The draws depend only on ``n``, ``tail`` and the generator, never on how the
+    caller slices them; slices must be requested in increasing order.
+    """
+
+    def __init__(self, n: int, tail: tuple[int, ...], generator: torch.Generator) -> None:
+        self.n, self.tail, self.generator = n, tail, generator
+        self.blocks: dict[int, np.ndarray] = {}
+        self.next_block = 0
+
+    def rows(self, rows: slice) -> np.ndarray:
+        first, last = rows.start // _SAMPLE_BLOCK, (rows.stop - 1) // _SAMPLE_BLOCK
+        while self.next_block <= last:
+            size = min(_SAMPLE_BLOCK, self.n - self.next_block * _SAMPLE_BLOCK)
+            self.blocks[self.next_block] = torch.randn(
+                size, *self.tail, generator=self.generator, dtype=torch.float64
+            ).numpy()
+            self.next_block += 1
+        for old in [k for k in self.blocks if k < first]:
+            del self.blocks[old]
+        joined = np.concatenate([self.blocks[k] for k in range(first, last + 1)])
+        offset = first * _SAMPLE_BLOCK
+        return joined[rows.start - offset:rows.stop - offset]
+
+
+def _codes(mean: np.ndarray, logvar: np.ndarray, noise: np.ndarray) -> np.ndarray:
+    """Codes ``mean + sigma * noise`` for noise ``(b, k, D)``, ordered draw-major ``(k * b, D)``.
+
+    Row ``j * b + i`` is draw j of input i, matching ``repeat(x, k)``.
+    """
+    z = mean[:, None] + np.exp(0.5 * logvar)[:, None] * noise
+    return z.transpose(1, 0, 2).reshape(-1, mean.shape[1])
+
+
+def _grad_context(device: str) -> Any:
+    """Disable cuDNN on CUDA only: it refuses the RNN backward pass in eval mode."""
+    if torch.device(device).type != "cuda":
+        return contextlib.nullcontext()
+    cudnn = torch.backends.cudnn
+    return cudnn.flags(enabled=False, benchmark=cudnn.benchmark,
+                       deterministic=cudnn.deterministic, allow_tf32=cudnn.allow_tf32)
+
+
+def _mean(values: np.ndarray | None) -> float | None:
+    return None if values is None else float(values.mean())
+
+
+@dataclass(frozen=True)
+class IdentifiabilityResult:
+    """Likelihood flatness under prior draws and the Fisher information of z.
+
+    Attributes:
+        prior_log_likelihood: Per input, mean over k of log p(x|z_k), z_k ~ p(z), ``(N,)``.
+        prior_reconstruction: E_x E_{z~p(z)} log p(x|z) (nats).
+        prior_reconstruction_per_token: The same per token, or ``None``.
+        prior_gap: ``reconstruction - prior_reconstruction`` when ``reconstruction``
+            was given, else ``None``.
+        likelihood_std: Per input std_k log p(x|z_k) (ddof = 1), nats, ``(N,)``.
+        likelihood_std_per_token: The same divided by num_tokens, or ``None``.
+        likelihood_flatness: Mean of ``likelihood_std`` (nats).
+        likelihood_flatness_per_token: Mean of ``likelihood_std_per_token``, or ``None``.
+        flat: Per input, std (per token when available) < ``flatness_threshold``.
+        flat_fraction: Mean of ``flat``.
+        fisher: Diagonal of the latent Fisher matrix, ``(D,)``.
+        fisher_matrix: E[g g^T], ``(D, D)``.
+        fisher_eigenvalues: Its eigenvalues, descending, ``(D,)``.
+        identifiable_dims: Eigenvalues at or above ``rank_cutoff`` (and > 0).
+        rank_cutoff: ``max(fisher_rank_rtol * largest eigenvalue, fisher_rank_atol)``.
+        decoder_calls: Forward calls made (the Fisher ones also run a backward pass).
+        decoder_rows: Rows decoded.
+    """
+
+    prior_log_likelihood: np.ndarray
+    prior_reconstruction: float
+    prior_reconstruction_per_token: float | None
+    prior_gap: float | None
+    likelihood_std: np.ndarray
+    likelihood_std_per_token: np.ndarray | None
+    likelihood_flatness: float
+    likelihood_flatness_per_token: float | None
+    flat: np.ndarray
+    flat_fraction: float
+    fisher: np.ndarray
+    fisher_matrix: np.ndarray
+    fisher_eigenvalues: np.ndarray
+    identifiable_dims: int
+    rank_cutoff: float
+    decoder_calls: int
+    decoder_rows: int
+
+    def section(self) -> ReportSection:
+        """The report fields: summary, per-dimension ``fisher``, per-input ``likelihood_std``."""
+        std = self.likelihood_std_per_token
+        return ReportSection(
+            summary={
+                "prior_reconstruction": self.prior_reconstruction,
+                "prior_reconstruction_per_token": self.prior_reconstruction_per_token,
+                "prior_gap": self.prior_gap,
+                "likelihood_flatness": self.likelihood_flatness,
+                "likelihood_flatness_per_token": self.likelihood_flatness_per_token,
+                "flat_fraction": self.flat_fraction,
+                "fisher_eigenvalues": self.fisher_eigenvalues.tolist(),
+                "identifiable_dims": self.identifiable_dims,
+            },
+            dimensions={"fisher": self.fisher.tolist()},
+            distributions={
+                "likelihood_std": (std if std is not None else self.likelihood_std).tolist()
+            },
+        )
+
+
+def identifiability_diagnostic(
+    model: Any,
+    data: Batch,
+    encodings: Encodings,
+    info: ModelInfo,
+    settings: Settings,
+    generator: torch.Generator,
+    show_progress: bool = False,
+    reconstruction: float | None = None,
+) -> IdentifiabilityResult:
+    """Likelihood flatness under prior draws and the latent Fisher information.
+
+    Random draws, in this order, from ``generator`` (CPU, float64): prior noise
+    ``(N, K, D)`` then posterior noise ``(N, S, D)``, each in blocks of 4096 inputs.
+
+    Decoder cost: ``N K`` rows in calls of ``inputs_per_call(batch_size, K)``
+    inputs, plus ``N S`` rows with a backward pass in calls of
+    ``inputs_per_call(batch_size, S)`` inputs (K = ``prior_samples``,
+    S = ``fisher_samples``).
+
+    Args:
+        model: Protocol model on ``settings.device``, in eval mode.
+        data: The N analysed inputs on the CPU, in the order of ``encodings``.
+        encodings: Encoder outputs (and prior, and token counts) of ``data``.
+        info: Result of ``check_model``.
+        settings: Uses ``batch_size``, ``device``, ``prior_samples``,
+            ``flatness_threshold``, ``fisher_samples``, ``fisher_rank_rtol``,
+            ``fisher_rank_atol``.
+        generator: The diagnostic's seeded CPU generator.
+        show_progress: Progress bars on stderr.
+        reconstruction: E_q log p(x|z) from the sensitivity diagnostic, for ``prior_gap``.
+
+    Returns:
+        An :class:`IdentifiabilityResult`.
+
+    Raises:
+        DiagnosticError: data and encodings disagree, or the decoder returned
+            NaN/Inf, a wrong shape or a non-finite gradient.
+    """
+    n, dim = encodings.n_examples, encodings.latent_dim
+    if num_examples(data) != n:
+        raise DiagnosticError(f"data holds {num_examples(data)} inputs but encodings {n}.")
+    device, k, s = settings.device, settings.prior_samples, settings.fisher_samples
+    calls = rows_done = 0
+
+    # Prior draws: rows repeat(x, K) with codes z_k ~ p(z).
+    prior_mu, prior_logvar = encodings.prior()
+    prior_ll, std = np.empty(n), np.empty(n)
+    normals = _BlockNormals(n, (k, dim), generator)
+    step = inputs_per_call(settings.batch_size, k)
+    with torch.no_grad():
+        for rows, batch in progress(iter_batches(data, step), "prior draws", -(-n // step),
+                                    show_progress):
+            b = rows.stop - rows.start
+            codes = _codes(prior_mu[rows], prior_logvar[rows], normals.rows(rows))
+            ll = decode(model, repeat(to_device(batch, device), k), codes, info, device)
+            ll = ll.reshape(k, b)
+            prior_ll[rows], std[rows] = ll.mean(axis=0), ll.std(axis=0, ddof=1)
+            calls, rows_done = calls + 1, rows_done + k * b
+
+    # Fisher information: one backward pass per call, gradients w.r.t. z only.
+    gram = np.zeros((dim, dim))
+    normals = _BlockNormals(n, (s, dim), generator)
+    step = inputs_per_call(settings.batch_size, s)
+    with torch.enable_grad(), _grad_context(device):
+        for rows, batch in progress(iter_batches(data, step), "Fisher information",
+                                    -(-n // step), show_progress):
+            codes = _codes(encodings.mu[rows], encodings.logvar[rows], normals.rows(rows))
+            z = torch.tensor(codes, dtype=info.dtype, device=device, requires_grad=True)
+            ll = call_log_likelihood(model, repeat(to_device(batch, device), s), z)
+            grad = None
+            if ll.requires_grad:
+                (grad,) = torch.autograd.grad(ll.sum(), z, allow_unused=True)
+            if grad is None:  # log p(x|z) does not depend on z at all
+                g = np.zeros(codes.shape)
+            else:
+                g = grad.detach().to("cpu", torch.float64).numpy()
+            if not np.all(np.isfinite(g)):
+                raise DiagnosticError(
+                    "the gradient of log_likelihood(x, z) with respect to z contains NaN/Inf: "
+                    "check the decoder's numerics (e.g. clamp, log-softmax)."
+                )
+            gram += g.T @ g
+            calls, rows_done = calls + 1, rows_done + len(codes)
+
+    fisher_matrix = gram / (n * s)
+    eigenvalues = np.linalg.eigvalsh(fisher_matrix)[::-1].copy()
+    rank, cutoff = fisher_rank(eigenvalues, settings.fisher_rank_rtol, settings.fisher_rank_atol)
+    tokens = encodings.num_tokens
+    std_tok = per_token(std, tokens)
+    flat = (std_tok if std_tok is not None else std) < settings.flatness_threshold
+    prior_reconstruction = float(prior_ll.mean())
+    return IdentifiabilityResult(
+        prior_log_likelihood=prior_ll,
+        prior_reconstruction=prior_reconstruction,
+        prior_reconstruction_per_token=_mean(per_token(prior_ll, tokens)),
+        prior_gap=(None if reconstruction is None or not math.isfinite(reconstruction)
+                   else float(reconstruction) - prior_reconstruction),
+        likelihood_std=std,
+        likelihood_std_per_token=std_tok,
+        likelihood_flatness=float(std.mean()),
+        likelihood_flatness_per_token=_mean(std_tok),
+        flat=flat,
+        flat_fraction=float(flat.mean()),
+        fisher=np.diag(fisher_matrix).copy(),
+        fisher_matrix=fisher_matrix,
+        fisher_eigenvalues=eigenvalues,
+        identifiable_dims=rank,
+        rank_cutoff=cutoff,
+        decoder_calls=calls,
+        decoder_rows=rows_done,
+    )

@@ -1,0 +1,440 @@
+"""Seaborn plots of a :class:`~collapse_diag.report.Report`, one function per plot.
+
+Every plot function takes a Report and returns a :class:`matplotlib.figure.Figure`,
+or ``None`` when the figures it needs are missing (a diagnostic failed or was
+disabled): a plot is left out, never drawn empty. Figures are built with the
+object-oriented API on a bare :class:`~matplotlib.figure.Figure` (no pyplot, no
+global figure registry, nothing to close, safe on the Agg backend). Each status
+has one colour in every plot (:data:`STATUS_COLORS`).
+
+The small accessors at the top (:func:`finite`, :func:`dim_column`, ...) read
+numbers out of a Report null-safely; the document writers reuse them.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import seaborn as sns
+from matplotlib.colors import ListedColormap
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+
+from collapse_diag.report import Report
+
+__all__ = [
+    "PLOTS",
+    "STATUS_COLORS",
+    "STATUS_ORDER",
+    "PlotSpec",
+    "all_figures",
+    "dim_column",
+    "dim_labels",
+    "dim_statuses",
+    "figure_png",
+    "finite",
+    "missing_note",
+    "plot_activity",
+    "plot_identifiability",
+    "plot_information",
+    "plot_kl",
+    "plot_overview",
+    "plot_sensitivity",
+    "setting",
+    "status_counts",
+]
+
+#: Display order of the per-dimension statuses (``unknown``: no status computed).
+STATUS_ORDER = ("active", "ignored", "uninformative", "collapsed", "unknown")
+#: One colour per status, the same in every plot and table (Okabe-Ito, colour-blind safe).
+STATUS_COLORS = {
+    "active": "#009E73",
+    "ignored": "#0072B2",
+    "uninformative": "#E69F00",
+    "collapsed": "#D55E00",
+    "unknown": "#999999",
+}
+_MI_COLOR, _MKL_COLOR, _NEUTRAL = "#332288", "#DDCC77", "#555555"
+_DEFAULTS = {"kl_eps": 0.01, "active_threshold": 0.01, "alpha": 0.05, "confidence": 0.95,
+             "flatness_threshold": 0.01, "fisher_rank_rtol": 1e-3, "fisher_rank_atol": 1e-6}
+
+
+def finite(value: Any) -> float | None:
+    """``value`` as a finite float, or ``None`` (null, NaN, Inf, bool or not a number)."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if np.isfinite(number) else None
+
+
+def setting(report: Report, name: str) -> Any:
+    """A setting of the run, falling back to its documented default when absent."""
+    value = (report.settings or {}).get(name)
+    return _DEFAULTS.get(name) if value is None else value
+
+
+def dim_column(report: Report, key: str) -> np.ndarray:
+    """Per-dimension values of ``key`` as float64, shape ``(latent_dim,)``; NaN where missing."""
+    return np.array([finite(d.get(key)) if isinstance(d, dict) else None
+                     for d in report.dimensions], dtype=float)
+
+
+def dim_labels(report: Report) -> list[str]:
+    """Names ``z0``, ``z1``, ... of the dimensions, in report order."""
+    return [f"z{d.get('index', i) if isinstance(d, dict) else i}"
+            for i, d in enumerate(report.dimensions)]
+
+
+def dim_statuses(report: Report) -> list[str]:
+    """Status of each dimension; ``"unknown"`` where none was computed."""
+    return [d.get("status") if isinstance(d, dict) and d.get("status") in STATUS_COLORS
+            else "unknown" for d in report.dimensions]
+
+
+def status_counts(report: Report) -> dict[str, int]:
+    """Dimensions per status, from ``summary.status_counts`` or else counted; ``{}`` if none."""
+    counts = report.summary.get("status_counts")
+    if isinstance(counts, dict) and counts:
+        return {k: int(v) for k, v in counts.items() if finite(v) is not None}
+    statuses = [s for s in dim_statuses(report) if s != "unknown"]
+    return {s: statuses.count(s) for s in STATUS_ORDER if s in statuses}
+
+
+def _styled(func: Callable[[Report], Figure | None]) -> Callable[[Report], Figure | None]:
+    """Build the figure inside seaborn's whitegrid style, without touching global state after."""
+
+    @functools.wraps(func)
+    def wrapper(report: Report) -> Figure | None:
+        with sns.axes_style("whitegrid"), sns.plotting_context("notebook", font_scale=0.85):
+            return func(report)
+
+    return wrapper
+
+
+def _width(n: int) -> float:
+    return float(min(16.0, max(8.0, 3.0 + 0.3 * n)))
+
+
+def _status_bars(ax: Any, labels: list[str], values: np.ndarray, statuses: list[str]) -> None:
+    """Bars coloured by status, with a status legend and thinned tick labels."""
+    present = [s for s in STATUS_ORDER if s in statuses]
+    sns.barplot(x=labels, y=values, hue=statuses, hue_order=present, order=labels,
+                palette=STATUS_COLORS, dodge=False, errorbar=None, ax=ax, legend=True)
+    n, step = len(labels), max(1, len(labels) // 32)
+    ax.set_xticks(range(n)[::step], labels[::step], rotation=90 if n > 16 else 0)
+
+
+@_styled
+def plot_kl(report: Report) -> Figure | None:
+    """Mean KL per dimension, sorted, coloured by status, with the ``kl_eps`` line."""
+    kl = dim_column(report, "kl")
+    keep = np.flatnonzero(np.isfinite(kl))
+    if keep.size == 0:
+        return None
+    keep = keep[np.argsort(-kl[keep], kind="stable")]
+    labels, statuses = dim_labels(report), dim_statuses(report)
+    eps = float(setting(report, "kl_eps"))
+    fig = Figure(figsize=(_width(keep.size), 4.2), layout="constrained")
+    ax = fig.subplots()
+    _status_bars(ax, [labels[i] for i in keep], kl[keep], [statuses[i] for i in keep])
+    ax.set_yscale("symlog", linthresh=eps, linscale=0.5)
+    ax.set_ylim(bottom=0)
+    ax.axhline(eps, color="black", ls="--", lw=1, label=f"kl_eps = {eps:g} nats")
+    ax.set(xlabel="latent dimension (sorted by KL)",
+           ylabel="mean KL(q(z_d|x) || p(z_d))  [nats]", title="KL per dimension")
+    ax.legend(title="status", loc="upper right")
+    return fig
+
+
+@_styled
+def plot_activity(report: Report) -> Figure | None:
+    """Var_x[mu_d(x)] against E_x[sigma_d^2(x)] per dimension, log-log, weak/noisy regions."""
+    mv, pv = dim_column(report, "mu_variance"), dim_column(report, "posterior_variance")
+    keep = np.flatnonzero(np.isfinite(mv) & np.isfinite(pv))
+    if keep.size == 0:
+        return None
+    thr = float(setting(report, "active_threshold"))
+    positive = np.concatenate([mv[keep], pv[keep]])
+    floor = min([thr, *positive[positive > 0]]) / 10
+    x, y = np.maximum(mv[keep], floor), np.maximum(pv[keep], floor)
+    lo, hi = min(x.min(), y.min(), thr, 1.0) / 4, max(x.max(), y.max(), thr, 1.0) * 4
+    fig = Figure(figsize=(8.5, 5.5), layout="constrained")
+    ax = fig.subplots()
+    ax.set(xscale="log", yscale="log", xlim=(lo, hi), ylim=(lo, hi))
+    ax.axvspan(lo, thr, color="#EEEEEE", zorder=0)
+    ax.fill_between([thr, hi], [thr, hi], [hi, hi], color="#FDF0E6", zorder=0)
+    ax.plot([lo, hi], [lo, hi], ls=":", color=_NEUTRAL, lw=1, label="Var mu = E sigma² (SNR 1)")
+    ax.axvline(thr, color="black", ls="--", lw=1, label=f"active_threshold = {thr:g}")
+    ax.axhline(1.0, color=_NEUTRAL, ls="-.", lw=0.8, label="prior variance 1")
+    statuses = [dim_statuses(report)[i] for i in keep]
+    sns.scatterplot(x=x, y=y, hue=statuses, hue_order=[s for s in STATUS_ORDER if s in statuses],
+                    palette=STATUS_COLORS, s=70, edgecolor="white", ax=ax, zorder=3)
+    if keep.size <= 24:
+        labels = dim_labels(report)
+        for i, xi, yi in zip(keep, x, y, strict=True):
+            ax.annotate(labels[i], (xi, yi), xytext=(4, 4), textcoords="offset points",
+                        fontsize=8)
+    ax.text((lo * thr) ** 0.5, hi / 1.6, "weak\nmu(x) barely\nmoves", ha="center", va="top",
+            color=_NEUTRAL, fontsize=9)
+    ax.text(thr * (hi / thr) ** 0.25, hi / 1.6, "noisy: sigma² swamps\nthe spread of mu(x)",
+            ha="left", va="top", color="#A0522D", fontsize=9)
+    ax.text(hi / 1.6, lo * 1.6, "informative", ha="right", va="bottom", color=_NEUTRAL, fontsize=9)
+    ax.set(xlabel="Var_x[mu_d(x)]  (spread of the mean across inputs)",
+           ylabel="E_x[sigma_d²(x)]  (mean posterior variance)", title="Activity map")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    return fig
+
+
+@_styled
+def plot_information(report: Report) -> Figure | None:
+    """Mean KL split into mutual information and marginal KL, ceiling log N; MI per dimension."""
+    summary = report.summary
+    mi, mkl, kl = (finite(summary.get(k)) for k in ("mutual_information", "marginal_kl", "kl"))
+    if mi is None:
+        return None
+    mkl = mkl if mkl is not None else (kl - mi if kl is not None else None)
+    ceiling = finite(summary.get("mi_ceiling"))
+    per_dim = dim_column(report, "mutual_information")
+    has_dims = bool(np.isfinite(per_dim).any())
+    fig = Figure(figsize=(_width(report.latent_dim), 5.6 if has_dims else 2.6),
+                 layout="constrained")
+    axes = fig.subplots(2, 1, height_ratios=[1, 2.4]) if has_dims else [fig.subplots()]
+    ax = axes[0]
+    ax.barh([0], [mi], color=_MI_COLOR, hatch="//" if mi < 0 else None,
+            label=f"mutual information I(x; z) = {mi:.3g} nats")
+    if mkl is not None:
+        ax.barh([0], [mkl], left=[max(mi, 0.0)], color=_MKL_COLOR,
+                label=f"marginal KL(q(z) || p(z)) = {mkl:.3g} nats")
+    if ceiling is not None:
+        ax.axvline(ceiling, color="black", ls="--", lw=1.2,
+                   label=f"MI ceiling log N = {ceiling:.3g} nats")
+    total = f"; together the mean KL = {kl:.3g} nats" if kl is not None else ""
+    ax.set(yticks=[], xlabel=f"nats{total}", title="Information split")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    if has_dims:
+        keep = np.flatnonzero(np.isfinite(per_dim))
+        _status_bars(axes[1], [dim_labels(report)[i] for i in keep], per_dim[keep],
+                     [dim_statuses(report)[i] for i in keep])
+        axes[1].axhline(0, color="black", lw=0.8)
+        axes[1].set(xlabel="latent dimension", ylabel="I(x; z_d)  [nats]")
+        axes[1].legend(title="status", loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    return fig
+
+
+@_styled
+def plot_sensitivity(report: Report) -> Figure | None:
+    """Per-input whole-vector swap delta (histogram) and per-dimension swap delta (bars)."""
+    deltas = np.array([finite(v) for v in report.distributions.get("swap_delta") or []],
+                      dtype=float)
+    deltas = deltas[np.isfinite(deltas)]
+    per_dim = dim_column(report, "swap_delta")
+    keep = np.flatnonzero(np.isfinite(per_dim))
+    if deltas.size == 0 and keep.size == 0:
+        return None
+    panels = int(deltas.size > 0) + int(keep.size > 0)
+    fig = Figure(figsize=(6.0 * panels + 1.5, 4.4), layout="constrained")
+    axes = list(np.atleast_1d(fig.subplots(1, panels)))
+    if deltas.size:
+        ax = axes.pop(0)
+        sns.histplot(x=deltas, color=_NEUTRAL, ax=ax)
+        ci = [finite(v) for v in report.summary.get("swap_ci") or []]
+        if len(ci) == 2 and None not in ci:
+            conf = float(setting(report, "confidence"))
+            ax.axvspan(ci[0], ci[1], color=_MI_COLOR, alpha=0.2, label=f"{conf:.0%} CI of the mean")
+        ax.axvline(0, color="black", lw=1, label="0: decoder ignores z")
+        ax.axvline(deltas.mean(), color=_MI_COLOR, lw=1.5, label=f"mean {deltas.mean():.3g} nats")
+        ax.set(xlabel="log p(x|own z) - log p(x|another input's z)  [nats]",
+               ylabel="inputs", title="Whole-vector swap, per input")
+        ax.legend(fontsize=8)
+    if keep.size:
+        ax = axes.pop(0)
+        _status_bars(ax, [dim_labels(report)[i] for i in keep], per_dim[keep],
+                     [dim_statuses(report)[i] for i in keep])
+        pvals, alpha = dim_column(report, "swap_p_value")[keep], float(setting(report, "alpha"))
+        for pos, (value, p) in enumerate(zip(per_dim[keep], pvals, strict=True)):
+            if p < alpha:
+                ax.annotate("*", (pos, value), ha="center", va="bottom", fontsize=12)
+        ax.axhline(0, color="black", lw=0.8)
+        ax.set(xlabel=f"latent dimension (* p < {alpha:g})",
+               ylabel="swap delta of z_d alone  [nats]", title="Per-dimension swap")
+        ax.legend(title="status", fontsize=8)
+    return fig
+
+
+@_styled
+def plot_identifiability(report: Report) -> Figure | None:
+    """Eigenvalues of the latent Fisher information with the rank cut-off; likelihood flatness."""
+    eig = np.array([finite(v) for v in report.summary.get("fisher_eigenvalues") or []],
+                   dtype=float)
+    eig = eig[np.isfinite(eig)]
+    std = np.array([finite(v) for v in report.distributions.get("likelihood_std") or []],
+                   dtype=float)
+    std = std[np.isfinite(std)]
+    if eig.size == 0 and std.size == 0:
+        return None
+    panels = int(eig.size > 0) + int(std.size > 0)
+    fig = Figure(figsize=(6.0 * panels + 1.0, 4.4), layout="constrained")
+    axes = list(np.atleast_1d(fig.subplots(1, panels)))
+    if eig.size:
+        ax = axes.pop(0)
+        rtol, atol = float(setting(report, "fisher_rank_rtol")), float(setting(report, "fisher_rank_atol"))
+        cutoff = max(rtol * eig.max(), atol)
+        floor = min([cutoff, *eig[eig > 0]]) / 100
+        rank = np.arange(1, eig.size + 1)
+        above = eig >= cutoff
+        ax.plot(rank, np.maximum(eig, floor), color=_NEUTRAL, lw=0.8, zorder=1)
+        for mask, status, label in ((above, "active", "identifiable"),
+                                    (~above, "collapsed", "below the cut-off")):
+            if mask.any():
+                ax.scatter(rank[mask], np.maximum(eig[mask], floor), color=STATUS_COLORS[status],
+                           s=40, zorder=2, label=f"{label} ({int(mask.sum())})")
+        ax.axhline(cutoff, color="black", ls="--", lw=1, label=f"rank cut-off {cutoff:.2g}")
+        ax.set(yscale="log", xlabel="eigenvalue rank", title="Fisher information of z",
+               ylabel="eigenvalue  [nats² per unit z²]")
+        ax.legend(fontsize=8)
+    if std.size:
+        ax = axes.pop(0)
+        thr = float(setting(report, "flatness_threshold"))
+        per_token = finite(report.summary.get("likelihood_flatness_per_token")) is not None
+        log = bool((std > 0).all())
+        sns.histplot(x=std, log_scale=log, color=_NEUTRAL, ax=ax)
+        ax.axvline(thr, color="black", ls="--", lw=1, label=f"flatness_threshold = {thr:g}")
+        flat = finite(report.summary.get("flat_fraction"))
+        title = "Likelihood flatness" + (f": {flat:.0%} of inputs flat" if flat is not None else "")
+        unit = "nats per token" if per_token else "nats"
+        ax.set(xlabel=f"std of log p(x|z) over prior draws of z  [{unit}]", ylabel="inputs",
+               title=title)
+        ax.legend(fontsize=8)
+    return fig
+
+
+_OVERVIEW_ROWS = (("kl", "KL"), ("kl_collapse_rate", "collapse rate"),
+                  ("mu_variance", "Var mu(x)"), ("posterior_variance", "E sigma²(x)"),
+                  ("mutual_information", "MI"), ("swap_delta", "swap delta"),
+                  ("fisher", "Fisher"))
+
+
+@_styled
+def plot_overview(report: Report) -> Figure | None:
+    """Heatmap of every dimension's figures, each row divided by its largest magnitude, + status."""
+    rows = [(label, dim_column(report, key)) for key, label in _OVERVIEW_ROWS]
+    rows = [(label, values) for label, values in rows if np.isfinite(values).any()]
+    if not rows:
+        return None
+    raw = np.vstack([values for _, values in rows])
+    scale = np.nanmax(np.abs(raw), axis=1, keepdims=True)
+    norm = raw / np.where(scale > 0, scale, 1.0)
+    n, labels, statuses = raw.shape[1], dim_labels(report), dim_statuses(report)
+    fig = Figure(figsize=(min(16.0, max(7.0, 2.5 + 0.5 * n)), 1.4 + 0.45 * (len(rows) + 1)),
+                 layout="constrained")
+    grid = fig.add_gridspec(2, 2, height_ratios=[1, len(rows)], width_ratios=[40, 1])
+    strip, ax, cax = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[1, 0]), fig.add_subplot(grid[1, 1])
+    codes = np.array([[STATUS_ORDER.index(s) for s in statuses]])
+    sns.heatmap(codes, cmap=ListedColormap([STATUS_COLORS[s] for s in STATUS_ORDER]),
+                vmin=-0.5, vmax=len(STATUS_ORDER) - 0.5, cbar=False, linewidths=0.5,
+                xticklabels=False, yticklabels=["status"], ax=strip)
+    strip.tick_params(axis="y", rotation=0)
+    present = [s for s in STATUS_ORDER if s in statuses]
+    strip.legend(handles=[Patch(color=STATUS_COLORS[s], label=s) for s in present],
+                 loc="lower left", bbox_to_anchor=(0, 1.05), ncol=len(present), fontsize=8,
+                 frameon=False)
+    annot = np.array([[f"{v:.2g}" if np.isfinite(v) else "" for v in row] for row in raw])
+    ax.set_facecolor("#DDDDDD")
+    sns.heatmap(norm, mask=~np.isfinite(norm), cmap="mako_r", vmin=min(0.0, np.nanmin(norm)),
+                vmax=1.0, annot=annot if n <= 12 else False, fmt="", annot_kws={"fontsize": 7},
+                linewidths=0.5, yticklabels=[label for label, _ in rows], ax=ax, cbar_ax=cax,
+                cbar_kws={"label": "value / row max |value|"},
+                xticklabels=labels if n <= 48 else max(1, n // 32))
+    ax.tick_params(axis="y", rotation=0)
+    ax.set_xlabel("latent dimension (grey: not computed)")
+    return fig
+
+
+@dataclass(frozen=True)
+class PlotSpec:
+    """One registered plot: what it is called, what it shows and what it needs.
+
+    Attributes:
+        title: Heading of the plot in the documents.
+        caption: One or two sentences saying how to read it.
+        sources: Diagnostics whose figures it draws (named in the note when it is left out).
+        function: ``(report) -> Figure | None``.
+    """
+
+    title: str
+    caption: str
+    sources: tuple[str, ...]
+    function: Callable[[Report], Figure | None]
+
+    def __call__(self, report: Report) -> Figure | None:
+        """Draw the plot for ``report`` (``None`` when its figures are missing)."""
+        return self.function(report)
+
+
+#: Every plot, in display order.
+PLOTS: dict[str, PlotSpec] = {
+    "kl": PlotSpec(
+        "KL per dimension",
+        "Mean KL(q(z_d|x) || p(z_d)) of each dimension, largest first, coloured by status. "
+        "Bars under the dashed kl_eps line are collapsed: their posterior is the prior.",
+        ("kl",), plot_kl),
+    "activity": PlotSpec(
+        "Activity map",
+        "One point per dimension: how far mu(x) moves across inputs (x) against the mean "
+        "posterior variance (y). Left of the dashed line the signal is too weak (mu(x) barely "
+        "moves); above the dotted diagonal it is too noisy (sigma² exceeds the spread of mu).",
+        ("activity",), plot_activity),
+    "information": PlotSpec(
+        "Information split",
+        "The mean KL is the mutual information I(x; z) (what z tells about x) plus the marginal "
+        "KL(q(z) || p(z)) (how far the average code is from the prior). No MI estimate can "
+        "exceed the dashed ceiling log N.",
+        ("information",), plot_information),
+    "sensitivity": PlotSpec(
+        "Decoder sensitivity",
+        "How much worse each input is explained when given another input's z (left; mass at 0 "
+        "means the decoder ignores z), and the same for one dimension at a time (right).",
+        ("sensitivity",), plot_sensitivity),
+    "identifiability": PlotSpec(
+        "Identifiability",
+        "Eigenvalues of the Fisher information of z (left): directions below the cut-off do "
+        "not change p(x|z). Right: per input, how much log p(x|z) varies over prior draws; "
+        "left of the dashed line the likelihood is flat in z.",
+        ("identifiability",), plot_identifiability),
+    "overview": PlotSpec(
+        "Per-dimension overview",
+        "Every dimension's figures, each row divided by its largest magnitude (numbers: the "
+        "raw values), with the status strip on top.",
+        ("kl", "activity", "information", "sensitivity", "identifiability", "verdict"),
+        plot_overview),
+}
+
+
+def all_figures(report: Report) -> dict[str, Figure | None]:
+    """Every registered plot of ``report``, in display order (``None``: left out)."""
+    return {name: spec(report) for name, spec in PLOTS.items()}
+
+
+def missing_note(report: Report, name: str) -> str:
+    """One sentence saying why plot ``name`` was left out of ``report``'s documents."""
+    failed = [s for s in PLOTS[name].sources if s in report.errors]
+    if failed:
+        why = "; ".join(f"the {s} diagnostic failed: {report.errors[s]}" for s in failed)
+        return f"Not drawn: its figures are missing ({why})."
+    return ("Not drawn: its figures were not computed (the "
+            f"{' / '.join(PLOTS[name].sources)} diagnostic was disabled or did not run).")
+
+
+def figure_png(fig: Figure, dpi: int = 110) -> bytes:
+    """Render ``fig`` to PNG bytes (no software tag, so the bytes depend only on the figure)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, metadata={"Software": None})
+    return buffer.getvalue()

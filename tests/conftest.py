@@ -1,0 +1,44 @@
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+TESTS = Path(__file__).parent
+
+
+def pytest_addoption(parser):
+    parser.addoption("--runslow", action="store_true", help="also run tests marked slow")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--runslow"):
+        return
+    skip = pytest.mark.skip(reason="slow: pass --runslow to run")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def user_dir(tmp_path, monkeypatch):
+    """A user's working folder holding models.py (a copy of toy_models.py), as the cwd."""
+    shutil.copy(TESTS / "toy_models.py", tmp_path / "models.py")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delitem(sys.modules, "models", raising=False)
+    yield tmp_path
+    sys.modules.pop("models", None)
+
+
+@pytest.fixture
+def toy_checkpoint(user_dir):
+    """A valid collapse-diag checkpoint of ToyVAE with 400 stored inputs."""
+    from toy_models import ToyVAE
+
+    from collapse_diag import save_checkpoint
+
+    model = ToyVAE()
+    path = user_dir / "toy.pt"
+    save_checkpoint(path, model, "models:build_toy",
+                    {"weights": [2.0, 1.0, 0.0], "noise": 0.5}, data=model.sample(400))
+    return path

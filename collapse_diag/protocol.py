@@ -88,7 +88,10 @@ def _check_tensor(
     floating: bool,
     error: type[Exception] = ProtocolError,
 ) -> None:
-    expected = "[" + ", ".join("latent_dim" if s is None else str(s) for s in shape) + "]"
+    names = ("batch", "latent_dim")
+    expected = "[" + ", ".join(
+        names[i] if s is None else f"{names[i]}={s}" for i, s in enumerate(shape)
+    ) + "]"
     if not isinstance(t, torch.Tensor):
         raise error(f"{what} must be a Tensor {expected}; got {type(t).__name__}.")
     if t.dim() != len(shape) or any(s is not None and s != a for s, a in zip(shape, t.shape)):

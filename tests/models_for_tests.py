@@ -75,8 +75,8 @@ class LinearVAE(nn.Module):
     def log_likelihood(self, x: Any, z: torch.Tensor) -> torch.Tensor:
         v = self._x(x)
         r = v - z @ self.W.T
-        p = v.shape[1]
-        return -0.5 * (r**2).sum(-1) / self.sigma**2 - 0.5 * p * math.log(2 * math.pi * self.sigma**2)
+        const = 0.5 * v.shape[1] * math.log(2 * math.pi * self.sigma**2)
+        return -0.5 * (r**2).sum(-1) / self.sigma**2 - const
 
 
 class TokenLinearVAE(LinearVAE):

@@ -71,7 +71,7 @@ class TrainConfig:
     description: str = ""
 
 
-_TEXT = {"embed_dim": 64, "hidden_dim": 128, "latent_dim": 16, "z_every_step": False}
+_TEXT = {"embed_dim": 32, "hidden_dim": 64, "latent_dim": 16, "z_every_step": False}
 CONFIGS: dict[str, TrainConfig] = {
     "text_collapsed": TrainConfig(
         factory="collapse_diag.examples.text_vae:build_text_vae",
@@ -203,7 +203,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--only", choices=sorted(CONFIGS), action="append",
                         help="train only this model (repeatable)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     args = parser.parse_args(argv)
     from collapse_diag.checkpoint import save_checkpoint
 

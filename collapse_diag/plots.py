@@ -146,7 +146,11 @@ def plot_kl(report: Report) -> Figure | None:
     ax = fig.subplots()
     _status_bars(ax, [labels[i] for i in keep], kl[keep], [statuses[i] for i in keep])
     ax.set_yscale("symlog", linthresh=eps, linscale=0.5)
-    ax.set_ylim(bottom=0)
+    ax.set_ylim(0, max(kl[keep].max(), eps) * 4)
+    if keep.size <= 24:
+        for pos, value in enumerate(kl[keep]):
+            ax.annotate(f"{value:.2g}", (pos, value), xytext=(0, 2), textcoords="offset points",
+                        ha="center", va="bottom", fontsize=7)
     ax.axhline(eps, color="black", ls="--", lw=1, label=f"kl_eps = {eps:g} nats")
     ax.set(xlabel="latent dimension (sorted by KL)",
            ylabel="mean KL(q(z_d|x) || p(z_d))  [nats]", title="KL per dimension")
@@ -165,10 +169,12 @@ def plot_activity(report: Report) -> Figure | None:
     positive = np.concatenate([mv[keep], pv[keep]])
     floor = min([thr, *positive[positive > 0]]) / 10
     x, y = np.maximum(mv[keep], floor), np.maximum(pv[keep], floor)
-    lo, hi = min(x.min(), y.min(), thr, 1.0) / 4, max(x.max(), y.max(), thr, 1.0) * 4
-    fig = Figure(figsize=(8.5, 5.5), layout="constrained")
+    xlo, xhi = min(x.min(), thr) / 4, max(x.max(), thr, 1.0) * 4
+    ylo, yhi = min(y.min(), thr, 1.0) / 4, max(y.max(), 1.0) * 4
+    lo, hi = min(xlo, ylo), max(xhi, yhi)
+    fig = Figure(figsize=(8.5, 5.0), layout="constrained")
     ax = fig.subplots()
-    ax.set(xscale="log", yscale="log", xlim=(lo, hi), ylim=(lo, hi))
+    ax.set(xscale="log", yscale="log", xlim=(xlo, xhi), ylim=(ylo, yhi))
     ax.axvspan(lo, thr, color="#EEEEEE", zorder=0)
     ax.fill_between([thr, hi], [thr, hi], [hi, hi], color="#FDF0E6", zorder=0)
     ax.plot([lo, hi], [lo, hi], ls=":", color=_NEUTRAL, lw=1, label="Var mu = E sigma² (SNR 1)")
@@ -178,15 +184,19 @@ def plot_activity(report: Report) -> Figure | None:
     sns.scatterplot(x=x, y=y, hue=statuses, hue_order=[s for s in STATUS_ORDER if s in statuses],
                     palette=STATUS_COLORS, s=70, edgecolor="white", ax=ax, zorder=3)
     if keep.size <= 24:
-        labels = dim_labels(report)
+        points: dict[tuple[float, float], list[str]] = {}
         for i, xi, yi in zip(keep, x, y, strict=True):
-            ax.annotate(labels[i], (xi, yi), xytext=(4, 4), textcoords="offset points",
+            points.setdefault((float(f"{xi:.2g}"), float(f"{yi:.2g}")), []).append(
+                dim_labels(report)[i])
+        for (xi, yi), names in points.items():
+            ax.annotate(", ".join(names), (xi, yi), xytext=(5, 4), textcoords="offset points",
                         fontsize=8)
-    ax.text((lo * thr) ** 0.5, hi / 1.6, "weak\nmu(x) barely\nmoves", ha="center", va="top",
+    ax.text((xlo * thr) ** 0.5, yhi / 1.6, "weak\nmu(x) barely\nmoves", ha="center", va="top",
             color=_NEUTRAL, fontsize=9)
-    ax.text(thr * (hi / thr) ** 0.25, hi / 1.6, "noisy: sigma² swamps\nthe spread of mu(x)",
+    ax.text(thr * (xhi / thr) ** 0.2, yhi / 1.6, "noisy: sigma² swamps\nthe spread of mu(x)",
             ha="left", va="top", color="#A0522D", fontsize=9)
-    ax.text(hi / 1.6, lo * 1.6, "informative", ha="right", va="bottom", color=_NEUTRAL, fontsize=9)
+    ax.text(xhi / 1.6, ylo * 1.6, "informative", ha="right", va="bottom", color=_NEUTRAL,
+            fontsize=9)
     ax.set(xlabel="Var_x[mu_d(x)]  (spread of the mean across inputs)",
            ylabel="E_x[sigma_d²(x)]  (mean posterior variance)", title="Activity map")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
@@ -208,17 +218,17 @@ def plot_information(report: Report) -> Figure | None:
                  layout="constrained")
     axes = fig.subplots(2, 1, height_ratios=[1, 2.4]) if has_dims else [fig.subplots()]
     ax = axes[0]
-    ax.barh([0], [mi], color=_MI_COLOR, hatch="//" if mi < 0 else None,
-            label=f"mutual information I(x; z) = {mi:.3g} nats")
+    handles = [ax.barh([0], [mi], color=_MI_COLOR, hatch="//" if mi < 0 else None,
+                       label=f"mutual information I(x; z) = {mi:.3g} nats")]
     if mkl is not None:
-        ax.barh([0], [mkl], left=[max(mi, 0.0)], color=_MKL_COLOR,
-                label=f"marginal KL(q(z) || p(z)) = {mkl:.3g} nats")
+        handles.append(ax.barh([0], [mkl], left=[max(mi, 0.0)], color=_MKL_COLOR,
+                               label=f"marginal KL(q(z) || p(z)) = {mkl:.3g} nats"))
     if ceiling is not None:
-        ax.axvline(ceiling, color="black", ls="--", lw=1.2,
-                   label=f"MI ceiling log N = {ceiling:.3g} nats")
+        handles.append(ax.axvline(ceiling, color="black", ls="--", lw=1.2,
+                                  label=f"MI ceiling log N = {ceiling:.3g} nats"))
     total = f"; together the mean KL = {kl:.3g} nats" if kl is not None else ""
     ax.set(yticks=[], xlabel=f"nats{total}", title="Information split")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     if has_dims:
         keep = np.flatnonzero(np.isfinite(per_dim))
         _status_bars(axes[1], [dim_labels(report)[i] for i in keep], per_dim[keep],

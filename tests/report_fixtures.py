@@ -119,17 +119,17 @@ def partial_report() -> Report:
     pv = [0.1, 0.2, 0.3, 0.3, 2.5, 1.9, 0.999, 0.998]
     statuses = ["active"] * 3 + ["ignored", "uninformative", "uninformative"] + ["collapsed"] * 2
     return _build(
-        "partial", 150, mv, pv, statuses, [3.0, 2.0, 1.5, 0.001, 0.01, 0.02, 0.0, 0.0],
+        "partial", 20, mv, pv, statuses, [3.0, 2.0, 1.5, 0.001, 0.01, 0.02, 0.0, 0.0],
         [1e-5, 1e-4, 1e-3, 0.6, 0.4, 0.3, 0.5, 0.5], [40.0, 25.0, 15.0, 1e-4, 1e-3, 2e-3,
                                                        1e-8, 0.0],
-        {"mutual_information": 4.7, "swap_delta": 9.1, "swap_delta_per_token": None,
+        {"mutual_information": 2.8, "swap_delta": 9.1, "swap_delta_per_token": None,
          "swap_ci": [7.5, 10.8], "swap_p_value": 1e-12, "swap_significant": True,
          "reconstruction": -60.0, "prior_reconstruction": -71.0, "prior_gap": 11.0,
          "likelihood_flatness": 1.2, "likelihood_flatness_per_token": None,
          "flat_fraction": 0.12, "identifiable_dims": 3, "verdict": "partial",
          "verdict_reason": "3 of 8 latent dimensions are active; 2 have collapsed."},
-        {"swap_delta": rng.normal(9.1, 5.0, 150).tolist(),
-         "likelihood_std": rng.lognormal(0.0, 0.8, 150).tolist()},
+        {"swap_delta": rng.normal(9.1, 5.0, 20).tolist(),
+         "likelihood_std": rng.lognormal(0.0, 0.8, 20).tolist()},
         tokens=False,
     )
 

@@ -1,0 +1,189 @@
+"""Identifiability: likelihood flatness and latent Fisher information, closed forms and invariances."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from models_for_tests import (
+    LinearVAE,
+    NaNDecoderVAE,
+    NoZDecoderVAE,
+    PriorVAE,
+    TokenLinearVAE,
+    exact_linear_gaussian,
+    sample_linear_data,
+    toy_data,
+    toy_vae,
+)
+
+import collapse_diag.diagnostics.identifiability as ident_mod
+from collapse_diag.diagnostics.identifiability import fisher_rank, identifiability_diagnostic
+from collapse_diag.encodings import encode_all
+from collapse_diag.exceptions import DiagnosticError
+from collapse_diag.protocol import ModelInfo, check_model
+from collapse_diag.rng import generator_for
+from collapse_diag.settings import Settings
+
+
+def run(model, data, settings=Settings(), seed=0, reconstruction=None, info=None):
+    model.eval()
+    info = info or check_model(model, data)
+    enc = encode_all(model, data, info, settings.batch_size)
+    return identifiability_diagnostic(model, data, enc, info, settings,
+                                      generator_for(seed, "identifiability"),
+                                      reconstruction=reconstruction)
+
+
+@pytest.fixture(scope="module")
+def linear():
+    """Exact-posterior linear Gaussian VAE, scales (1.5, 1, 0.5), sigma 0.7, P = 5, N = 2000."""
+    model = exact_linear_gaussian([1.5, 1.0, 0.5], sigma=0.7, obs_dim=5)
+    data = sample_linear_data(model, 2000, seed=1)
+    return model, data, run(model, data, reconstruction=-1.0)
+
+
+def test_fisher_matches_closed_form(linear):
+    # (x, z) ~ p(x, z): g = W^T (x - W z) / sigma^2 = W^T eps / sigma^2 with eps ~ N(0, sigma^2 I),
+    # so F = W^T W / sigma^2 = diag(scales^2) / sigma^2. Each entry is a mean of N products of
+    # Gaussians: SE(F_jk) = sqrt((F_jj F_kk + F_jk^2) / N). Tolerance: 5 SE.
+    model, _, res = linear
+    w, s2, n = model.W.numpy(), model.sigma**2, 2000
+    expected = w.T @ w / s2
+    diag = np.diag(expected)
+    se = np.sqrt((np.outer(diag, diag) + expected**2) / n)
+    np.testing.assert_array_less(np.abs(res.fisher_matrix - expected), 5 * se)
+    np.testing.assert_allclose(res.fisher, np.diag(res.fisher_matrix))
+    np.testing.assert_allclose(res.fisher_eigenvalues, np.sort(diag)[::-1], rtol=5 * math.sqrt(2 / n))
+    assert res.identifiable_dims == 3
+
+
+def test_prior_reconstruction_and_flatness_match_closed_form(linear):
+    # z ~ p(z) independent of x: E||x - W z||^2 = 2 tr(W^T W) + P sigma^2.
+    # For fixed x, Var_z log p(x|z) = (4 x^T W W^T x + 2 tr((W^T W)^2)) / (4 sigma^4), whose
+    # mean over x is (4 tr(C^2) + 4 sigma^2 tr(C) + 2 tr(C^2)) / (4 sigma^4), C = W^T W; the
+    # ddof=1 sample variance over K draws is unbiased for it. Tolerance: 5 SE over inputs.
+    model, _, res = linear
+    w, s2, n = model.W.numpy(), model.sigma**2, 2000
+    p, c = w.shape[0], w.T @ w
+    expected = -0.5 * p * math.log(2 * math.pi * s2) - (2 * np.trace(c) + p * s2) / (2 * s2)
+    se = res.prior_log_likelihood.std() / math.sqrt(n)
+    assert abs(res.prior_reconstruction - expected) < 5 * se
+    assert res.prior_gap == pytest.approx(-1.0 - res.prior_reconstruction)
+    var = res.likelihood_std**2
+    expected_var = (6 * np.trace(c @ c) + 4 * s2 * np.trace(c)) / (4 * s2**2)
+    assert abs(var.mean() - expected_var) < 5 * var.std() / math.sqrt(n)
+    assert res.likelihood_flatness == pytest.approx(res.likelihood_std.mean())
+    assert res.flat_fraction == 0.0
+    assert res.likelihood_flatness_per_token is None
+
+
+@pytest.mark.parametrize("model", [toy_vae("iii"), NoZDecoderVAE(np.eye(3), 0.5, np.eye(3),
+                                                                  np.zeros(3))])
+def test_decoder_ignoring_z_is_flat_and_unidentifiable(model):
+    res = run(model, toy_data(3, 50))
+    assert np.all(res.likelihood_std == 0.0) and res.flat_fraction == 1.0
+    assert np.all(res.fisher_matrix == 0.0) and res.identifiable_dims == 0
+    assert res.prior_gap is None
+
+
+def test_ignored_dimensions_have_zero_fisher():
+    res = run(toy_vae("uiui"), toy_data(4, 100))
+    np.testing.assert_array_equal(res.fisher[[1, 3]], 0.0)
+    assert np.all(res.fisher[[0, 2]] > 0.5)
+    assert res.identifiable_dims == 2
+
+
+@pytest.mark.parametrize("batch_size", [1, 7, 64])
+def test_results_do_not_depend_on_batch_size(batch_size, monkeypatch):
+    monkeypatch.setattr(ident_mod, "_SAMPLE_BLOCK", 16)  # make batches cross sampling blocks
+    model, data = toy_vae("uic"), toy_data(3, 40)
+    kw = {"prior_samples": 4, "fisher_samples": 2}
+    ref = run(model, data, Settings(batch_size=40, **kw))
+    res = run(model, data, Settings(batch_size=batch_size, **kw))
+    for name in ("prior_log_likelihood", "likelihood_std", "fisher_matrix", "fisher_eigenvalues"):
+        np.testing.assert_allclose(getattr(res, name), getattr(ref, name), rtol=1e-9, atol=1e-12)
+    assert res.identifiable_dims == ref.identifiable_dims
+
+
+def test_same_seed_same_numbers_other_seed_other_numbers():
+    model, data = toy_vae("uu"), toy_data(2, 30)
+    a, b, c = run(model, data, seed=1), run(model, data, seed=1), run(model, data, seed=2)
+    assert a.section() == b.section()
+    assert not np.array_equal(a.likelihood_std, c.likelihood_std)
+    assert not np.array_equal(a.fisher, c.fisher)
+
+
+def test_learned_prior_is_used():
+    # A prior with variance e^-30 puts every draw at its mean: log p(x|z) is constant in k.
+    base = toy_vae("uu")
+    mean = np.array([0.3, -0.2])
+    model = PriorVAE(base.W, base.sigma, base.A, base.lv, prior_mean=mean,
+                     prior_logvar=np.full(2, -30.0))
+    data = toy_data(2, 30)
+    res = run(model, data)
+    direct = model.log_likelihood(data, torch.from_numpy(mean).expand(30, -1)).numpy()
+    np.testing.assert_allclose(res.prior_log_likelihood, direct, rtol=1e-5)
+    assert res.flat_fraction == 1.0
+
+
+def _info(dim):
+    return ModelInfo(latent_dim=dim, dtype=torch.float64, has_prior=False,
+                     has_num_tokens=False, has_tokenize=False)
+
+
+def test_nan_decoder_raises_diagnostic_error():
+    base = toy_vae("uu")
+    bad = NaNDecoderVAE(base.W, base.sigma, base.A, base.lv)
+    with pytest.raises(DiagnosticError, match="NaN"):
+        run(bad, toy_data(2, 20), info=_info(2))
+
+
+class _NaNGradientVAE(LinearVAE):
+    def log_likelihood(self, x, z):
+        if z.requires_grad:
+            z = z * 1.0
+            z.register_hook(lambda g: torch.full_like(g, float("nan")))
+        return super().log_likelihood(x, z)
+
+
+def test_nan_gradient_raises_diagnostic_error():
+    base = toy_vae("uu")
+    bad = _NaNGradientVAE(base.W, base.sigma, base.A, base.lv)
+    with pytest.raises(DiagnosticError, match="gradient"):
+        run(bad, toy_data(2, 20), info=_info(2))
+
+
+def test_per_token_flatness():
+    base = toy_vae("uu")
+    model = TokenLinearVAE(base.W, base.sigma, base.A, base.lv)
+    tokens = torch.full((30,), 10**6)
+    res = run(model, {"x": toy_data(2, 30), "n": tokens})
+    np.testing.assert_allclose(res.likelihood_std_per_token, res.likelihood_std / 1e6)
+    assert res.likelihood_flatness > Settings().flatness_threshold
+    assert res.flat_fraction == 1.0  # flat per token, not per observation
+    section = res.section()
+    assert section.distributions["likelihood_std"] == res.likelihood_std_per_token.tolist()
+    assert section.summary["prior_reconstruction_per_token"] == pytest.approx(
+        np.mean(res.prior_log_likelihood / 1e6))
+
+
+def test_section_has_the_schema_fields(linear):
+    s = linear[2].section()
+    assert set(s.summary) >= {"prior_reconstruction", "prior_gap", "likelihood_flatness",
+                              "likelihood_flatness_per_token", "flat_fraction",
+                              "fisher_eigenvalues", "identifiable_dims"}
+    assert s.dimensions.keys() == {"fisher"} and len(s.distributions["likelihood_std"]) == 2000
+    assert s.summary["fisher_eigenvalues"] == sorted(s.summary["fisher_eigenvalues"], reverse=True)
+
+
+@pytest.mark.parametrize(("eig", "rtol", "atol", "rank"), [
+    ([10.0, 1.0, 0.001, 0.0], 1e-3, 1e-6, 2),
+    ([10.0, 1.0, 0.01, 0.0], 1e-3, 1e-6, 3),
+    ([1e-7, 1e-8], 1e-3, 1e-6, 0),
+    ([0.0, 0.0], 1e-3, 0.0, 0),
+])
+def test_fisher_rank(eig, rtol, atol, rank):
+    assert fisher_rank(np.array(eig), rtol, atol)[0] == rank

@@ -42,3 +42,13 @@ def toy_checkpoint(user_dir):
     save_checkpoint(path, model, "models:build_toy",
                     {"weights": [2.0, 1.0, 0.0], "noise": 0.5}, data=model.sample(400))
     return path
+
+
+try:  # deterministic property tests in CI, no per-example deadline on a busy 2-core machine
+    from hypothesis import settings as _hyp
+
+    _hyp.register_profile("ci", derandomize=True, deadline=None)
+    _hyp.register_profile("dev", deadline=None)
+    _hyp.load_profile("ci" if __import__("os").environ.get("CI") else "dev")
+except ImportError:  # pragma: no cover
+    pass

@@ -220,8 +220,13 @@ def demo(out_dir: Path, retrain: bool, seed: int, formats: tuple[str, ...], quie
     """Analyse the bundled text and image VAEs and print a side-by-side summary."""
     from collapse_diag.demo import run_demo
 
-    run_demo(out_dir, retrain=retrain, seed=seed, formats=formats, show_progress=not quiet,
-             echo=click.echo)
+    reports = run_demo(out_dir, retrain=retrain, seed=seed, formats=formats,
+                       show_progress=not quiet, echo=click.echo)
+    failed = [name for name, report in reports.items() if report.errors]
+    for name in failed:
+        for diagnostic, message in reports[name].errors.items():
+            click.echo(f"error: {name}: diagnostic {diagnostic} failed: {message}", err=True)
+    sys.exit(EXIT_DIAGNOSTIC_FAILED if failed else EXIT_OK)
 
 
 if __name__ == "__main__":

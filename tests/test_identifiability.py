@@ -1,4 +1,4 @@
-"""Identifiability: likelihood flatness and latent Fisher information, closed forms and invariances."""
+"""Identifiability: likelihood flatness and the latent Fisher information (closed forms)."""
 
 from __future__ import annotations
 
@@ -27,8 +27,10 @@ from collapse_diag.protocol import ModelInfo, check_model
 from collapse_diag.rng import generator_for
 from collapse_diag.settings import Settings
 
+DEFAULT = Settings()
 
-def run(model, data, settings=Settings(), seed=0, reconstruction=None, info=None):
+
+def run(model, data, settings=DEFAULT, seed=0, reconstruction=None, info=None):
     model.eval()
     info = info or check_model(model, data)
     enc = encode_all(model, data, info, settings.batch_size)
@@ -56,7 +58,8 @@ def test_fisher_matches_closed_form(linear):
     se = np.sqrt((np.outer(diag, diag) + expected**2) / n)
     np.testing.assert_array_less(np.abs(res.fisher_matrix - expected), 5 * se)
     np.testing.assert_allclose(res.fisher, np.diag(res.fisher_matrix))
-    np.testing.assert_allclose(res.fisher_eigenvalues, np.sort(diag)[::-1], rtol=5 * math.sqrt(2 / n))
+    np.testing.assert_allclose(res.fisher_eigenvalues, np.sort(diag)[::-1],
+                               rtol=5 * math.sqrt(2 / n))
     assert res.identifiable_dims == 3
 
 

@@ -123,13 +123,27 @@ def _width(n: int) -> float:
     return float(min(16.0, max(8.0, 3.0 + 0.3 * n)))
 
 
-def _status_bars(ax: Any, labels: list[str], values: np.ndarray, statuses: list[str]) -> None:
-    """Bars coloured by status, with a status legend and thinned tick labels."""
+def _status_bars(ax: Any, labels: list[str], values: np.ndarray, statuses: list[str],
+                 min_top: float | None = None, annotate: bool = False) -> None:
+    """Bars coloured by status, with a status legend and thinned tick labels.
+
+    ``min_top``: the y axis reaches at least this high, so that negligible values
+    (a few 1e-8 nats) look negligible instead of filling the axis. ``annotate``:
+    write each value above its bar (up to 24 bars).
+    """
     present = [s for s in STATUS_ORDER if s in statuses]
     sns.barplot(x=labels, y=values, hue=statuses, hue_order=present, order=labels,
-                palette=STATUS_COLORS, dodge=False, errorbar=None, ax=ax, legend=True)
+                palette=STATUS_COLORS, saturation=1.0, dodge=False, errorbar=None, ax=ax,
+                legend=True)
     n, step = len(labels), max(1, len(labels) // 32)
     ax.set_xticks(range(n)[::step], labels[::step], rotation=90 if n > 16 else 0)
+    if min_top is not None:
+        low, high = ax.get_ylim()
+        ax.set_ylim(min(low, 0.0), max(high, min_top))
+    if annotate and n <= 24:
+        for pos, value in enumerate(values):
+            ax.annotate(f"{value:.2g}", (pos, max(value, 0.0)), xytext=(0, 2), ha="center",
+                        textcoords="offset points", va="bottom", fontsize=7)
 
 
 @_styled
@@ -144,18 +158,31 @@ def plot_kl(report: Report) -> Figure | None:
     eps = float(setting(report, "kl_eps"))
     fig = Figure(figsize=(_width(keep.size), 4.2), layout="constrained")
     ax = fig.subplots()
-    _status_bars(ax, [labels[i] for i in keep], kl[keep], [statuses[i] for i in keep])
-    ax.set_yscale("symlog", linthresh=eps, linscale=0.5)
-    ax.set_ylim(0, max(kl[keep].max(), eps) * 4)
-    if keep.size <= 24:
-        for pos, value in enumerate(kl[keep]):
-            ax.annotate(f"{value:.2g}", (pos, value), xytext=(0, 2), textcoords="offset points",
-                        ha="center", va="bottom", fontsize=7)
+    _status_bars(ax, [labels[i] for i in keep], kl[keep], [statuses[i] for i in keep],
+                 annotate=True)
+    positive = kl[keep][kl[keep] > 0]
+    ax.set_yscale("log")
+    ax.set_ylim(min([eps, *positive]) / 4, max(kl[keep].max(), eps) * 4)
     ax.axhline(eps, color="black", ls="--", lw=1, label=f"kl_eps = {eps:g} nats")
     ax.set(xlabel="latent dimension (sorted by KL)",
            ylabel="mean KL(q(z_d|x) || p(z_d))  [nats]", title="KL per dimension")
     ax.legend(title="status", loc="upper right")
     return fig
+
+
+def _label_points(ax: Any, x: np.ndarray, y: np.ndarray, names: list[str], xspan: float,
+                  yspan: float) -> None:
+    """Name the points of a log-log scatter; points closer than a few % of the axes share one."""
+    groups: list[tuple[float, float, list[str]]] = []
+    for lx, ly, name in sorted(zip(np.log10(x), np.log10(y), names, strict=True)):
+        near = groups and abs(lx - groups[-1][0]) < 0.12 * xspan
+        if near and abs(ly - groups[-1][1]) < 0.05 * yspan:
+            groups[-1][2].append(name)
+        else:
+            groups.append((lx, ly, [name]))
+    for lx, ly, group in groups:
+        text = ", ".join(group) if len(group) <= 3 else f"{group[0]} … {group[-1]} ({len(group)})"
+        ax.annotate(text, (10**lx, 10**ly), xytext=(5, 4), textcoords="offset points", fontsize=8)
 
 
 @_styled
@@ -184,15 +211,10 @@ def plot_activity(report: Report) -> Figure | None:
     sns.scatterplot(x=x, y=y, hue=statuses, hue_order=[s for s in STATUS_ORDER if s in statuses],
                     palette=STATUS_COLORS, s=70, edgecolor="white", ax=ax, zorder=3)
     if keep.size <= 24:
-        points: dict[tuple[float, float], list[str]] = {}
-        for i, xi, yi in zip(keep, x, y, strict=True):
-            points.setdefault((float(f"{xi:.2g}"), float(f"{yi:.2g}")), []).append(
-                dim_labels(report)[i])
-        for (xi, yi), names in points.items():
-            ax.annotate(", ".join(names), (xi, yi), xytext=(5, 4), textcoords="offset points",
-                        fontsize=8)
-    ax.text((xlo * thr) ** 0.5, yhi / 1.6, "weak\nmu(x) barely\nmoves", ha="center", va="top",
-            color=_NEUTRAL, fontsize=9)
+        _label_points(ax, x, y, [dim_labels(report)[i] for i in keep],
+                      np.log10(xhi / xlo), np.log10(yhi / ylo))
+    ax.text((xlo * thr) ** 0.5, ylo * 1.6, "weak:\nmu(x) barely\nmoves", ha="center",
+            va="bottom", color=_NEUTRAL, fontsize=9)
     ax.text(thr * (xhi / thr) ** 0.2, yhi / 1.6, "noisy: sigma² swamps\nthe spread of mu(x)",
             ha="left", va="top", color="#A0522D", fontsize=9)
     ax.text(xhi / 1.6, ylo * 1.6, "informative", ha="right", va="bottom", color=_NEUTRAL,
@@ -223,16 +245,22 @@ def plot_information(report: Report) -> Figure | None:
     if mkl is not None:
         handles.append(ax.barh([0], [mkl], left=[max(mi, 0.0)], color=_MKL_COLOR,
                                label=f"marginal KL(q(z) || p(z)) = {mkl:.3g} nats"))
-    if ceiling is not None:
+    shown = max(mi, 0.0) + max(mkl or 0.0, 0.0)
+    if ceiling is not None and ceiling <= 20 * shown:
         handles.append(ax.axvline(ceiling, color="black", ls="--", lw=1.2,
                                   label=f"MI ceiling log N = {ceiling:.3g} nats"))
+    elif ceiling is not None:
+        ax.set_xlim(min(mi, 0.0) * 1.1, max(shown * 1.1, float(setting(report, "kl_eps"))))
+        ax.text(0.99, 0.5, f"MI ceiling log N = {ceiling:.3g} nats, off this scale →",
+                transform=ax.transAxes, ha="right", va="center", fontsize=8)
     total = f"; together the mean KL = {kl:.3g} nats" if kl is not None else ""
     ax.set(yticks=[], xlabel=f"nats{total}", title="Information split")
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     if has_dims:
         keep = np.flatnonzero(np.isfinite(per_dim))
         _status_bars(axes[1], [dim_labels(report)[i] for i in keep], per_dim[keep],
-                     [dim_statuses(report)[i] for i in keep])
+                     [dim_statuses(report)[i] for i in keep], float(setting(report, "kl_eps")),
+                     annotate=True)
         axes[1].axhline(0, color="black", lw=0.8)
         axes[1].set(xlabel="latent dimension", ylabel="I(x; z_d)  [nats]")
         axes[1].legend(title="status", loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
@@ -260,14 +288,16 @@ def plot_sensitivity(report: Report) -> Figure | None:
             conf = float(setting(report, "confidence"))
             ax.axvspan(ci[0], ci[1], color=_MI_COLOR, alpha=0.2, label=f"{conf:.0%} CI of the mean")
         ax.axvline(0, color="black", lw=1, label="0: decoder ignores z")
-        ax.axvline(deltas.mean(), color=_MI_COLOR, lw=1.5, label=f"mean {deltas.mean():.3g} nats")
+        mean = finite(report.summary.get("swap_delta"))
+        mean = float(deltas.mean()) if mean is None else mean
+        ax.axvline(mean, color=_MI_COLOR, lw=1.5, label=f"mean {mean:.3g} nats")
         ax.set(xlabel="log p(x|own z) - log p(x|another input's z)  [nats]",
                ylabel="inputs", title="Whole-vector swap, per input")
         ax.legend(fontsize=8)
     if keep.size:
         ax = axes.pop(0)
         _status_bars(ax, [dim_labels(report)[i] for i in keep], per_dim[keep],
-                     [dim_statuses(report)[i] for i in keep])
+                     [dim_statuses(report)[i] for i in keep], float(setting(report, "kl_eps")))
         pvals, alpha = dim_column(report, "swap_p_value")[keep], float(setting(report, "alpha"))
         for pos, (value, p) in enumerate(zip(per_dim[keep], pvals, strict=True)):
             if p < alpha:
@@ -295,8 +325,8 @@ def plot_identifiability(report: Report) -> Figure | None:
     axes = list(np.atleast_1d(fig.subplots(1, panels)))
     if eig.size:
         ax = axes.pop(0)
-        rtol, atol = float(setting(report, "fisher_rank_rtol")), float(setting(report, "fisher_rank_atol"))
-        cutoff = max(rtol * eig.max(), atol)
+        cutoff = max(float(setting(report, "fisher_rank_rtol")) * eig.max(),
+                     float(setting(report, "fisher_rank_atol")))
         floor = min([cutoff, *eig[eig > 0]]) / 100
         rank = np.arange(1, eig.size + 1)
         above = eig >= cutoff
@@ -346,7 +376,7 @@ def plot_overview(report: Report) -> Figure | None:
     fig = Figure(figsize=(min(16.0, max(7.0, 2.5 + 0.5 * n)), 1.4 + 0.45 * (len(rows) + 1)),
                  layout="constrained")
     grid = fig.add_gridspec(2, 2, height_ratios=[1, len(rows)], width_ratios=[40, 1])
-    strip, ax, cax = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[1, 0]), fig.add_subplot(grid[1, 1])
+    strip, ax, cax = (fig.add_subplot(grid[i, j]) for i, j in ((0, 0), (1, 0), (1, 1)))
     codes = np.array([[STATUS_ORDER.index(s) for s in statuses]])
     sns.heatmap(codes, cmap=ListedColormap([STATUS_COLORS[s] for s in STATUS_ORDER]),
                 vmin=-0.5, vmax=len(STATUS_ORDER) - 0.5, cbar=False, linewidths=0.5,
@@ -437,7 +467,8 @@ def missing_note(report: Report, name: str) -> str:
     """One sentence saying why plot ``name`` was left out of ``report``'s documents."""
     failed = [s for s in PLOTS[name].sources if s in report.errors]
     if failed:
-        why = "; ".join(f"the {s} diagnostic failed: {report.errors[s]}" for s in failed)
+        why = "; ".join(f"the {s} diagnostic failed: {str(report.errors[s]).rstrip('.')}"
+                        for s in failed)
         return f"Not drawn: its figures are missing ({why})."
     return ("Not drawn: its figures were not computed (the "
             f"{' / '.join(PLOTS[name].sources)} diagnostic was disabled or did not run).")

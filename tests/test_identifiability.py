@@ -190,3 +190,46 @@ def test_section_has_the_schema_fields(linear):
 ])
 def test_fisher_rank(eig, rtol, atol, rank):
     assert fisher_rank(np.array(eig), rtol, atol)[0] == rank
+
+
+class _ParamVAE(LinearVAE):
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.scale = torch.nn.Parameter(torch.ones((), dtype=torch.float64))
+
+    def log_likelihood(self, x, z):
+        return self.scale * super().log_likelihood(x, z)
+
+
+def test_fisher_pass_leaves_parameter_gradients_alone():
+    base = toy_vae("uu")
+    model = _ParamVAE(base.W, base.sigma, base.A, base.lv)
+    res = run(model, toy_data(2, 20))
+    assert model.scale.grad is None and res.identifiable_dims == 2
+
+
+def test_cudnn_is_disabled_only_inside_the_cuda_gradient_context():
+    before = torch.backends.cudnn.enabled
+    with ident_mod._grad_context("cuda"):
+        assert not torch.backends.cudnn.enabled
+    assert torch.backends.cudnn.enabled == before
+
+
+def test_lstm_text_vae_runs_end_to_end():
+    from collapse_diag.diagnostics.sensitivity import sensitivity_diagnostic
+    from collapse_diag.examples.corpus import load_corpus
+    from collapse_diag.examples.text_vae import build_text_vae
+
+    torch.manual_seed(0)
+    model = build_text_vae(latent_dim=4, embed_dim=8, hidden_dim=16).eval()
+    data = model.tokenize(load_corpus().sentences[:24])
+    settings = Settings(batch_size=8, prior_samples=3, per_dim_swap_examples=6,
+                        swap_bootstrap=20)
+    info = check_model(model, data)
+    enc = encode_all(model, data, info, settings.batch_size)
+    sens = sensitivity_diagnostic(model, data, enc, info, settings, generator_for(0, "s"))
+    res = identifiability_diagnostic(model, data, enc, info, settings, generator_for(0, "i"),
+                                     reconstruction=sens.reconstruction)
+    assert np.all(np.isfinite(res.fisher)) and np.all(res.fisher > 0)
+    assert res.likelihood_flatness_per_token is not None and sens.swap_delta_per_token is not None
+    assert sens.decoder_rows == 2 * 24 + 6 * 5 and res.decoder_rows == 24 * 3 + 24

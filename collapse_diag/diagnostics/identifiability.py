@@ -107,9 +107,7 @@ def _grad_context(device: str) -> Any:
     """Disable cuDNN on CUDA only: it refuses the RNN backward pass in eval mode."""
     if torch.device(device).type != "cuda":
         return contextlib.nullcontext()
-    cudnn = torch.backends.cudnn
-    return cudnn.flags(enabled=False, benchmark=cudnn.benchmark,
-                       deterministic=cudnn.deterministic, allow_tf32=cudnn.allow_tf32)
+    return torch.backends.cudnn.flags(enabled=False)  # restores every flag on exit
 
 
 def _mean(values: np.ndarray | None) -> float | None:

@@ -180,7 +180,7 @@ class SensitivityResult:
         dim_swap_delta: Mean over the subsample, shape ``(D,)`` (NaN when M = 0).
         dim_swap_delta_per_token: The same per token, or ``None``.
         dim_p_values: One-sided Wilcoxon p-value per dimension, uncorrected,
-            shape ``(D,)`` (1.0 when M = 0); the verdict applies Holm's correction.
+            shape ``(D,)`` (NaN when M = 0); the verdict applies Holm's correction.
         decoder_calls: Decoder calls made.
         decoder_rows: Rows (input, code) decoded.
     """
@@ -330,7 +330,8 @@ def sensitivity_diagnostic(
         dim_delta=dim_delta,
         dim_swap_delta=_mean(dim_delta, axis=0),
         dim_swap_delta_per_token=_mean(per_token(dim_delta, tok_sub), axis=0),
-        dim_p_values=np.array([wilcoxon_greater(dim_delta[:, j]) for j in range(dim)]),
+        dim_p_values=(np.array([wilcoxon_greater(dim_delta[:, j]) for j in range(dim)])
+                      if m else np.full(dim, math.nan)),
         decoder_calls=calls,
         decoder_rows=rows_done,
     )

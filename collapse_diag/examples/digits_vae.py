@@ -5,8 +5,8 @@ images, no download). Pixels (0..16) are binarised at > 7, giving 64-dim
 {0, 1} vectors. The model is the original VAE of Kingma & Welling (2014),
 "Auto-Encoding Variational Bayes", with MLP encoder and decoder::
 
-    h = tanh(W_1 x)        mu, logvar = W_mu h, W_lv h          q(z|x) = N(mu, exp(logvar))
-    logits = W_3 tanh(W_2 z)                  log p(x|z) = sum_i log Bernoulli(x_i; sigmoid(logits_i))
+    h = tanh(W_1 x)             mu, logvar = W_mu h, W_lv h     q(z|x) = N(mu, exp(logvar))
+    logits = W_3 tanh(W_2 z)    log p(x|z) = sum_i log Bernoulli(x_i; sigmoid(logits_i))
 
 Protocol methods: ``encode(x) -> (mu, logvar)`` and ``log_likelihood(x, z) ->
 [batch]``. A batch ``x`` is a float Tensor ``[batch, 64]`` of zeros and ones.

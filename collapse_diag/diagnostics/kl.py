@@ -1,0 +1,132 @@
+"""KL(q(z|x) || p(z)) per input and per latent dimension: the rate term of the ELBO.
+
+A dimension whose KL is (near) zero for every input carries no information
+about x: its posterior is the prior. The functional form :func:`gaussian_kl`
+is the one place the diagonal-Gaussian KL is written; other modules reuse it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from collapse_diag.encodings import Encodings
+from collapse_diag.exceptions import DiagnosticError
+from collapse_diag.report import ReportSection
+
+__all__ = ["KLResult", "gaussian_kl", "kl_diagnostic"]
+
+#: Negative KL values smaller in magnitude than this are rounding, and are set to 0.
+_ROUNDING = 1e-12
+
+
+def gaussian_kl(
+    mu_q: ArrayLike, logvar_q: ArrayLike, mu_p: ArrayLike, logvar_p: ArrayLike
+) -> np.ndarray:
+    """Elementwise KL(N(mu_q, exp(logvar_q)) || N(mu_p, exp(logvar_p))), in nats.
+
+    Formula::
+
+        KL = 0.5 * (logvar_p - logvar_q + (exp(logvar_q) + (mu_q - mu_p)^2) / exp(logvar_p) - 1)
+
+    evaluated as ``0.5 * (t + expm1(-t) + (mu_q - mu_p)^2 * exp(-logvar_p))`` with
+    ``t = logvar_p - logvar_q``. ``t + expm1(-t) >= 0`` has no ``1 - 1``
+    cancellation, so identical distributions give exactly 0. Its rounding error
+    can only make it negative when ``|t| < ~1e-15``, by less than ``1e-30``;
+    such values (anything in ``(-1e-12, 0)``) are set to 0, so the result is
+    never negative. Nothing else is clipped.
+
+    Args:
+        mu_q: Means of q, any shape broadcastable with the others, e.g. ``(N, D)``.
+        logvar_q: Log-variances of q, broadcastable to the same shape.
+        mu_p: Means of p (e.g. ``0`` for the standard prior), broadcastable.
+        logvar_p: Log-variances of p, broadcastable.
+
+    Returns:
+        Float64 array of the broadcast shape: the KL of each coordinate.
+    """
+    mu_q, logvar_q, mu_p, logvar_p = (
+        np.asarray(a, dtype=np.float64) for a in (mu_q, logvar_q, mu_p, logvar_p)
+    )
+    t = logvar_p - logvar_q
+    kl = 0.5 * (t + np.expm1(-t) + np.square(mu_q - mu_p) * np.exp(-logvar_p))
+    return np.where((kl < 0) & (kl > -_ROUNDING), 0.0, kl)
+
+
+@dataclass(frozen=True)
+class KLResult:
+    """Result of :func:`kl_diagnostic`.
+
+    Attributes:
+        per_dimension: Mean over inputs of KL_d(x), shape ``(D,)``.
+        collapse_rate: Fraction of inputs with KL_d(x) < ``eps``, shape ``(D,)``
+            (the delta of (eps, delta)-collapse, Lucas et al. 2019).
+        per_input: Total KL over dimensions for each input, shape ``(N,)``.
+        total: Mean over inputs of the summed KL (the ELBO's rate term), nats.
+        collapsed: ``per_dimension < eps``, shape ``(D,)``, bool.
+        collapsed_units: Number of collapsed dimensions.
+        eps: The threshold used, nats.
+    """
+
+    per_dimension: np.ndarray
+    collapse_rate: np.ndarray
+    per_input: np.ndarray
+    total: float
+    collapsed: np.ndarray
+    collapsed_units: int
+    eps: float
+
+    def section(self) -> ReportSection:
+        """Fields for report.json: ``kl``, ``collapsed_units``; per-dimension and per-input KL."""
+        return ReportSection(
+            summary={"kl": self.total, "collapsed_units": self.collapsed_units},
+            dimensions={
+                "kl": self.per_dimension.tolist(),
+                "kl_collapse_rate": self.collapse_rate.tolist(),
+            },
+            distributions={"kl_per_input": self.per_input.tolist()},
+        )
+
+
+def kl_diagnostic(encodings: Encodings, eps: float = 0.01) -> KLResult:
+    """KL of each posterior from the prior, per input and per dimension.
+
+    With ``KL_d(x) = KL(q(z_d|x) || p(z_d|x))`` (:func:`gaussian_kl`; the prior
+    is N(0, I) unless the encodings carry a learned or conditional prior):
+
+    - ``per_dimension[d] = mean_x KL_d(x)``; dimension d is *collapsed* when it is
+      below ``eps``.
+    - ``collapse_rate[d] = mean_x 1[KL_d(x) < eps]``: the (eps, delta)-collapse of
+      Lucas, Tucker, Grosse & Norouzi (2019), "Don't blame the ELBO! A linear VAE
+      perspective on posterior collapse": a dimension is (eps, delta)-collapsed
+      when P_x(KL_d(x) < eps) >= delta.
+    - ``total = mean_x sum_d KL_d(x)``.
+
+    Args:
+        encodings: Encoder outputs; ``mu`` and ``logvar`` of shape ``(N, D)``.
+        eps: Collapse threshold in nats (``Settings.kl_eps``, default 0.01).
+
+    Returns:
+        A :class:`KLResult`.
+
+    Raises:
+        DiagnosticError: there are no inputs.
+    """
+    if encodings.n_examples < 1:
+        raise DiagnosticError("the kl diagnostic needs at least one input; got none.")
+    prior_mu, prior_logvar = encodings.prior()
+    kl = gaussian_kl(encodings.mu, encodings.logvar, prior_mu, prior_logvar)
+    per_dimension = kl.mean(axis=0)
+    per_input = kl.sum(axis=1)
+    collapsed = per_dimension < eps
+    return KLResult(
+        per_dimension=per_dimension,
+        collapse_rate=(kl < eps).mean(axis=0),
+        per_input=per_input,
+        total=float(per_input.mean()),
+        collapsed=collapsed,
+        collapsed_units=int(collapsed.sum()),
+        eps=float(eps),
+    )

@@ -1,0 +1,120 @@
+"""What a human-readable report says, in order, independent of its file format.
+
+:func:`build_document` turns a Report into a :class:`Document`: the title, the
+verdict, and the sections (explanation, key figures, failures, plots, tables,
+settings, provenance). The Markdown and HTML writers only print a Document, so
+both formats always hold the same content.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from pathlib import PurePath
+
+from collapse_diag.plots import PLOTS, missing_note
+from collapse_diag.render.explain import explain, verdict_parts
+from collapse_diag.render.tables import (
+    Table,
+    dimension_table,
+    errors_table,
+    probes_table,
+    provenance_table,
+    settings_table,
+    summary_table,
+)
+from collapse_diag.report import Report
+
+__all__ = ["Document", "FigureBlock", "Section", "build_document"]
+
+
+@dataclass(frozen=True)
+class FigureBlock:
+    """One plot slot.
+
+    Attributes:
+        name: Key in :data:`collapse_diag.plots.PLOTS` (and the PNG file name).
+        title: Heading of the plot.
+        caption: How to read it.
+        note: Why it was left out, or ``None`` when it was drawn.
+    """
+
+    name: str
+    title: str
+    caption: str
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class Section:
+    """A titled part of the document: paragraphs, then figures, then tables."""
+
+    title: str
+    anchor: str
+    paragraphs: tuple[str, ...] = ()
+    figures: tuple[FigureBlock, ...] = ()
+    tables: tuple[Table, ...] = ()
+
+
+@dataclass(frozen=True)
+class Document:
+    """A whole report as a writer prints it.
+
+    Attributes:
+        title: Document title.
+        verdict_label: ``"Verdict: collapsed."``.
+        verdict_reason: The one-sentence reason.
+        verdict: ``healthy`` / ``partial`` / ``collapsed``, or ``None``.
+        sections: In reading order.
+    """
+
+    title: str
+    verdict_label: str
+    verdict_reason: str
+    verdict: str | None
+    sections: tuple[Section, ...]
+
+
+def build_document(report: Report, drawn: Collection[str]) -> Document:
+    """Lay out the content of ``report``'s Markdown and HTML documents.
+
+    Args:
+        report: The report to describe.
+        drawn: Names of the plots that were drawn; every other registered plot
+            gets a note saying why it is missing.
+
+    Returns:
+        The document, ready for a writer.
+    """
+    checkpoint = (report.checkpoint or {}).get("path")
+    title = "Posterior collapse report" + (f": {PurePath(checkpoint).name}" if checkpoint else "")
+    label, reason = verdict_parts(report)
+    figures = tuple(FigureBlock(name, spec.title, spec.caption,
+                                None if name in drawn else missing_note(report, name))
+                    for name, spec in PLOTS.items())
+    sections = [
+        Section("What this means", "what-this-means", tuple(explain(report))),
+        Section("Key figures", "key-figures", tables=(summary_table(report),)),
+    ]
+    errors = errors_table(report)
+    if errors is not None:
+        sections.append(Section(
+            "Diagnostics that failed", "diagnostics-that-failed",
+            ("These diagnostics raised an error; the others ran. Figures they would have "
+             "produced are shown as missing.",), tables=(errors,)))
+    sections.append(Section("Plots", "plots", figures=figures))
+    sections.append(Section(
+        "Per-dimension figures", "per-dimension-figures",
+        ("One row per latent dimension; KL, MI and swap deltas in nats. The status rule is "
+         "documented in docs/statuses.md of collapse-diag.",),
+        tables=(dimension_table(report),)))
+    probes = probes_table(report)
+    if probes is not None:
+        sections.append(Section(
+            "Known factors", "known-factors",
+            ("Accuracy of a linear probe predicting each labelled factor from mu(x), against "
+             "the baseline accuracy of a predictor that does not look at mu(x).",),
+            tables=(probes,)))
+    sections.append(Section("Settings", "settings", tables=(settings_table(report),)))
+    sections.append(Section("Provenance", "provenance", tables=(provenance_table(report),)))
+    return Document(title, label, reason, report.summary.get("verdict"), tuple(sections))

@@ -1,0 +1,187 @@
+"""Per-dimension statuses and the verdict: known answers end to end, rules on hand-made results."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from models_for_tests import (
+    analyze_toy,
+    exact_linear_gaussian,
+    sample_linear_data,
+    toy_data,
+    toy_vae,
+)
+
+from collapse_diag.diagnostics.verdict import STATUSES, decide_verdict, holm
+from collapse_diag.settings import Settings
+
+FAST = Settings(swap_bootstrap=100)
+
+
+# ---- known answers, end to end ------------------------------------------------------
+
+
+def test_ignored_dimensions_are_exactly_the_ones_the_decoder_does_not_read():
+    a = analyze_toy(toy_vae("uiuii"), toy_data(5, 300), FAST)
+    assert a.verdict.status == ("active", "ignored", "active", "ignored", "ignored")
+    assert a.verdict.verdict == "partial"
+    assert a.verdict.status_counts == {"active": 2, "collapsed": 0, "uninformative": 0,
+                                       "ignored": 3}
+
+
+def test_decoder_ignoring_z_is_collapsed_with_a_non_significant_swap_test():
+    a = analyze_toy(toy_vae("iii"), toy_data(3, 200), FAST)
+    assert a.sens.swap_p_value >= FAST.alpha and not a.sens.swap_significant
+    assert a.verdict.verdict == "collapsed"
+    assert "ignores z" in a.verdict.verdict_reason
+    assert set(a.verdict.status) == {"ignored"}
+
+
+@pytest.mark.parametrize("case", ["toy", "linear_gaussian"])
+def test_every_dimension_used_is_healthy(case):
+    if case == "toy":
+        model, data = toy_vae("uuuu"), toy_data(4, 300)
+    else:
+        model = exact_linear_gaussian([1.5, 1.0, 0.5], sigma=0.7, obs_dim=5)
+        data = sample_linear_data(model, 500, seed=1)
+    a = analyze_toy(model, data, FAST)
+    assert a.verdict.verdict == "healthy", a.verdict.verdict_reason
+    assert set(a.verdict.status) == {"active"}
+
+
+def test_weak_dimensions_used_jointly_are_not_collapsed():
+    # 16 dimensions, each with W^T W = 0.0625 (mean KL 0.03 nats, per-dimension swap delta
+    # 0.06 nats): individually weak, jointly a 1-nat swap delta.
+    model = exact_linear_gaussian([0.25] * 16, sigma=1.0, obs_dim=16)
+    a = analyze_toy(model, sample_linear_data(model, 400, seed=2), FAST)
+    assert a.sens.swap_significant
+    assert a.verdict.verdict in ("partial", "healthy")
+    assert a.verdict.status_counts["collapsed"] == a.verdict.status_counts["uninformative"] == 0
+
+
+def test_collapsed_and_uninformative_dimensions():
+    a = analyze_toy(toy_vae("ucn"), toy_data(3, 300), FAST)
+    assert a.verdict.status == ("active", "collapsed", "uninformative")
+    assert a.verdict.verdict == "partial"
+    b = analyze_toy(toy_vae("cn"), toy_data(2, 100), FAST)
+    assert b.verdict.verdict == "collapsed"
+    assert "no latent dimension carries information" in b.verdict.verdict_reason
+
+
+# ---- the rules, on hand-made results -------------------------------------------------
+
+
+def encoder(collapsed, active):
+    kl = SimpleNamespace(collapsed=np.array(collapsed), eps=0.01)
+    activity = SimpleNamespace(active=np.array(active), threshold=0.01)
+    return kl, activity
+
+
+def sensitivity(dim_p, significant=True, swap_delta=1.0, examples=128):
+    return SimpleNamespace(dim_p_values=np.array(dim_p, dtype=float), swap_delta=swap_delta,
+                           swap_p_value=1e-6 if significant else 0.4,
+                           swap_significant=significant, per_dim_swap_examples=examples)
+
+
+def identifiability(fisher, rank=None):
+    fisher = np.array(fisher, dtype=float)
+    return SimpleNamespace(fisher=fisher, identifiable_dims=int(np.sum(fisher > 0))
+                           if rank is None else rank)
+
+
+S = Settings()
+
+
+def test_dimensions_used_only_jointly_are_ignored_but_the_verdict_is_partial():
+    kl, act = encoder([False] * 3, [True] * 3)
+    v = decide_verdict(kl, act, sensitivity([0.2, 0.3, 0.04]), identifiability([0, 0, 0]), S)
+    assert v.status == ("ignored",) * 3
+    assert v.verdict == "partial"
+
+
+def test_per_dimension_swap_uses_holm_correction():
+    kl, act = encoder([False] * 4, [True] * 4)
+    # 0.02 alone would pass alpha = 0.05; Holm (second smallest of 4: times 3) makes it 0.06.
+    v = decide_verdict(kl, act, sensitivity([1e-9, 0.02, 0.5, 0.9]), None, S)
+    assert v.status == ("active", "ignored", "ignored", "ignored")
+    np.testing.assert_allclose(v.swap_p_holm, [4e-9, 0.06, 1.0, 1.0])
+
+
+def test_fisher_above_its_cutoff_counts_as_use():
+    kl, act = encoder([False] * 3, [True] * 3)
+    # cutoff = max(1e-3 * 1.0, 1e-6) = 1e-3
+    v = decide_verdict(kl, act, sensitivity([0.9, 0.9, 0.9]), identifiability([1.0, 2e-3, 5e-4]),
+                       S)
+    assert v.status == ("active", "active", "ignored")
+    np.testing.assert_array_equal(v.fisher_used, [True, True, False])
+
+
+def test_encoder_side_statuses_take_precedence():
+    kl, act = encoder([True, False, False], [True, False, True])
+    v = decide_verdict(kl, act, sensitivity([1e-9] * 3), identifiability([1.0] * 3), S)
+    assert v.status == ("collapsed", "uninformative", "active")
+
+
+def test_no_informative_dimension_is_collapsed_even_if_the_decoder_reads_z():
+    kl, act = encoder([True, False], [False, False])
+    v = decide_verdict(kl, act, sensitivity([1e-9] * 2), identifiability([1.0] * 2), S)
+    assert v.verdict == "collapsed"
+
+
+def test_missing_sensitivity_decides_from_fisher():
+    kl, act = encoder([False] * 2, [True] * 2)
+    v = decide_verdict(kl, act, None, identifiability([0.0, 0.0]), S)
+    assert v.verdict == "collapsed" and "swap test is unavailable" in v.verdict_reason
+    w = decide_verdict(kl, act, None, identifiability([1.0, 0.5]), S)
+    assert w.verdict == "healthy" and w.decoder_checked
+
+
+def test_missing_identifiability_decides_from_the_swap_tests():
+    kl, act = encoder([False] * 2, [True] * 2)
+    v = decide_verdict(kl, act, sensitivity([1e-9, 0.9]), None, S)
+    assert v.status == ("active", "ignored") and v.verdict == "partial"
+    w = decide_verdict(kl, act, sensitivity([1e-9, 1e-9], significant=False), None, S)
+    assert w.verdict == "collapsed"
+
+
+def test_missing_decoder_side_says_so():
+    kl, act = encoder([False, True], [True, True])
+    v = decide_verdict(kl, act, None, None, S)
+    assert v.status == ("active", "collapsed") and not v.decoder_checked
+    assert v.verdict == "partial" and "not checked" in v.verdict_reason
+
+
+def test_per_dimension_swap_not_run_falls_back_to_fisher():
+    kl, act = encoder([False] * 2, [True] * 2)
+    v = decide_verdict(kl, act, sensitivity([np.nan, np.nan], examples=0),
+                       identifiability([1.0, 0.0]), S)
+    assert v.status == ("active", "ignored")
+    assert np.all(np.isnan(v.swap_p_holm))
+
+
+def test_section_and_reason_shape():
+    kl, act = encoder([False, True, False], [True, True, False])
+    v = decide_verdict(kl, act, sensitivity([1e-9, 0.5, 0.5]), identifiability([1, 0, 0]), S)
+    section = v.section()
+    assert set(section.summary) == {"status_counts", "verdict", "verdict_reason"}
+    assert set(section.summary["status_counts"]) == set(STATUSES)
+    assert sum(section.summary["status_counts"].values()) == 3
+    assert section.dimensions == {"status": ["active", "collapsed", "uninformative"]}
+    reason = section.summary["verdict_reason"]
+    assert reason.startswith("Partial") and reason.endswith(".") and "\n" not in reason
+
+
+def _holm_reference(p):
+    m, order = len(p), sorted(range(len(p)), key=lambda i: p[i])
+    out, running = [0.0] * m, 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p[i]))
+        out[i] = running
+    return out
+
+
+@pytest.mark.parametrize("p", [[0.01, 0.04, 0.03, 0.005], [0.5], [0.2, 0.2, 0.01, 1.0, 0.001]])
+def test_holm_matches_reference(p):
+    np.testing.assert_allclose(holm(np.array(p)), _holm_reference(p))

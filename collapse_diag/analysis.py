@@ -107,7 +107,8 @@ def _verdict(run: _Run) -> Any:
 def _probes(run: _Run) -> Any:
     if not run.labels:
         return None
-    return probe_factors(run.encodings.mu, run.labels, seed=run.settings.seed)
+    return probe_factors(run.encodings.mu, run.labels, seed=run.settings.seed,
+                         logvar=run.encodings.logvar)
 
 
 #: The diagnostics, in the order they run (later ones read earlier results).

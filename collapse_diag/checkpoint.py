@@ -355,10 +355,13 @@ def save_checkpoint(
         "config": json.loads(json.dumps(dict(config))),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
     }
+    # clone: torch.save writes a view's whole underlying storage, not just the view
     if data is not None:
-        payload["data"] = validate_data(data, "data")
+        data = validate_data(data, "data")
+        payload["data"] = (data.clone() if isinstance(data, torch.Tensor)
+                           else {k: v.clone() for k, v in data.items()})
     if labels is not None:
-        payload["labels"] = {str(k): torch.as_tensor(v) for k, v in labels.items()}
+        payload["labels"] = {str(k): torch.as_tensor(v).clone() for k, v in labels.items()}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(payload, path)

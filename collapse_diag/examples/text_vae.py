@@ -12,7 +12,7 @@ the last state; it trains markedly faster, which keeps training cheap::
     (h_0, c_0) = tanh(W_z z)                     log p(x|z) = sum_t log p(x_t | x_<t, z)
 
 With ``z_every_step=True`` z is also concatenated to every decoder input
-(a common variant that makes z harder to ignore).
+(a common variant that makes z harder to ignore; the shipped models use it).
 
 Protocol methods (all a model needs to be analysed; no base class required):
 
@@ -143,7 +143,7 @@ class TextVAE(nn.Module):
             x: Token ids ``[batch, max_len]``.
             z: Latent codes ``[batch, latent_dim]`` (differentiable).
             word_dropout: Training only: probability of replacing each decoder
-                input word by ``<unk>`` (Bowman et al. 2016, Sec. 3.2). The
+                input word by ``<unk>`` (Bowman et al. 2016). The
                 toolkit calls this method with the default 0, so it is deterministic.
             generator: Random generator for the word dropout.
 

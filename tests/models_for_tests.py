@@ -8,17 +8,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from collapse_diag.diagnostics.activity import activity_diagnostic
 from collapse_diag.diagnostics.identifiability import (
     IdentifiabilityResult,
     identifiability_diagnostic,
 )
+from collapse_diag.diagnostics.kl import kl_diagnostic
 from collapse_diag.diagnostics.sensitivity import SensitivityResult, sensitivity_diagnostic
 from collapse_diag.diagnostics.verdict import VerdictResult, decide_verdict
 from collapse_diag.encodings import Encodings, encode_all
@@ -159,21 +160,7 @@ def toy_data(dim: int, n: int, seed: int = 0) -> torch.Tensor:
 
 
 def encoder_side(enc: Encodings, settings: Settings) -> tuple[Any, Any]:
-    """KL and activity results (the project's functions; a local fallback until they exist)."""
-    try:
-        from collapse_diag.diagnostics.activity import activity_diagnostic
-        from collapse_diag.diagnostics.kl import kl_diagnostic
-    except ImportError:
-        pm, plv = enc.prior()
-        kl = 0.5 * (plv - enc.logvar + (np.exp(enc.logvar) + (enc.mu - pm) ** 2) / np.exp(plv) - 1)
-        per_dim = kl.mean(axis=0)
-        mu_var = enc.mu.var(axis=0)
-        return (
-            SimpleNamespace(per_dimension=per_dim, collapsed=per_dim < settings.kl_eps,
-                            eps=settings.kl_eps),
-            SimpleNamespace(mu_variance=mu_var, active=mu_var >= settings.active_threshold,
-                            threshold=settings.active_threshold),
-        )
+    """KL and activity results, as ``analyze`` computes them."""
     return (kl_diagnostic(enc, eps=settings.kl_eps),
             activity_diagnostic(enc, threshold=settings.active_threshold))
 

@@ -180,10 +180,15 @@ def _verdict(
 ) -> tuple[str, str]:
     """The verdict and its one-sentence reason."""
     if counts["active"] + counts["ignored"] == 0:
+        parts = []
+        if counts["collapsed"]:
+            parts.append(f"{counts['collapsed']} of {dim} have mean KL below {_fmt(kl.eps)} "
+                         "nats: their posterior is the prior")
+        if counts["uninformative"]:
+            parts.append(f"{counts['uninformative']} of {dim} spend KL but their mean mu(x) "
+                         f"barely moves with x (Var_x[mu] below {_fmt(activity.threshold)})")
         return "collapsed", (
-            f"Collapsed: no latent dimension carries information about x "
-            f"({counts['collapsed']} of {dim} have mean KL below {_fmt(kl.eps)} nats and "
-            f"{counts['uninformative']} have Var_x[mu] below {_fmt(activity.threshold)})."
+            f"Collapsed: no latent dimension carries information about x ({'; '.join(parts)})."
         )
     if sensitivity is not None:
         swap = (f"swapping codes between inputs changes log p(x|z) by "

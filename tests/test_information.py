@@ -61,6 +61,21 @@ def test_matches_brute_force_reference():
     np.testing.assert_allclose(per_dim, ref_per, rtol=0, atol=1e-10)
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # scipy's reference overflows harmlessly
+def test_extreme_log_variance_spread_matches_brute_force():
+    # Log-variances -700 and 600 in one dimension: the per-dimension pass's sums of
+    # exponentials underflow (~1e-283) for most rows, which are recomputed with the row maximum.
+    mu = np.zeros((6, 1))
+    logvar = np.array([[-700.0], [600.0], [600.0], [600.0], [600.0], [600.0]])
+    eps = np.random.default_rng(0).normal(size=(6, 2, 1))
+    z = mu[:, None] + np.exp(0.5 * logvar)[:, None] * eps
+    mi, per_dim = mi_from_samples(z, mu, logvar)
+    ref_mi, ref_per = _brute_force(z, mu, logvar)
+    assert np.isfinite(mi) and np.all(np.isfinite(per_dim))
+    assert mi == pytest.approx(ref_mi, abs=1e-10)
+    np.testing.assert_allclose(per_dim, ref_per, rtol=0, atol=1e-10)
+
+
 def test_diagnostic_uses_the_documented_samples():
     enc = _linear_gaussian(40, 3)
     eps = torch.randn((40, 5, 3), generator=_gen(7), dtype=torch.float64).numpy()

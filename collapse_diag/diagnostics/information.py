@@ -30,9 +30,10 @@ from collapse_diag.report import ReportSection
 __all__ = ["InformationResult", "information_diagnostic", "mi_from_samples"]
 
 _LOG_2PI = math.log(2.0 * math.pi)
-#: Bytes of one (rows x M) block of log-densities. Peak memory is about three blocks;
-#: larger blocks mean fewer (multi-threaded) torch calls, smaller ones stay in cache.
-_CHUNK_BYTES = 32 * 2**20
+#: Bytes of one (rows x M) block of log-densities; peak memory is about three blocks.
+_CHUNK_BYTES = 8 * 2**20
+#: Smallest sum of exponentials the per-dimension pass accepts without the row maximum.
+_TINY = 1e-280
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,17 @@ def _own_minus_log_mean_exp(q: torch.Tensor, owner: torch.Tensor) -> torch.Tenso
     return own - torch.log(total / q.shape[1])
 
 
+def _own_minus_log_mean_exp_bounded(q: torch.Tensor, owner: torch.Tensor) -> torch.Tensor:
+    """As :func:`_own_minus_log_mean_exp` for ``q <= 0`` (no overflow), skipping the max pass.
+
+    Rows whose sum is below ``_TINY`` (extreme log-variance spreads) come back as
+    NaN, for the caller to recompute with the row maximum.
+    """
+    own = q.gather(1, owner[:, None]).squeeze(1)
+    total = q.exp_().sum(dim=1)
+    return torch.where(total >= _TINY, own - torch.log(total / q.shape[1]), torch.nan)
+
+
 def mi_from_samples(
     z: ArrayLike, mu: ArrayLike, logvar: ArrayLike, chunk_bytes: int = _CHUNK_BYTES
 ) -> tuple[float, np.ndarray]:
@@ -105,11 +117,11 @@ def mi_from_samples(
         MI = mean_{i,s} [log q(z_is|x_i) - logsumexp_j log q(z_is|x_j) + log M]
 
     and ``MI_d`` the same in one dimension (coordinate d of the same samples).
-    Each term is computed as ``own - log(mean_j exp(.))`` after subtracting the
-    row maximum, so identical posteriors give exactly 0 and no term exceeds
-    ``log M``. The per-dimension log-densities
-    ``-0.5 * ((z_d - mu_jd)^2 * exp(-logvar_jd) + logvar_jd + log 2pi)`` are
-    evaluated directly (no expanded-square cancellation) in float64 blocks of
+    Each term is computed as ``own - log(mean_j exp(.))`` after a shift that
+    keeps every exponent <= 0 (the row maximum for the full-D term, so identical
+    posteriors give exactly 0), and no term exceeds ``log M``. The per-dimension
+    log-densities ``-0.5 * ((z_d - mu_jd)^2 * exp(-logvar_jd) + logvar_jd + log 2pi)``
+    are evaluated directly (no expanded-square cancellation) in float64 blocks of
     ``rows x M`` of at most ``chunk_bytes`` bytes, and the full-D log-density is
     their sum over d, accumulated block by block: memory stays bounded for any
     M, and the cost is O(M^2 * S * D). z and mu are first shifted by the mean of
@@ -143,8 +155,13 @@ def mi_from_samples(
     mu_cols = torch.from_numpy(np.ascontiguousarray((mu - center).T))
     lv_cols = torch.from_numpy(np.ascontiguousarray(logvar.T))
     half_prec = -0.5 * torch.exp(-lv_cols)
+    # Per dimension, the normalising constants shifted so that each is <= 0 (and so is q).
     offset = -0.5 * (lv_cols + _LOG_2PI)
+    offset -= offset.max(dim=1, keepdim=True).values
     owner = torch.arange(m).repeat_interleave(z.shape[1])
+
+    def log_density(k: int, z_k: torch.Tensor) -> torch.Tensor:
+        return (z_k[:, None] - mu_cols[k]).square_().mul_(half_prec[k]).add_(offset[k])
 
     full = torch.empty(n_rows, dtype=torch.float64)
     per = torch.empty(d, n_rows, dtype=torch.float64)
@@ -153,9 +170,14 @@ def mi_from_samples(
         b = min(a + rows, n_rows)
         total = torch.zeros(b - a, m, dtype=torch.float64)
         for k in range(d):
-            q = (z_cols[k, a:b, None] - mu_cols[k]).square_().mul_(half_prec[k]).add_(offset[k])
+            q = log_density(k, z_cols[k, a:b])
             total.add_(q)
-            per[k, a:b] = _own_minus_log_mean_exp(q, owner[a:b])
+            values = _own_minus_log_mean_exp_bounded(q, owner[a:b])
+            redo = torch.isnan(values).nonzero().squeeze(1)
+            if redo.numel():
+                values[redo] = _own_minus_log_mean_exp(
+                    log_density(k, z_cols[k, a:b][redo]), owner[a:b][redo])
+            per[k, a:b] = values
         full[a:b] = _own_minus_log_mean_exp(total, owner[a:b])
     return float(full.numpy().mean()), per.numpy().mean(axis=1)
 
@@ -203,14 +225,10 @@ def information_diagnostic(
     """
     n = encodings.n_examples
     if n < 2:
-        raise DiagnosticError(
-            f"mutual information needs at least 2 inputs; got {n}. Analyse more inputs."
-        )
+        raise DiagnosticError(f"mutual information needs at least 2 inputs; got {n}.")
     if max_components < 2:
-        raise DiagnosticError(
-            f"mutual information needs at least 2 mixture components; max_components is "
-            f"{max_components}."
-        )
+        raise DiagnosticError(f"mutual information needs max_components >= 2; got "
+                              f"{max_components}.")
     mu = np.asarray(encodings.mu, dtype=np.float64)
     logvar = np.asarray(encodings.logvar, dtype=np.float64)
     if n > max_components:

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from collapse_diag import analyze
 from collapse_diag.checkpoint import load_checkpoint, resolve_factory
 from collapse_diag.diagnostics.probes import probe_factors
 from collapse_diag.examples import DESCRIPTIONS, SHIPPED
@@ -202,9 +203,12 @@ def test_retraining_reproduces_the_shipped_properties(tmp_path):
         entry = (loaded.model, loaded.data, loaded.labels, mu, logvar)
         probes = _probes(entry)
         gains = np.array([p.accuracy - p.baseline for p in probes.values()])
+        verdict = analyze(loaded.model, loaded.data, labels=loaded.labels).summary["verdict"]
         if name == "text_collapsed":
             assert float(_kl(mu, logvar).sum(1).mean()) < COLLAPSED_MAX_KL
             assert (gains < COLLAPSED_PROBE_MARGIN).all()
+            assert verdict == "collapsed"
         else:
             assert int((mu.var(0, unbiased=False) >= ACTIVE_VAR).sum()) >= 2
             assert gains.max() >= HEALTHY_PROBE_GAIN
+            assert verdict != "collapsed"

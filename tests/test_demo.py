@@ -1,0 +1,74 @@
+"""`collapse-diag demo` on the shipped checkpoints: the verdicts the issue promises."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from collapse_diag import Report
+from collapse_diag.demo import comparison_table
+from collapse_diag.examples import SHIPPED
+from collapse_diag_cli.main import main
+
+PROBE_GAIN = 0.2  # healthy: some factor beats its majority baseline by at least this
+PROBE_MARGIN = 0.05  # collapsed: no factor beats its baseline by this much
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    result = CliRunner().invoke(main, ["demo", "--out", str(out), "--format", "json,md"])
+    assert result.exit_code == 0, result.output
+    return out, result.output
+
+
+def _report(out, name):
+    return Report.from_json(out / name / "report.json")
+
+
+def test_demo_writes_a_report_per_model_and_a_table(demo_dir):
+    out, output = demo_dir
+    for name in SHIPPED:
+        assert (out / name / "report.json").is_file()
+        assert (out / name / "report.md").is_file()
+        assert name in output
+    assert "verdict" in output and "best probe" in output
+
+
+def test_shipped_collapsed_model_is_collapsed(demo_dir):
+    report = _report(demo_dir[0], "text_collapsed")
+    assert report.summary["verdict"] == "collapsed"
+    assert not report.summary["swap_significant"]
+    for factor, probe in report.summary["probes"].items():
+        assert probe["accuracy"] < probe["baseline"] + PROBE_MARGIN, factor
+
+
+@pytest.mark.parametrize("name", ["text_healthy", "digits"])
+def test_shipped_healthy_models_are_not_collapsed(demo_dir, name):
+    report = _report(demo_dir[0], name)
+    assert report.summary["verdict"] != "collapsed"
+    assert report.summary["swap_significant"]
+    gains = [p["accuracy"] - p["baseline"] for p in report.summary["probes"].values()]
+    assert max(gains) >= PROBE_GAIN
+
+
+def test_demo_reports_are_deterministic(demo_dir, tmp_path):
+    out = demo_dir[0]
+    result = CliRunner().invoke(main, ["demo", "--out", str(tmp_path), "--format", "json",
+                                       "--quiet"])
+    assert result.exit_code == 0
+
+    def stable(path):
+        payload = json.loads(path.read_text())
+        payload.pop("timings")
+        payload["provenance"].pop("created")
+        return payload
+
+    name = "digits"
+    assert stable(tmp_path / name / "report.json") == stable(out / name / "report.json")
+
+
+def test_comparison_table_handles_missing_figures():
+    report = Report(n_examples=3, latent_dim=2, summary={}, dimensions=[{"index": 0}] * 2)
+    table = comparison_table({"m": report})
+    assert table.splitlines()[1].split()[:2] == ["m", "-"]

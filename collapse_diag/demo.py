@@ -108,4 +108,7 @@ def run_demo(
         reason = report.summary.get("verdict_reason")
         if reason:
             echo(f"{name}: {reason}")
+    main_document = "report.html" if "html" in formats else "report.md"
+    echo("")
+    echo(f"Open {out_dir / '<model>' / main_document} to see why.")
     return reports

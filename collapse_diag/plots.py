@@ -26,6 +26,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from collapse_diag.report import Report
+from collapse_diag.settings import Settings
 
 __all__ = [
     "PLOTS",
@@ -60,8 +61,7 @@ STATUS_COLORS = {
     "unknown": "#999999",
 }
 _MI_COLOR, _MKL_COLOR, _NEUTRAL = "#332288", "#DDCC77", "#555555"
-_DEFAULTS = {"kl_eps": 0.01, "active_threshold": 0.01, "alpha": 0.05, "confidence": 0.95,
-             "flatness_threshold": 0.01, "fisher_rank_rtol": 1e-3, "fisher_rank_atol": 1e-6}
+_DEFAULTS = Settings().to_dict()
 
 
 def finite(value: Any) -> float | None:
@@ -343,14 +343,12 @@ def plot_identifiability(report: Report) -> Figure | None:
     if std.size:
         ax = axes.pop(0)
         thr = float(setting(report, "flatness_threshold"))
-        per_token = finite(report.summary.get("likelihood_flatness_per_token")) is not None
         log = bool((std > 0).all())
         sns.histplot(x=std, log_scale=log, color=_NEUTRAL, ax=ax)
         ax.axvline(thr, color="black", ls="--", lw=1, label=f"flatness_threshold = {thr:g}")
         flat = finite(report.summary.get("flat_fraction"))
         title = "Likelihood flatness" + (f": {flat:.0%} of inputs flat" if flat is not None else "")
-        unit = "nats per token" if per_token else "nats"
-        ax.set(xlabel=f"std of log p(x|z) over prior draws of z  [{unit}]", ylabel="inputs",
+        ax.set(xlabel="std of log p(x|z) over prior draws of z  [nats]", ylabel="inputs",
                title=title)
         ax.legend(fontsize=8)
     return fig

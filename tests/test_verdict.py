@@ -111,8 +111,8 @@ def test_per_dimension_swap_uses_holm_correction():
 
 def test_fisher_above_its_cutoff_counts_as_use():
     kl, act = encoder([False] * 3, [True] * 3)
-    # cutoff = max(1e-3 * 1.0, 1e-6) = 1e-3
-    v = decide_verdict(kl, act, sensitivity([0.9, 0.9, 0.9]), identifiability([1.0, 2e-3, 5e-4]),
+    # cutoff = max(1e-3 * 10, atol 0.1) = 0.1: the floor, relative to the unit prior precision
+    v = decide_verdict(kl, act, sensitivity([0.9, 0.9, 0.9]), identifiability([10.0, 0.2, 0.05]),
                        S)
     assert v.status == ("active", "active", "ignored")
     np.testing.assert_array_equal(v.fisher_used, [True, True, False])
@@ -168,7 +168,8 @@ def test_section_and_reason_shape():
     assert set(section.summary) == {"status_counts", "verdict", "verdict_reason"}
     assert set(section.summary["status_counts"]) == set(STATUSES)
     assert sum(section.summary["status_counts"].values()) == 3
-    assert section.dimensions == {"status": ["active", "collapsed", "uninformative"]}
+    assert section.dimensions["status"] == ["active", "collapsed", "uninformative"]
+    np.testing.assert_allclose(section.dimensions["swap_p_holm"], [3e-9, 1.0, 1.0])
     reason = section.summary["verdict_reason"]
     assert reason.startswith("Partial") and reason.endswith(".") and "\n" not in reason
 

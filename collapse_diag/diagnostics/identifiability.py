@@ -10,8 +10,9 @@ measurements, both from batched decoder passes:
       s(x) = std_k log p(x | z_k)      (sample std, ddof = 1; nats, and per token)
 
   ``likelihood_flatness`` is the mean of s(x) over inputs; an input is *flat*
-  when s(x) (per token when the model has ``num_tokens``) is below
-  ``flatness_threshold``. The mean over k gives E_{z~p(z)} log p(x|z)
+  when s(x) is below ``flatness_threshold`` nats (default 0.3, per observation:
+  the likelihood ratio between z values, not its per-token share, is what moves
+  the posterior). The mean over k gives E_{z~p(z)} log p(x|z)
   (``prior_reconstruction``), and ``prior_gap = reconstruction - prior_reconstruction``.
 
 * **Local identifiability** (Rothenberg 1971, "Identification in parametric
@@ -24,9 +25,12 @@ measurements, both from batched decoder passes:
       identifiable_dims = #{eigenvalues lambda of F : lambda >= max(rtol * lambda_max, atol)}
 
   with rtol = ``fisher_rank_rtol`` (default 1e-3) and atol = ``fisher_rank_atol``
-  (default 1e-6). One backward pass per batch gives every dimension (each row's
-  log-likelihood depends only on its own z row in eval mode). The decoder must be
-  differentiable in z; an unused z (no graph) counts as a zero gradient.
+  (default 0.1: against the unit precision of the N(0, I) prior, the posterior
+  variance along an eigenvector is about 1 / (1 + lambda), so a direction below
+  0.1 is narrowed by under 10%: practically non-identifiable). One backward pass
+  per batch gives every dimension (each row's log-likelihood depends only on its
+  own z row in eval mode). The decoder must be differentiable in z; an unused z
+  (no graph) counts as a zero gradient.
 
 Every z is drawn up front on the CPU in float64 with the run's generator, in
 fixed blocks of inputs, so the numbers do not depend on the batch size or device.
@@ -128,7 +132,7 @@ class IdentifiabilityResult:
         likelihood_std_per_token: The same divided by num_tokens, or ``None``.
         likelihood_flatness: Mean of ``likelihood_std`` (nats).
         likelihood_flatness_per_token: Mean of ``likelihood_std_per_token``, or ``None``.
-        flat: Per input, std (per token when available) < ``flatness_threshold``.
+        flat: Per input, ``likelihood_std < flatness_threshold``.
         flat_fraction: Mean of ``flat``.
         fisher: Diagonal of the latent Fisher matrix, ``(D,)``.
         fisher_matrix: E[g g^T], ``(D, D)``.
@@ -159,7 +163,6 @@ class IdentifiabilityResult:
 
     def section(self) -> ReportSection:
         """The report fields: summary, per-dimension ``fisher``, per-input ``likelihood_std``."""
-        std = self.likelihood_std_per_token
         return ReportSection(
             summary={
                 "prior_reconstruction": self.prior_reconstruction,
@@ -172,9 +175,7 @@ class IdentifiabilityResult:
                 "identifiable_dims": self.identifiable_dims,
             },
             dimensions={"fisher": self.fisher.tolist()},
-            distributions={
-                "likelihood_std": (std if std is not None else self.likelihood_std).tolist()
-            },
+            distributions={"likelihood_std": self.likelihood_std.tolist()},
         )
 
 
@@ -269,7 +270,7 @@ def identifiability_diagnostic(
     rank, cutoff = fisher_rank(eigenvalues, settings.fisher_rank_rtol, settings.fisher_rank_atol)
     tokens = encodings.num_tokens
     std_tok = per_token(std, tokens)
-    flat = (std_tok if std_tok is not None else std) < settings.flatness_threshold
+    flat = std < settings.flatness_threshold
     prior_reconstruction = float(prior_ll.mean())
     return IdentifiabilityResult(
         prior_log_likelihood=prior_ll,

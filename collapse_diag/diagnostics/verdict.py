@@ -99,14 +99,15 @@ class VerdictResult:
     decoder_checked: bool
 
     def section(self) -> ReportSection:
-        """The report fields: verdict, reason, counts, and ``status`` per dimension."""
+        """The report fields: verdict, reason, counts; ``status`` and ``swap_p_holm`` per dim."""
         return ReportSection(
             summary={
                 "status_counts": dict(self.status_counts),
                 "verdict": self.verdict,
                 "verdict_reason": self.verdict_reason,
             },
-            dimensions={"status": list(self.status)},
+            dimensions={"status": list(self.status),
+                        "swap_p_holm": self.swap_p_holm.tolist()},
         )
 
 

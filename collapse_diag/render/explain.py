@@ -152,11 +152,11 @@ def _decoder(report: Report) -> str:
     if gap is not None:
         text.append(f"Decoding from the input's own posterior instead of a prior draw is worth "
                     f"{fmt_num(gap)} nats per input (the prior gap).")
-    pvals = dim_column(report, "swap_p_value")
+    pvals = dim_column(report, "swap_p_holm")
     if np.isfinite(pvals).any():
         count = int((pvals < alpha).sum())
         text.append(f"Swapping one coordinate at a time, {count} of {report.latent_dim} "
-                    f"dimensions make a difference on their own (uncorrected p < {alpha:g}).")
+                    f"dimensions make a difference on their own (Holm-corrected p < {alpha:g}).")
     ignored = [n for n, st in zip(dim_labels(report), dim_statuses(report), strict=True)
                if st == "ignored"]
     if ignored:
@@ -197,16 +197,15 @@ def _identifiability(report: Report) -> str:
         return ("What the identifiability figures say cannot be told: they are missing.")
     text = []
     if flat is not None:
-        unit = "nats per token" if finite(s.get("likelihood_flatness_per_token")) else "nats"
         draws = setting(report, "prior_samples")
         thr = fmt_num(setting(report, "flatness_threshold"))
         if flat >= 0.5:
             text.append(f"For {fmt_pct(flat)} of inputs the likelihood is flat in z: across "
-                        f"{draws} prior draws of z, log p(x|z) varies by less than {thr} {unit}. "
+                        f"{draws} prior draws of z, log p(x|z) varies by less than {thr} nats. "
                         "For those inputs no value of z explains x better than another.")
         else:
             text.append(f"The likelihood responds to z for {fmt_pct(1 - flat)} of inputs: across "
-                        f"{draws} prior draws of z, log p(x|z) varies by at least {thr} {unit}.")
+                        f"{draws} prior draws of z, log p(x|z) varies by at least {thr} nats.")
     if ident is not None:
         k = int(ident)
         text.append(f"{k} of {d} directions of z {'is' if k == 1 else 'are'} identifiable: the "

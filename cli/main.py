@@ -37,13 +37,20 @@ Exit codes:
 FORMATS = ("json", "md", "html")
 
 
-def _parse_formats(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
-    names = tuple(dict.fromkeys(v.strip() for v in value.split(",") if v.strip()))
-    bad = [n for n in names if n not in FORMATS]
-    if bad or not names:
-        raise click.BadParameter(f"must be a comma-separated subset of {','.join(FORMATS)}; "
-                                 f"got {value!r}.")
-    return names
+def _formats_option(allowed: tuple[str, ...]) -> Callable[..., tuple[str, ...]]:
+    """A click callback parsing a comma-separated subset of ``allowed``."""
+
+    def parse(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
+        names = tuple(dict.fromkeys(v.strip() for v in value.split(",") if v.strip()))
+        if not names or any(n not in allowed for n in names):
+            raise click.BadParameter(f"must be a comma-separated subset of "
+                                     f"{','.join(allowed)}; got {value!r}.")
+        return names
+
+    return parse
+
+
+_parse_formats = _formats_option(FORMATS)
 
 
 def _fail(message: str, code: int) -> None:
@@ -190,15 +197,16 @@ def _exit_code(report: Any, fail_on_collapse: bool) -> int:
 @main.command(epilog=EXIT_CODES_HELP)
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--format", "formats", default="md,html", show_default=True,
-              callback=_parse_formats, help="Which documents to re-render: any of md,html "
-                                            "(json is the source and is left as it is).")
+              callback=_formats_option(("md", "html")),
+              help="Which documents to re-render: any of md,html (report.json is the source "
+                   "and is left as it is).")
 @_common_options
 @handle_errors
 def render(directory: Path, formats: tuple[str, ...], quiet: bool, debug: bool) -> None:
     """Re-render the documents of DIRECTORY from its report.json, without the model."""
     from collapse_diag.render import render_directory
 
-    written = render_directory(directory, tuple(f for f in formats if f != "json"))
+    written = render_directory(directory, formats)
     click.echo(f"report: {', '.join(str(p) for p in written.values())}")
 
 

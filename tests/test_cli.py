@@ -181,3 +181,14 @@ def test_debug_shows_traceback(user_dir):
 
 def test_render_missing_report(user_dir):
     _exit(run("render", user_dir / "empty"), 3, "does not exist")
+
+
+def test_render_reproduces_documents_from_report_json(toy_checkpoint, user_dir):
+    out = user_dir / "rr"
+    assert run("analyze", toy_checkpoint, "--out", out, *FAST).exit_code == 0
+    assert not (out / "report.html").exists()
+    result = run("render", out)
+    assert result.exit_code == 0, result.output
+    html = (out / "report.html").read_text()
+    assert "partial" in html and (out / "report.md").is_file()
+    assert run("render", out, "--format", "json").exit_code == 2

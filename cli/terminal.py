@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from collapse_diag.render.tables import text_table
 from collapse_diag.report import Report
 
 __all__ = ["dimension_table", "summary_line"]
@@ -32,12 +33,9 @@ def _cell(value: Any, spec: str) -> str:
 def dimension_table(report: Report) -> str:
     """Fixed-width table, one row per latent dimension, of the columns the report has."""
     columns = [c for c in _COLUMNS if any(c[1] in row for row in report.dimensions)]
-    rows = [[_cell(row.get(key), spec) for _, key, spec in columns] for row in report.dimensions]
-    widths = [max(len(title), *(len(r[i]) for r in rows)) for i, (title, _, _) in
-              enumerate(columns)]
-    lines = ["  ".join(title.rjust(w) for (title, _, _), w in zip(columns, widths))]
-    lines += ["  ".join(cell.rjust(w) for cell, w in zip(r, widths)) for r in rows]
-    return "\n".join(lines)
+    rows = [[title for title, _, _ in columns]]
+    rows += [[_cell(row.get(key), spec) for _, key, spec in columns] for row in report.dimensions]
+    return text_table(rows, align_right=True)
 
 
 def summary_line(report: Report, name: str = "") -> str:

@@ -15,6 +15,7 @@ from typing import Any
 from collapse_diag.analysis import analyze
 from collapse_diag.checkpoint import load_checkpoint
 from collapse_diag.render import write_report
+from collapse_diag.render.tables import text_table
 from collapse_diag.report import Report
 
 __all__ = ["run_demo", "comparison_table"]
@@ -55,8 +56,7 @@ def comparison_table(reports: dict[str, Report]) -> str:
     rows = [[title for title, _ in _COLUMNS]]
     for name, report in reports.items():
         rows.append([name] + [_value(report, key) for _, key in _COLUMNS[1:]])
-    widths = [max(len(r[i]) for r in rows) for i in range(len(_COLUMNS))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
+    return text_table(rows)
 
 
 def run_demo(

@@ -81,6 +81,12 @@ def setting(report: Report, name: str) -> Any:
     return _DEFAULTS.get(name) if value is None else value
 
 
+def finite_values(values: Any) -> np.ndarray:
+    """The finite numbers of a JSON list (nulls, NaN and Inf dropped) as float64."""
+    out = np.array([finite(v) for v in values or []], dtype=float)
+    return out[np.isfinite(out)]
+
+
 def dim_column(report: Report, key: str) -> np.ndarray:
     """Per-dimension values of ``key`` as float64, shape ``(latent_dim,)``; NaN where missing."""
     return np.array([finite(d.get(key)) if isinstance(d, dict) else None
@@ -270,9 +276,7 @@ def plot_information(report: Report) -> Figure | None:
 @_styled
 def plot_sensitivity(report: Report) -> Figure | None:
     """Per-input whole-vector swap delta (histogram) and per-dimension swap delta (bars)."""
-    deltas = np.array([finite(v) for v in report.distributions.get("swap_delta") or []],
-                      dtype=float)
-    deltas = deltas[np.isfinite(deltas)]
+    deltas = finite_values(report.distributions.get("swap_delta"))
     per_dim = dim_column(report, "swap_delta")
     keep = np.flatnonzero(np.isfinite(per_dim))
     if deltas.size == 0 and keep.size == 0:
@@ -298,12 +302,16 @@ def plot_sensitivity(report: Report) -> Figure | None:
         ax = axes.pop(0)
         _status_bars(ax, [dim_labels(report)[i] for i in keep], per_dim[keep],
                      [dim_statuses(report)[i] for i in keep], float(setting(report, "kl_eps")))
-        pvals, alpha = dim_column(report, "swap_p_value")[keep], float(setting(report, "alpha"))
+        holm = dim_column(report, "swap_p_holm")
+        corrected = bool(np.isfinite(holm).any())
+        pvals = (holm if corrected else dim_column(report, "swap_p_value"))[keep]
+        alpha = float(setting(report, "alpha"))
         for pos, (value, p) in enumerate(zip(per_dim[keep], pvals, strict=True)):
             if p < alpha:
                 ax.annotate("*", (pos, value), ha="center", va="bottom", fontsize=12)
         ax.axhline(0, color="black", lw=0.8)
-        ax.set(xlabel=f"latent dimension (* p < {alpha:g})",
+        kind = "Holm-corrected p" if corrected else "p"
+        ax.set(xlabel=f"latent dimension (* {kind} < {alpha:g})",
                ylabel="swap delta of z_d alone  [nats]", title="Per-dimension swap")
         ax.legend(title="status", fontsize=8)
     return fig
@@ -312,12 +320,8 @@ def plot_sensitivity(report: Report) -> Figure | None:
 @_styled
 def plot_identifiability(report: Report) -> Figure | None:
     """Eigenvalues of the latent Fisher information with the rank cut-off; likelihood flatness."""
-    eig = np.array([finite(v) for v in report.summary.get("fisher_eigenvalues") or []],
-                   dtype=float)
-    eig = eig[np.isfinite(eig)]
-    std = np.array([finite(v) for v in report.distributions.get("likelihood_std") or []],
-                   dtype=float)
-    std = std[np.isfinite(std)]
+    eig = finite_values(report.summary.get("fisher_eigenvalues"))
+    std = finite_values(report.distributions.get("likelihood_std"))
     if eig.size == 0 and std.size == 0:
         return None
     panels = int(eig.size > 0) + int(std.size > 0)

@@ -26,6 +26,7 @@ __all__ = [
     "provenance_table",
     "settings_table",
     "summary_table",
+    "text_table",
 ]
 
 #: Shown for a figure that was not computed.
@@ -46,6 +47,16 @@ class Table(NamedTuple):
     rows: list[list[str]]
     keys: list[list[float | str | None]]
     sortable: bool = False
+
+
+def text_table(rows: list[list[str]], align_right: bool = False) -> str:
+    """Fixed-width plain-text table for a terminal; ``rows[0]`` is the header.
+
+    Columns are padded to their widest cell and separated by two spaces.
+    """
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    pad = str.rjust if align_right else str.ljust
+    return "\n".join("  ".join(pad(c, w) for c, w in zip(r, widths)).rstrip() for r in rows)
 
 
 def fmt_num(value: Any, digits: int = 3) -> str:

@@ -92,7 +92,7 @@ def main() -> None:
 def _common_options(func: Callable[..., Any]) -> Callable[..., Any]:
     options = [
         click.option("--quiet", "-q", is_flag=True,
-                     help="No progress bars and no per-dimension table; only the summary line."),
+                     help="No progress bars (analyze: no per-dimension table either)."),
         click.option("--debug", is_flag=True,
                      help="Show the full traceback when something fails."),
     ]

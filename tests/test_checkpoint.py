@@ -1,9 +1,8 @@
 import json
-import os
 
 import pytest
 import torch
-from toy_models import ToyVAE
+from toy_models import MaliciousPickle, ToyVAE
 
 from collapse_diag import (
     CheckpointError,
@@ -13,16 +12,6 @@ from collapse_diag import (
     save_checkpoint,
 )
 from collapse_diag.checkpoint import file_sha256
-
-
-class _Evil:
-    """Unpickling this runs a shell command: the attack a checkpoint can carry."""
-
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
 
 
 def test_round_trip_unpacks_as_model_and_data(toy_checkpoint):
@@ -73,7 +62,7 @@ def test_not_a_torch_file(tmp_path):
 def test_malicious_pickle_runs_no_code(tmp_path):
     marker = tmp_path / "pwned"
     path = tmp_path / "evil.pt"
-    torch.save({"collapse_diag": 1, "payload": _Evil(marker)}, path)
+    torch.save({"collapse_diag": 1, "payload": MaliciousPickle(marker)}, path)
     with pytest.raises(CheckpointError, match="--trust-checkpoint"):
         load_checkpoint(path)
     assert not marker.exists()

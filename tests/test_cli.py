@@ -1,12 +1,11 @@
 """The command line through click's CliRunner: exit codes, messages, files."""
 
 import json
-import os
 
 import pytest
 import torch
 from click.testing import CliRunner
-from toy_models import ToyVAE
+from toy_models import MaliciousPickle, ToyVAE
 
 from collapse_diag import save_checkpoint
 from collapse_diag_cli.main import main
@@ -73,18 +72,10 @@ def test_truncated_file(toy_checkpoint):
     _exit(run("analyze", toy_checkpoint), 3, "truncated, corrupt or not a torch file")
 
 
-class _Evil:
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
-
-
 def test_malicious_pickle_exit_3_and_runs_nothing(user_dir):
     marker = user_dir / "pwned"
     path = user_dir / "evil.pt"
-    torch.save({"model": _Evil(marker)}, path)
+    torch.save({"model": MaliciousPickle(marker)}, path)
     _exit(run("analyze", path), 3, "--trust-checkpoint")
     assert not marker.exists()
 

@@ -64,3 +64,15 @@ def closed_form(weights, noise):
             "posterior_variance": noise**2 / (noise**2 + w**2),
         })
     return out
+
+
+class MaliciousPickle:
+    """Unpickling this runs a shell command (touches ``marker``): what a checkpoint can carry."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))

@@ -47,7 +47,12 @@ import numpy as np
 import torch
 
 from collapse_diag.data import Batch, iter_batches, num_examples, repeat, to_device
-from collapse_diag.diagnostics.sensitivity import decode, inputs_per_call, per_token
+from collapse_diag.diagnostics.sensitivity import (
+    decode,
+    inputs_per_call,
+    mean_or_none,
+    per_token,
+)
 from collapse_diag.encodings import Encodings
 from collapse_diag.exceptions import DiagnosticError
 from collapse_diag.progress import progress
@@ -112,10 +117,6 @@ def _grad_context(device: str) -> Any:
     if torch.device(device).type != "cuda":
         return contextlib.nullcontext()
     return torch.backends.cudnn.flags(enabled=False)  # restores every flag on exit
-
-
-def _mean(values: np.ndarray | None) -> float | None:
-    return None if values is None else float(values.mean())
 
 
 @dataclass(frozen=True)
@@ -275,13 +276,13 @@ def identifiability_diagnostic(
     return IdentifiabilityResult(
         prior_log_likelihood=prior_ll,
         prior_reconstruction=prior_reconstruction,
-        prior_reconstruction_per_token=_mean(per_token(prior_ll, tokens)),
+        prior_reconstruction_per_token=mean_or_none(per_token(prior_ll, tokens)),
         prior_gap=(None if reconstruction is None or not math.isfinite(reconstruction)
                    else float(reconstruction) - prior_reconstruction),
         likelihood_std=std,
         likelihood_std_per_token=std_tok,
         likelihood_flatness=float(std.mean()),
-        likelihood_flatness_per_token=_mean(std_tok),
+        likelihood_flatness_per_token=mean_or_none(std_tok),
         flat=flat,
         flat_fraction=float(flat.mean()),
         fisher=np.diag(fisher_matrix).copy(),

@@ -62,6 +62,7 @@ __all__ = [
     "inputs_per_call",
     "decode",
     "per_token",
+    "mean_or_none",
 ]
 
 #: A decoder call stacks ``variants`` z codes per input; the number of inputs per
@@ -150,7 +151,8 @@ def per_token(values: np.ndarray, tokens: np.ndarray | None) -> np.ndarray | Non
     return values / np.asarray(tokens, dtype=np.float64).reshape(shape)
 
 
-def _mean(values: np.ndarray | None, axis: int | None = None) -> Any:
+def mean_or_none(values: np.ndarray | None, axis: int | None = None) -> Any:
+    """Mean of ``values`` (over ``axis``), ``None`` when ``values`` is ``None``, NaN when empty."""
     if values is None:
         return None
     if values.shape[0] == 0:
@@ -317,19 +319,19 @@ def sensitivity_diagnostic(
         delta=delta,
         delta_per_token=delta_tok,
         swap_delta=float(delta.mean()),
-        swap_delta_per_token=_mean(delta_tok),
+        swap_delta_per_token=mean_or_none(delta_tok),
         swap_ci=bootstrap_ci(delta, settings.swap_bootstrap, settings.confidence, generator),
         swap_p_value=p_value,
         swap_significant=bool(p_value < settings.alpha),
         alpha=float(settings.alpha),
         log_likelihood=ll_own,
         reconstruction=float(ll_own.mean()),
-        reconstruction_per_token=_mean(per_token(ll_own, tokens)),
+        reconstruction_per_token=mean_or_none(per_token(ll_own, tokens)),
         permutation=pi,
         dim_examples=sub,
         dim_delta=dim_delta,
-        dim_swap_delta=_mean(dim_delta, axis=0),
-        dim_swap_delta_per_token=_mean(per_token(dim_delta, tok_sub), axis=0),
+        dim_swap_delta=mean_or_none(dim_delta, axis=0),
+        dim_swap_delta_per_token=mean_or_none(per_token(dim_delta, tok_sub), axis=0),
         dim_p_values=(np.array([wilcoxon_greater(dim_delta[:, j]) for j in range(dim)])
                       if m else np.full(dim, math.nan)),
         decoder_calls=calls,

@@ -52,7 +52,8 @@ class Settings:
         fisher_rank_rtol: An eigenvalue of the latent Fisher matrix counts toward
             ``identifiable_dims`` when it is >= this times the largest one...
         fisher_rank_atol: ...and >= this absolute floor (nats^2 per unit z^2).
-            The floor is relative to the precision of the N(0, I) prior, 1: by the
+            The floor is relative to the prior's precision, 1 (z is measured in
+            prior standard deviations for a learned prior): by the
             Laplace approximation the posterior variance along an eigenvector is
             about 1 / (1 + lambda), so lambda < 0.1 means the likelihood narrows
             the prior by under 10%: practically flat, not identifiable.

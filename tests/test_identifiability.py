@@ -234,3 +234,16 @@ def test_lstm_text_vae_runs_end_to_end():
     assert np.all(np.isfinite(res.fisher)) and np.all(res.fisher > 0)
     assert res.likelihood_flatness_per_token is not None and sens.swap_delta_per_token is not None
     assert sens.decoder_rows == 2 * 24 + 6 * 5 and res.decoder_rows == 24 * 3 + 24
+
+
+def test_fisher_is_measured_in_prior_standard_deviations():
+    # Same encoder, decoder and draws; a prior with variances (4, 0.25) scales F_dd by them:
+    # F~ = diag(sigma_p) F diag(sigma_p), so the floor is against the prior precision 1.
+    base = toy_vae("uu")
+    data = toy_data(2, 200)
+    plain = run(base, data)
+    scaled = run(PriorVAE(base.W, base.sigma, base.A, base.lv, prior_mean=[0.0, 0.0],
+                          prior_logvar=[math.log(4.0), math.log(0.25)]), data)
+    scale = np.array([2.0, 0.5])
+    np.testing.assert_allclose(scaled.fisher_matrix,
+                               plain.fisher_matrix * np.outer(scale, scale), rtol=1e-12)

@@ -21,6 +21,10 @@ measurements, both from batched decoder passes:
   the decoder, z ~ q(z|x) (``fisher_samples`` draws per input)::
 
       F = E_x E_{z~q(z|x)} [g g^T]          (latent_dim x latent_dim, nats^2 per unit z^2)
+
+  With a learned or conditional prior, g is first multiplied by the prior's
+  standard deviation (z measured in prior standard deviations), so F compares
+  with the prior precision 1 whatever the prior's scale; for N(0, I) nothing changes.
       fisher_d = F_dd
       identifiable_dims = #{eigenvalues lambda of F : lambda >= max(rtol * lambda_max, atol)}
 
@@ -263,6 +267,8 @@ def identifiability_diagnostic(
                     "the gradient of log_likelihood(x, z) with respect to z contains NaN/Inf: "
                     "check the decoder's numerics (e.g. clamp, log-softmax)."
                 )
+            if encodings.prior_logvar is not None:  # measure z in prior standard deviations
+                g = g * np.tile(np.exp(0.5 * encodings.prior_logvar[rows]), (s, 1))
             gram += g.T @ g
             calls, rows_done = calls + 1, rows_done + len(codes)
 

@@ -7,8 +7,8 @@ object-oriented API on a bare :class:`~matplotlib.figure.Figure` (no pyplot, no
 global figure registry, nothing to close, safe on the Agg backend). Each status
 has one colour in every plot (:data:`STATUS_COLORS`).
 
-The small accessors at the top (:func:`finite`, :func:`dim_column`, ...) read
-numbers out of a Report null-safely; the document writers reuse them.
+The null-safe accessors that read numbers out of a Report live in
+:mod:`collapse_diag.report_values` (re-exported here); the writers share them.
 """
 
 from __future__ import annotations
@@ -26,7 +26,16 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from collapse_diag.report import Report
-from collapse_diag.settings import Settings
+from collapse_diag.report_values import (
+    STATUS_ORDER,
+    dim_column,
+    dim_labels,
+    dim_statuses,
+    finite,
+    finite_values,
+    setting,
+    status_counts,
+)
 
 __all__ = [
     "PLOTS",
@@ -50,8 +59,6 @@ __all__ = [
     "status_counts",
 ]
 
-#: Display order of the per-dimension statuses (``unknown``: no status computed).
-STATUS_ORDER = ("active", "ignored", "uninformative", "collapsed", "unknown")
 #: One colour per status, the same in every plot and table (Okabe-Ito, colour-blind safe).
 STATUS_COLORS = {
     "active": "#009E73",
@@ -61,59 +68,6 @@ STATUS_COLORS = {
     "unknown": "#999999",
 }
 _MI_COLOR, _MKL_COLOR, _NEUTRAL = "#332288", "#DDCC77", "#555555"
-_DEFAULTS = Settings().to_dict()
-
-
-def finite(value: Any) -> float | None:
-    """``value`` as a finite float, or ``None`` (null, NaN, Inf, bool or not a number)."""
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if np.isfinite(number) else None
-
-
-def setting(report: Report, name: str) -> Any:
-    """A setting of the run, falling back to its documented default when absent."""
-    value = (report.settings or {}).get(name)
-    return _DEFAULTS.get(name) if value is None else value
-
-
-def finite_values(values: Any) -> np.ndarray:
-    """The finite numbers of a JSON list (nulls, NaN and Inf dropped) as float64."""
-    out = np.array([finite(v) for v in values or []], dtype=float)
-    return out[np.isfinite(out)]
-
-
-def dim_column(report: Report, key: str) -> np.ndarray:
-    """Per-dimension values of ``key`` as float64, shape ``(latent_dim,)``; NaN where missing."""
-    return np.array([finite(d.get(key)) if isinstance(d, dict) else None
-                     for d in report.dimensions], dtype=float)
-
-
-def dim_labels(report: Report) -> list[str]:
-    """Names ``z0``, ``z1``, ... of the dimensions, in report order."""
-    return [f"z{d.get('index', i) if isinstance(d, dict) else i}"
-            for i, d in enumerate(report.dimensions)]
-
-
-def dim_statuses(report: Report) -> list[str]:
-    """Status of each dimension; ``"unknown"`` where none was computed."""
-    return [d.get("status") if isinstance(d, dict) and d.get("status") in STATUS_COLORS
-            else "unknown" for d in report.dimensions]
-
-
-def status_counts(report: Report) -> dict[str, int]:
-    """Dimensions per status, from ``summary.status_counts`` or else counted; ``{}`` if none."""
-    counts = report.summary.get("status_counts")
-    if isinstance(counts, dict) and counts:
-        return {k: int(v) for k, v in counts.items() if finite(v) is not None}
-    statuses = [s for s in dim_statuses(report) if s != "unknown"]
-    return {s: statuses.count(s) for s in STATUS_ORDER if s in statuses}
-
-
 def _styled(func: Callable[[Report], Figure | None]) -> Callable[[Report], Figure | None]:
     """Build the figure inside seaborn's whitegrid style, without touching global state after."""
 

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from collapse_diag.plots import (
+from collapse_diag.render.tables import fmt_num, fmt_p, fmt_pct, join_names
+from collapse_diag.report import Report
+from collapse_diag.report_values import (
     dim_column,
     dim_labels,
     dim_statuses,
@@ -22,8 +24,6 @@ from collapse_diag.plots import (
     setting,
     status_counts,
 )
-from collapse_diag.render.tables import fmt_num, fmt_p, fmt_pct, join_names
-from collapse_diag.report import Report
 
 __all__ = ["explain", "headline", "verdict_parts"]
 

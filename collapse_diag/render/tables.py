@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
-from collapse_diag.plots import finite, setting
 from collapse_diag.report import Report
+from collapse_diag.report_values import finite, setting
 
 __all__ = [
     "MISSING",

@@ -227,6 +227,12 @@ def plot_information(report: Report) -> Figure | None:
     return fig
 
 
+def _side_by_side(panels: int, legend_width: float) -> tuple[Figure, list[Any]]:
+    """A figure of ``panels`` axes in a row (only the panels that have figures to draw)."""
+    fig = Figure(figsize=(6.0 * panels + legend_width, 4.4), layout="constrained")
+    return fig, list(np.atleast_1d(fig.subplots(1, panels)))
+
+
 @_styled
 def plot_sensitivity(report: Report) -> Figure | None:
     """Per-input whole-vector swap delta (histogram) and per-dimension swap delta (bars)."""
@@ -235,9 +241,7 @@ def plot_sensitivity(report: Report) -> Figure | None:
     keep = np.flatnonzero(np.isfinite(per_dim))
     if deltas.size == 0 and keep.size == 0:
         return None
-    panels = int(deltas.size > 0) + int(keep.size > 0)
-    fig = Figure(figsize=(6.0 * panels + 1.5, 4.4), layout="constrained")
-    axes = list(np.atleast_1d(fig.subplots(1, panels)))
+    fig, axes = _side_by_side(int(deltas.size > 0) + int(keep.size > 0), legend_width=1.5)
     if deltas.size:
         ax = axes.pop(0)
         sns.histplot(x=deltas, color=_NEUTRAL, ax=ax)
@@ -278,9 +282,7 @@ def plot_identifiability(report: Report) -> Figure | None:
     std = finite_values(report.distributions.get("likelihood_std"))
     if eig.size == 0 and std.size == 0:
         return None
-    panels = int(eig.size > 0) + int(std.size > 0)
-    fig = Figure(figsize=(6.0 * panels + 1.0, 4.4), layout="constrained")
-    axes = list(np.atleast_1d(fig.subplots(1, panels)))
+    fig, axes = _side_by_side(int(eig.size > 0) + int(std.size > 0), legend_width=1.0)
     if eig.size:
         ax = axes.pop(0)
         cutoff = max(float(setting(report, "fisher_rank_rtol")) * eig.max(),

@@ -237,5 +237,9 @@ def demo(out_dir: Path, retrain: bool, seed: int, formats: tuple[str, ...], quie
     sys.exit(EXIT_DIAGNOSTIC_FAILED if failed else EXIT_OK)
 
 
+from collapse_diag_cli.track_command import track as _track  # noqa: E402
+
+main.add_command(_track)
+
 if __name__ == "__main__":
     main()

@@ -222,9 +222,8 @@ def track(
         raise invalid_parameter("sources", "track", "checkpoints, or one monitor log (.jsonl) "
                                 "alone", [str(s) for s in sources])
     if logs:
-        rows, logged = read_monitor_log(sources[0])
-        trajectory = build_trajectory(rows, settings=logged, source="monitor",
-                                      preset=logged.get("preset") if logged else None)
+        rows, logged, preset = read_monitor_log(sources[0])
+        trajectory = build_trajectory(rows, settings=logged, source="monitor", preset=preset)
         return TrackResult(trajectory, write_trajectory(trajectory, out, formats))
     kwargs = preset_settings(full, settings)
     cfg = Settings.from_kwargs("track", **kwargs)

@@ -201,9 +201,9 @@ def explain_events(events: Mapping[str, Any], steps: Sequence[int], final_kl: np
     for (kind, step, previous), dims in sorted(groups.items(), key=lambda kv: kv[0][1]):
         names, plural = _names(dims), len(dims) > 1
         if kind == "revived":
-            sentences.append(f"{names} revived at step {_n(step)}: {'their' if plural else 'its'}"
-                             f" KL rose back above {kl_eps:g} nats (collapsed at step "
-                             f"{_n(previous)}).")
+            sentences.append(f"{names} revived between steps {_n(previous)} and {_n(step)}: "
+                             f"{'their' if plural else 'its'} KL rose back above {kl_eps:g} "
+                             "nats.")
             continue
         stays = all(final[d] == step for d in dims)
         tail = " and stayed collapsed" if stays else ""
@@ -218,11 +218,17 @@ def explain_events(events: Mapping[str, Any], steps: Sequence[int], final_kl: np
     verdict_step = events["verdict_collapsed_step"]
     if verdict_step is None:
         sentences.append("The verdict never became collapsed.")
+    elif verdict_step == steps[0]:
+        sentences.append(f"The verdict was collapsed from the first step ({_n(verdict_step)}).")
     else:
         index = list(steps).index(verdict_step)
-        since = f" (it was {_verdict_before(events, verdict_step)} at step " \
-                f"{_n(steps[index - 1])})" if index > 0 else " (from the first step)"
-        sentences.append(f"The verdict first became collapsed at step {_n(verdict_step)}{since}.")
+        sentences.append(f"The verdict first became collapsed at step {_n(verdict_step)} (it "
+                         f"was {_verdict_before(events, verdict_step)} at step "
+                         f"{_n(steps[index - 1])}).")
+    changes = [f"{c['from'] or 'not computed'} to {c['to'] or 'not computed'} at step "
+               f"{_n(c['step'])}" for c in events["verdict_changes"]]
+    if changes:
+        sentences.append("The verdict changed from " + "; from ".join(changes) + ".")
     informative = int(np.sum(np.isfinite(final_kl) & (final_kl >= kl_eps)))
     sentences.append(f"At the last step ({_n(steps[-1])}), {informative} of {len(final_kl)} "
                      f"dimensions carry information (KL at least {kl_eps:g} nats); verdict: "
@@ -278,12 +284,12 @@ def build_trajectory(rows: Iterable[Mapping[str, Any]], *, settings: Mapping[str
     })
 
 
-def read_monitor_log(path: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def read_monitor_log(path: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any], str | None]:
     """Read the JSONL written by :class:`~collapse_diag.monitor.CollapseMonitor`.
 
     Returns:
-        ``(rows, settings)``: one row per line (a later line for the same step
-        wins), and the settings of the last line.
+        ``(rows, settings, preset)``: one row per line (a later line for the same
+        step wins), and the settings and preset of the last line.
 
     Raises:
         DataError: missing or unreadable file, a line that is not a monitor record,
@@ -294,7 +300,9 @@ def read_monitor_log(path: str | Path) -> tuple[list[dict[str, Any]], dict[str, 
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as err:
         raise DataError(f"cannot read monitor log {str(path)!r}: {err}") from err
-    rows, settings = [], {}
+    rows: list[dict[str, Any]] = []
+    settings: dict[str, Any] = {}
+    preset = None
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -313,4 +321,5 @@ def read_monitor_log(path: str | Path) -> tuple[list[dict[str, Any]], dict[str, 
         rows.append({k: record.get(k) for k in ("step", "checkpoint", "summary", "dimensions",
                                                 "errors")})
         settings = record.get("settings") or settings
-    return rows, settings
+        preset = record.get("preset", preset)
+    return rows, settings, preset

@@ -40,7 +40,7 @@ from collapse_diag.trajectory import MONITOR_KIND, TRAJECTORY_SCHEMA_VERSION, ro
 __all__ = ["DEFAULT_EVERY", "CollapseMonitor", "scalars"]
 
 #: Default steps between two measurements (its overhead: benchmarks/bench_monitor.py).
-DEFAULT_EVERY = 200
+DEFAULT_EVERY = 500
 _SCALARS = ("kl", "mutual_information", "active_units", "collapsed_units", "swap_delta",
             "neg_elbo")
 

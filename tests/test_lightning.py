@@ -33,7 +33,8 @@ def test_callback_two_epochs(tmp_path):
     module = Module()
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(tiny_data(128, seed=1)),
                                          batch_size=32)  # 4 steps per epoch
-    trainer = L.Trainer(max_epochs=2, accelerator="cpu", devices=1, logger=False,
+    logger = L.pytorch.loggers.CSVLogger(tmp_path / "logs", name="run")
+    trainer = L.Trainer(max_epochs=2, accelerator="cpu", devices=1, logger=logger,
                         enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, callbacks=[callback],
                         default_root_dir=tmp_path)
@@ -42,6 +43,15 @@ def test_callback_two_epochs(tmp_path):
     assert steps == [0, 3, 6, 8]  # start, every 3 steps, and the final step 8
     # every training step ran in the modes it set, after each of the callback's measurements
     assert module.seen == [(True, True, False)] * 8
+    # the scalars went to the trainer's logger, at the measured steps
+    import csv
+
+    with open(logger.log_dir + "/metrics.csv") as handle:
+        logged = [r for r in csv.DictReader(handle) if r.get("collapse/kl")]
+    assert [int(r["step"]) for r in logged] == steps
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [float(r["collapse/kl"]) for r in logged] == [
+        pytest.approx(line["summary"]["kl"], rel=1e-6) for line in lines]
     result = track([out], tmp_path / "traj", formats=("json",))
     assert [r["step"] for r in result.trajectory["rows"]] == [0, 3, 6, 8]
     assert len(result.trajectory["events"]["dimension_collapse_steps"]) == 3

@@ -108,7 +108,7 @@ def test_rerun_analyses_only_new_checkpoints(run_folder, tmp_path, monkeypatch):
     events = second.trajectory["events"]
     assert events["dimension_revival_steps"] == [[], [], [600]]
     assert events["dimension_collapse_steps"] == [300, 400, None]
-    assert "z2 revived at step 600" in " ".join(second.trajectory["explanation"])
+    assert "z2 revived between steps 500 and 600" in " ".join(second.trajectory["explanation"])
     # the cached rows equal freshly computed ones (same seed, same inputs)
     assert second.trajectory["rows"][:-1] == first.trajectory["rows"]
     # other settings: another cache key, everything analysed again
@@ -154,3 +154,18 @@ def test_cli_track_and_glob(run_folder, tmp_path):
     assert traj["events"]["verdict_collapsed_step"] == 400
     missing = CliRunner().invoke(main, ["track", str(tmp_path / "nothing"), "--quiet"])
     assert missing.exit_code == 3 and "check the path" in missing.output
+
+
+def test_cli_track_with_data_file_and_name_order(run_folder, tmp_path):
+    folder, data = run_folder
+    torch.save(data[:100].clone(), tmp_path / "inputs.pt")
+    out = tmp_path / "named"
+    result = CliRunner().invoke(main, ["track", str(folder), "--out", str(out), "--quiet",
+                                       "--order", "name", "--data", str(tmp_path / "inputs.pt"),
+                                       "--format", "json", "--max-examples", "50"])
+    assert result.exit_code == 0, result.output
+    traj = json.loads((out / "trajectory.json").read_text())
+    assert [r["step"] for r in traj["rows"]] == list(range(len(SCHEDULE)))  # positions
+    assert traj["settings"]["max_examples"] == 50
+    assert traj["events"]["dimension_collapse_steps"] == [3, 4, 1]
+    assert not (out / "trajectory.html").exists()

@@ -11,7 +11,8 @@ Every checkpoint is analysed on the same inputs (``data``, or else those stored
 in the first checkpoint) with the same seed, with the cheap preset of
 :mod:`collapse_diag.presets` unless ``full=True``. Each checkpoint's report is
 cached in ``OUT/cache/`` under a key made of the file's SHA-256, the settings,
-the inputs' hash, the factory/config overrides and the collapse-diag version,
+the inputs' hash, the factory/config overrides and the collapse-diag and report
+schema versions,
 and written as soon as it is computed: an interrupted run resumes where it
 stopped, and a re-run after new checkpoints appear analyses only those.
 """
@@ -37,7 +38,7 @@ from collapse_diag.checkpoint import file_sha256, load_checkpoint
 from collapse_diag.data import Batch, validate_data
 from collapse_diag.exceptions import CheckpointError, DataError, invalid_parameter
 from collapse_diag.presets import preset_settings
-from collapse_diag.report import write_text_atomic
+from collapse_diag.report import SCHEMA_VERSION, write_text_atomic
 from collapse_diag.settings import Settings
 from collapse_diag.trajectory import build_trajectory, read_monitor_log, row_from_report
 
@@ -157,7 +158,8 @@ def order_checkpoints(paths: Sequence[Path], order: str = "step") -> list[tuple[
 
 def _cache_key(sha: str, settings: Settings, data_sha: str, overrides: Mapping[str, Any]) -> str:
     fields = {"checkpoint": sha, "settings": settings.to_dict(), "data": data_sha,
-              "overrides": overrides, "collapse_diag": __version__}
+              "overrides": overrides, "collapse_diag": __version__,
+              "report_schema": SCHEMA_VERSION}
     return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()
 
 

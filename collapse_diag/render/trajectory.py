@@ -70,8 +70,13 @@ def build_trajectory_document(trajectory: Mapping[str, Any], drawn: Iterable[str
     rows = trajectory["rows"]
     final = (rows[-1].get("summary") or {}).get("verdict") if rows else None
     collapsed = trajectory["events"]["verdict_collapsed_step"]
-    reason = (f"The verdict first became collapsed at step {collapsed:,}." if collapsed is not None
-              else "The verdict never became collapsed.")
+    if collapsed is None:
+        reason = "The verdict never became collapsed."
+    elif final == "collapsed":
+        reason = f"The verdict first became collapsed at step {collapsed:,}."
+    else:
+        reason = (f"The verdict was collapsed at step {collapsed:,} and is {final or 'n/a'} at "
+                  f"the last step ({rows[-1]['step']:,}).")
     figures = tuple(FigureBlock(name, title, caption,
                                 None if name in drawn else "Not drawn: its figures are missing.")
                     for name, (_, title, caption) in TRAJECTORY_PLOTS.items())

@@ -107,10 +107,13 @@ def checkpoint_step(path: str | Path) -> tuple[int | None, str | None]:
         ``(step, "key name" | "name")``, or ``(None, None)`` when there is none.
     """
     path = Path(path)
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception:  # noqa: BLE001 - unreadable here: the name may still tell
-        payload = None
+    payload = None
+    for mmap in (True, False):  # mmap reads only what is needed; old-format files need False
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+            break
+        except Exception:  # noqa: BLE001 - unreadable here: the name may still tell
+            continue
     if isinstance(payload, Mapping):
         for key in STEP_KEYS:
             value = payload.get(key)

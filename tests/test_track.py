@@ -169,3 +169,28 @@ def test_cli_track_with_data_file_and_name_order(run_folder, tmp_path):
     assert traj["settings"]["max_examples"] == 50
     assert traj["events"]["dimension_collapse_steps"] == [3, 4, 1]
     assert not (out / "trajectory.html").exists()
+
+
+def test_interrupted_run_resumes(run_folder, tmp_path, monkeypatch):
+    folder, _ = run_folder
+    real, calls = track_module.analyze, []
+
+    def interrupted(*args, **kwargs):
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(track_module, "analyze", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        track([folder], tmp_path / "out")
+    assert len(list((tmp_path / "out" / "cache").iterdir())) == 3
+    monkeypatch.setattr(track_module, "analyze", real)
+    resumed = track([folder], tmp_path / "out")
+    assert len(resumed.reused) == 3 and len(resumed.analysed) == len(SCHEDULE) - 3
+    assert resumed.trajectory["events"]["verdict_collapsed_step"] == 400
+
+
+def test_old_format_checkpoint_step(tmp_path):
+    torch.save({"step": 42}, tmp_path / "legacy.pt", _use_new_zipfile_serialization=False)
+    assert checkpoint_step(tmp_path / "legacy.pt") == (42, "step")

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -243,7 +244,9 @@ def track(
     data = validate_data(data, "the data")
     data_sha = _data_sha256(data)
     overrides = {"factory": factory, "config": config if isinstance(config, Mapping)
-                 else (file_sha256(config) if config else None)}
+                 else (file_sha256(config) if config else None),
+                 "labels": _data_sha256({str(k): torch.as_tensor(np.asarray(v))
+                                         for k, v in labels.items()}) if labels else None}
     rows, analysed, reused = [], [], []
     (out / "cache").mkdir(parents=True, exist_ok=True)
     for step, path in _bar(ordered, show_progress):

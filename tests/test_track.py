@@ -194,3 +194,15 @@ def test_interrupted_run_resumes(run_folder, tmp_path, monkeypatch):
 def test_old_format_checkpoint_step(tmp_path):
     torch.save({"step": 42}, tmp_path / "legacy.pt", _use_new_zipfile_serialization=False)
     assert checkpoint_step(tmp_path / "legacy.pt") == (42, "step")
+
+
+def test_full_preset_runs_every_diagnostic(run_folder, tmp_path):
+    folder, _ = run_folder
+    result = track([folder / "ckpt_0000.pt", folder / "ckpt_0400.pt"], tmp_path / "full",
+                   full=True, formats=("json",))
+    assert result.trajectory["preset"] == "full"
+    assert result.trajectory["settings"]["diagnostics"] is None
+    assert result.trajectory["settings"]["max_examples"] is None
+    cached = [json.loads(p.read_text()) for p in (tmp_path / "full" / "cache").iterdir()]
+    assert all("identifiable_dims" in c["summary"] for c in cached)
+    assert result.trajectory["events"]["dimension_collapse_steps"] == [400, 400, 400]

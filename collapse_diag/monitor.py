@@ -4,7 +4,7 @@ Usage in a plain PyTorch loop::
 
     from collapse_diag.monitor import CollapseMonitor
 
-    monitor = CollapseMonitor(model, heldout_batch, every=200, out="runs/collapse.jsonl")
+    monitor = CollapseMonitor(model, heldout_batch, every=500, out="runs/collapse.jsonl")
     for step in range(n_steps):
         ...                       # forward, backward, optimiser step
         monitor.step(step)        # or monitor(step): runs when step % every == 0

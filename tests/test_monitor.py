@@ -108,3 +108,12 @@ def test_tensorboard_scalars(tmp_path):
     expected = [scalars(r)["collapse/kl"] for r in rows if r is not None]
     assert [e.value for e in events] == pytest.approx(expected, rel=1e-6)
     assert "collapse/kl_z2" in acc.Tags()["scalars"]
+
+
+def test_tensorboard_missing_is_one_clear_error(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # as if not installed
+    with pytest.raises(InvalidParameterError, match="pip install tensorboard"):
+        CollapseMonitor(TinyVAE(), tiny_data(10), tensorboard="tb")
+    assert CollapseMonitor(TinyVAE(), tiny_data(10), out=None).writer is None

@@ -221,12 +221,22 @@ def render(directory: Path, formats: tuple[str, ...], quiet: bool, debug: bool) 
               help="Seed of the analysis (and of the retraining).")
 @click.option("--format", "formats", default=",".join(FORMATS), show_default=True,
               callback=_parse_formats, help="Which documents to write: any of json,md,html.")
+@click.option("--track", "track_runs", is_flag=True,
+              help="Instead: train the text VAE briefly with the plain ELBO and with the "
+                   "remedies, saving checkpoints, and track both runs (about a minute).")
 @_common_options
 @handle_errors
-def demo(out_dir: Path, retrain: bool, seed: int, formats: tuple[str, ...], quiet: bool,
-         debug: bool) -> None:
+def demo(out_dir: Path, retrain: bool, seed: int, formats: tuple[str, ...], track_runs: bool,
+         quiet: bool, debug: bool) -> None:
     """Analyse the bundled text and image VAEs and print a side-by-side summary."""
     from collapse_diag.demo import run_demo
+
+    if track_runs:
+        from collapse_diag.examples.track_demo import run_track_demo
+
+        run_track_demo(out_dir, seed=seed, formats=formats, show_progress=not quiet,
+                       echo=click.echo)
+        sys.exit(EXIT_OK)
 
     reports = run_demo(out_dir, retrain=retrain, seed=seed, formats=formats,
                        show_progress=not quiet, echo=click.echo)
@@ -236,6 +246,10 @@ def demo(out_dir: Path, retrain: bool, seed: int, formats: tuple[str, ...], quie
             click.echo(f"error: {name}: diagnostic {diagnostic} failed: {message}", err=True)
     sys.exit(EXIT_DIAGNOSTIC_FAILED if failed else EXIT_OK)
 
+
+from collapse_diag_cli.track_command import track as _track  # noqa: E402
+
+main.add_command(_track)
 
 if __name__ == "__main__":
     main()

@@ -335,6 +335,7 @@ def save_checkpoint(
     config: Mapping[str, Any],
     data: Batch | None = None,
     labels: Mapping[str, torch.Tensor] | None = None,
+    step: int | None = None,
 ) -> Path:
     """Save a model in the collapse-diag checkpoint format (readable with ``weights_only=True``).
 
@@ -345,6 +346,8 @@ def save_checkpoint(
         config: Plain JSON-like keyword arguments for the factory.
         data: Optional evaluation inputs (Tensor or dict of Tensors).
         labels: Optional known factors, name -> integer Tensor with one value per input.
+        step: Optional training step, stored under ``step`` (``collapse-diag track``
+            orders checkpoints by it).
 
     Returns:
         The path written.
@@ -362,6 +365,8 @@ def save_checkpoint(
                            else {k: v.clone() for k, v in data.items()})
     if labels is not None:
         payload["labels"] = {str(k): torch.as_tensor(v).clone() for k, v in labels.items()}
+    if step is not None:
+        payload["step"] = int(step)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(payload, path)

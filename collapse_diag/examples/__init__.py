@@ -10,7 +10,10 @@ the protocol (``encode``, ``log_likelihood`` and, for text, ``num_tokens`` and
 * :mod:`~collapse_diag.examples.digits_vae`: an MLP VAE with a Bernoulli decoder
   on scikit-learn's 8x8 digits;
 * :mod:`~collapse_diag.examples.train`: ``python -m collapse_diag.examples.train``
-  retrains the three shipped checkpoints in about two minutes on a CPU.
+  retrains the three shipped checkpoints in about two minutes on a CPU;
+* :mod:`~collapse_diag.examples.track_demo`: ``collapse-diag demo --track`` trains
+  the text VAE briefly with and without the remedies, saving checkpoints, and
+  tracks both runs (docs/watching-collapse.md).
 
 :data:`SHIPPED` maps each shipped model to its checkpoint file (evaluation
 inputs and their known factors are stored inside) and :data:`DESCRIPTIONS` to

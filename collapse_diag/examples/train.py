@@ -145,7 +145,9 @@ def _datasets(name: str) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Te
     return x[:N_TRAIN_SENTENCES], x[N_TRAIN_SENTENCES:].clone(), labels
 
 
-def train_model(name: str, seed: int = 0, log: Callable[[str], None] = print) -> dict:
+def train_model(name: str, seed: int = 0, log: Callable[[str], None] = print, *,
+                steps: int | None = None,
+                on_step: Callable[[int, nn.Module, torch.Tensor], object] | None = None) -> dict:
     """Train one reference model.
 
     Args:
@@ -153,6 +155,11 @@ def train_model(name: str, seed: int = 0, log: Callable[[str], None] = print) ->
         seed: Seeds the weights, batches and noise (local generators; the global
             torch RNG is restored afterwards).
         log: Where progress lines go.
+        steps: Optimiser steps instead of the configured number (a shorter run).
+        on_step: Called as ``on_step(step, model, eval_inputs)`` before the first
+            update (step 0) and after every update (step = updates done), with the
+            model in training mode; e.g. to save checkpoints or run a
+            :class:`~collapse_diag.monitor.CollapseMonitor`.
 
     Returns:
         Dict with ``model`` (eval mode), ``config``, ``data``, ``labels`` and the
@@ -172,8 +179,11 @@ def train_model(name: str, seed: int = 0, log: Callable[[str], None] = print) ->
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     model.train()
+    n_steps = cfg.steps if steps is None else steps
+    if on_step is not None:
+        on_step(0, model, eval_x)
     perm, pos = torch.randperm(len(train_x), generator=gen), 0
-    for step in range(cfg.steps):
+    for step in range(n_steps):
         if pos + cfg.batch_size > len(perm):
             perm, pos = torch.randperm(len(train_x), generator=gen), 0
         batch = train_x[perm[pos : pos + cfg.batch_size]]
@@ -183,8 +193,10 @@ def train_model(name: str, seed: int = 0, log: Callable[[str], None] = print) ->
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), 5.0)
         opt.step()
+        if on_step is not None:
+            on_step(step + 1, model, eval_x)
         if (step + 1) % 500 == 0:
-            log(f"  {name} step {step + 1}/{cfg.steps} loss {loss.item():.3f}")
+            log(f"  {name} step {step + 1}/{n_steps} loss {loss.item():.3f}")
     model.eval()
     figures = _evaluate(model, eval_x, gen)
     return {"model": model, "config": config, "data": eval_x, "labels": labels, **figures}

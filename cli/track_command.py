@@ -1,0 +1,99 @@
+"""``collapse-diag track CHECKPOINTS...``: the trajectory of a training run."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from collapse_diag.exceptions import EXIT_COLLAPSED, EXIT_DIAGNOSTIC_FAILED, EXIT_OK
+from collapse_diag_cli.main import (
+    EXIT_CODES_HELP,
+    FORMATS,
+    _common_options,
+    _parse_formats,
+    handle_errors,
+)
+
+__all__ = ["track"]
+
+
+@click.command(epilog=EXIT_CODES_HELP)
+@click.argument("checkpoints", nargs=-1, required=True)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("collapse-diag-trajectory"), show_default=True,
+              help="Folder for trajectory.json, trajectory.md, trajectory.html and the cache "
+                   "of per-checkpoint results.")
+@click.option("--order", type=click.Choice(["step", "name"]), default="step", show_default=True,
+              help="Order by the checkpoint's 'step' (or 'global_step', 'epoch') key, else a "
+                   "number in its file name; or by file name (steps are then positions).")
+@click.option("--full", is_flag=True,
+              help="Run the full analysis at every checkpoint instead of the cheap preset.")
+@click.option("--data", "data_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Evaluation inputs for every checkpoint (default: those stored in the "
+                   "first checkpoint).")
+@click.option("--format", "formats", default=",".join(FORMATS), show_default=True,
+              callback=_parse_formats, help="Which documents to write: any of json,md,html.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None,
+              help="Examples per encoder/decoder call.")
+@click.option("--max-examples", type=click.IntRange(min=1), default=None,
+              help="Inputs analysed per checkpoint (cheap preset: 512).")
+@click.option("--device", default=None, help="Torch device for the model (default cpu).")
+@click.option("--seed", type=click.IntRange(min=0), default=None,
+              help="Seed, the same for every checkpoint (default 0).")
+@click.option("--kl-eps", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="A dimension is collapsed when its mean KL is below this (default 0.01).")
+@click.option("--factory", default=None, help="'module:callable' that builds the model.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="JSON file of keyword arguments for the factory.")
+@click.option("--trust-checkpoint", is_flag=True,
+              help="Allow unpickling arbitrary Python objects: only for files you trust.")
+@click.option("--fail-on-collapse", is_flag=True,
+              help="Exit with code 1 when the verdict at the last step is 'collapsed'.")
+@_common_options
+@handle_errors
+def track(checkpoints: tuple[str, ...], out_dir: Path, order: str, full: bool,
+          data_path: Path | None, formats: tuple[str, ...], batch_size: int | None,
+          max_examples: int | None, device: str | None, seed: int | None,
+          kl_eps: float | None, factory: str | None, config_path: Path | None,
+          trust_checkpoint: bool, fail_on_collapse: bool, quiet: bool, debug: bool) -> None:
+    """Analyse every checkpoint of a run (files, folders, globs; or one monitor .jsonl log)."""
+    from collapse_diag.checkpoint import load_checkpoint
+    from collapse_diag.data import load_data
+    from collapse_diag.track import find_checkpoints, order_checkpoints
+    from collapse_diag.track import track as run_track
+
+    overrides: dict[str, Any] = {k: v for k, v in {
+        "batch_size": batch_size, "max_examples": max_examples, "device": device,
+        "seed": seed, "kl_eps": kl_eps}.items() if v is not None}
+    data = None
+    if data_path is not None:
+        first = order_checkpoints(find_checkpoints(checkpoints), order)[0][1]
+        model = load_checkpoint(first, factory=factory, config=config_path,
+                                trust_checkpoint=trust_checkpoint).model
+        data = load_data(data_path, model)
+    result = run_track(list(checkpoints), out_dir, data=data, full=full, order=order,
+                       factory=factory, config=config_path, trust_checkpoint=trust_checkpoint,
+                       formats=formats, show_progress=not quiet, **overrides)
+    trajectory = result.trajectory
+    if not quiet:
+        for sentence in trajectory["explanation"]:
+            click.echo(sentence)
+    events = trajectory["events"]
+    step = events["verdict_collapsed_step"]
+    dims = ", ".join(f"z{d} {s:,}" for d, s in enumerate(events["dimension_collapse_steps"])
+                     if s is not None)
+    click.echo(("verdict never collapsed" if step is None else f"verdict collapsed at step "
+                f"{step:,}") + f"; dimensions collapsed from step: {dims or 'none'}")
+    click.echo(f"{len(trajectory['rows'])} step(s): {len(result.analysed)} analysed, "
+               f"{len(result.reused)} from the cache")
+    click.echo(f"trajectory: {', '.join(str(p) for p in result.written.values())}")
+    failed = [row["step"] for row in trajectory["rows"] if row.get("errors")]
+    if failed:
+        click.echo(f"error: diagnostics failed at step(s) {failed} (see trajectory.json)",
+                   err=True)
+        sys.exit(EXIT_DIAGNOSTIC_FAILED)
+    last = trajectory["rows"][-1]["summary"].get("verdict")
+    sys.exit(EXIT_COLLAPSED if fail_on_collapse and last == "collapsed" else EXIT_OK)

@@ -1,0 +1,147 @@
+"""Write a trajectory as trajectory.json, trajectory.md (+ trajectory-plots/) and trajectory.html.
+
+The documents are laid out as a :class:`~collapse_diag.render.document.Document`
+and printed by the report's own Markdown and HTML writers, so the HTML file is
+self-contained (PNGs embedded as data URIs) exactly like report.html. Every
+file is written atomically.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterable, Mapping
+from pathlib import Path, PurePath
+from typing import Any
+
+from collapse_diag.plots import figure_png
+from collapse_diag.render import _check_formats
+from collapse_diag.render.document import Document, FigureBlock, Section
+from collapse_diag.render.html import render_html
+from collapse_diag.render.markdown import render_markdown
+from collapse_diag.render.tables import Table
+from collapse_diag.render.trajectory_plots import SERIES, TRAJECTORY_PLOTS
+from collapse_diag.report import write_text_atomic
+
+__all__ = ["PLOTS_FOLDER", "build_trajectory_document", "write_trajectory"]
+
+#: Folder (next to trajectory.md) receiving the PNGs of the Markdown document.
+PLOTS_FOLDER = "trajectory-plots"
+
+
+def _fmt(value: Any, spec: str = ".3f") -> tuple[str, float | str | None]:
+    if value is None or isinstance(value, bool):
+        return "-", None
+    if isinstance(value, int):
+        return f"{value:,}", float(value)
+    if isinstance(value, float):
+        return format(value, spec), value
+    return str(value), str(value)
+
+
+def _table(headers: list[str], cells: list[list[Any]], sortable: bool = True) -> Table:
+    pairs = [[_fmt(c) for c in row] for row in cells]
+    return Table(headers, [[t for t, _ in row] for row in pairs],
+                 [[k for _, k in row] for row in pairs], sortable)
+
+
+def _steps_table(trajectory: Mapping[str, Any]) -> Table:
+    cells = []
+    for row in trajectory["rows"]:
+        s = row.get("summary") or {}
+        name = PurePath((row.get("checkpoint") or {}).get("path", "")).name or None
+        counts = s.get("status_counts") or {}
+        cells.append([row["step"], name, s.get("verdict"), *(s.get(k) for k in SERIES),
+                      ", ".join(f"{v} {k}" for k, v in counts.items() if v) or None])
+    return _table(["step", "checkpoint", "verdict", *SERIES, "statuses"], cells)
+
+
+def _events_table(trajectory: Mapping[str, Any]) -> Table:
+    events = trajectory["events"]
+    revivals = events.get("dimension_revival_steps") or []
+    cells = [[f"z{d}", step, ", ".join(f"{s:,}" for s in revivals[d]) or None]
+             for d, step in enumerate(events["dimension_collapse_steps"])]
+    return _table(["dimension", "collapsed from step", "revived at step(s)"], cells)
+
+
+def build_trajectory_document(trajectory: Mapping[str, Any], drawn: Iterable[str]) -> Document:
+    """Lay out the trajectory's Markdown and HTML documents."""
+    drawn = set(drawn)
+    rows = trajectory["rows"]
+    final = (rows[-1].get("summary") or {}).get("verdict") if rows else None
+    collapsed = trajectory["events"]["verdict_collapsed_step"]
+    if collapsed is None:
+        reason = "The verdict never became collapsed."
+    elif final == "collapsed":
+        reason = f"The verdict first became collapsed at step {collapsed:,}."
+    else:
+        reason = (f"The verdict was collapsed at step {collapsed:,} and is {final or 'n/a'} at "
+                  f"the last step ({rows[-1]['step']:,}).")
+    figures = tuple(FigureBlock(name, title, caption,
+                                None if name in drawn else "Not drawn: its figures are missing.")
+                    for name, (_, title, caption) in TRAJECTORY_PLOTS.items())
+    settings = trajectory.get("settings") or {}
+    sections = (
+        Section("What happened", "what-happened", tuple(trajectory["explanation"])),
+        Section("Plots", "plots", figures=figures),
+        Section("Events", "events",
+                ("The step from which each dimension stays collapsed (KL below kl_eps to the "
+                 "last step), and the steps at which a collapsed dimension revived.",),
+                tables=(_events_table(trajectory),)),
+        Section("Steps", "steps", (f"One row per analysed step ({trajectory['source']}); "
+                                   "KL, MI, swap delta and -ELBO in nats.",),
+                tables=(_steps_table(trajectory),)),
+        Section("Settings", "settings",
+                (f"Preset: {trajectory.get('preset') or 'custom'} (docs/watching-collapse.md).",),
+                tables=(_table(["setting", "value"],
+                               [[k, json.dumps(v)] for k, v in settings.items()], False),)),
+    )
+    return Document("Posterior collapse over training", f"Final verdict: {final or 'n/a'}.",
+                    reason, final, sections)
+
+
+def write_trajectory(trajectory: Mapping[str, Any], out_dir: str | Path,
+                     formats: Iterable[str] = ("json", "md", "html"), *,
+                     dpi: int = 110) -> dict[str, Path]:
+    """Write the trajectory's documents into ``out_dir``.
+
+    Args:
+        trajectory: The content of trajectory.json (see
+            :func:`~collapse_diag.trajectory.build_trajectory`).
+        out_dir: Folder to write into (created if needed).
+        formats: Any of ``json``, ``md`` (with its PNGs in ``trajectory-plots/``), ``html``.
+        dpi: Resolution of the plots.
+
+    Returns:
+        Format name -> path written.
+
+    Raises:
+        InvalidParameterError: an unknown format, or none.
+    """
+    chosen = _check_formats(formats, "write_trajectory")
+    out = Path(out_dir)
+    pngs: dict[str, bytes] = {}
+    texts: dict[str, str] = {}
+    if "md" in chosen or "html" in chosen:
+        for name, (plot, _, _) in TRAJECTORY_PLOTS.items():
+            fig = plot(trajectory)
+            if fig is not None:
+                pngs[name] = figure_png(fig, dpi)
+        document = build_trajectory_document(trajectory, pngs)
+        if "md" in chosen:
+            texts["md"] = render_markdown(document, {n: f"{PLOTS_FOLDER}/{n}.png" for n in pngs})
+        if "html" in chosen:
+            texts["html"] = render_html(document, {
+                n: "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+                for n, data in pngs.items()})
+    written: dict[str, Path] = {}
+    if "json" in chosen:
+        written["json"] = write_text_atomic(
+            out / "trajectory.json", json.dumps(trajectory, indent=2, allow_nan=False) + "\n")
+    if "md" in chosen:
+        for name, data in pngs.items():
+            write_text_atomic(out / PLOTS_FOLDER / f"{name}.png", data)
+        written["md"] = write_text_atomic(out / "trajectory.md", texts["md"])
+    if "html" in chosen:
+        written["html"] = write_text_atomic(out / "trajectory.html", texts["html"])
+    return written

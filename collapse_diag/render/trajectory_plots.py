@@ -1,0 +1,180 @@
+"""Plots of a trajectory (the dict form of trajectory.json), one function per plot.
+
+Each takes the trajectory and returns a :class:`matplotlib.figure.Figure`, or
+``None`` when the figures it needs are missing. Built on bare Figures (no
+pyplot), inside seaborn's whitegrid style, as in :mod:`collapse_diag.plots`.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import seaborn as sns
+from matplotlib.colors import ListedColormap, LogNorm
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+
+from collapse_diag.plots import STATUS_COLORS
+from collapse_diag.report_values import finite
+
+__all__ = ["TRAJECTORY_PLOTS", "plot_kl_heatmap", "plot_status", "plot_curves",
+           "status_color", "SERIES"]
+
+Trajectory = Mapping[str, Any]
+#: Summary curves: field -> axis label.
+SERIES = {
+    "kl": "KL [nats]",
+    "mutual_information": "MI I(x; z) [nats]",
+    "active_units": "active units",
+    "swap_delta": "swap delta [nats]",
+    "neg_elbo": "-ELBO [nats]",
+}
+_STATUS_ORDER = ("used", "ignored", "uninformative", "undetermined", "collapsed", "unknown")
+_EXTRA_COLORS = {"undetermined": "#CC79A7"}
+_ALIASES = {"used": "active"}
+
+
+def status_color(status: str) -> str:
+    """The colour of a status, as in the report's plots (``used`` shares ``active``'s)."""
+    return (STATUS_COLORS.get(status) or STATUS_COLORS.get(_ALIASES.get(status, ""))
+            or _EXTRA_COLORS.get(status) or STATUS_COLORS["unknown"])
+
+
+def _styled(func: Callable[[Trajectory], Figure | None]) -> Callable[[Trajectory], Figure | None]:
+    @functools.wraps(func)
+    def wrapper(trajectory: Trajectory) -> Figure | None:
+        with sns.axes_style("whitegrid"), sns.plotting_context("notebook", font_scale=0.85):
+            return func(trajectory)
+
+    return wrapper
+
+
+def _steps(trajectory: Trajectory) -> list[int]:
+    return [int(r["step"]) for r in trajectory.get("rows") or []]
+
+
+def _dim_matrix(trajectory: Trajectory, key: str) -> list[list[Any]]:
+    """``[latent_dim][n_rows]`` values of a per-dimension field (``None`` where missing)."""
+    rows = trajectory.get("rows") or []
+    width = int(trajectory.get("latent_dim") or 0)
+    out: list[list[Any]] = [[None] * len(rows) for _ in range(width)]
+    for t, row in enumerate(rows):
+        for d, dim in enumerate((row.get("dimensions") or [])[:width]):
+            out[d][t] = dim.get(key)
+    return out
+
+
+def _dim_order(trajectory: Trajectory, kl: np.ndarray) -> list[int]:
+    """Dimensions by collapse step (earliest first), never-collapsed last by final KL."""
+    steps = (trajectory.get("events") or {}).get("dimension_collapse_steps") or []
+    final = np.nan_to_num(kl[:, -1], nan=-1.0) if kl.size else np.zeros(0)
+
+    def key(d: int) -> tuple[int, float, int]:
+        step = steps[d] if d < len(steps) else None
+        return (0, float(step), d) if step is not None else (1, -float(final[d]), d)
+
+    return sorted(range(kl.shape[0]), key=key)
+
+
+def _step_ticks(ax: Any, steps: list[int]) -> None:
+    every = max(1, len(steps) // 12)
+    ax.set_xticks(np.arange(0, len(steps), every) + 0.5)
+    ax.set_xticklabels([f"{steps[i]:,}" for i in range(0, len(steps), every)], rotation=45,
+                       ha="right")
+
+
+@_styled
+def plot_kl_heatmap(trajectory: Trajectory) -> Figure | None:
+    """Per-dimension KL over steps (log colour scale), dimensions ordered by collapse step."""
+    steps = _steps(trajectory)
+    kl = np.array([[np.nan if finite(v) is None else float(v) for v in series]
+                   for series in _dim_matrix(trajectory, "kl")], dtype=float)
+    if kl.size == 0 or not np.isfinite(kl).any():
+        return None
+    eps = float((trajectory.get("settings") or {}).get("kl_eps", 0.01))
+    floor = eps / 100
+    order = _dim_order(trajectory, kl)
+    values = np.clip(kl[order], floor, None)
+    fig = Figure(figsize=(min(14.0, 3.0 + 0.45 * len(steps)), 1.2 + 0.35 * len(order)),
+                 layout="constrained")
+    ax = fig.subplots()
+    sns.heatmap(values, ax=ax, cmap="viridis", norm=LogNorm(vmin=floor, vmax=max(
+        float(np.nanmax(values)), eps * 10)), mask=~np.isfinite(values),
+        yticklabels=[f"z{d}" for d in order], cbar_kws={"label": "mean KL [nats], log scale"})
+    _step_ticks(ax, steps)
+    ax.set(xlabel="step", ylabel="dimension (by collapse step)",
+           title=f"KL per dimension over training (below {eps:g} nats: collapsed)")
+    return fig
+
+
+@_styled
+def plot_status(trajectory: Trajectory) -> Figure | None:
+    """Per-dimension status over steps, one colour per status."""
+    steps = _steps(trajectory)
+    statuses = _dim_matrix(trajectory, "status")
+    if not statuses or all(s is None for row in statuses for s in row):
+        return None
+    names = [s or "unknown" for row in statuses for s in row]
+    present = [s for s in _STATUS_ORDER if s in names] + sorted(set(names) - set(_STATUS_ORDER))
+    codes = np.array([[present.index(s or "unknown") for s in row] for row in statuses])
+    kl = np.array([[np.nan if finite(v) is None else float(v) for v in series]
+                   for series in _dim_matrix(trajectory, "kl")], dtype=float)
+    order = _dim_order(trajectory, kl) if kl.size else list(range(len(statuses)))
+    fig = Figure(figsize=(min(14.0, 3.0 + 0.45 * len(steps)), 1.2 + 0.35 * len(order)),
+                 layout="constrained")
+    ax = fig.subplots()
+    sns.heatmap(codes[order], ax=ax, cmap=ListedColormap([status_color(s) for s in present]),
+                vmin=-0.5, vmax=len(present) - 0.5, cbar=False, linewidths=0.5,
+                linecolor="white", yticklabels=[f"z{d}" for d in order])
+    _step_ticks(ax, steps)
+    ax.legend(handles=[Patch(color=status_color(s), label=s) for s in present],
+              bbox_to_anchor=(1.01, 1), loc="upper left", title="status")
+    ax.set(xlabel="step", ylabel="dimension (by collapse step)", title="Status over training")
+    return fig
+
+
+@_styled
+def plot_curves(trajectory: Trajectory) -> Figure | None:
+    """Summary figures (KL, MI, active units, swap delta, -ELBO) against step."""
+    rows = trajectory.get("rows") or []
+    steps = np.array(_steps(trajectory), dtype=float)
+    series = {}
+    for key in SERIES:
+        values = np.array([np.nan if finite((r.get("summary") or {}).get(key)) is None
+                           else float(r["summary"][key]) for r in rows], dtype=float)
+        if np.isfinite(values).any():
+            series[key] = values
+    if not series:
+        return None
+    fig = Figure(figsize=(7.5, 1.9 * len(series) + 0.6), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(len(series), 1, sharex=True))
+    collapsed = (trajectory.get("events") or {}).get("verdict_collapsed_step")
+    for ax, (key, values) in zip(axes, series.items()):
+        keep = np.isfinite(values)
+        ax.plot(steps[keep], values[keep], marker="o", ms=3, color="#332288")
+        ax.set_ylabel(SERIES[key])
+        if collapsed is not None:
+            ax.axvline(collapsed, color=STATUS_COLORS["collapsed"], ls="--", lw=1)
+    axes[-1].set_xlabel("step")
+    title = "Summary figures over training"
+    if collapsed is not None:
+        title += f" (dashed: verdict collapsed from step {collapsed:,})"
+    axes[0].set_title(title)
+    return fig
+
+
+#: Plot name -> (function, title, caption), in display order.
+TRAJECTORY_PLOTS: dict[str, tuple[Callable[[Trajectory], Figure | None], str, str]] = {
+    "kl_heatmap": (plot_kl_heatmap, "KL per dimension over training",
+                   "Mean KL(q(z_d|x) || p(z_d)) of each dimension at each step, log colour "
+                   "scale; dimensions ordered by the step at which they collapsed (never "
+                   "collapsed last)."),
+    "status": (plot_status, "Status of each dimension over training",
+               "Per-dimension status at each step (rules in docs/statuses.md)."),
+    "curves": (plot_curves, "Summary figures over training",
+               "Total KL, mutual information, active units, whole-vector swap delta and "
+               "-ELBO against step."),
+}

@@ -36,6 +36,19 @@ measurements, both from batched decoder passes:
   own z row in eval mode). The decoder must be differentiable in z; an unused z
   (no graph) counts as a zero gradient.
 
+* **Graded identifiability.** By the Laplace approximation, along an eigenvector
+  with eigenvalue lambda one observation shrinks the prior variance 1 to
+  1 / (1 + lambda): the *contraction* is ``1 - 1 / (1 + lambda) = lambda / (1 + lambda)``.
+  A percentile bootstrap over inputs (``fisher_bootstrap`` resamples of the
+  per-input g g^T, level ``confidence``) gives an interval for every eigenvalue
+  (sorted per resample) and every diagonal entry F_dd, and a grade
+  (:func:`grade`) with a = ``fisher_rank_atol``::
+
+      identifiable   low >= a                  (contraction >= a / (1 + a) with confidence)
+      weak           high < a, low > 0         (weakly identifiable: small, clearly non-zero)
+      flat           high < a, low ~ 0         (indistinguishable from a flat likelihood)
+      undetermined   low < a <= high
+
 Every z is drawn up front on the CPU in float64 with the run's generator, in
 fixed blocks of inputs, so the numbers do not depend on the batch size or device.
 """
@@ -64,9 +77,62 @@ from collapse_diag.protocol import ModelInfo, call_log_likelihood
 from collapse_diag.report import ReportSection
 from collapse_diag.settings import Settings
 
-__all__ = ["IdentifiabilityResult", "identifiability_diagnostic", "fisher_rank"]
+__all__ = ["GRADES", "IdentifiabilityResult", "identifiability_diagnostic", "fisher_rank",
+           "fisher_bootstrap", "grade"]
 
 _SAMPLE_BLOCK = 4096  # inputs whose noise is drawn in one generator call
+#: Grades of an eigen-direction or a dimension, in display order.
+GRADES = ("identifiable", "weak", "undetermined", "flat")
+_ZERO = 1e-12  # nats^2: below this a Fisher value is numerically zero
+
+
+def grade(low: np.ndarray, high: np.ndarray, atol: float) -> list[str]:
+    """Identifiability grade of each interval ``[low, high]`` (rule in the module docstring)."""
+    out = []
+    for lo, hi in zip(np.asarray(low, float), np.asarray(high, float), strict=True):
+        if lo >= atol and lo > _ZERO:
+            out.append("identifiable")
+        elif hi < atol:
+            out.append("weak" if lo > _ZERO else "flat")
+        else:
+            out.append("undetermined")
+    return out
+
+
+def fisher_bootstrap(grads: np.ndarray, resamples: int, confidence: float,
+                     generator: torch.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile bootstrap intervals of the Fisher eigenvalues and diagonal.
+
+    Args:
+        grads: Per-input gradients ``(N, S, D)`` (S draws per input); F = mean g g^T.
+        resamples: Bootstrap resamples over inputs (0: zero-width intervals at the estimate).
+        confidence: Level of the intervals.
+        generator: Seeded CPU generator (one ``randint`` call per resample).
+
+    Returns:
+        ``(eigenvalue_ci, diagonal_ci)``, each ``(D, 2)``; eigenvalues sorted
+        descending within each resample.
+    """
+    n, s, dim = grads.shape
+    flat = grads.reshape(n * s, dim)
+    if resamples == 0 or n == 0:
+        f = flat.T @ flat / max(1, n * s)
+        eig, diag = np.linalg.eigvalsh(f)[::-1], np.diag(f)
+        return np.column_stack([eig, eig]), np.column_stack([diag, diag])
+    eigs, diags = np.empty((resamples, dim)), np.empty((resamples, dim))
+    for b in range(resamples):
+        idx = torch.randint(0, n, (n,), generator=generator).numpy()
+        weight = np.repeat(np.bincount(idx, minlength=n).astype(np.float64), s)
+        f = (flat * weight[:, None]).T @ flat / (n * s)
+        eigs[b], diags[b] = np.linalg.eigvalsh(f)[::-1], np.diag(f)
+    q = [(1 - confidence) / 2, (1 + confidence) / 2]
+    return np.quantile(eigs, q, axis=0).T, np.quantile(diags, q, axis=0).T
+
+
+def _contraction(values: np.ndarray) -> np.ndarray:
+    """``lambda / (1 + lambda)`` (eigenvalues below 0 through rounding count as 0)."""
+    v = np.maximum(np.asarray(values, dtype=np.float64), 0.0)
+    return v / (1.0 + v)
 
 
 def fisher_rank(eigenvalues: np.ndarray, rtol: float, atol: float) -> tuple[int, float]:
@@ -144,6 +210,10 @@ class IdentifiabilityResult:
         fisher_eigenvalues: Its eigenvalues, descending, ``(D,)``.
         identifiable_dims: Eigenvalues at or above ``rank_cutoff`` (and > 0).
         rank_cutoff: ``max(fisher_rank_rtol * largest eigenvalue, fisher_rank_atol)``.
+        eigenvalue_ci: Bootstrap interval of each eigenvalue, ``(D, 2)``.
+        fisher_ci: Bootstrap interval of each diagonal entry, ``(D, 2)``.
+        direction_grades: :func:`grade` of each eigen-direction.
+        dimension_grades: :func:`grade` of each dimension (from ``fisher_ci``).
         decoder_calls: Forward calls made (the Fisher ones also run a backward pass).
         decoder_rows: Rows decoded.
     """
@@ -163,6 +233,10 @@ class IdentifiabilityResult:
     fisher_eigenvalues: np.ndarray
     identifiable_dims: int
     rank_cutoff: float
+    eigenvalue_ci: np.ndarray
+    fisher_ci: np.ndarray
+    direction_grades: tuple[str, ...]
+    dimension_grades: tuple[str, ...]
     decoder_calls: int
     decoder_rows: int
 
@@ -178,8 +252,19 @@ class IdentifiabilityResult:
                 "flat_fraction": self.flat_fraction,
                 "fisher_eigenvalues": self.fisher_eigenvalues.tolist(),
                 "identifiable_dims": self.identifiable_dims,
+                "fisher_eigenvalues_ci": self.eigenvalue_ci.tolist(),
+                "fisher_contraction": _contraction(self.fisher_eigenvalues).tolist(),
+                "fisher_contraction_ci": _contraction(self.eigenvalue_ci).tolist(),
+                "fisher_directions": list(self.direction_grades),
+                "identifiability_counts": {g: self.direction_grades.count(g) for g in GRADES},
             },
-            dimensions={"fisher": self.fisher.tolist()},
+            dimensions={
+                "fisher": self.fisher.tolist(),
+                "fisher_ci": self.fisher_ci.tolist(),
+                "contraction": _contraction(self.fisher).tolist(),
+                "contraction_ci": _contraction(self.fisher_ci).tolist(),
+                "identifiability": list(self.dimension_grades),
+            },
             distributions={"likelihood_std": self.likelihood_std.tolist()},
         )
 
@@ -197,7 +282,8 @@ def identifiability_diagnostic(
     """Likelihood flatness under prior draws and the latent Fisher information.
 
     Random draws, in this order, from ``generator`` (CPU, float64): prior noise
-    ``(N, K, D)`` then posterior noise ``(N, S, D)``, each in blocks of 4096 inputs.
+    ``(N, K, D)`` then posterior noise ``(N, S, D)``, each in blocks of 4096 inputs,
+    then the bootstrap indices.
 
     Decoder cost: ``N K`` rows in calls of ``inputs_per_call(batch_size, K)``
     inputs, plus ``N S`` rows with a backward pass in calls of
@@ -211,7 +297,7 @@ def identifiability_diagnostic(
         info: Result of ``check_model``.
         settings: Uses ``batch_size``, ``device``, ``prior_samples``,
             ``flatness_threshold``, ``fisher_samples``, ``fisher_rank_rtol``,
-            ``fisher_rank_atol``.
+            ``fisher_rank_atol``, ``fisher_bootstrap``, ``confidence``.
         generator: The diagnostic's seeded CPU generator.
         show_progress: Progress bars on stderr.
         reconstruction: E_q log p(x|z) from the sensitivity diagnostic, for ``prior_gap``.
@@ -246,7 +332,7 @@ def identifiability_diagnostic(
             calls, rows_done = calls + 1, rows_done + k * b
 
     # Fisher information: one backward pass per call, gradients w.r.t. z only.
-    gram = np.zeros((dim, dim))
+    grads = np.zeros((n, s, dim))
     normals = _BlockNormals(n, (s, dim), generator)
     step = inputs_per_call(settings.batch_size, s)
     with torch.enable_grad(), _grad_context(device):
@@ -269,12 +355,16 @@ def identifiability_diagnostic(
                 )
             if encodings.prior_logvar is not None:  # measure z in prior standard deviations
                 g = g * np.tile(np.exp(0.5 * encodings.prior_logvar[rows]), (s, 1))
-            gram += g.T @ g
+            grads[rows] = g.reshape(s, -1, dim).transpose(1, 0, 2)
             calls, rows_done = calls + 1, rows_done + len(codes)
 
-    fisher_matrix = gram / (n * s)
+    flat_grads = grads.reshape(n * s, dim)
+    fisher_matrix = flat_grads.T @ flat_grads / (n * s)
     eigenvalues = np.linalg.eigvalsh(fisher_matrix)[::-1].copy()
     rank, cutoff = fisher_rank(eigenvalues, settings.fisher_rank_rtol, settings.fisher_rank_atol)
+    eig_ci, diag_ci = fisher_bootstrap(grads, settings.fisher_bootstrap, settings.confidence,
+                                       generator)
+    atol = settings.fisher_rank_atol
     tokens = encodings.num_tokens
     std_tok = per_token(std, tokens)
     flat = std < settings.flatness_threshold
@@ -296,6 +386,10 @@ def identifiability_diagnostic(
         fisher_eigenvalues=eigenvalues,
         identifiable_dims=rank,
         rank_cutoff=cutoff,
+        eigenvalue_ci=eig_ci,
+        fisher_ci=diag_ci,
+        direction_grades=tuple(grade(eig_ci[:, 0], eig_ci[:, 1], atol)),
+        dimension_grades=tuple(grade(diag_ci[:, 0], diag_ci[:, 1], atol)),
         decoder_calls=calls,
         decoder_rows=rows_done,
     )

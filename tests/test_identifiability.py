@@ -179,7 +179,12 @@ def test_section_has_the_schema_fields(linear):
     assert set(s.summary) >= {"prior_reconstruction", "prior_gap", "likelihood_flatness",
                               "likelihood_flatness_per_token", "flat_fraction",
                               "fisher_eigenvalues", "identifiable_dims"}
-    assert s.dimensions.keys() == {"fisher"} and len(s.distributions["likelihood_std"]) == 2000
+    assert s.dimensions.keys() == {"fisher", "fisher_ci", "contraction", "contraction_ci",
+                                   "identifiability"}
+    assert len(s.distributions["likelihood_std"]) == 2000
+    assert set(s.summary) >= {"fisher_eigenvalues_ci", "fisher_contraction",
+                              "fisher_contraction_ci", "fisher_directions",
+                              "identifiability_counts"}
     assert s.summary["fisher_eigenvalues"] == sorted(s.summary["fisher_eigenvalues"], reverse=True)
 
 
@@ -225,7 +230,7 @@ def test_lstm_text_vae_runs_end_to_end():
     model = build_text_vae(latent_dim=4, embed_dim=8, hidden_dim=16).eval()
     data = model.tokenize(load_corpus().sentences[:24])
     settings = Settings(batch_size=8, prior_samples=3, per_dim_swap_examples=6,
-                        swap_bootstrap=20)
+                        per_dim_swap_max_examples=6, swap_bootstrap=20, fisher_bootstrap=20)
     info = check_model(model, data)
     enc = encode_all(model, data, info, settings.batch_size)
     sens = sensitivity_diagnostic(model, data, enc, info, settings, generator_for(0, "s"))

@@ -70,7 +70,7 @@ def test_markdown_holds_every_section_and_links_existing_plots(healthy_dir):
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
     assert links == [f"plots/{name}.png" for name in PLOTS]
     assert all((out / link).is_file() for link in links)
-    assert "| z7 | active |" in md
+    assert "| z7 | used |" in md
     assert "c0ffee" in md and "2024-05-01T12:00:00+00:00" in md  # provenance
     assert "Diagnostics that failed" not in md
 
@@ -162,7 +162,7 @@ def test_explanation_differs_between_collapsed_and_healthy():
     assert healthy != collapsed
     assert "The decoder reads z." in healthy and "does not measurably read z" not in healthy
     assert "does not measurably read z" in collapsed and "The decoder reads z." not in collapsed
-    assert "8 are active" in healthy and "8 are collapsed" in collapsed
+    assert "8 are used" in healthy and "8 are collapsed" in collapsed
     assert "too weak" in collapsed and "too weak" not in healthy
     assert "non-identifiable" in collapsed and "z is identifiable" in healthy
     assert "below zero" in collapsed  # negative MI estimate is flagged, not hidden
@@ -173,9 +173,14 @@ def test_explanation_differs_between_collapsed_and_healthy():
 def test_explanation_tells_weak_from_noisy_and_names_dimensions():
     text = _text(partial_report())
     assert "too weak" in text and "too noisy" in text
-    assert "(z4 and z5) the signal is too noisy" in text
-    assert "(z6 and z7) the signal is too weak" in text
+    # signal from Var mu(x) vs E sigma²(x): z5 has SNR 0.02/1.9; z4, z6, z7 Var mu < 0.01
+    assert "too noisy in z5 (" in text
+    assert "too weak in z4, z6 and z7 (" in text
+    assert "clear in z0, z1, z2 and z3 (" in text
     assert "The decoder ignores z3" in text
+    assert "For z2 (-0.02 to 0.05 nats, threshold 0.01; about 410 inputs would likely decide it)" \
+        in text
+    assert "non-identifiable" not in text  # two dimensions are used
     assert "lower bound" in text  # saturated MI
 
 

@@ -238,7 +238,9 @@ def identifiability_text(report: Report) -> str:
         text.append("In the sense of Wang, Blei & Cunningham (2021), z is (practically) "
                     "non-identifiable here, and that is the same thing as posterior collapse: "
                     "when p(x|z) does not change with z, the best posterior is the prior.")
-    elif isinstance(grades, list) and grades and all(g == "identifiable" for g in grades):
+    elif ((isinstance(grades, list) and grades and all(g == "identifiable" for g in grades))
+          or (not grades and ident is not None and int(ident) >= d
+              and (flat is None or flat < 0.5))):
         text.append("z is identifiable: p(x|z) changes with z in every direction, so the "
                     "posterior has something to learn.")
     return " ".join(text)

@@ -72,7 +72,7 @@ def t_interval(values: np.ndarray, error: float) -> tuple[float, float, float, f
     ``mean -+ t_{1 - error/2, n-1} * sd / sqrt(n)``. Values that are all equal
     (e.g. every delta exactly 0: a decoder with zero weight on the dimension)
     give the zero-width interval ``[mean, mean]``; fewer than 2 values give
-    ``(-inf, inf)``.
+    ``(-inf, inf)`` (no variance estimate).
 
     Returns:
         ``(mean, sd, low, high)``.
@@ -82,10 +82,10 @@ def t_interval(values: np.ndarray, error: float) -> tuple[float, float, float, f
     if n == 0:
         return math.nan, math.nan, -math.inf, math.inf
     mean = float(v.mean())
-    if np.all(v == v[0]):
-        return mean, 0.0, mean, mean
     if n < 2:
         return mean, math.nan, -math.inf, math.inf
+    if np.all(v == v[0]):
+        return mean, 0.0, mean, mean
     sd = float(v.std(ddof=1))
     half = float(student_t.ppf(1.0 - error / 2.0, n - 1)) * sd / math.sqrt(n)
     return mean, sd, mean - half, mean + half

@@ -101,7 +101,7 @@ def identifiability(fisher, rank=None, ci=None):
 
 
 S = Settings()
-U, I, N = "used", "ignored", "undetermined"
+U, I, N = "used", "ignored", "undetermined"  # noqa: E741
 
 
 def test_undecided_dimensions_are_undetermined_not_ignored():

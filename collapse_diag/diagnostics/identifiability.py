@@ -64,6 +64,7 @@ import numpy as np
 import torch
 
 from collapse_diag.data import Batch, iter_batches, num_examples, repeat, to_device
+from collapse_diag.diagnostics.fisher_grades import GRADES, contraction, fisher_bootstrap, grade
 from collapse_diag.diagnostics.sensitivity import (
     decode,
     inputs_per_call,
@@ -81,60 +82,6 @@ __all__ = ["GRADES", "IdentifiabilityResult", "identifiability_diagnostic", "fis
            "fisher_bootstrap", "grade"]
 
 _SAMPLE_BLOCK = 4096  # inputs whose noise is drawn in one generator call
-#: Grades of an eigen-direction or a dimension, in display order.
-GRADES = ("identifiable", "weak", "undetermined", "flat")
-_ZERO = 1e-12  # nats^2: below this a Fisher value is numerically zero
-
-
-def grade(low: np.ndarray, high: np.ndarray, atol: float) -> list[str]:
-    """Identifiability grade of each interval ``[low, high]`` (rule in the module docstring)."""
-    out = []
-    for lo, hi in zip(np.asarray(low, float), np.asarray(high, float), strict=True):
-        if lo >= atol and lo > _ZERO:
-            out.append("identifiable")
-        elif hi < atol:
-            out.append("weak" if lo > _ZERO else "flat")
-        else:
-            out.append("undetermined")
-    return out
-
-
-def fisher_bootstrap(grads: np.ndarray, resamples: int, confidence: float,
-                     generator: torch.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Percentile bootstrap intervals of the Fisher eigenvalues and diagonal.
-
-    Args:
-        grads: Per-input gradients ``(N, S, D)`` (S draws per input); F = mean g g^T.
-        resamples: Bootstrap resamples over inputs (0: zero-width intervals at the estimate).
-        confidence: Level of the intervals.
-        generator: Seeded CPU generator (one ``randint`` call per resample).
-
-    Returns:
-        ``(eigenvalue_ci, diagonal_ci)``, each ``(D, 2)``; eigenvalues sorted
-        descending within each resample.
-    """
-    n, s, dim = grads.shape
-    flat = grads.reshape(n * s, dim)
-    if resamples == 0 or n == 0:
-        f = flat.T @ flat / max(1, n * s)
-        eig, diag = np.linalg.eigvalsh(f)[::-1], np.diag(f)
-        return np.column_stack([eig, eig]), np.column_stack([diag, diag])
-    eigs, diags = np.empty((resamples, dim)), np.empty((resamples, dim))
-    for b in range(resamples):
-        idx = torch.randint(0, n, (n,), generator=generator).numpy()
-        weight = np.repeat(np.bincount(idx, minlength=n).astype(np.float64), s)
-        f = (flat * weight[:, None]).T @ flat / (n * s)
-        eigs[b], diags[b] = np.linalg.eigvalsh(f)[::-1], np.diag(f)
-    q = [(1 - confidence) / 2, (1 + confidence) / 2]
-    return np.quantile(eigs, q, axis=0).T, np.quantile(diags, q, axis=0).T
-
-
-def _contraction(values: np.ndarray) -> np.ndarray:
-    """``lambda / (1 + lambda)`` (eigenvalues below 0 through rounding count as 0)."""
-    v = np.maximum(np.asarray(values, dtype=np.float64), 0.0)
-    return v / (1.0 + v)
-
-
 def fisher_rank(eigenvalues: np.ndarray, rtol: float, atol: float) -> tuple[int, float]:
     """Effective rank of a PSD matrix: eigenvalues ``>= max(rtol * largest, atol)`` and ``> 0``.
 
@@ -253,16 +200,16 @@ class IdentifiabilityResult:
                 "fisher_eigenvalues": self.fisher_eigenvalues.tolist(),
                 "identifiable_dims": self.identifiable_dims,
                 "fisher_eigenvalues_ci": self.eigenvalue_ci.tolist(),
-                "fisher_contraction": _contraction(self.fisher_eigenvalues).tolist(),
-                "fisher_contraction_ci": _contraction(self.eigenvalue_ci).tolist(),
+                "fisher_contraction": contraction(self.fisher_eigenvalues).tolist(),
+                "fisher_contraction_ci": contraction(self.eigenvalue_ci).tolist(),
                 "fisher_directions": list(self.direction_grades),
                 "identifiability_counts": {g: self.direction_grades.count(g) for g in GRADES},
             },
             dimensions={
                 "fisher": self.fisher.tolist(),
                 "fisher_ci": self.fisher_ci.tolist(),
-                "contraction": _contraction(self.fisher).tolist(),
-                "contraction_ci": _contraction(self.fisher_ci).tolist(),
+                "contraction": contraction(self.fisher).tolist(),
+                "contraction_ci": contraction(self.fisher_ci).tolist(),
                 "identifiability": list(self.dimension_grades),
             },
             distributions={"likelihood_std": self.likelihood_std.tolist()},

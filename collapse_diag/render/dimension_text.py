@@ -131,7 +131,11 @@ def _how_to_decide(report: Report) -> str:
 
 
 def decoder_dims_text(report: Report) -> str | None:
-    """Per-dimension decoder use: used, ignored and undetermined dimensions, with intervals."""
+    """Per-dimension decoder use: used, ignored and undetermined dimensions, with intervals.
+
+    ``None`` for a report without ``decoder_use`` (schema 1); ``""`` when no dimension is
+    informative (nothing to decide).
+    """
     use, ci = _column(report, "decoder_use"), _column(report, "swap_ci")
     if all(v is None for v in use):
         return None
@@ -174,8 +178,8 @@ def decoder_dims_text(report: Report) -> str | None:
         text.append(f"For {join_names(parts)} the evidence is not decisive: the interval "
                     "neither lies above 0 nor below the negligible-effect threshold. To decide, "
                     f"{_how_to_decide(report)}.")
-    if len(text) == 1:
-        text.append("no informative dimension to decide.")
+    if len(text) == 1:  # every dimension is collapsed or uninformative: nothing to decide
+        return ""
     return " ".join(text)
 
 
@@ -235,9 +239,13 @@ def identifiability_text(report: Report) -> str:
                     f"cut-off, of {d}.")
         practically_flat = k == 0
     if used == 0 and (practically_flat or (flat is not None and flat >= 0.5)):
-        text.append("In the sense of Wang, Blei & Cunningham (2021), z is (practically) "
-                    "non-identifiable here, and that is the same thing as posterior collapse: "
-                    "when p(x|z) does not change with z, the best posterior is the prior.")
+        why = (f"no direction is narrowed by {fmt_pct(atol / (1 + atol))} or more (upper "
+               "bounds) and no dimension is shown used" if practically_flat else
+               "the likelihood is flat for most inputs and no dimension is shown used")
+        text.append(f"Since {why}, z is practically non-identifiable here in the sense of "
+                    "Wang, Blei & Cunningham (2021), and that is the same thing as posterior "
+                    "collapse: when p(x|z) does not change with z, the best posterior is the "
+                    "prior.")
     elif ((isinstance(grades, list) and grades and all(g == "identifiable" for g in grades))
           or (not grades and ident is not None and int(ident) >= d
               and (flat is None or flat < 0.5))):

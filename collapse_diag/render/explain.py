@@ -80,9 +80,9 @@ def _decoder(report: Report) -> str:
         text.append(f"Decoding from the input's own posterior instead of a prior draw is worth "
                     f"{fmt_num(gap)} nats per input (the prior gap).")
     per_dim = decoder_dims_text(report)
-    if per_dim is not None:
+    if per_dim:
         text.append(per_dim)
-    else:  # a schema-1 report: Holm-corrected Wilcoxon p-values only
+    elif per_dim is None:  # a schema-1 report: Holm-corrected Wilcoxon p-values only
         pvals = dim_column(report, "swap_p_holm")
         if np.isfinite(pvals).any():
             count = int((pvals < alpha).sum())

@@ -210,3 +210,33 @@ def test_headline_is_verdict_and_reason():
     assert headline(collapsed_report()) == (
         "Verdict: collapsed. All 8 latent dimensions have collapsed to the prior.")
     assert headline(minimal_report()).startswith("Verdict: not available.")
+
+
+def test_render_reads_schema_1_reports_and_maps_active_to_used(tmp_path):
+    payload = healthy_report().to_dict()
+    payload["schema_version"] = 1
+    for row in payload["dimensions"]:
+        row["status"] = "active"
+        for key in ("decoder_use", "swap_ci", "swap_threshold", "swap_examples",
+                    "swap_inputs_needed"):
+            row.pop(key)
+    counts = payload["summary"]["status_counts"]
+    payload["summary"]["status_counts"] = {"active": counts.pop("used"), **counts}
+    (tmp_path / "report.json").write_text(json.dumps(payload))
+    report = Report.from_json(tmp_path / "report.json")
+    assert [d["status"] for d in report.dimensions] == ["used"] * 8
+    assert report.summary["status_counts"]["used"] == 8 and "active" not in \
+        report.summary["status_counts"]
+    assert report.schema_version == 2 and report.provenance["upgraded_from_schema"] == 1
+    written = render_directory(tmp_path, formats=("md",))
+    md = written["md"].read_text()
+    assert "| z0 | used |" in md and "8 are used" in md
+
+
+def test_unknown_schema_version_is_refused():
+    from collapse_diag.exceptions import DataError
+
+    payload = healthy_report().to_dict()
+    payload["schema_version"] = 3
+    with pytest.raises(DataError, match=r"reads versions \[1, 2\]"):
+        Report.from_dict(payload)

@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from scipy.stats import norm
 from scipy.stats import t as student_t
 
 __all__ = [
@@ -127,7 +128,7 @@ def inputs_to_decide(mean: np.ndarray, sd: np.ndarray, threshold: np.ndarray,
     negligible effect (when mean < threshold); the smaller applies. ``None``
     when neither can be shown at the observed mean (or the std is unknown).
     """
-    c = float(student_t.ppf(1.0 - error / 2.0, 10**9))
+    c = float(norm.ppf(1.0 - error / 2.0))
     out: list[int | None] = []
     for m, s, t in zip(np.asarray(mean, float), np.asarray(sd, float),
                        np.asarray(threshold, float), strict=True):

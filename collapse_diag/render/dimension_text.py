@@ -188,7 +188,8 @@ def _pct_range(values: list, grades: list, which: str) -> str:
               and isinstance(v, list) and None not in v]
     if not chosen:
         return ""
-    return f"{fmt_pct(min(v[0] for v in chosen))} to {fmt_pct(max(v[1] for v in chosen))}"
+    low, high = min(v[0] for v in chosen), max(v[1] for v in chosen)
+    return f"{fmt_num(100 * low, 2)}% to {fmt_num(100 * high, 2)}%"
 
 
 def identifiability_text(report: Report) -> str:

@@ -190,7 +190,7 @@ def summary_table(report: Report) -> Table:
         ("mean KL(q(z|x) || p(z))", nats("kl")),
         ("collapsed units (KL < kl_eps)", of_d("collapsed_units")),
         ("active units (Var mu >= active_threshold)", of_d("active_units")),
-        ("signal (weak / noisy / clear)", fmt_counts(s.get("signal_counts"))),
+        ("signal (clear / noisy / weak)", fmt_counts(s.get("signal_counts"))),
         ("mutual information I(x; z)", nats("mutual_information",
                                             f" ({', '.join(flags)})" if flags else "")),
         ("marginal KL(q(z) || p(z))", nats("marginal_kl")),

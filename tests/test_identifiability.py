@@ -311,7 +311,7 @@ def test_fisher_bootstrap_matches_a_brute_force_loop():
 
 @pytest.mark.parametrize(("low", "high", "expected"), [
     (0.2, 0.5, "identifiable"), (0.1, 0.3, "identifiable"), (0.01, 0.05, "weak"),
-    (0.0, 0.05, "flat"), (0.0, 0.0, "flat"), (0.05, 0.2, "undetermined"),
+    (0.0, 0.05, "flat"), (0.0, 0.0, "flat"), (0.05, 0.2, "inconclusive"),
 ])
 def test_grade_rules(low, high, expected):
     assert ident_mod.grade(np.array([low]), np.array([high]), 0.1) == [expected]

@@ -5,7 +5,7 @@ eigenvalue lambda one observation shrinks the prior variance 1 to 1 / (1 + lambd
 the *contraction* is ``lambda / (1 + lambda)``. :func:`fisher_bootstrap` resamples
 the inputs (percentile bootstrap, Efron & Tibshirani 1993) for intervals of every
 eigenvalue and diagonal entry; :func:`grade` turns an interval into
-``identifiable`` / ``weak`` / ``undetermined`` / ``flat`` (rule in
+``identifiable`` / ``weak`` / ``inconclusive`` / ``flat`` (rule in
 :mod:`collapse_diag.diagnostics.identifiability` and docs/statuses.md).
 """
 
@@ -17,7 +17,7 @@ import torch
 __all__ = ["GRADES", "contraction", "fisher_bootstrap", "grade"]
 
 #: Grades of an eigen-direction or a dimension, in display order.
-GRADES = ("identifiable", "weak", "undetermined", "flat")
+GRADES = ("identifiable", "weak", "inconclusive", "flat")
 _ZERO = 1e-12  # nats^2: below this a Fisher value is numerically zero
 
 
@@ -30,7 +30,7 @@ def grade(low: np.ndarray, high: np.ndarray, atol: float) -> list[str]:
         elif hi < atol:
             out.append("weak" if lo > _ZERO else "flat")
         else:
-            out.append("undetermined")
+            out.append("inconclusive")
     return out
 
 

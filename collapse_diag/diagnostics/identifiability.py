@@ -47,7 +47,7 @@ measurements, both from batched decoder passes:
       identifiable   low >= a                  (contraction >= a / (1 + a) with confidence)
       weak           high < a, low > 0         (weakly identifiable: small, clearly non-zero)
       flat           high < a, low ~ 0         (indistinguishable from a flat likelihood)
-      undetermined   low < a <= high
+      inconclusive   low < a <= high
 
 Every z is drawn up front on the CPU in float64 with the run's generator, in
 fixed blocks of inputs, so the numbers do not depend on the batch size or device.

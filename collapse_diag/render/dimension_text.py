@@ -214,14 +214,14 @@ def identifiability_text(report: Report) -> str:
     practically_flat = False
     if isinstance(grades, list) and grades:
         ci = s.get("fisher_contraction_ci") or [None] * len(grades)
-        count = {g: grades.count(g) for g in ("identifiable", "weak", "undetermined", "flat")}
+        count = {g: grades.count(g) for g in ("identifiable", "weak", "inconclusive", "flat")}
         parts = [f"{count['identifiable']} identifiable (contraction at least "
                  f"{fmt_pct(atol / (1 + atol))})"] if count["identifiable"] else []
         if count["weak"]:
             parts.append(f"{count['weak']} weakly identifiable (contraction "
                          f"{_pct_range(ci, grades, 'weak')}: small, but clearly not zero)")
-        if count["undetermined"]:
-            parts.append(f"{count['undetermined']} undetermined (the interval straddles "
+        if count["inconclusive"]:
+            parts.append(f"{count['inconclusive']} inconclusive (the interval straddles "
                          f"{fmt_pct(atol / (1 + atol))})")
         if count["flat"]:
             parts.append(f"{count['flat']} indistinguishable from flat")
@@ -229,7 +229,7 @@ def identifiability_text(report: Report) -> str:
                     "observation narrows the prior by the contraction 1 - 1/(1 + lambda) "
                     f"({float(setting(report, 'confidence')):.0%} bootstrap intervals): "
                     + "; ".join(parts) + ".")
-        practically_flat = count["identifiable"] + count["undetermined"] == 0
+        practically_flat = count["identifiable"] + count["inconclusive"] == 0
         if used and practically_flat:
             text.append(f"Weak identifiability is not absence of use: the swap test shows the "
                         f"decoder reads {_n(used, 'dimension')}; each observation narrows them "

@@ -37,11 +37,14 @@ class Settings:
             log(N) is flagged as saturated.
         swap_bootstrap: Bootstrap resamples for the swap-delta confidence interval.
         confidence: Level of every confidence interval.
-        alpha: Significance level of the decoder-sensitivity tests.
-        per_dim_swap_examples: Inputs in the per-dimension swap subsample. Each
-            costs ``latent_dim + 1`` decoder rows (its own code and one per swapped
-            coordinate): 128 * 33 rows is about 2 passes per input for a 32-dim
-            model on 2,000 inputs.
+        alpha: Significance level of the decoder-sensitivity tests; also the
+            family-wise error of the per-dimension swap intervals (simultaneous
+            over the dimensions and the rounds).
+        per_dim_swap_examples: Inputs in round 1 of the per-dimension swap (0: off);
+            later rounds double it (see ``per_dim_swap_max_examples``). Each input
+            costs ``latent_dim + 1`` decoder rows in round 1 (its own code and one
+            per swapped coordinate): 128 * 33 rows is about 2 passes per input for
+            a 32-dim model on 2,000 inputs.
         prior_samples: Prior draws per input for likelihood flatness and E_p log p(x|z).
         flatness_threshold: An input's likelihood is flat in z when the std over
             prior draws of log p(x|z) is below this many nats (per observation).

@@ -240,3 +240,9 @@ def test_unknown_schema_version_is_refused():
     payload["schema_version"] = 3
     with pytest.raises(DataError, match=r"reads versions \[1, 2\]"):
         Report.from_dict(payload)
+
+
+def test_explanation_without_the_per_dimension_swap_says_so():
+    report = partial_report()
+    report.summary["per_dim_swap_rounds"] = 0
+    assert "The per-dimension swap was not run" in _text(report)

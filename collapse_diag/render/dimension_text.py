@@ -140,6 +140,10 @@ def decoder_dims_text(report: Report) -> str | None:
     if all(v is None for v in use):
         return None
     s, names, statuses = report.summary, dim_labels(report), dim_statuses(report)
+    if s.get("per_dim_swap_rounds") == 0:
+        return ("The per-dimension swap was not run (per_dim_swap_examples = 0): decoder use "
+                "per dimension comes from the Fisher information alone, which shows use only "
+                "when its lower bound clears the cut-off.")
     thr, needed = dim_column(report, "swap_threshold"), _column(report, "swap_inputs_needed")
     alpha = float(setting(report, "alpha"))
     text = [f"Swapping one coordinate at a time ({s.get('per_dim_swap_examples')} inputs in "

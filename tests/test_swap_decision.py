@@ -139,3 +139,15 @@ def test_budget_caps_the_inputs():
     assert res.per_dim.budget == 100 and res.per_dim_swap_examples <= 100
     assert res.per_dim.planned_rounds == 2
     assert res.section().summary["per_dim_swap_budget"] == 100
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("per_dim_swap_max_examples", 0), ("per_dim_swap_max_examples", 2.5),
+    ("negligible_swap_nats", 0.0), ("negligible_swap_fraction", 1.5),
+    ("fisher_bootstrap", -1),
+])
+def test_new_settings_are_validated(name, value):
+    from collapse_diag.exceptions import InvalidParameterError
+
+    with pytest.raises(InvalidParameterError, match=name):
+        Settings(**{name: value}).validate()

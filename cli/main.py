@@ -137,8 +137,12 @@ def _common_options(func: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--prior-samples", type=click.IntRange(min=2), default=16, show_default=True,
               help="Prior draws per input for likelihood flatness.")
 @click.option("--per-dim-swap-examples", type=click.IntRange(min=0), default=128,
-              show_default=True, help="Inputs in the per-dimension swap subsample (each costs "
-                                      "latent_dim decoder passes).")
+              show_default=True, help="Inputs in the first round of the per-dimension swap "
+                                      "(each costs latent_dim + 1 decoder rows); later rounds "
+                                      "double it until every dimension is decided.")
+@click.option("--per-dim-swap-max-examples", type=click.IntRange(min=1), default=None,
+              help="Budget of the per-dimension swap rounds, in inputs [default: all "
+                   "analysed inputs].")
 @click.option("--fail-on-collapse", is_flag=True,
               help="Exit with code 1 when the verdict is 'collapsed' (to gate a pipeline).")
 @_common_options
@@ -147,7 +151,8 @@ def analyze(checkpoint: Path, data_path: Path | None, out_dir: Path, formats: tu
             batch_size: int, max_examples: int | None, device: str, seed: int,
             factory: str | None, config_path: Path | None, trust_checkpoint: bool,
             kl_eps: float, active_threshold: float, prior_samples: int,
-            per_dim_swap_examples: int, fail_on_collapse: bool, quiet: bool,
+            per_dim_swap_examples: int, per_dim_swap_max_examples: int | None,
+            fail_on_collapse: bool, quiet: bool,
             debug: bool) -> None:
     """Analyse the VAE in CHECKPOINT and write a report to --out."""
     from collapse_diag.analysis import analyze as run_analysis
@@ -172,6 +177,7 @@ def analyze(checkpoint: Path, data_path: Path | None, out_dir: Path, formats: tu
         show_progress=not quiet, seed=seed, batch_size=batch_size, max_examples=max_examples,
         device=device, kl_eps=kl_eps, active_threshold=active_threshold,
         prior_samples=prior_samples, per_dim_swap_examples=per_dim_swap_examples,
+        per_dim_swap_max_examples=per_dim_swap_max_examples,
     )
     written = write_report(report, out_dir, formats)
     if not quiet:

@@ -12,12 +12,14 @@ __all__ = ["dimension_table", "summary_line"]
 _COLUMNS = (
     ("dim", "index", "d"),
     ("status", "status", "s"),
+    ("signal", "signal", "s"),
     ("KL", "kl", ".3f"),
     ("KL<eps", "kl_collapse_rate", ".2f"),
     ("Var[mu]", "mu_variance", ".3g"),
     ("E[s^2]", "posterior_variance", ".3g"),
     ("MI", "mutual_information", ".3f"),
     ("swap", "swap_delta", ".3f"),
+    ("swap interval", "swap_ci", "interval"),
     ("fisher", "fisher", ".3g"),
 )
 
@@ -27,6 +29,10 @@ def _cell(value: Any, spec: str) -> str:
         return "-"
     if isinstance(value, bool):
         return "yes" if value else "no"
+    if spec == "interval":
+        if not isinstance(value, list) or len(value) != 2 or None in value:
+            return "-"
+        return f"[{value[0]:.3f}, {value[1]:.3f}]"
     return format(value, spec)
 
 

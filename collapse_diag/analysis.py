@@ -34,7 +34,7 @@ from collapse_diag.diagnostics.information import information_diagnostic
 from collapse_diag.diagnostics.kl import kl_diagnostic
 from collapse_diag.diagnostics.probes import probe_factors
 from collapse_diag.diagnostics.sensitivity import sensitivity_diagnostic
-from collapse_diag.diagnostics.verdict import decide_verdict
+from collapse_diag.diagnostics.verdict import decide_verdict, informative_dims, swap_reference
 from collapse_diag.encodings import Encodings, encode_all
 from collapse_diag.exceptions import CollapseDiagError, DataError, invalid_parameter
 from collapse_diag.protocol import ModelInfo, check_model
@@ -84,8 +84,11 @@ def _decoder_args(run: _Run, name: str) -> tuple:
 
 
 def _sensitivity(run: _Run) -> Any:
+    kl, activity = run.results.get("kl"), run.results.get("activity")
     return sensitivity_diagnostic(*_decoder_args(run, "sensitivity"),
-                                  show_progress=run.show_progress)
+                                  show_progress=run.show_progress,
+                                  informative=informative_dims(kl, activity),
+                                  information=swap_reference(run.results.get("information"), kl))
 
 
 def _identifiability(run: _Run) -> Any:

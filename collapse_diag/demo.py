@@ -23,7 +23,8 @@ __all__ = ["run_demo", "comparison_table"]
 _COLUMNS = (
     ("model", None),
     ("verdict", "verdict"),
-    ("active", ("status_counts", "active")),
+    ("used", ("status_counts", "used")),
+    ("undet.", ("status_counts", "undetermined")),
     ("ignored", ("status_counts", "ignored")),
     ("collapsed", ("status_counts", "collapsed")),
     ("uninf.", ("status_counts", "uninformative")),

@@ -61,7 +61,8 @@ __all__ = [
 
 #: One colour per status, the same in every plot and table (Okabe-Ito, colour-blind safe).
 STATUS_COLORS = {
-    "active": "#009E73",
+    "used": "#009E73",
+    "undetermined": "#CC79A7",
     "ignored": "#0072B2",
     "uninformative": "#E69F00",
     "collapsed": "#D55E00",
@@ -260,16 +261,24 @@ def plot_sensitivity(report: Report) -> Figure | None:
         ax = axes.pop(0)
         _status_bars(ax, [dim_labels(report)[i] for i in keep], per_dim[keep],
                      [dim_statuses(report)[i] for i in keep], float(setting(report, "kl_eps")))
-        holm = dim_column(report, "swap_p_holm")
-        corrected = bool(np.isfinite(holm).any())
-        pvals = (holm if corrected else dim_column(report, "swap_p_value"))[keep]
-        alpha = float(setting(report, "alpha"))
-        for pos, (value, p) in enumerate(zip(per_dim[keep], pvals, strict=True)):
-            if p < alpha:
-                ax.annotate("*", (pos, value), ha="center", va="bottom", fontsize=12)
+        ci = [d.get("swap_ci") if isinstance(d, dict) else None for d in report.dimensions]
+        bounds = np.array([[finite(c[0]), finite(c[1])] if isinstance(c, list) and len(c) == 2
+                           else [None, None] for c in ci], dtype=float)[keep]
+        shown = np.isfinite(bounds).all(axis=1)
+        if shown.any():
+            pos = np.flatnonzero(shown)
+            ax.errorbar(pos, per_dim[keep][shown],
+                        yerr=[per_dim[keep][shown] - bounds[shown, 0],
+                              bounds[shown, 1] - per_dim[keep][shown]],
+                        fmt="none", ecolor="black", elinewidth=1, capsize=2)
+        use = [d.get("decoder_use") if isinstance(d, dict) else None for d in report.dimensions]
+        for pos, i in enumerate(keep):
+            if use[i] == "used":
+                ax.annotate("*", (pos, per_dim[i]), ha="center", va="bottom", fontsize=12)
         ax.axhline(0, color="black", lw=0.8)
-        kind = "Holm-corrected p" if corrected else "p"
-        ax.set(xlabel=f"latent dimension (* {kind} < {alpha:g})",
+        alpha = float(setting(report, "alpha"))
+        ax.set(xlabel=f"latent dimension (bars: intervals simultaneous at {1 - alpha:.0%}; "
+                      "* used)",
                ylabel="swap delta of z_d alone  [nats]", title="Per-dimension swap")
         ax.legend(title="status", fontsize=8)
     return fig
@@ -291,7 +300,7 @@ def plot_identifiability(report: Report) -> Figure | None:
         rank = np.arange(1, eig.size + 1)
         above = eig >= cutoff
         ax.plot(rank, np.maximum(eig, floor), color=_NEUTRAL, lw=0.8, zorder=1)
-        for mask, status, label in ((above, "active", "identifiable"),
+        for mask, status, label in ((above, "used", "identifiable"),
                                     (~above, "collapsed", "below the cut-off")):
             if mask.any():
                 ax.scatter(rank[mask], np.maximum(eig[mask], floor), color=STATUS_COLORS[status],

@@ -7,7 +7,10 @@ Writers (JSON, Markdown, HTML, plots) read a Report and nothing else, and a
 Report can be rebuilt from report.json, so documents re-render without the model.
 
 The schema is documented field by field in docs/report-schema.md. Schema
-version 1: later versions add fields, never rename them.
+version 2 renamed the status ``active`` to ``used`` (and added ``ignored`` /
+``undetermined`` by interval, ``signal``, graded identifiability); version 1
+reports are still read, their ``active`` statuses read as ``used``
+(:func:`upgrade_payload`).
 """
 
 from __future__ import annotations
@@ -24,9 +27,37 @@ import numpy as np
 
 from collapse_diag.exceptions import DataError
 
-__all__ = ["SCHEMA_VERSION", "Report", "ReportSection", "to_jsonable", "write_text_atomic"]
+__all__ = ["SCHEMA_VERSION", "READABLE_VERSIONS", "Report", "ReportSection", "to_jsonable",
+           "upgrade_payload", "write_text_atomic"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: Schema versions :meth:`Report.from_dict` reads.
+READABLE_VERSIONS = (1, 2)
+
+
+def upgrade_payload(payload: dict[str, Any]) -> dict[str, Any]:
+    """A version 1 report.json dict in version 2 form (a copy; version 2 is returned as is).
+
+    Version 1 called ``used`` ``active``: every ``dimensions[d].status`` and
+    ``summary.status_counts`` key ``active`` becomes ``used``, and
+    ``provenance.upgraded_from_schema`` records the original version.
+    """
+    if payload.get("schema_version") != 1:
+        return payload
+    out = dict(payload)
+    out["dimensions"] = [
+        {**row, "status": "used"} if isinstance(row, dict) and row.get("status") == "active"
+        else row for row in payload.get("dimensions") or []
+    ]
+    summary = dict(payload.get("summary") or {})
+    counts = summary.get("status_counts")
+    if isinstance(counts, dict):
+        summary["status_counts"] = {("used" if k == "active" else k): v
+                                    for k, v in counts.items()}
+    out["summary"] = summary
+    out["provenance"] = {**(payload.get("provenance") or {}), "upgraded_from_schema": 1}
+    out["schema_version"] = SCHEMA_VERSION
+    return out
 
 
 class ReportSection(NamedTuple):
@@ -145,11 +176,12 @@ class Report:
         """
         if not isinstance(payload, dict) or "schema_version" not in payload:
             raise DataError("this is not a collapse-diag report.json (no 'schema_version').")
-        if payload["schema_version"] != SCHEMA_VERSION:
+        if payload["schema_version"] not in READABLE_VERSIONS:
             raise DataError(
                 f"report.json has schema_version {payload['schema_version']!r}; this version "
-                f"of collapse-diag reads version {SCHEMA_VERSION}."
+                f"of collapse-diag reads versions {list(READABLE_VERSIONS)}."
             )
+        payload = upgrade_payload(payload)
         missing = [k for k in ("n_examples", "latent_dim", "summary", "dimensions")
                    if k not in payload]
         if missing:

@@ -26,7 +26,7 @@ __all__ = [
 ]
 
 #: Display order of the per-dimension statuses (``unknown``: no status computed).
-STATUS_ORDER = ("active", "ignored", "uninformative", "collapsed", "unknown")
+STATUS_ORDER = ("used", "undetermined", "ignored", "uninformative", "collapsed", "unknown")
 _DEFAULTS = Settings().to_dict()
 
 

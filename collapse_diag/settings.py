@@ -37,11 +37,14 @@ class Settings:
             log(N) is flagged as saturated.
         swap_bootstrap: Bootstrap resamples for the swap-delta confidence interval.
         confidence: Level of every confidence interval.
-        alpha: Significance level of the decoder-sensitivity tests.
-        per_dim_swap_examples: Inputs in the per-dimension swap subsample. Each
-            costs ``latent_dim + 1`` decoder rows (its own code and one per swapped
-            coordinate): 128 * 33 rows is about 2 passes per input for a 32-dim
-            model on 2,000 inputs.
+        alpha: Significance level of the decoder-sensitivity tests; also the
+            family-wise error of the per-dimension swap intervals (simultaneous
+            over the dimensions and the rounds).
+        per_dim_swap_examples: Inputs in round 1 of the per-dimension swap (0: off);
+            later rounds double it (see ``per_dim_swap_max_examples``). Each input
+            costs ``latent_dim + 1`` decoder rows in round 1 (its own code and one
+            per swapped coordinate): 128 * 33 rows is about 2 passes per input for
+            a 32-dim model on 2,000 inputs.
         prior_samples: Prior draws per input for likelihood flatness and E_p log p(x|z).
         flatness_threshold: An input's likelihood is flat in z when the std over
             prior draws of log p(x|z) is below this many nats (per observation).
@@ -58,6 +61,19 @@ class Settings:
             about 1 / (1 + lambda), so lambda < 0.1 means the likelihood narrows
             the prior by under 10%: practically flat, not identifiable.
         diagnostics: Names of the diagnostics to run (``None``: all).
+        per_dim_swap_max_examples: Budget of the adaptive per-dimension swap:
+            rounds of fresh inputs (``per_dim_swap_examples``, then doubling) stop
+            once every informative dimension is decided or this many inputs are
+            used (``None``: all analysed inputs). At most ``budget * (D + 1)``
+            decoder rows; later rounds decode only the undecided dimensions.
+        negligible_swap_nats: Cap of the negligible-effect threshold of the
+            per-dimension swap: a dimension is ``ignored`` only when the upper
+            bound of its swap delta is at most
+            ``min(negligible_swap_nats, negligible_swap_fraction * I(x; z_d))``.
+        negligible_swap_fraction: Relative part of that threshold: a decoder that
+            fully used z_d would show a mean delta of at least I(x; z_d).
+        fisher_bootstrap: Bootstrap resamples (over inputs) of the Fisher
+            information, for the intervals of its eigenvalues and diagonal.
     """
 
     seed: int = 0
@@ -79,6 +95,10 @@ class Settings:
     fisher_rank_rtol: float = 1e-3
     fisher_rank_atol: float = 0.1
     diagnostics: tuple[str, ...] | None = field(default=None)
+    per_dim_swap_max_examples: int | None = None
+    negligible_swap_nats: float = 0.01
+    negligible_swap_fraction: float = 0.1
+    fisher_bootstrap: int = 200
 
     @classmethod
     def from_kwargs(cls, where: str = "analyze", **kwargs: Any) -> Settings:
@@ -111,6 +131,7 @@ class Settings:
             "per_dim_swap_examples": 0,
             "prior_samples": 2,
             "fisher_samples": 1,
+            "fisher_bootstrap": 0,
         }
         for name, low in ints_min.items():
             value = getattr(self, name)
@@ -124,12 +145,18 @@ class Settings:
             or self.max_examples < 1
         ):
             raise invalid_parameter("max_examples", where, "None or an int >= 1", self.max_examples)
+        budget = self.per_dim_swap_max_examples
+        if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int)
+                                   or budget < 1):
+            raise invalid_parameter("per_dim_swap_max_examples", where, "None or an int >= 1",
+                                    budget)
         positives = (
             "kl_eps",
             "active_threshold",
             "mi_saturation_margin",
             "flatness_threshold",
             "fisher_rank_rtol",
+            "negligible_swap_nats",
         )
         for name in positives:
             value = getattr(self, name)
@@ -139,7 +166,7 @@ class Settings:
             raise invalid_parameter(
                 "fisher_rank_atol", where, "a float >= 0", self.fisher_rank_atol
             )
-        for name in ("confidence", "alpha"):
+        for name in ("confidence", "alpha", "negligible_swap_fraction"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not 0 < value < 1:
                 raise invalid_parameter(name, where, "a float in (0, 1)", value)

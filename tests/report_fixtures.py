@@ -1,9 +1,9 @@
 """Hand-built Reports (shape of docs/report-schema.md) for tests of plots and writers.
 
-``healthy_report``: every dimension active, the decoder reads z, labels probed.
+``healthy_report``: every dimension used, the decoder reads z, labels probed.
 ``collapsed_report``: every dimension collapsed (weak signal), decoder ignores z.
-``partial_report``: a mix: active, ignored, noisy-uninformative and collapsed dims;
-saturated MI; no ``num_tokens``.
+``partial_report``: a mix: used, ignored, undetermined, weak/noisy-uninformative and
+collapsed dims; saturated MI; no ``num_tokens``; graded Fisher directions.
 ``failed_report``: sensitivity and identifiability failed, information disabled,
 no checkpoint, some statuses missing.
 ``minimal_report``: nothing but the sizes: every figure missing.
@@ -34,6 +34,18 @@ def _kl(mv: float, pv: float) -> float:
     return 0.5 * (mv + pv - 1.0 - math.log(pv))
 
 
+def _swap_fields(status: str | None, swap: float) -> dict:
+    """Per-dimension swap interval and decision consistent with ``status`` (schema 2)."""
+    if status == "used":
+        return {"swap_ci": [0.5 * swap, 1.5 * swap], "decoder_use": "used",
+                "swap_threshold": 0.01, "swap_examples": 32, "swap_inputs_needed": None}
+    if status == "undetermined":
+        return {"swap_ci": [-0.02, 0.05], "decoder_use": "undetermined",
+                "swap_threshold": 0.01, "swap_examples": 64, "swap_inputs_needed": 410}
+    return {"swap_ci": [0.0, 0.004], "decoder_use": "ignored", "swap_threshold": 0.01,
+            "swap_examples": 32, "swap_inputs_needed": None}
+
+
 def _build(name: str, n: int, mv: list[float], pv: list[float], statuses: list[str | None],
            swap: list[float], swap_p: list[float], fisher: list[float], summary: dict,
            distributions: dict, *, tokens: bool = True, **extra) -> Report:
@@ -48,6 +60,7 @@ def _build(name: str, n: int, mv: list[float], pv: list[float], statuses: list[s
             "mutual_information": mi_dims[i], "swap_delta": swap[i],
             "swap_delta_per_token": swap[i] / 30 if tokens else None,
             "swap_p_value": swap_p[i], "fisher": fisher[i], "status": statuses[i],
+            **_swap_fields(statuses[i], swap[i]),
         })
     kl_total = sum(x["kl"] for x in dims)
     ceiling = math.log(n)
@@ -60,8 +73,8 @@ def _build(name: str, n: int, mv: list[float], pv: list[float], statuses: list[s
         "mi_saturated": mi > ceiling - 0.5, "mi_negative": mi < 0,
         "fisher_eigenvalues": sorted(fisher, reverse=True),
         "status_counts": {s: known.count(s) for s in
-                          ("active", "collapsed", "uninformative", "ignored")},
-        "per_dim_swap_examples": 64,
+                          ("used", "ignored", "undetermined", "collapsed", "uninformative")},
+        "per_dim_swap_examples": 64, "per_dim_swap_rounds": 2, "per_dim_swap_budget": n,
     }
     base.update(summary)
     settings = Settings(seed=7).to_dict()
@@ -77,7 +90,7 @@ def healthy_report() -> Report:
     mv = [0.9, 0.85, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3]
     pv = [0.05, 0.08, 0.12, 0.2, 0.3, 0.35, 0.45, 0.55]
     return _build(
-        "healthy", 200, mv, pv, ["active"] * 8, [2.0 * m for m in mv], [1e-6] * 8,
+        "healthy", 200, mv, pv, ["used"] * 8, [2.0 * m for m in mv], [1e-6] * 8,
         [50.0, 30.0, 20.0, 12.0, 8.0, 5.0, 3.0, 2.0],
         {"swap_delta": 25.3, "swap_delta_per_token": 0.84, "swap_ci": [22.1, 28.4],
          "swap_p_value": 1e-30, "swap_significant": True, "reconstruction": -80.2,
@@ -113,11 +126,13 @@ def collapsed_report() -> Report:
 
 
 def partial_report() -> Report:
-    """Three active, one ignored, two noisy-uninformative, two collapsed; no num_tokens."""
+    """Two used, one undetermined, one ignored, two uninformative (one weak, one noisy), two
+    collapsed; no num_tokens."""
     rng = np.random.default_rng(2)
     mv = [0.8, 0.6, 0.5, 0.5, 0.003, 0.02, 2e-5, 1e-5]
     pv = [0.1, 0.2, 0.3, 0.3, 2.5, 1.9, 0.999, 0.998]
-    statuses = ["active"] * 3 + ["ignored", "uninformative", "uninformative"] + ["collapsed"] * 2
+    statuses = (["used"] * 2 + ["undetermined", "ignored", "uninformative", "uninformative"]
+                + ["collapsed"] * 2)
     return _build(
         "partial", 20, mv, pv, statuses, [3.0, 2.0, 1.5, 0.001, 0.01, 0.02, 0.0, 0.0],
         [1e-5, 1e-4, 1e-3, 0.6, 0.4, 0.3, 0.5, 0.5], [40.0, 25.0, 15.0, 1e-4, 1e-3, 2e-3,
@@ -127,7 +142,9 @@ def partial_report() -> Report:
          "reconstruction": -60.0, "prior_reconstruction": -71.0, "prior_gap": 11.0,
          "likelihood_flatness": 1.2, "likelihood_flatness_per_token": None,
          "flat_fraction": 0.12, "identifiable_dims": 3, "verdict": "partial",
-         "verdict_reason": "3 of 8 latent dimensions are active; 2 have collapsed."},
+         "fisher_directions": ["identifiable"] * 3 + ["weak"] * 4 + ["flat"],
+         "fisher_contraction_ci": [[0.9, 0.99]] * 3 + [[1e-4, 3e-3]] * 4 + [[0.0, 0.0]],
+         "verdict_reason": "2 of 8 latent dimensions are used; 2 have collapsed."},
         {"swap_delta": rng.normal(9.1, 5.0, 20).tolist(),
          "likelihood_std": rng.lognormal(0.0, 0.8, 20).tolist()},
         tokens=False,

@@ -5,7 +5,12 @@ import math
 import numpy as np
 import pytest
 
-from collapse_diag.diagnostics.activity import ActivityResult, activity_diagnostic
+from collapse_diag.diagnostics.activity import (
+    NOISY_SNR,
+    ActivityResult,
+    activity_diagnostic,
+    signal_class,
+)
 from collapse_diag.encodings import Encodings
 from collapse_diag.exceptions import DiagnosticError
 
@@ -59,11 +64,25 @@ def test_input_order_does_not_change_activity():
     np.testing.assert_array_equal(b.active, a.active)
 
 
+def test_signal_weak_noisy_clear_by_construction():
+    # Var mu = 1, 0, 0.0025, 0.25 against E sigma^2 = 0.1, 1, 3, 1 (threshold 0.01):
+    # clear (SNR 10), weak (mu constant), weak (Var mu below the threshold), noisy (SNR 0.25).
+    result = activity_diagnostic(_encodings(), threshold=0.01)
+    assert result.signal.tolist() == ["clear", "weak", "weak", "noisy"]
+    assert result.signal_counts == {"clear": 1, "noisy": 1, "weak": 2}
+    # the weak/noisy border is SNR = NOISY_SNR = 1, inclusive for clear
+    border = signal_class(np.array([0.5, 0.5]), np.array([0.5, 0.5 + 1e-9]), 0.01)
+    assert border.tolist() == ["clear", "noisy"]
+    assert NOISY_SNR == 1.0
+
+
 def test_section_fields():
     section = activity_diagnostic(_encodings()).section()
-    assert section.summary == {"active_units": 2}
-    assert set(section.dimensions) == {"mu_variance", "posterior_variance", "active"}
+    assert section.summary == {"active_units": 2,
+                               "signal_counts": {"clear": 1, "noisy": 1, "weak": 2}}
+    assert set(section.dimensions) == {"mu_variance", "posterior_variance", "active", "signal"}
     assert section.dimensions["active"] == [True, False, False, True]
+    assert section.dimensions["signal"] == ["clear", "weak", "weak", "noisy"]
     assert all(len(v) == 4 for v in section.dimensions.values())
 
 

@@ -44,7 +44,7 @@ def test_encoder_side_known_answers(toy_report):
 
 def test_decoder_side_and_verdict(toy_report):
     s, dims = toy_report.summary, toy_report.dimensions
-    assert [d["status"] for d in dims] == ["active", "active", "collapsed"]
+    assert [d["status"] for d in dims] == ["used", "used", "collapsed"]
     assert s["verdict"] == "partial"
     assert s["swap_p_value"] < 1e-6 and s["swap_delta"] > 0
     assert dims[2]["swap_delta"] == 0.0 and dims[2]["fisher"] == pytest.approx(0.0, abs=1e-12)
@@ -54,7 +54,7 @@ def test_decoder_side_and_verdict(toy_report):
 
 def test_report_shape(toy_report):
     payload = json.loads(toy_report.to_json())
-    assert payload["schema_version"] == 1
+    assert payload["schema_version"] == 2
     assert payload["collapse_diag_version"] == collapse_diag.__version__
     assert payload["n_examples"] == N and payload["latent_dim"] == 3
     assert [d["index"] for d in payload["dimensions"]] == [0, 1, 2]

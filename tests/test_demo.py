@@ -50,6 +50,11 @@ def test_shipped_healthy_models_are_not_collapsed(demo_dir, name):
     assert report.summary["swap_significant"]
     gains = [p["accuracy"] - p["baseline"] for p in report.summary["probes"].values()]
     assert max(gains) >= PROBE_GAIN
+    assert report.summary["verdict"] == "healthy"
+    assert report.summary["status_counts"]["used"] == report.latent_dim
+    # clear cases stop early: round 1 of the per-dimension swap decides every dimension
+    assert report.summary["per_dim_swap_rounds"] == 1
+    assert report.summary["per_dim_swap_examples"] == 128
 
 
 def test_demo_reports_are_deterministic(demo_dir, tmp_path):

@@ -32,7 +32,8 @@ def test_registry_order_and_captions():
 
 
 def test_one_distinct_colour_per_status():
-    assert set(STATUS_COLORS) == {"active", "collapsed", "uninformative", "ignored", "unknown"}
+    assert set(STATUS_COLORS) == {"used", "ignored", "undetermined", "collapsed",
+                                 "uninformative", "unknown"}
     assert len(set(STATUS_COLORS.values())) == len(STATUS_COLORS)
 
 

@@ -70,7 +70,7 @@ def test_markdown_holds_every_section_and_links_existing_plots(healthy_dir):
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
     assert links == [f"plots/{name}.png" for name in PLOTS]
     assert all((out / link).is_file() for link in links)
-    assert "| z7 | active |" in md
+    assert "| z7 | used |" in md
     assert "c0ffee" in md and "2024-05-01T12:00:00+00:00" in md  # provenance
     assert "Diagnostics that failed" not in md
 
@@ -162,7 +162,7 @@ def test_explanation_differs_between_collapsed_and_healthy():
     assert healthy != collapsed
     assert "The decoder reads z." in healthy and "does not measurably read z" not in healthy
     assert "does not measurably read z" in collapsed and "The decoder reads z." not in collapsed
-    assert "8 are active" in healthy and "8 are collapsed" in collapsed
+    assert "8 are used" in healthy and "8 are collapsed" in collapsed
     assert "too weak" in collapsed and "too weak" not in healthy
     assert "non-identifiable" in collapsed and "z is identifiable" in healthy
     assert "below zero" in collapsed  # negative MI estimate is flagged, not hidden
@@ -173,9 +173,14 @@ def test_explanation_differs_between_collapsed_and_healthy():
 def test_explanation_tells_weak_from_noisy_and_names_dimensions():
     text = _text(partial_report())
     assert "too weak" in text and "too noisy" in text
-    assert "(z4 and z5) the signal is too noisy" in text
-    assert "(z6 and z7) the signal is too weak" in text
+    # signal from Var mu(x) vs E sigma²(x): z5 has SNR 0.02/1.9; z4, z6, z7 Var mu < 0.01
+    assert "too noisy in z5 (" in text
+    assert "too weak in z4, z6 and z7 (" in text
+    assert "clear in z0, z1, z2 and z3 (" in text
     assert "The decoder ignores z3" in text
+    assert "For z2 (-0.02 to 0.05 nats, threshold 0.01; about 410 inputs would likely decide it)" \
+        in text
+    assert "non-identifiable" not in text  # two dimensions are used
     assert "lower bound" in text  # saturated MI
 
 
@@ -205,3 +210,39 @@ def test_headline_is_verdict_and_reason():
     assert headline(collapsed_report()) == (
         "Verdict: collapsed. All 8 latent dimensions have collapsed to the prior.")
     assert headline(minimal_report()).startswith("Verdict: not available.")
+
+
+def test_render_reads_schema_1_reports_and_maps_active_to_used(tmp_path):
+    payload = healthy_report().to_dict()
+    payload["schema_version"] = 1
+    for row in payload["dimensions"]:
+        row["status"] = "active"
+        for key in ("decoder_use", "swap_ci", "swap_threshold", "swap_examples",
+                    "swap_inputs_needed"):
+            row.pop(key)
+    counts = payload["summary"]["status_counts"]
+    payload["summary"]["status_counts"] = {"active": counts.pop("used"), **counts}
+    (tmp_path / "report.json").write_text(json.dumps(payload))
+    report = Report.from_json(tmp_path / "report.json")
+    assert [d["status"] for d in report.dimensions] == ["used"] * 8
+    assert report.summary["status_counts"]["used"] == 8 and "active" not in \
+        report.summary["status_counts"]
+    assert report.schema_version == 2 and report.provenance["upgraded_from_schema"] == 1
+    written = render_directory(tmp_path, formats=("md",))
+    md = written["md"].read_text()
+    assert "| z0 | used |" in md and "8 are used" in md
+
+
+def test_unknown_schema_version_is_refused():
+    from collapse_diag.exceptions import DataError
+
+    payload = healthy_report().to_dict()
+    payload["schema_version"] = 3
+    with pytest.raises(DataError, match=r"reads versions \[1, 2\]"):
+        Report.from_dict(payload)
+
+
+def test_explanation_without_the_per_dimension_swap_says_so():
+    report = partial_report()
+    report.summary["per_dim_swap_rounds"] = 0
+    assert "The per-dimension swap was not run" in _text(report)

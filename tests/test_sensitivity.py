@@ -163,10 +163,15 @@ def test_section_has_the_schema_fields():
     s = res.section()
     assert set(s.summary) >= {"swap_delta", "swap_delta_per_token", "swap_ci", "swap_p_value",
                               "swap_significant", "per_dim_swap_examples", "reconstruction"}
-    assert set(s.dimensions) == {"swap_delta", "swap_delta_per_token", "swap_p_value"}
+    assert set(s.dimensions) == {"swap_delta", "swap_delta_per_token", "swap_p_value", "swap_ci",
+                                 "swap_examples", "swap_threshold", "decoder_use",
+                                 "swap_inputs_needed"}
     assert len(s.distributions["swap_delta"]) == 30
-    assert s.summary["per_dim_swap_examples"] == 0
+    assert s.summary["per_dim_swap_examples"] == 0 and s.summary["per_dim_swap_rounds"] == 0
     assert all(math.isnan(v) for v in s.dimensions["swap_delta"] + s.dimensions["swap_p_value"])
+    assert s.dimensions["decoder_use"] == ["undetermined"] * 2
+    assert s.dimensions["swap_examples"] == [0, 0]
+    assert s.summary["decoder_use_counts"] == {"used": 0, "ignored": 0, "undetermined": 2}
     assert res.decoder_calls == 1 and res.decoder_rows == 60
 
 

@@ -25,10 +25,13 @@ FAST = Settings(swap_bootstrap=100)
 
 def test_ignored_dimensions_are_exactly_the_ones_the_decoder_does_not_read():
     a = analyze_toy(toy_vae("uiuii"), toy_data(5, 300), FAST)
-    assert a.verdict.status == ("active", "ignored", "active", "ignored", "ignored")
+    assert a.verdict.status == ("used", "ignored", "used", "ignored", "ignored")
     assert a.verdict.verdict == "partial"
-    assert a.verdict.status_counts == {"active": 2, "collapsed": 0, "uninformative": 0,
-                                       "ignored": 3}
+    assert a.verdict.status_counts == {"used": 2, "collapsed": 0, "uninformative": 0,
+                                       "ignored": 3, "undetermined": 0}
+    # zero decoder weight: every delta is exactly 0, a zero-width interval at 0
+    np.testing.assert_array_equal(a.sens.per_dim.high[[1, 3, 4]], 0.0)
+    assert np.all(a.sens.per_dim.low[[0, 2]] > 0)
 
 
 def test_decoder_ignoring_z_is_collapsed_with_a_non_significant_swap_test():
@@ -48,22 +51,25 @@ def test_every_dimension_used_is_healthy(case):
         data = sample_linear_data(model, 500, seed=1)
     a = analyze_toy(model, data, FAST)
     assert a.verdict.verdict == "healthy", a.verdict.verdict_reason
-    assert set(a.verdict.status) == {"active"}
+    assert set(a.verdict.status) == {"used"}
 
 
-def test_weak_dimensions_used_jointly_are_not_collapsed():
+def test_weak_dimensions_used_jointly_are_never_called_ignored():
     # 16 dimensions, each with W^T W = 0.0625 (mean KL 0.03 nats, per-dimension swap delta
-    # 0.06 nats): individually weak, jointly a 1-nat swap delta.
+    # 0.0625 nats, above the 0.01-nat cap of the negligible threshold): individually weak,
+    # jointly a 1-nat swap delta. Each is used or undetermined, never ignored.
     model = exact_linear_gaussian([0.25] * 16, sigma=1.0, obs_dim=16)
     a = analyze_toy(model, sample_linear_data(model, 400, seed=2), FAST)
     assert a.sens.swap_significant
     assert a.verdict.verdict in ("partial", "healthy")
-    assert a.verdict.status_counts["collapsed"] == a.verdict.status_counts["uninformative"] == 0
+    counts = a.verdict.status_counts
+    assert counts["collapsed"] == counts["uninformative"] == counts["ignored"] == 0
+    assert a.sens.per_dim.rounds > 1  # round 1 (128 inputs) did not decide them all
 
 
 def test_collapsed_and_uninformative_dimensions():
     a = analyze_toy(toy_vae("ucn"), toy_data(3, 300), FAST)
-    assert a.verdict.status == ("active", "collapsed", "uninformative")
+    assert a.verdict.status == ("used", "collapsed", "uninformative")
     assert a.verdict.verdict == "partial"
     b = analyze_toy(toy_vae("cn"), toy_data(2, 100), FAST)
     assert b.verdict.verdict == "collapsed"
@@ -79,96 +85,120 @@ def encoder(collapsed, active):
     return kl, activity
 
 
-def sensitivity(dim_p, significant=True, swap_delta=1.0, examples=128):
+def sensitivity(decision, dim_p=None, significant=True, swap_delta=1.0, examples=128):
+    dim_p = [0.5] * len(decision) if dim_p is None else dim_p
     return SimpleNamespace(dim_p_values=np.array(dim_p, dtype=float), swap_delta=swap_delta,
                            swap_p_value=1e-6 if significant else 0.4,
-                           swap_significant=significant, per_dim_swap_examples=examples)
+                           swap_significant=significant, per_dim_swap_examples=examples,
+                           per_dim=SimpleNamespace(decision=tuple(decision)))
 
 
-def identifiability(fisher, rank=None):
+def identifiability(fisher, rank=None, ci=None):
     fisher = np.array(fisher, dtype=float)
-    return SimpleNamespace(fisher=fisher, identifiable_dims=int(np.sum(fisher > 0))
+    ci = np.column_stack([fisher, fisher]) if ci is None else np.array(ci, dtype=float)
+    return SimpleNamespace(fisher=fisher, fisher_ci=ci, identifiable_dims=int(np.sum(fisher > 0))
                            if rank is None else rank)
 
 
 S = Settings()
+U, I, N = "used", "ignored", "undetermined"  # noqa: E741
 
 
-def test_dimensions_used_only_jointly_are_ignored_but_the_verdict_is_partial():
+def test_undecided_dimensions_are_undetermined_not_ignored():
     kl, act = encoder([False] * 3, [True] * 3)
-    v = decide_verdict(kl, act, sensitivity([0.2, 0.3, 0.04]), identifiability([0, 0, 0]), S)
-    assert v.status == ("ignored",) * 3
+    v = decide_verdict(kl, act, sensitivity([N, N, N]), identifiability([0.01, 0.01, 0.01]), S)
+    assert v.status == ("undetermined",) * 3
     assert v.verdict == "partial"
+    w = decide_verdict(kl, act, sensitivity([I, N, U]), identifiability([0.0, 0.01, 0.01]), S)
+    assert w.status == ("ignored", "undetermined", "used")
 
 
-def test_per_dimension_swap_uses_holm_correction():
+def test_holm_p_values_are_reported_next_to_the_decisions():
     kl, act = encoder([False] * 4, [True] * 4)
+    v = decide_verdict(kl, act, sensitivity([U, I, I, I], dim_p=[1e-9, 0.02, 0.5, 0.9]), None, S)
+    assert v.status == ("used", "ignored", "ignored", "ignored")
     # 0.02 alone would pass alpha = 0.05; Holm (second smallest of 4: times 3) makes it 0.06.
-    v = decide_verdict(kl, act, sensitivity([1e-9, 0.02, 0.5, 0.9]), None, S)
-    assert v.status == ("active", "ignored", "ignored", "ignored")
     np.testing.assert_allclose(v.swap_p_holm, [4e-9, 0.06, 1.0, 1.0])
 
 
-def test_fisher_above_its_cutoff_counts_as_use():
-    kl, act = encoder([False] * 3, [True] * 3)
+def test_fisher_lower_bound_above_its_cutoff_counts_as_use():
+    kl, act = encoder([False] * 4, [True] * 4)
     # cutoff = max(1e-3 * 10, atol 0.1) = 0.1: the floor, relative to the unit prior precision
-    v = decide_verdict(kl, act, sensitivity([0.9, 0.9, 0.9]), identifiability([10.0, 0.2, 0.05]),
-                       S)
-    assert v.status == ("active", "active", "ignored")
-    np.testing.assert_array_equal(v.fisher_used, [True, True, False])
+    ident = identifiability([10.0, 0.2, 0.2, 0.05],
+                            ci=[[8, 12], [0.15, 0.25], [0.05, 0.3], [0.03, 0.07]])
+    v = decide_verdict(kl, act, sensitivity([N] * 4), ident, S)
+    assert v.status == ("used", "used", "undetermined", "undetermined")
+    np.testing.assert_array_equal(v.fisher_used, [True, True, False, False])
+
+
+def test_used_evidence_wins_over_a_negligible_swap_interval():
+    kl, act = encoder([False] * 2, [True] * 2)
+    v = decide_verdict(kl, act, sensitivity([I, I]), identifiability([1.0, 0.0]), S)
+    assert v.status == ("used", "ignored")
 
 
 def test_encoder_side_statuses_take_precedence():
     kl, act = encoder([True, False, False], [True, False, True])
-    v = decide_verdict(kl, act, sensitivity([1e-9] * 3), identifiability([1.0] * 3), S)
-    assert v.status == ("collapsed", "uninformative", "active")
+    v = decide_verdict(kl, act, sensitivity([U] * 3), identifiability([1.0] * 3), S)
+    assert v.status == ("collapsed", "uninformative", "used")
 
 
 def test_no_informative_dimension_is_collapsed_even_if_the_decoder_reads_z():
     kl, act = encoder([True, False], [False, False])
-    v = decide_verdict(kl, act, sensitivity([1e-9] * 2), identifiability([1.0] * 2), S)
+    v = decide_verdict(kl, act, sensitivity([U] * 2), identifiability([1.0] * 2), S)
     assert v.verdict == "collapsed"
+
+
+def test_verdict_is_never_collapsed_while_a_dimension_is_used():
+    kl, act = encoder([False] * 2, [True] * 2)
+    v = decide_verdict(kl, act, sensitivity([U, N], significant=False), None, S)
+    assert v.status == ("used", "undetermined") and v.verdict == "partial"
+    assert "not significant" in v.verdict_reason
+    w = decide_verdict(kl, act, sensitivity([N, N], significant=False), None, S)
+    assert w.verdict == "collapsed"
 
 
 def test_missing_sensitivity_decides_from_fisher():
     kl, act = encoder([False] * 2, [True] * 2)
-    v = decide_verdict(kl, act, None, identifiability([0.0, 0.0]), S)
+    v = decide_verdict(kl, act, None, identifiability([0.0, 0.0], rank=0), S)
     assert v.verdict == "collapsed" and "swap test is unavailable" in v.verdict_reason
+    assert v.status == ("ignored", "ignored")  # zero gradient: the decoder has no path from z_d
     w = decide_verdict(kl, act, None, identifiability([1.0, 0.5]), S)
     assert w.verdict == "healthy" and w.decoder_checked
 
 
 def test_missing_identifiability_decides_from_the_swap_tests():
     kl, act = encoder([False] * 2, [True] * 2)
-    v = decide_verdict(kl, act, sensitivity([1e-9, 0.9]), None, S)
-    assert v.status == ("active", "ignored") and v.verdict == "partial"
-    w = decide_verdict(kl, act, sensitivity([1e-9, 1e-9], significant=False), None, S)
+    v = decide_verdict(kl, act, sensitivity([U, I]), None, S)
+    assert v.status == ("used", "ignored") and v.verdict == "partial"
+    w = decide_verdict(kl, act, sensitivity([I, I], significant=False), None, S)
     assert w.verdict == "collapsed"
 
 
 def test_missing_decoder_side_says_so():
     kl, act = encoder([False, True], [True, True])
     v = decide_verdict(kl, act, None, None, S)
-    assert v.status == ("active", "collapsed") and not v.decoder_checked
+    assert v.status == ("undetermined", "collapsed") and not v.decoder_checked
     assert v.verdict == "partial" and "not checked" in v.verdict_reason
 
 
 def test_per_dimension_swap_not_run_falls_back_to_fisher():
-    kl, act = encoder([False] * 2, [True] * 2)
-    v = decide_verdict(kl, act, sensitivity([np.nan, np.nan], examples=0),
-                       identifiability([1.0, 0.0]), S)
-    assert v.status == ("active", "ignored")
+    kl, act = encoder([False] * 3, [True] * 3)
+    v = decide_verdict(kl, act, sensitivity([N] * 3, dim_p=[np.nan] * 3, examples=0),
+                       identifiability([1.0, 0.0, 0.05]), S)
+    assert v.status == ("used", "ignored", "undetermined")
     assert np.all(np.isnan(v.swap_p_holm))
 
 
 def test_section_and_reason_shape():
     kl, act = encoder([False, True, False], [True, True, False])
-    v = decide_verdict(kl, act, sensitivity([1e-9, 0.5, 0.5]), identifiability([1, 0, 0]), S)
+    v = decide_verdict(kl, act, sensitivity([U, I, I], dim_p=[1e-9, 0.5, 0.5]),
+                       identifiability([1, 0, 0]), S)
     section = v.section()
     assert set(section.summary) == {"status_counts", "verdict", "verdict_reason"}
     assert set(section.summary["status_counts"]) == set(STATUSES)
     assert sum(section.summary["status_counts"].values()) == 3
-    assert section.dimensions["status"] == ["active", "collapsed", "uninformative"]
+    assert section.dimensions["status"] == ["used", "collapsed", "uninformative"]
     np.testing.assert_allclose(section.dimensions["swap_p_holm"], [3e-9, 1.0, 1.0])
     reason = section.summary["verdict_reason"]
     assert reason.startswith("Partial") and reason.endswith(".") and "\n" not in reason

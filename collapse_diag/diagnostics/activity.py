@@ -19,7 +19,29 @@ from collapse_diag.encodings import Encodings
 from collapse_diag.exceptions import DiagnosticError
 from collapse_diag.report import ReportSection
 
-__all__ = ["ActivityResult", "activity_diagnostic"]
+__all__ = ["ActivityResult", "SIGNALS", "NOISY_SNR", "activity_diagnostic", "signal_class"]
+
+#: Values of the per-dimension ``signal`` field, in display order.
+SIGNALS = ("clear", "noisy", "weak")
+#: A dimension is *noisy* when Var_x[mu_d] / E_x[sigma_d^2] is below this.
+NOISY_SNR = 1.0
+
+
+def signal_class(mu_variance: np.ndarray, posterior_variance: np.ndarray,
+                 threshold: float) -> np.ndarray:
+    """``weak`` / ``noisy`` / ``clear`` per dimension (rule in the module docstring).
+
+    Args:
+        mu_variance: Var_x[mu_d(x)], shape ``(D,)``.
+        posterior_variance: E_x[sigma_d^2(x)], shape ``(D,)``.
+        threshold: The activity threshold (``Settings.active_threshold``).
+
+    Returns:
+        String array of shape ``(D,)``.
+    """
+    mv = np.asarray(mu_variance, dtype=np.float64)
+    pv = np.asarray(posterior_variance, dtype=np.float64)
+    return np.where(mv < threshold, "weak", np.where(mv < NOISY_SNR * pv, "noisy", "clear"))
 
 
 @dataclass(frozen=True)
@@ -32,6 +54,7 @@ class ActivityResult:
         active: ``mu_variance >= threshold``, shape ``(D,)``, bool.
         active_units: Number of active dimensions.
         threshold: The activity threshold used.
+        signal: ``weak`` / ``noisy`` / ``clear`` per dimension (:func:`signal_class`).
     """
 
     mu_variance: np.ndarray
@@ -39,15 +62,22 @@ class ActivityResult:
     active: np.ndarray
     active_units: int
     threshold: float
+    signal: np.ndarray
+
+    @property
+    def signal_counts(self) -> dict[str, int]:
+        """Dimensions per ``signal`` value (every value present)."""
+        return {name: int(np.sum(self.signal == name)) for name in SIGNALS}
 
     def section(self) -> ReportSection:
-        """Fields for report.json: ``active_units`` and the per-dimension columns."""
+        """Fields for report.json: ``active_units``, ``signal_counts``, per-dimension columns."""
         return ReportSection(
-            summary={"active_units": self.active_units},
+            summary={"active_units": self.active_units, "signal_counts": self.signal_counts},
             dimensions={
                 "mu_variance": self.mu_variance.tolist(),
                 "posterior_variance": self.posterior_variance.tolist(),
                 "active": self.active.tolist(),
+                "signal": [str(v) for v in self.signal],
             },
         )
 
@@ -79,11 +109,13 @@ def activity_diagnostic(encodings: Encodings, threshold: float = 0.01) -> Activi
     logvar = np.asarray(encodings.logvar, dtype=np.float64)
     # Shifting by the first input changes nothing mathematically; a constant mu gives exactly 0.
     mu_variance = (mu - mu[:1]).var(axis=0, ddof=0)
+    posterior_variance = np.exp(logvar).mean(axis=0)
     active = mu_variance >= threshold
     return ActivityResult(
         mu_variance=mu_variance,
-        posterior_variance=np.exp(logvar).mean(axis=0),
+        posterior_variance=posterior_variance,
         active=active,
         active_units=int(active.sum()),
         threshold=float(threshold),
+        signal=signal_class(mu_variance, posterior_variance, threshold),
     )

@@ -36,6 +36,19 @@ measurements, both from batched decoder passes:
   own z row in eval mode). The decoder must be differentiable in z; an unused z
   (no graph) counts as a zero gradient.
 
+* **Graded identifiability.** By the Laplace approximation, along an eigenvector
+  with eigenvalue lambda one observation shrinks the prior variance 1 to
+  1 / (1 + lambda): the *contraction* is ``1 - 1 / (1 + lambda) = lambda / (1 + lambda)``.
+  A percentile bootstrap over inputs (``fisher_bootstrap`` resamples of the
+  per-input g g^T, level ``confidence``) gives an interval for every eigenvalue
+  (sorted per resample) and every diagonal entry F_dd, and a grade
+  (:func:`grade`) with a = ``fisher_rank_atol``::
+
+      identifiable   low >= a                  (contraction >= a / (1 + a) with confidence)
+      weak           high < a, low > 0         (weakly identifiable: small, clearly non-zero)
+      flat           high < a, low ~ 0         (indistinguishable from a flat likelihood)
+      inconclusive   low < a <= high
+
 Every z is drawn up front on the CPU in float64 with the run's generator, in
 fixed blocks of inputs, so the numbers do not depend on the batch size or device.
 """
@@ -51,6 +64,7 @@ import numpy as np
 import torch
 
 from collapse_diag.data import Batch, iter_batches, num_examples, repeat, to_device
+from collapse_diag.diagnostics.fisher_grades import GRADES, contraction, fisher_bootstrap, grade
 from collapse_diag.diagnostics.sensitivity import (
     decode,
     inputs_per_call,
@@ -64,11 +78,10 @@ from collapse_diag.protocol import ModelInfo, call_log_likelihood
 from collapse_diag.report import ReportSection
 from collapse_diag.settings import Settings
 
-__all__ = ["IdentifiabilityResult", "identifiability_diagnostic", "fisher_rank"]
+__all__ = ["GRADES", "IdentifiabilityResult", "identifiability_diagnostic", "fisher_rank",
+           "fisher_bootstrap", "grade"]
 
 _SAMPLE_BLOCK = 4096  # inputs whose noise is drawn in one generator call
-
-
 def fisher_rank(eigenvalues: np.ndarray, rtol: float, atol: float) -> tuple[int, float]:
     """Effective rank of a PSD matrix: eigenvalues ``>= max(rtol * largest, atol)`` and ``> 0``.
 
@@ -144,6 +157,10 @@ class IdentifiabilityResult:
         fisher_eigenvalues: Its eigenvalues, descending, ``(D,)``.
         identifiable_dims: Eigenvalues at or above ``rank_cutoff`` (and > 0).
         rank_cutoff: ``max(fisher_rank_rtol * largest eigenvalue, fisher_rank_atol)``.
+        eigenvalue_ci: Bootstrap interval of each eigenvalue, ``(D, 2)``.
+        fisher_ci: Bootstrap interval of each diagonal entry, ``(D, 2)``.
+        direction_grades: :func:`grade` of each eigen-direction.
+        dimension_grades: :func:`grade` of each dimension (from ``fisher_ci``).
         decoder_calls: Forward calls made (the Fisher ones also run a backward pass).
         decoder_rows: Rows decoded.
     """
@@ -163,6 +180,10 @@ class IdentifiabilityResult:
     fisher_eigenvalues: np.ndarray
     identifiable_dims: int
     rank_cutoff: float
+    eigenvalue_ci: np.ndarray
+    fisher_ci: np.ndarray
+    direction_grades: tuple[str, ...]
+    dimension_grades: tuple[str, ...]
     decoder_calls: int
     decoder_rows: int
 
@@ -178,8 +199,19 @@ class IdentifiabilityResult:
                 "flat_fraction": self.flat_fraction,
                 "fisher_eigenvalues": self.fisher_eigenvalues.tolist(),
                 "identifiable_dims": self.identifiable_dims,
+                "fisher_eigenvalues_ci": self.eigenvalue_ci.tolist(),
+                "fisher_contraction": contraction(self.fisher_eigenvalues).tolist(),
+                "fisher_contraction_ci": contraction(self.eigenvalue_ci).tolist(),
+                "fisher_directions": list(self.direction_grades),
+                "identifiability_counts": {g: self.direction_grades.count(g) for g in GRADES},
             },
-            dimensions={"fisher": self.fisher.tolist()},
+            dimensions={
+                "fisher": self.fisher.tolist(),
+                "fisher_ci": self.fisher_ci.tolist(),
+                "contraction": contraction(self.fisher).tolist(),
+                "contraction_ci": contraction(self.fisher_ci).tolist(),
+                "identifiability": list(self.dimension_grades),
+            },
             distributions={"likelihood_std": self.likelihood_std.tolist()},
         )
 
@@ -197,7 +229,8 @@ def identifiability_diagnostic(
     """Likelihood flatness under prior draws and the latent Fisher information.
 
     Random draws, in this order, from ``generator`` (CPU, float64): prior noise
-    ``(N, K, D)`` then posterior noise ``(N, S, D)``, each in blocks of 4096 inputs.
+    ``(N, K, D)`` then posterior noise ``(N, S, D)``, each in blocks of 4096 inputs,
+    then the bootstrap indices.
 
     Decoder cost: ``N K`` rows in calls of ``inputs_per_call(batch_size, K)``
     inputs, plus ``N S`` rows with a backward pass in calls of
@@ -211,7 +244,7 @@ def identifiability_diagnostic(
         info: Result of ``check_model``.
         settings: Uses ``batch_size``, ``device``, ``prior_samples``,
             ``flatness_threshold``, ``fisher_samples``, ``fisher_rank_rtol``,
-            ``fisher_rank_atol``.
+            ``fisher_rank_atol``, ``fisher_bootstrap``, ``confidence``.
         generator: The diagnostic's seeded CPU generator.
         show_progress: Progress bars on stderr.
         reconstruction: E_q log p(x|z) from the sensitivity diagnostic, for ``prior_gap``.
@@ -246,7 +279,7 @@ def identifiability_diagnostic(
             calls, rows_done = calls + 1, rows_done + k * b
 
     # Fisher information: one backward pass per call, gradients w.r.t. z only.
-    gram = np.zeros((dim, dim))
+    grads = np.zeros((n, s, dim))
     normals = _BlockNormals(n, (s, dim), generator)
     step = inputs_per_call(settings.batch_size, s)
     with torch.enable_grad(), _grad_context(device):
@@ -269,12 +302,16 @@ def identifiability_diagnostic(
                 )
             if encodings.prior_logvar is not None:  # measure z in prior standard deviations
                 g = g * np.tile(np.exp(0.5 * encodings.prior_logvar[rows]), (s, 1))
-            gram += g.T @ g
+            grads[rows] = g.reshape(s, -1, dim).transpose(1, 0, 2)
             calls, rows_done = calls + 1, rows_done + len(codes)
 
-    fisher_matrix = gram / (n * s)
+    flat_grads = grads.reshape(n * s, dim)
+    fisher_matrix = flat_grads.T @ flat_grads / (n * s)
     eigenvalues = np.linalg.eigvalsh(fisher_matrix)[::-1].copy()
     rank, cutoff = fisher_rank(eigenvalues, settings.fisher_rank_rtol, settings.fisher_rank_atol)
+    eig_ci, diag_ci = fisher_bootstrap(grads, settings.fisher_bootstrap, settings.confidence,
+                                       generator)
+    atol = settings.fisher_rank_atol
     tokens = encodings.num_tokens
     std_tok = per_token(std, tokens)
     flat = std < settings.flatness_threshold
@@ -296,6 +333,10 @@ def identifiability_diagnostic(
         fisher_eigenvalues=eigenvalues,
         identifiable_dims=rank,
         rank_cutoff=cutoff,
+        eigenvalue_ci=eig_ci,
+        fisher_ci=diag_ci,
+        direction_grades=tuple(grade(eig_ci[:, 0], eig_ci[:, 1], atol)),
+        dimension_grades=tuple(grade(diag_ci[:, 0], diag_ci[:, 1], atol)),
         decoder_calls=calls,
         decoder_rows=rows_done,
     )

@@ -10,11 +10,14 @@ A decoder that ignores z gives delta = 0 exactly; one that reads z prefers the
 input's own code, delta > 0. The mean (nats, and per token), a percentile
 bootstrap confidence interval and a one-sided Wilcoxon signed-rank p-value
 (H1: the own code is preferred; scipy.stats.wilcoxon) are reported. The
-per-dimension swap costs ``latent_dim + 1`` decoder rows per input, so it runs on
-a seeded subsample of ``Settings.per_dim_swap_examples`` inputs (default 128:
-about 2 decoder passes per input for a 32-dimensional model on 2,000 inputs).
-The own code is decoded again in the same call so that per-dimension deltas
-compare rows of one call. E_q log p(x|z) (the reconstruction term) comes free.
+per-dimension swap (:mod:`~collapse_diag.diagnostics.dim_swap`) costs
+``1 + (dimensions decoded)`` rows per input and runs in rounds on fresh inputs,
+``per_dim_swap_examples`` first (default 128) then doubling, until every
+informative dimension is decided ``used`` / ``ignored`` by intervals
+simultaneous over the D dimensions and the rounds, or the budget
+``per_dim_swap_max_examples`` is spent. The own code is decoded again in the
+same call so that per-dimension deltas compare rows of one call. E_q log p(x|z)
+(the reconstruction term) comes free.
 
 Every z is sampled up front on the CPU in float64 with the run's generator, so
 the numbers do not depend on the batch size or the device.
@@ -36,15 +39,9 @@ import numpy as np
 import torch
 from scipy.stats import wilcoxon
 
-from collapse_diag.data import (
-    Batch,
-    iter_batches,
-    num_examples,
-    repeat,
-    subsample_indices,
-    take,
-    to_device,
-)
+from collapse_diag.data import Batch, iter_batches, num_examples, repeat, to_device
+from collapse_diag.diagnostics.dim_swap import DimSwapResult, adaptive_dim_swap
+from collapse_diag.diagnostics.swap_decision import DECISIONS, negligible_thresholds
 from collapse_diag.encodings import Encodings
 from collapse_diag.exceptions import DiagnosticError
 from collapse_diag.progress import progress
@@ -160,6 +157,14 @@ def mean_or_none(values: np.ndarray | None, axis: int | None = None) -> Any:
     return values.mean(axis=axis) if axis is not None else float(values.mean())
 
 
+def _nanmean(values: np.ndarray) -> np.ndarray:
+    """Column means over the finite entries; NaN for a column with none (or no rows)."""
+    finite = np.isfinite(values)
+    count = finite.sum(axis=0)
+    total = np.where(finite, values, 0.0).sum(axis=0)
+    return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
 @dataclass(frozen=True)
 class SensitivityResult:
     """Decoder sensitivity to swapped codes.
@@ -177,12 +182,12 @@ class SensitivityResult:
         reconstruction: E_x E_q log p(x|z) (nats), mean of ``log_likelihood``.
         reconstruction_per_token: The same per token, or ``None``.
         permutation: The derangement pi, shape ``(N,)``.
-        dim_examples: Indices of the per-dimension subsample, shape ``(M,)``.
-        dim_delta: Per-dimension swap deltas, shape ``(M, D)``.
-        dim_swap_delta: Mean over the subsample, shape ``(D,)`` (NaN when M = 0).
+        per_dim: The adaptive per-dimension swap: deltas ``(M, D)`` (NaN where a
+            dimension was no longer sampled), intervals, thresholds, decisions.
+        dim_swap_delta: Mean delta per dimension, shape ``(D,)`` (NaN when M = 0).
         dim_swap_delta_per_token: The same per token, or ``None``.
         dim_p_values: One-sided Wilcoxon p-value per dimension, uncorrected,
-            shape ``(D,)`` (NaN when M = 0); the verdict applies Holm's correction.
+            shape ``(D,)`` (NaN when M = 0), reported next to the intervals.
         decoder_calls: Decoder calls made.
         decoder_rows: Rows (input, code) decoded.
     """
@@ -199,8 +204,7 @@ class SensitivityResult:
     reconstruction: float
     reconstruction_per_token: float | None
     permutation: np.ndarray
-    dim_examples: np.ndarray
-    dim_delta: np.ndarray
+    per_dim: DimSwapResult
     dim_swap_delta: np.ndarray
     dim_swap_delta_per_token: np.ndarray | None
     dim_p_values: np.ndarray
@@ -209,13 +213,24 @@ class SensitivityResult:
 
     @property
     def per_dim_swap_examples(self) -> int:
-        """Size M of the per-dimension swap subsample."""
-        return int(len(self.dim_examples))
+        """Inputs M the per-dimension swap decoded (the most any dimension used)."""
+        return int(len(self.per_dim.examples))
+
+    @property
+    def dim_examples(self) -> np.ndarray:
+        """Indices of the inputs of the per-dimension swap, in the order used, ``(M,)``."""
+        return self.per_dim.examples
+
+    @property
+    def dim_delta(self) -> np.ndarray:
+        """Per-dimension swap deltas ``(M, D)``; NaN where a dimension was no longer sampled."""
+        return self.per_dim.delta
 
     def section(self) -> ReportSection:
         """The report fields: summary, per-dimension columns, per-input distribution."""
         d = len(self.dim_swap_delta)
         per_tok = self.dim_swap_delta_per_token
+        pd = self.per_dim
         return ReportSection(
             summary={
                 "swap_delta": self.swap_delta,
@@ -224,6 +239,10 @@ class SensitivityResult:
                 "swap_p_value": self.swap_p_value,
                 "swap_significant": self.swap_significant,
                 "per_dim_swap_examples": self.per_dim_swap_examples,
+                "per_dim_swap_rounds": pd.rounds,
+                "per_dim_swap_budget": pd.budget,
+                "per_dim_swap_error": pd.error,
+                "decoder_use_counts": {k: pd.decision.count(k) for k in DECISIONS},
                 "reconstruction": self.reconstruction,
                 "reconstruction_per_token": self.reconstruction_per_token,
             },
@@ -231,6 +250,11 @@ class SensitivityResult:
                 "swap_delta": self.dim_swap_delta.tolist(),
                 "swap_delta_per_token": per_tok.tolist() if per_tok is not None else [None] * d,
                 "swap_p_value": self.dim_p_values.tolist(),
+                "swap_ci": [[float(lo), float(hi)] for lo, hi in zip(pd.low, pd.high)],
+                "swap_examples": pd.count.tolist(),
+                "swap_threshold": pd.threshold.tolist(),
+                "decoder_use": list(pd.decision),
+                "swap_inputs_needed": list(pd.inputs_needed),
             },
             distributions={"swap_delta": self.delta.tolist()},
         )
@@ -244,16 +268,19 @@ def sensitivity_diagnostic(
     settings: Settings,
     generator: torch.Generator,
     show_progress: bool = False,
+    informative: np.ndarray | None = None,
+    information: np.ndarray | None = None,
 ) -> SensitivityResult:
     """Whole-vector and per-dimension swap tests of the decoder.
 
     Random draws, in this order, from ``generator`` (CPU, float64): the
-    posterior noise ``(N, D)``, the derangement, the per-dimension subsample,
-    the bootstrap indices.
+    posterior noise ``(N, D)``, the derangement, the order of the inputs of the
+    per-dimension swap, the bootstrap indices.
 
     Decoder cost: ``2N`` rows in calls of ``inputs_per_call(batch_size, 2)``
-    inputs, plus ``M (D + 1)`` rows in calls of ``inputs_per_call(batch_size, D + 1)``
-    inputs, ``M = min(N, per_dim_swap_examples)``.
+    inputs, plus at most ``B (D + 1)`` rows for the per-dimension swap
+    (B = ``min(N, per_dim_swap_max_examples)``; ``n_1 (D + 1)`` when round 1 of
+    ``n_1 = per_dim_swap_examples`` inputs decides every informative dimension).
 
     Args:
         model: Protocol model on ``settings.device``, in eval mode.
@@ -261,9 +288,13 @@ def sensitivity_diagnostic(
         encodings: Encoder outputs of ``data``.
         info: Result of ``check_model``.
         settings: Uses ``batch_size``, ``device``, ``per_dim_swap_examples``,
-            ``swap_bootstrap``, ``confidence``, ``alpha``.
+            ``per_dim_swap_max_examples``, ``negligible_swap_nats``,
+            ``negligible_swap_fraction``, ``swap_bootstrap``, ``confidence``, ``alpha``.
         generator: The diagnostic's seeded CPU generator.
         show_progress: Progress bars on stderr.
+        informative: Dimensions the rounds must decide, ``(D,)`` bool (default: all).
+        information: I(x; z_d) per dimension (or an upper bound such as the mean
+            KL_d) for the negligible-effect threshold; ``None``: the cap alone.
 
     Returns:
         A :class:`SensitivityResult`.
@@ -278,7 +309,7 @@ def sensitivity_diagnostic(
     noise = torch.randn(n, dim, generator=generator, dtype=torch.float64).numpy()
     z = encodings.mu + np.exp(0.5 * encodings.logvar) * noise
     pi = derangement(n, generator)
-    sub = subsample_indices(n, settings.per_dim_swap_examples, generator).numpy()
+    order = torch.randperm(n, generator=generator).numpy()
     device, calls, rows_done = settings.device, 0, 0
 
     # Whole-vector swap: rows [x; x] with codes [z_i; z_pi(i)] in one call.
@@ -293,22 +324,15 @@ def sensitivity_diagnostic(
             ll_own[rows], ll_swap[rows] = ll[:b], ll[b:]
             calls, rows_done = calls + 1, rows_done + 2 * b
 
-        # Per-dimension swap on the subsample: variant 0 is the own code, variant
-        # 1 + d has coordinate d taken from z_pi(i).
-        m, variants = len(sub), dim + 1
-        dim_delta = np.empty((m, dim))
-        step = inputs_per_call(settings.batch_size, variants)
-        arange = np.arange(dim)
-        for start in progress(range(0, m, step), "per-dimension swap", -(-m // step),
-                              show_progress):
-            idx = sub[start:start + step]
-            b = len(idx)
-            codes = np.repeat(z[idx][None], variants, axis=0)  # (D + 1, b, D)
-            codes[1 + arange, :, arange] = z[pi[idx]].T
-            x = repeat(to_device(take(data, torch.from_numpy(idx)), device), variants)
-            ll = decode(model, x, codes.reshape(-1, dim), info, device).reshape(variants, b)
-            dim_delta[start:start + b] = (ll[0][None] - ll[1:]).T
-            calls, rows_done = calls + 1, rows_done + variants * b
+    per_dim = adaptive_dim_swap(
+        model, data, z, pi, order, info, settings,
+        np.ones(dim, bool) if informative is None else np.asarray(informative, bool),
+        negligible_thresholds(information, dim, settings.negligible_swap_nats,
+                              settings.negligible_swap_fraction),
+        show_progress,
+    )
+    dim_delta, sub = per_dim.delta, per_dim.examples
+    m = len(sub)
 
     tokens = encodings.num_tokens
     delta = ll_own - ll_swap
@@ -328,13 +352,13 @@ def sensitivity_diagnostic(
         reconstruction=float(ll_own.mean()),
         reconstruction_per_token=mean_or_none(per_token(ll_own, tokens)),
         permutation=pi,
-        dim_examples=sub,
-        dim_delta=dim_delta,
-        dim_swap_delta=mean_or_none(dim_delta, axis=0),
-        dim_swap_delta_per_token=mean_or_none(per_token(dim_delta, tok_sub), axis=0),
-        dim_p_values=(np.array([wilcoxon_greater(dim_delta[:, j]) for j in range(dim)])
+        per_dim=per_dim,
+        dim_swap_delta=_nanmean(dim_delta),
+        dim_swap_delta_per_token=(None if tok_sub is None
+                                  else _nanmean(per_token(dim_delta, tok_sub))),
+        dim_p_values=(np.array([wilcoxon_greater(col[np.isfinite(col)]) for col in dim_delta.T])
                       if m else np.full(dim, math.nan)),
-        decoder_calls=calls,
-        decoder_rows=rows_done,
+        decoder_calls=calls + per_dim.calls,
+        decoder_rows=rows_done + per_dim.rows,
     )
 

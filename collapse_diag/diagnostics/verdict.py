@@ -1,45 +1,43 @@
-"""Per-dimension status and the overall verdict (rules and thresholds: docs/statuses.md).
+"""Per-dimension status and the overall verdict (rules, thresholds, example: docs/statuses.md).
 
 Status of dimension d, in this order::
 
-    collapsed      mean KL_d < kl_eps                         (posterior = prior: no information)
+    collapsed      mean KL_d < kl_eps                              (posterior = prior)
     uninformative  not collapsed, Var_x[mu_d] < active_threshold   (KL spent on marginal mismatch)
-    active         informative and the decoder uses d
-    ignored        informative and the decoder does not use d
+    used           informative, and the evidence shows the decoder reads d
+    ignored        informative, and the evidence shows the decoder's use of d is negligible
+    undetermined   informative, and the evidence shows neither
 
-"The decoder uses d" is either of
+"The evidence shows the decoder reads d" is either of
 
-* the per-dimension swap test rejects: Holm-adjusted one-sided Wilcoxon p-value
-  of the per-dimension swap deltas < ``alpha`` (Holm 1979, family-wise error over
-  the D dimensions; the test accounts for the subsample size);
-* the Fisher information of z_d is clearly above noise:
-  ``fisher_d >= max(fisher_rank_rtol * max_d' fisher_d', fisher_rank_atol)`` and > 0,
-  the cutoff ``identifiable_dims`` applies to the eigenvalues.
+* the per-dimension swap: the lower bound of the delta's interval (simultaneous
+  over the D dimensions and the rounds, :mod:`~collapse_diag.diagnostics.swap_decision`)
+  is > 0;
+* the Fisher information of z_d: the lower bound of its bootstrap interval is
+  ``>= max(fisher_rank_rtol * max_d' fisher_d', fisher_rank_atol)``.
 
-A decoder that reads z_d with zero weight gives swap deltas of exactly 0
-(p = 1) and Fisher exactly 0, so it fails both.
+"Negligible" is the equivalence test of the per-dimension swap: the upper bound
+is at most ``min(negligible_swap_nats, negligible_swap_fraction * I(x; z_d))``.
+Without the per-dimension swap, only a Fisher upper bound of exactly 0 (the
+decoder's output has no gradient in z_d) shows a negligible use.
 
-Verdict, judged on the whole-vector evidence:
+Verdict:
 
-* ``collapsed`` when no dimension is informative (all collapsed or
-  uninformative), or the decoder ignores z as a whole: the whole-vector swap
-  test is not significant (p >= alpha);
-* ``healthy`` when every dimension is active;
-* ``partial`` otherwise (e.g. dimensions each carrying a little information that
-  the decoder uses only jointly: whole-vector swap significant, per-dimension
-  tests not).
+* ``collapsed`` when no dimension is informative, or when no dimension is
+  ``used`` and the whole-vector swap test is not significant (p >= alpha);
+* ``healthy`` when every dimension is ``used``;
+* ``partial`` otherwise. The verdict is never ``collapsed`` while a dimension is ``used``.
 
-Missing decoder-side results (a diagnostic failed or was disabled): decoder use
-is judged from what is there (Fisher alone, or the per-dimension swap alone);
-without sensitivity, "the decoder ignores z as a whole" becomes
-``identifiable_dims == 0``; with neither, informative dimensions count as active
-and the reason says decoder use was not checked.
+Missing decoder-side results: decoder use is judged from what is there;
+without sensitivity, "the whole-vector swap is not significant" becomes
+``identifiable_dims == 0``; with neither, informative dimensions are
+``undetermined`` and the reason says decoder use was not checked.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -52,9 +50,10 @@ if TYPE_CHECKING:
     from collapse_diag.diagnostics.kl import KLResult
     from collapse_diag.diagnostics.sensitivity import SensitivityResult
 
-__all__ = ["STATUSES", "VERDICTS", "VerdictResult", "decide_verdict", "holm"]
+__all__ = ["STATUSES", "VERDICTS", "VerdictResult", "decide_verdict", "holm",
+           "informative_dims", "swap_reference"]
 
-STATUSES = ("active", "collapsed", "uninformative", "ignored")
+STATUSES = ("used", "ignored", "undetermined", "collapsed", "uninformative")
 VERDICTS = ("healthy", "partial", "collapsed")
 
 
@@ -72,6 +71,26 @@ def holm(p_values: np.ndarray) -> np.ndarray:
     return out
 
 
+def informative_dims(kl: KLResult | None, activity: ActivityResult | None) -> np.ndarray | None:
+    """Not collapsed and Var_x[mu_d] >= active_threshold, ``(D,)``; ``None`` if one is missing."""
+    if kl is None or activity is None:
+        return None
+    return ~np.asarray(kl.collapsed, dtype=bool) & np.asarray(activity.active, dtype=bool)
+
+
+def swap_reference(information: Any, kl: KLResult | None) -> np.ndarray | None:
+    """I(x; z_d) for the negligible-effect threshold: the MI estimate, else the mean KL_d.
+
+    The mean KL_d >= I(x; z_d) is the fallback when the information diagnostic
+    is missing; ``None`` (the absolute cap alone) when both are.
+    """
+    if information is not None:
+        mi = information.section().dimensions.get("mutual_information")
+        if mi is not None:
+            return np.array([np.nan if v is None else v for v in mi], dtype=np.float64)
+    return None if kl is None else np.asarray(kl.per_dimension, dtype=np.float64)
+
+
 @dataclass(frozen=True)
 class VerdictResult:
     """Per-dimension statuses and the overall verdict.
@@ -82,9 +101,10 @@ class VerdictResult:
         verdict_reason: One sentence explaining the verdict.
         status_counts: Status -> number of dimensions (every status present).
         informative: Dimension not collapsed and mu_variance >= active_threshold, ``(D,)``.
-        swap_used: Holm-adjusted per-dimension swap p-value < alpha, ``(D,)``.
-        fisher_used: Fisher diagonal at or above its cutoff, ``(D,)``.
-        swap_p_holm: Holm-adjusted per-dimension swap p-values (NaN when not computed).
+        swap_used: The per-dimension swap interval lies above 0, ``(D,)``.
+        swap_ignored: The per-dimension swap interval lies below the threshold, ``(D,)``.
+        fisher_used: Fisher lower bound at or above its cutoff, ``(D,)``.
+        swap_p_holm: Holm-adjusted per-dimension Wilcoxon p-values (NaN when not computed).
         decoder_checked: Whether any decoder-side evidence was available.
     """
 
@@ -94,6 +114,7 @@ class VerdictResult:
     status_counts: dict[str, int]
     informative: np.ndarray
     swap_used: np.ndarray
+    swap_ignored: np.ndarray
     fisher_used: np.ndarray
     swap_p_holm: np.ndarray
     decoder_checked: bool
@@ -113,6 +134,17 @@ class VerdictResult:
 
 def _fmt(value: float) -> str:
     return f"{value:.3g}"
+
+
+def _fisher_evidence(identifiability: IdentifiabilityResult, dim: int,
+                     settings: Settings) -> tuple[np.ndarray, np.ndarray]:
+    """(used, negligible) per dimension from the Fisher diagonal and its interval."""
+    fisher = np.asarray(identifiability.fisher, dtype=np.float64)
+    ci = getattr(identifiability, "fisher_ci", None)
+    ci = np.column_stack([fisher, fisher]) if ci is None else np.asarray(ci, dtype=np.float64)
+    largest = float(fisher.max()) if dim else 0.0
+    cutoff = max(settings.fisher_rank_rtol * largest, settings.fisher_rank_atol)
+    return (ci[:, 0] >= cutoff) & (ci[:, 0] > 0), ci[:, 1] <= 0
 
 
 def decide_verdict(
@@ -136,24 +168,28 @@ def decide_verdict(
     """
     collapsed = np.asarray(kl.collapsed, dtype=bool)
     dim = len(collapsed)
-    informative = ~collapsed & np.asarray(activity.active, dtype=bool)
+    informative = informative_dims(kl, activity)
     swap_p_holm = np.full(dim, np.nan)
     swap_used = np.zeros(dim, dtype=bool)
+    swap_ignored = np.zeros(dim, dtype=bool)
     fisher_used = np.zeros(dim, dtype=bool)
+    fisher_none = np.zeros(dim, dtype=bool)
     if sensitivity is not None and sensitivity.per_dim_swap_examples > 0:
         swap_p_holm = holm(sensitivity.dim_p_values)
-        swap_used = swap_p_holm < settings.alpha
+        decision = np.asarray(sensitivity.per_dim.decision)
+        swap_used, swap_ignored = decision == "used", decision == "ignored"
+    elif identifiability is not None:
+        fisher_none = _fisher_evidence(identifiability, dim, settings)[1]
     if identifiability is not None:
-        fisher = np.asarray(identifiability.fisher, dtype=np.float64)
-        largest = float(fisher.max()) if dim else 0.0
-        cutoff = max(settings.fisher_rank_rtol * largest, settings.fisher_rank_atol)
-        fisher_used = (fisher >= cutoff) & (fisher > 0)
+        fisher_used = _fisher_evidence(identifiability, dim, settings)[0]
     checked = sensitivity is not None or identifiability is not None
-    used = swap_used | fisher_used if checked else np.ones(dim, dtype=bool)
+    used = swap_used | fisher_used
+    ignored = ~used & (swap_ignored | fisher_none)
 
     status = np.where(collapsed, "collapsed",
                       np.where(~informative, "uninformative",
-                               np.where(used, "active", "ignored")))
+                               np.where(used, "used",
+                                        np.where(ignored, "ignored", "undetermined"))))
     counts = {name: int(np.sum(status == name)) for name in STATUSES}
     verdict, reason = _verdict(counts, dim, kl, activity, sensitivity, identifiability,
                                settings)
@@ -164,6 +200,7 @@ def decide_verdict(
         status_counts=counts,
         informative=informative,
         swap_used=swap_used,
+        swap_ignored=swap_ignored,
         fisher_used=fisher_used,
         swap_p_holm=swap_p_holm,
         decoder_checked=checked,
@@ -180,7 +217,7 @@ def _verdict(
     settings: Settings,
 ) -> tuple[str, str]:
     """The verdict and its one-sentence reason."""
-    if counts["active"] + counts["ignored"] == 0:
+    if counts["used"] + counts["ignored"] + counts["undetermined"] == 0:
         parts = []
         if counts["collapsed"]:
             parts.append(f"{counts['collapsed']} of {dim} have mean KL below {_fmt(kl.eps)} "
@@ -195,27 +232,28 @@ def _verdict(
         swap = (f"swapping codes between inputs changes log p(x|z) by "
                 f"{_fmt(sensitivity.swap_delta)} nats on average, Wilcoxon p = "
                 f"{_fmt(sensitivity.swap_p_value)}")
-        if not sensitivity.swap_significant:
+        if not sensitivity.swap_significant and counts["used"] == 0:
             return "collapsed", (
                 f"Collapsed: the decoder ignores z ({swap}, not significant at "
-                f"alpha = {_fmt(settings.alpha)})."
+                f"alpha = {_fmt(settings.alpha)}, and no dimension shows use on its own)."
             )
     elif identifiability is not None:
         swap = (f"the swap test is unavailable; the Fisher information of z has "
                 f"{identifiability.identifiable_dims} identifiable direction(s)")
-        if identifiability.identifiable_dims == 0:
+        if identifiability.identifiable_dims == 0 and counts["used"] == 0:
             return "collapsed", f"Collapsed: the decoder ignores z ({swap})."
     else:
         swap = ("decoder use not checked: the sensitivity and identifiability diagnostics "
                 "are unavailable")
-    if counts["active"] == dim:
+    if counts["used"] == dim:
         return "healthy", (
             f"Healthy: all {dim} latent dimensions carry information and the decoder "
             f"uses each of them ({swap})."
         )
-    others = ", ".join(f"{counts[s]} {s}" for s in ("collapsed", "uninformative", "ignored")
-                       if counts[s])
+    others = ", ".join(f"{counts[s]} {s}" for s in STATUSES[1:] if counts[s])
+    whole = ("the decoder uses z as a whole" if sensitivity is None or sensitivity.swap_significant
+             else "the whole-vector swap test is not significant")
     return "partial", (
-        f"Partial: {counts['active']} of {dim} latent dimensions are active ({others}), "
-        f"and the decoder uses z as a whole ({swap})."
+        f"Partial: {counts['used']} of {dim} latent dimensions are used ({others}), "
+        f"and {whole} ({swap})."
     )

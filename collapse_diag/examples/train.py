@@ -16,6 +16,11 @@ trains, on the CPU in about two minutes (one thread):
   its dimensions stay active and z carries topic, sentiment, tense and length.
 * ``digits``: the MLP VAE on binarised 8x8 digits, plain ELBO.
 
+and, with ``--only text_weak`` (not part of the demo; about 25 s), the
+weakly-used reference model: the text VAE with 16 latent dimensions, KL
+annealing over 500 steps, free bits 0.1 nats and word dropout 0.5, so each
+dimension carries about 0.1 nats that the decoder reads weakly.
+
 Both text VAEs have 8 latent dimensions and feed z to the decoder at every
 step; only the training objective differs. All runs use Adam and gradient
 clipping at norm 5.
@@ -42,7 +47,7 @@ from collapse_diag.examples.corpus import load_corpus
 from collapse_diag.examples.digits_vae import build_digits_vae, load_binary_digits
 from collapse_diag.examples.text_vae import build_text_vae, default_vocab
 
-__all__ = ["TrainConfig", "CONFIGS", "train_model", "main"]
+__all__ = ["TrainConfig", "CONFIGS", "REFERENCE_CONFIGS", "ALL_CONFIGS", "train_model", "main"]
 
 CHECKPOINT_DIR = Path(__file__).parent / "checkpoints"
 N_TRAIN_SENTENCES = 2000
@@ -90,6 +95,20 @@ CONFIGS: dict[str, TrainConfig] = {
         steps=1500, batch_size=128,
     ),
 }
+
+#: Reference models that are not part of the demo (``--only`` trains them).
+#: ``text_weak``: 16 latent dimensions, free bits 0.1 nats and word dropout 0.5, so
+#: every dimension carries a little information (KL about 0.1 nats) that the
+#: decoder reads weakly: a known-behaviour model for the per-dimension statuses
+#: (tests/test_weak_model.py, benchmarks/bench_status_vs_n.py).
+REFERENCE_CONFIGS: dict[str, TrainConfig] = {
+    "text_weak": TrainConfig(
+        factory="collapse_diag.examples.text_vae:build_text_vae",
+        model_config={**_TEXT, "latent_dim": 16}, steps=1500, anneal_steps=500,
+        free_bits=0.1, word_dropout=0.5,
+    ),
+}
+ALL_CONFIGS: dict[str, TrainConfig] = {**CONFIGS, **REFERENCE_CONFIGS}
 
 
 def _kl_per_dim(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -151,7 +170,7 @@ def train_model(name: str, seed: int = 0, log: Callable[[str], None] = print, *,
     """Train one reference model.
 
     Args:
-        name: A key of :data:`CONFIGS`.
+        name: A key of :data:`ALL_CONFIGS`.
         seed: Seeds the weights, batches and noise (local generators; the global
             torch RNG is restored afterwards).
         log: Where progress lines go.
@@ -165,7 +184,7 @@ def train_model(name: str, seed: int = 0, log: Callable[[str], None] = print, *,
         Dict with ``model`` (eval mode), ``config``, ``data``, ``labels`` and the
         evaluation figures ``elbo``, ``kl``, ``active_units``, ``mu``, ``logvar``.
     """
-    cfg = CONFIGS[name]
+    cfg = ALL_CONFIGS[name]
     train_x, eval_x, labels = _datasets(name)
     config = dict(cfg.model_config)
     if name.startswith("text"):
@@ -218,7 +237,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m collapse_diag.examples.train",
                                      description="Train the reference VAEs of collapse-diag.")
     parser.add_argument("--out", type=Path, default=CHECKPOINT_DIR, help="output folder")
-    parser.add_argument("--only", choices=sorted(CONFIGS), action="append",
+    parser.add_argument("--only", choices=sorted(ALL_CONFIGS), action="append",
                         help="train only this model (repeatable)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
@@ -229,7 +248,7 @@ def main(argv: list[str] | None = None) -> None:
     for name in args.only or list(CONFIGS):
         start = time.perf_counter()
         result = train_model(name, seed=args.seed)
-        path = save_checkpoint(args.out / f"{name}.pt", result["model"], CONFIGS[name].factory,
+        path = save_checkpoint(args.out / f"{name}.pt", result["model"], ALL_CONFIGS[name].factory,
                                result["config"], data=result["data"], labels=result["labels"])
         print(f"{name}: ELBO {result['elbo']:.2f} nats, KL {result['kl']:.3f} nats, "
               f"active units {result['active_units']}, {time.perf_counter() - start:.0f} s "

@@ -1,12 +1,12 @@
 """The plain-language explanation of a report, generated from its figures.
 
 :func:`explain` returns the paragraphs of the "What this means" section: how
-many dimensions are collapsed / ignored / uninformative / active; whether the
-signal from x died as too *weak* (mu(x) stops moving, the posterior is the
-prior) or too *noisy* (sigma(x) swamps the spread of mu(x)); whether the decoder
-reads z (the swap test); how the KL splits into mutual information and marginal
-KL (Hoffman & Johnson 2016); what the identifiability figures say (Wang, Blei &
-Cunningham 2021); and what linear probes of known factors found. A figure that
+many dimensions are used / ignored / undetermined / collapsed / uninformative;
+in which dimensions the signal from x is clear, too *weak* (mu(x) stops moving)
+or too *noisy* (sigma(x) swamps the spread of mu(x)); whether the decoder reads z
+(the swap tests, with intervals); how the KL splits into mutual information and
+marginal KL (Hoffman & Johnson 2016); what the graded identifiability figures say
+(Wang, Blei & Cunningham 2021); and what linear probes of known factors found. A figure that
 is missing is said to be missing, never guessed.
 """
 
@@ -14,26 +14,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from collapse_diag.render.tables import fmt_num, fmt_p, fmt_pct, join_names
-from collapse_diag.report import Report
-from collapse_diag.report_values import (
-    dim_column,
-    dim_labels,
-    dim_statuses,
-    finite,
-    setting,
-    status_counts,
+from collapse_diag.render.dimension_text import (
+    decoder_dims_text,
+    identifiability_text,
+    signal_text,
+    statuses_text,
 )
+from collapse_diag.render.tables import fmt_num, fmt_p, join_names
+from collapse_diag.report import Report
+from collapse_diag.report_values import dim_column, finite, setting, status_counts
 
 __all__ = ["explain", "headline", "verdict_parts"]
 
-_MEANING = {
-    "collapsed": "posterior equal to the prior for every input, so nothing about x",
-    "ignored": "encoded, but not read by the decoder",
-    "uninformative": "the posterior moved away from the prior, but not in a way that tells "
-                     "inputs apart",
-    "active": "encoded and read by the decoder",
-}
 #: A probe counts as recovering a factor when it beats the baseline by at least this.
 _PROBE_MARGIN = 0.05
 
@@ -47,7 +39,7 @@ def verdict_parts(report: Report) -> tuple[str, str]:
     verdict, reason = report.summary.get("verdict"), report.summary.get("verdict_reason")
     if not reason:
         counts = status_counts(report)
-        reason = (f"{counts.get('active', 0)} of {report.latent_dim} latent dimensions are active."
+        reason = (f"{counts.get('used', 0)} of {report.latent_dim} latent dimensions are used."
                   if counts else "The per-dimension status could not be computed.")
     label = f"Verdict: {verdict}." if verdict else "Verdict: not available."
     return label, str(reason)
@@ -56,71 +48,6 @@ def verdict_parts(report: Report) -> tuple[str, str]:
 def headline(report: Report) -> str:
     """The verdict and its reason in one line."""
     return " ".join(verdict_parts(report))
-
-
-def _statuses(report: Report) -> str:
-    counts = status_counts(report)
-    if not counts:
-        return ("The status of each dimension could not be decided: the figures the verdict "
-                "needs are missing.")
-    parts = [f"{counts[s]} {'is' if counts[s] == 1 else 'are'} {s} ({_MEANING[s]})"
-             for s in ("collapsed", "ignored", "uninformative", "active") if counts.get(s)]
-    unknown = report.latent_dim - sum(counts.values())
-    if unknown > 0:
-        parts.append(f"{unknown} {'has' if unknown == 1 else 'have'} no status")
-    text = f"Of the {_n(report.latent_dim, 'latent dimension')}, " + "; ".join(parts) + "."
-    kl = finite(report.summary.get("kl"))
-    if kl is not None:
-        text += (f" On average the posterior q(z|x) sits {fmt_num(kl)} nats from the prior p(z): "
-                 "this is the KL term of the ELBO, summed over dimensions.")
-    return text
-
-
-def _weak_or_noisy(report: Report) -> str:
-    mv, pv = dim_column(report, "mu_variance"), dim_column(report, "posterior_variance")
-    if not (np.isfinite(mv) & np.isfinite(pv)).any():
-        return ("Whether the signal from x was too weak or too noisy cannot be told: the activity "
-                "figures (Var mu(x), E sigma²(x)) are missing.")
-    kl, statuses, names = dim_column(report, "kl"), dim_statuses(report), dim_labels(report)
-    thr, eps = float(setting(report, "active_threshold")), float(setting(report, "kl_eps"))
-    low = [i for i, s in enumerate(statuses) if np.isfinite(mv[i]) and np.isfinite(pv[i])
-           and (s in ("collapsed", "uninformative") or (s == "unknown" and mv[i] < thr))]
-    if not low:
-        active = [i for i in range(len(mv)) if np.isfinite(mv[i]) and pv[i] > 0]
-        snr = float(np.median([mv[i] / pv[i] for i in active])) if active else None
-        tail = (f" The median signal-to-noise ratio Var mu(x) / E sigma²(x) is {fmt_num(snr)}."
-                if snr is not None else "")
-        return ("No dimension lost its signal on the encoder side: in every dimension mu(x) "
-                "moves with the input by more than the posterior noise would hide." + tail)
-    prior_like = [bool(kl[i] < eps) if np.isfinite(kl[i]) else 0.8 <= pv[i] <= 1.25 for i in low]
-    weak = [i for i, p in zip(low, prior_like, strict=True) if p and mv[i] < thr]
-    noisy = [i for i in low if i not in weak and pv[i] > mv[i]]
-    other = [i for i in low if i not in weak and i not in noisy]
-    text = [f"{_n(len(low), 'dimension')} carry little or no information about x."]
-
-    def which(group: list[int]) -> str:
-        if len(group) == len(low) > 1:
-            return f"In all {len(group)}"
-        return f"In {_n(len(group), 'dimension')} ({join_names(names[i] for i in group)})"
-
-    if weak:
-        text.append(f"{which(weak)} "
-                    f"the signal is too weak: mu(x) barely moves across inputs (Var mu(x) below "
-                    f"{fmt_num(thr)}) and the posterior is the prior, whatever x is.")
-    if noisy:
-        ratio = float(np.median([pv[i] / max(mv[i], 1e-300) for i in noisy]))
-        text.append(f"{which(noisy)} "
-                    f"the signal is too noisy: the posterior is not the prior, but its variance "
-                    f"is {fmt_num(ratio)} times the spread of mu(x) (median), so a sampled z says "
-                    "little about x.")
-    if other:
-        text.append(f"{which(other)} "
-                    "the code is nearly the same for every input: the posterior is narrow, but "
-                    "its mean barely moves with x.")
-    if weak or noisy:
-        cause = "weak" if len(weak) >= len(noisy) else "noisy"
-        text.append(f"So the signal died mostly because it was too {cause}.")
-    return " ".join(text)
 
 
 def _decoder(report: Report) -> str:
@@ -152,18 +79,17 @@ def _decoder(report: Report) -> str:
     if gap is not None:
         text.append(f"Decoding from the input's own posterior instead of a prior draw is worth "
                     f"{fmt_num(gap)} nats per input (the prior gap).")
-    pvals = dim_column(report, "swap_p_holm")
-    if np.isfinite(pvals).any():
-        count = int((pvals < alpha).sum())
-        text.append(f"Swapping one coordinate at a time, {count} of {report.latent_dim} "
-                    f"dimensions make a difference on their own (Holm-corrected p < {alpha:g}).")
-    ignored = [n for n, st in zip(dim_labels(report), dim_statuses(report), strict=True)
-               if st == "ignored"]
-    if ignored:
-        text.append(f"The decoder ignores {join_names(ignored)}: the encoder writes x into "
-                    f"{'it' if len(ignored) == 1 else 'them'}, but swapping changes nothing.")
+    per_dim = decoder_dims_text(report)
+    if per_dim:
+        text.append(per_dim)
+    elif per_dim is None:  # a schema-1 report: Holm-corrected Wilcoxon p-values only
+        pvals = dim_column(report, "swap_p_holm")
+        if np.isfinite(pvals).any():
+            count = int((pvals < alpha).sum())
+            text.append(f"Swapping one coordinate at a time, {count} of {report.latent_dim} "
+                        f"dimensions make a difference on their own (Holm-corrected p < "
+                        f"{alpha:g}).")
     return " ".join(text)
-
 
 def _information(report: Report) -> str:
     s = report.summary
@@ -188,41 +114,6 @@ def _information(report: Report) -> str:
         text.append(f"The MI estimate is below zero ({fmt_num(mi)} nats). MI cannot be negative: "
                     "read it as zero within the estimator's noise.")
     return " ".join(text)
-
-
-def _identifiability(report: Report) -> str:
-    s, d = report.summary, report.latent_dim
-    flat, ident = finite(s.get("flat_fraction")), finite(s.get("identifiable_dims"))
-    if flat is None and ident is None:
-        return ("What the identifiability figures say cannot be told: they are missing.")
-    text = []
-    if flat is not None:
-        draws = setting(report, "prior_samples")
-        thr = fmt_num(setting(report, "flatness_threshold"))
-        if flat >= 0.5:
-            text.append(f"For {fmt_pct(flat)} of inputs the likelihood is flat in z: across "
-                        f"{draws} prior draws of z, log p(x|z) varies by less than {thr} nats. "
-                        "For those inputs no value of z explains x better than another.")
-        else:
-            text.append(f"The likelihood responds to z for {fmt_pct(1 - flat)} of inputs: across "
-                        f"{draws} prior draws of z, log p(x|z) varies by at least {thr} nats.")
-    if ident is not None:
-        k = int(ident)
-        text.append(f"{k} of {d} directions of z {'is' if k == 1 else 'are'} identifiable: the "
-                    f"Fisher information of z has {k} eigenvalue{'s' if k != 1 else ''} above "
-                    "the rank cut-off.")
-        if k < d:
-            text.append(f"The other {d - k} can change without changing p(x|z), so the data "
-                        "cannot pin them down.")
-    if (ident is not None and ident == 0) or (flat is not None and flat >= 0.5):
-        text.append("In the sense of Wang, Blei & Cunningham (2021), z is non-identifiable here, "
-                    "and that is the same thing as posterior collapse: when p(x|z) does not "
-                    "change with z, the best posterior is the prior.")
-    elif ident is not None and ident >= d and (flat is None or flat < 0.5):
-        text.append("z is identifiable: p(x|z) changes with z, so the posterior has something "
-                    "to learn.")
-    return " ".join(text)
-
 
 def _probes(report: Report) -> str | None:
     probes = report.summary.get("probes")
@@ -254,8 +145,8 @@ def explain(report: Report) -> list[str]:
     Returns:
         Plain-text paragraphs (no markup), in reading order.
     """
-    paragraphs = [_statuses(report), _weak_or_noisy(report), _decoder(report),
-                  _information(report), _identifiability(report), _probes(report)]
+    paragraphs = [statuses_text(report), signal_text(report), _decoder(report),
+                  _information(report), identifiability_text(report), _probes(report)]
     if report.errors:
         paragraphs.append(f"Some diagnostics failed ({join_names(sorted(report.errors))}), so "
                           "what they would have said is missing here; their messages are under "

@@ -17,7 +17,7 @@ from collapse_diag.render.tables import Table
 
 __all__ = ["render_html"]
 
-_VERDICT_COLORS = {"healthy": STATUS_COLORS["active"], "partial": STATUS_COLORS["uninformative"],
+_VERDICT_COLORS = {"healthy": STATUS_COLORS["used"], "partial": STATUS_COLORS["uninformative"],
                    "collapsed": STATUS_COLORS["collapsed"]}
 
 _CSS = """

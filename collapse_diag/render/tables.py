@@ -18,6 +18,8 @@ __all__ = [
     "Table",
     "dimension_table",
     "errors_table",
+    "fmt_counts",
+    "fmt_interval",
     "fmt_num",
     "fmt_p",
     "fmt_pct",
@@ -116,18 +118,43 @@ def _text(value: Any) -> str:
     return fmt_num(value) if isinstance(value, (int, float)) else str(value)
 
 
+def fmt_interval(value: Any) -> str:
+    """``[low, high]`` as ``"low to high"``; :data:`MISSING` when either bound is missing."""
+    if not isinstance(value, (list, tuple)) or len(value) != 2:
+        return MISSING
+    low, high = (finite(v) for v in value)
+    if low is None or high is None:
+        return MISSING
+    return f"{fmt_num(low)} to {fmt_num(high)}"
+
+
+def fmt_counts(counts: Any) -> str | None:
+    """``{"used": 3, "ignored": 0, ...}`` as ``"3 used"`` (zero counts left out), or None."""
+    if not isinstance(counts, dict) or not counts:
+        return None
+    parts = [f"{int(v)} {k}" for k, v in counts.items() if finite(v)]
+    return ", ".join(parts) if parts else "none"
+
+
 #: Per-dimension columns: report key, header, formatter.
 _DIMENSION_COLUMNS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
     ("status", "status", _text),
+    ("signal", "signal", _text),
     ("kl", "KL (nats)", fmt_num),
     ("kl_collapse_rate", "collapse rate", fmt_pct),
     ("mu_variance", "Var mu(x)", fmt_num),
     ("posterior_variance", "E sigma²(x)", fmt_num),
     ("mutual_information", "MI (nats)", fmt_num),
     ("swap_delta", "swap delta (nats)", fmt_num),
+    ("swap_ci", "swap delta interval", fmt_interval),
+    ("swap_threshold", "negligible below", fmt_num),
+    ("swap_examples", "swap inputs", fmt_num),
+    ("swap_inputs_needed", "inputs to decide", fmt_num),
     ("swap_delta_per_token", "swap delta / token", fmt_num),
     ("swap_p_value", "swap p", fmt_p),
     ("fisher", "Fisher", fmt_num),
+    ("contraction_ci", "contraction interval", fmt_interval),
+    ("identifiability", "identifiability", _text),
 )
 
 
@@ -163,6 +190,7 @@ def summary_table(report: Report) -> Table:
         ("mean KL(q(z|x) || p(z))", nats("kl")),
         ("collapsed units (KL < kl_eps)", of_d("collapsed_units")),
         ("active units (Var mu >= active_threshold)", of_d("active_units")),
+        ("signal (clear / noisy / weak)", fmt_counts(s.get("signal_counts"))),
         ("mutual information I(x; z)", nats("mutual_information",
                                             f" ({', '.join(flags)})" if flags else "")),
         ("marginal KL(q(z) || p(z))", nats("marginal_kl")),
@@ -170,6 +198,10 @@ def summary_table(report: Report) -> Table:
         ("swap delta", nats("swap_delta", ci_text)),
         ("swap delta per token", nats("swap_delta_per_token")),
         ("swap p-value", None if s.get("swap_p_value") is None else fmt_p(s["swap_p_value"])),
+        ("per-dimension swap: decoder use", fmt_counts(s.get("decoder_use_counts"))),
+        ("per-dimension swap: inputs, rounds", None if s.get("per_dim_swap_rounds") is None
+         else f"{s.get('per_dim_swap_examples')} of at most {s.get('per_dim_swap_budget')}, "
+              f"{s['per_dim_swap_rounds']} round(s)"),
         ("reconstruction E log p(x|z), z ~ q", nats("reconstruction")),
         ("prior reconstruction E log p(x|z), z ~ p", nats("prior_reconstruction")),
         ("prior gap", nats("prior_gap")),
@@ -178,6 +210,8 @@ def summary_table(report: Report) -> Table:
         ("inputs with a flat likelihood", None if finite(s.get("flat_fraction")) is None
          else fmt_pct(s["flat_fraction"])),
         ("identifiable directions (Fisher rank)", of_d("identifiable_dims")),
+        ("Fisher directions by grade", fmt_counts(s.get("identifiability_counts"))),
+        ("status counts", fmt_counts(s.get("status_counts"))),
     ]
     kept = [[label, value] for label, value in rows if value is not None]
     return Table(["figure", "value"], kept, [[a, b] for a, b in kept])

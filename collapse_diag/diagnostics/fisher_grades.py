@@ -1,0 +1,70 @@
+"""Graded identifiability: bootstrap intervals of the latent Fisher information and grades.
+
+By the Laplace approximation, along an eigenvector of F = E[g g^T] with
+eigenvalue lambda one observation shrinks the prior variance 1 to 1 / (1 + lambda):
+the *contraction* is ``lambda / (1 + lambda)``. :func:`fisher_bootstrap` resamples
+the inputs (percentile bootstrap, Efron & Tibshirani 1993) for intervals of every
+eigenvalue and diagonal entry; :func:`grade` turns an interval into
+``identifiable`` / ``weak`` / ``inconclusive`` / ``flat`` (rule in
+:mod:`collapse_diag.diagnostics.identifiability` and docs/statuses.md).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+__all__ = ["GRADES", "contraction", "fisher_bootstrap", "grade"]
+
+#: Grades of an eigen-direction or a dimension, in display order.
+GRADES = ("identifiable", "weak", "inconclusive", "flat")
+_ZERO = 1e-12  # nats^2: below this a Fisher value is numerically zero
+
+
+def grade(low: np.ndarray, high: np.ndarray, atol: float) -> list[str]:
+    """Identifiability grade of each interval ``[low, high]`` (rule in the module docstring)."""
+    out = []
+    for lo, hi in zip(np.asarray(low, float), np.asarray(high, float), strict=True):
+        if lo >= atol and lo > _ZERO:
+            out.append("identifiable")
+        elif hi < atol:
+            out.append("weak" if lo > _ZERO else "flat")
+        else:
+            out.append("inconclusive")
+    return out
+
+
+def fisher_bootstrap(grads: np.ndarray, resamples: int, confidence: float,
+                     generator: torch.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile bootstrap intervals of the Fisher eigenvalues and diagonal.
+
+    Args:
+        grads: Per-input gradients ``(N, S, D)`` (S draws per input); F = mean g g^T.
+        resamples: Bootstrap resamples over inputs (0: zero-width intervals at the estimate).
+        confidence: Level of the intervals.
+        generator: Seeded CPU generator (one ``randint`` call per resample).
+
+    Returns:
+        ``(eigenvalue_ci, diagonal_ci)``, each ``(D, 2)``; eigenvalues sorted
+        descending within each resample.
+    """
+    n, s, dim = grads.shape
+    flat = grads.reshape(n * s, dim)
+    if resamples == 0 or n == 0:
+        f = flat.T @ flat / max(1, n * s)
+        eig, diag = np.linalg.eigvalsh(f)[::-1], np.diag(f)
+        return np.column_stack([eig, eig]), np.column_stack([diag, diag])
+    eigs, diags = np.empty((resamples, dim)), np.empty((resamples, dim))
+    for b in range(resamples):
+        idx = torch.randint(0, n, (n,), generator=generator).numpy()
+        weight = np.repeat(np.bincount(idx, minlength=n).astype(np.float64), s)
+        f = (flat * weight[:, None]).T @ flat / (n * s)
+        eigs[b], diags[b] = np.linalg.eigvalsh(f)[::-1], np.diag(f)
+    q = [(1 - confidence) / 2, (1 + confidence) / 2]
+    return np.quantile(eigs, q, axis=0).T, np.quantile(diags, q, axis=0).T
+
+
+def contraction(values: np.ndarray) -> np.ndarray:
+    """``lambda / (1 + lambda)`` (eigenvalues below 0 through rounding count as 0)."""
+    v = np.maximum(np.asarray(values, dtype=np.float64), 0.0)
+    return v / (1.0 + v)

@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from collapse_diag.plots import STATUS_COLORS
-from collapse_diag.report_values import finite
+from collapse_diag.report_values import STATUS_ORDER, finite
 
 __all__ = ["TRAJECTORY_PLOTS", "plot_kl_heatmap", "plot_status", "plot_curves",
            "status_color", "SERIES"]
@@ -32,15 +32,11 @@ SERIES = {
     "swap_delta": "swap delta [nats]",
     "neg_elbo": "-ELBO [nats]",
 }
-_STATUS_ORDER = ("used", "ignored", "uninformative", "undetermined", "collapsed", "unknown")
-_EXTRA_COLORS = {"undetermined": "#CC79A7"}
-_ALIASES = {"used": "active"}
 
 
 def status_color(status: str) -> str:
-    """The colour of a status, as in the report's plots (``used`` shares ``active``'s)."""
-    return (STATUS_COLORS.get(status) or STATUS_COLORS.get(_ALIASES.get(status, ""))
-            or _EXTRA_COLORS.get(status) or STATUS_COLORS["unknown"])
+    """The colour of a status, as in the report's plots (grey for an unknown name)."""
+    return STATUS_COLORS.get(status, STATUS_COLORS["unknown"])
 
 
 def _styled(func: Callable[[Trajectory], Figure | None]) -> Callable[[Trajectory], Figure | None]:
@@ -118,7 +114,7 @@ def plot_status(trajectory: Trajectory) -> Figure | None:
     if not statuses or all(s is None for row in statuses for s in row):
         return None
     names = [s or "unknown" for row in statuses for s in row]
-    present = [s for s in _STATUS_ORDER if s in names] + sorted(set(names) - set(_STATUS_ORDER))
+    present = [s for s in STATUS_ORDER if s in names] + sorted(set(names) - set(STATUS_ORDER))
     codes = np.array([[present.index(s or "unknown") for s in row] for row in statuses])
     kl = np.array([[np.nan if finite(v) is None else float(v) for v in series]
                    for series in _dim_matrix(trajectory, "kl")], dtype=float)

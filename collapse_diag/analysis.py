@@ -32,6 +32,7 @@ from collapse_diag.diagnostics.activity import activity_diagnostic
 from collapse_diag.diagnostics.identifiability import identifiability_diagnostic
 from collapse_diag.diagnostics.information import information_diagnostic
 from collapse_diag.diagnostics.kl import kl_diagnostic
+from collapse_diag.diagnostics.likelihood import likelihood_diagnostic
 from collapse_diag.diagnostics.probes import probe_factors
 from collapse_diag.diagnostics.sensitivity import sensitivity_diagnostic
 from collapse_diag.diagnostics.verdict import decide_verdict
@@ -96,6 +97,11 @@ def _identifiability(run: _Run) -> Any:
     )
 
 
+def _likelihood(run: _Run) -> Any:
+    return likelihood_diagnostic(*_decoder_args(run, "likelihood"),
+                                 show_progress=run.show_progress)
+
+
 def _verdict(run: _Run) -> Any:
     kl, activity = run.results.get("kl"), run.results.get("activity")
     if kl is None or activity is None:
@@ -120,6 +126,7 @@ DIAGNOSTICS: dict[str, Callable[[_Run], Any]] = {
     "identifiability": _identifiability,
     "verdict": _verdict,
     "probes": _probes,
+    "likelihood": _likelihood,
 }
 
 

@@ -58,6 +58,16 @@ class Settings:
             about 1 / (1 + lambda), so lambda < 0.1 means the likelihood narrows
             the prior by under 10%: practically flat, not identifiable.
         diagnostics: Names of the diagnostics to run (``None``: all).
+        nll_samples: K, codes drawn from q(z|x) per input for the importance-weighted
+            NLL bound (Burda et al. 2016). Costs K decoder rows per input of the
+            NLL subsample: the default 100 on 500 inputs is 50,000 rows (25 decoder
+            passes over 2,000 inputs). He et al. (2019) use K = 500; check
+            ``nll_convergence`` in the report to see whether K was enough.
+        nll_examples: Inputs in the seeded NLL subsample (``None``: all). -ELBO,
+            NLL, PPL, rate and distortion are all computed on it.
+        mi_minibatch_size: Batch size of He et al. (2019)'s minibatch MI estimator
+            (``mi_minibatch``). That estimate cannot exceed log(mi_minibatch_size):
+            it is biased low and given only to compare with published tables.
     """
 
     seed: int = 0
@@ -79,6 +89,9 @@ class Settings:
     fisher_rank_rtol: float = 1e-3
     fisher_rank_atol: float = 0.1
     diagnostics: tuple[str, ...] | None = field(default=None)
+    nll_samples: int = 100
+    nll_examples: int | None = 500
+    mi_minibatch_size: int = 32
 
     @classmethod
     def from_kwargs(cls, where: str = "analyze", **kwargs: Any) -> Settings:
@@ -111,6 +124,8 @@ class Settings:
             "per_dim_swap_examples": 0,
             "prior_samples": 2,
             "fisher_samples": 1,
+            "nll_samples": 1,
+            "mi_minibatch_size": 2,
         }
         for name, low in ints_min.items():
             value = getattr(self, name)
@@ -124,6 +139,12 @@ class Settings:
             or self.max_examples < 1
         ):
             raise invalid_parameter("max_examples", where, "None or an int >= 1", self.max_examples)
+        if self.nll_examples is not None and (
+            isinstance(self.nll_examples, bool)
+            or not isinstance(self.nll_examples, int)
+            or self.nll_examples < 1
+        ):
+            raise invalid_parameter("nll_examples", where, "None or an int >= 1", self.nll_examples)
         positives = (
             "kl_eps",
             "active_threshold",

@@ -141,14 +141,21 @@ def _common_options(func: Callable[..., Any]) -> Callable[..., Any]:
                                       "latent_dim decoder passes).")
 @click.option("--fail-on-collapse", is_flag=True,
               help="Exit with code 1 when the verdict is 'collapsed' (to gate a pipeline).")
+@click.option("--nll-samples", type=click.IntRange(min=1), default=100, show_default=True,
+              help="K for the importance-weighted NLL bound (K decoder rows per input).")
+@click.option("--nll-examples", type=click.IntRange(min=1), default=500, show_default=True,
+              help="Inputs in the seeded subsample for -ELBO, NLL, PPL, rate and distortion.")
+@click.option("--save-encodings", is_flag=True,
+              help="Also write encodings.npz (mu and logvar per input) into --out, for "
+                   "identifiability across seeds in `collapse-diag compare`.")
 @_common_options
 @handle_errors
 def analyze(checkpoint: Path, data_path: Path | None, out_dir: Path, formats: tuple[str, ...],
             batch_size: int, max_examples: int | None, device: str, seed: int,
             factory: str | None, config_path: Path | None, trust_checkpoint: bool,
             kl_eps: float, active_threshold: float, prior_samples: int,
-            per_dim_swap_examples: int, fail_on_collapse: bool, quiet: bool,
-            debug: bool) -> None:
+            per_dim_swap_examples: int, fail_on_collapse: bool, nll_samples: int,
+            nll_examples: int, save_encodings: bool, quiet: bool, debug: bool) -> None:
     """Analyse the VAE in CHECKPOINT and write a report to --out."""
     from collapse_diag.analysis import analyze as run_analysis
     from collapse_diag.checkpoint import load_checkpoint
@@ -172,6 +179,8 @@ def analyze(checkpoint: Path, data_path: Path | None, out_dir: Path, formats: tu
         show_progress=not quiet, seed=seed, batch_size=batch_size, max_examples=max_examples,
         device=device, kl_eps=kl_eps, active_threshold=active_threshold,
         prior_samples=prior_samples, per_dim_swap_examples=per_dim_swap_examples,
+        nll_samples=nll_samples, nll_examples=nll_examples,
+        save_encodings=out_dir / "encodings.npz" if save_encodings else None,
     )
     written = write_report(report, out_dir, formats)
     if not quiet:

@@ -14,6 +14,7 @@ import platform
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -174,6 +175,7 @@ def analyze(
     labels: Mapping[str, Any] | None = None,
     checkpoint: Mapping[str, str] | None = None,
     show_progress: bool = False,
+    save_encodings: str | Path | None = None,
     **settings: Any,
 ) -> Report:
     """Diagnose posterior collapse in a trained VAE.
@@ -186,6 +188,8 @@ def analyze(
         checkpoint: ``{"path", "sha256"}`` of the file the model came from, recorded
             in the report.
         show_progress: Progress bars on stderr (when it is a terminal).
+        save_encodings: Write mu(x) and logvar(x) of the analysed inputs to this
+            ``.npz`` file (collapse_diag/encodings_file.py), for ``compare``.
         **settings: Any field of :class:`~collapse_diag.settings.Settings`
             (``seed``, ``batch_size``, ``max_examples``, ``device``, thresholds, ...).
 
@@ -247,6 +251,11 @@ def analyze(
             model.train()
 
     summary, dimensions, distributions = _merge(sections, info.latent_dim)
+    data_sha256 = _data_sha256(data)
+    if save_encodings is not None:
+        from collapse_diag.encodings_file import save_encodings as write_encodings
+
+        write_encodings(save_encodings, encodings, data_sha256)
     return Report(
         n_examples=encodings.n_examples,
         latent_dim=info.latent_dim,
@@ -258,7 +267,7 @@ def analyze(
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "model": type(model).__name__,
             "n_examples_total": n_total,
-            "data_sha256": _data_sha256(data),
+            "data_sha256": data_sha256,
             "has_prior": info.has_prior,
             "has_num_tokens": info.has_num_tokens,
             "device": str(device),

@@ -246,5 +246,9 @@ def demo(out_dir: Path, retrain: bool, seed: int, formats: tuple[str, ...], quie
     sys.exit(EXIT_DIAGNOSTIC_FAILED if failed else EXIT_OK)
 
 
+from collapse_diag_cli.compare_command import compare as _compare  # noqa: E402
+
+main.add_command(_compare)
+
 if __name__ == "__main__":
     main()

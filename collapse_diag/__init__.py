@@ -38,6 +38,9 @@ __all__ = [
     "save_checkpoint",
     "write_report",
     "render_directory",
+    "compare",
+    "write_comparison",
+    "Comparison",
     "LoadedCheckpoint",
     "Encodings",
     "ModelInfo",
@@ -55,6 +58,9 @@ _LAZY = {
     "analyze": ("collapse_diag.analysis", "analyze"),
     "write_report": ("collapse_diag.render", "write_report"),
     "render_directory": ("collapse_diag.render", "render_directory"),
+    "compare": ("collapse_diag.compare", "compare"),
+    "Comparison": ("collapse_diag.compare", "Comparison"),
+    "write_comparison": ("collapse_diag.render.comparison", "write_comparison"),
 }
 
 

@@ -59,7 +59,7 @@ def compare(models: tuple[str, ...], out_dir: Path, formats: tuple[str, ...],
     encodings go to OUT/models/. Identifiability across seeds needs models analysed
     on the same inputs with saved encodings (`analyze --save-encodings`, or checkpoints).
     """
-    from collapse_diag.compare import compare as run_compare
+    from collapse_diag.comparison import compare as run_compare
     from collapse_diag.encodings_file import ENCODINGS_FILE, save_encodings
     from collapse_diag.render.comparison import write_comparison
     from collapse_diag.render.tables import text_table

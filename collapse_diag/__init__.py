@@ -58,8 +58,8 @@ _LAZY = {
     "analyze": ("collapse_diag.analysis", "analyze"),
     "write_report": ("collapse_diag.render", "write_report"),
     "render_directory": ("collapse_diag.render", "render_directory"),
-    "compare": ("collapse_diag.compare", "compare"),
-    "Comparison": ("collapse_diag.compare", "Comparison"),
+    "compare": ("collapse_diag.comparison", "compare"),
+    "Comparison": ("collapse_diag.comparison", "Comparison"),
     "write_comparison": ("collapse_diag.render.comparison", "write_comparison"),
 }
 

@@ -1,4 +1,4 @@
-"""Write a :class:`~collapse_diag.compare.Comparison` as comparison.json/.md/.html/.csv/.tex.
+"""Write a :class:`~collapse_diag.comparison.Comparison` as comparison.json/.md/.html/.csv/.tex.
 
 Usage::
 
@@ -22,7 +22,7 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
-from collapse_diag.compare import Comparison
+from collapse_diag.comparison import Comparison
 from collapse_diag.exceptions import invalid_parameter
 from collapse_diag.plots import figure_png
 from collapse_diag.render.comparison_plots import COMPARISON_PLOTS

@@ -1,4 +1,4 @@
-"""Plots that overlay several models of a :class:`~collapse_diag.compare.Comparison`.
+"""Plots that overlay several models of a :class:`~collapse_diag.comparison.Comparison`.
 
 Each function takes a Comparison and returns a :class:`matplotlib.figure.Figure`
 (object-oriented API, no pyplot), or ``None`` when no model has the figures it
@@ -17,7 +17,7 @@ import seaborn as sns
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 
-from collapse_diag.compare import Comparison, model_statuses
+from collapse_diag.comparison import Comparison, model_statuses
 from collapse_diag.plots import STATUS_COLORS
 from collapse_diag.report_values import dim_column, finite, setting
 

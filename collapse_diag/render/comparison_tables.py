@@ -11,7 +11,7 @@ import csv
 import io
 from typing import Any
 
-from collapse_diag.compare import COLUMNS, Comparison
+from collapse_diag.comparison import COLUMNS, Comparison
 from collapse_diag.render.tables import MISSING, Table, fmt_num
 from collapse_diag.report_values import finite
 

@@ -61,9 +61,16 @@ __all__ = [
     "minibatch_mi",
 ]
 
-#: Inputs whose posterior draws are made in one ``torch.randn`` call. A constant,
-#: so that the draws (and every figure) do not depend on ``batch_size``.
-_DRAW_BLOCK = 64
+
+
+def _draw_block(samples: int) -> int:
+    """Inputs whose K draws are made in one ``torch.randn`` call: about 4096 rows.
+
+    A function of K alone, so that the draws (and every figure) do not depend on
+    ``batch_size``; large enough that a decoder call holds about 4096 rows.
+    """
+    return max(1, -(-MAX_ROWS_PER_CALL // samples))
+
 _LOG_2PI = math.log(2 * math.pi)
 
 
@@ -235,7 +242,7 @@ def likelihood_diagnostic(
 
     Random draws, in this order, from ``generator`` (CPU, float64): the
     minibatch-MI noise ``(N, D)``, the subsample, then the posterior noise in
-    blocks of 64 inputs ``(64, K, D)``; so nothing depends on ``batch_size``.
+    blocks of ``b = ceil(4096 / K)`` inputs ``(b, K, D)``; nothing depends on ``batch_size``.
 
     Decoder cost: ``M * K`` rows, ``M = min(N, nll_examples)``, ``K = nll_samples``,
     in calls of ``max(4096, batch_size)`` rows (input-major: the K codes of one
@@ -269,10 +276,11 @@ def likelihood_diagnostic(
     log_w, ll = np.empty((m, k)), np.empty((m, k))
     rows_per_call = max(MAX_ROWS_PER_CALL, settings.batch_size)
     calls = 0
-    blocks = range(0, m, _DRAW_BLOCK)
+    block = _draw_block(k)
+    blocks = range(0, m, block)
     with torch.no_grad():
         for start in progress(blocks, "likelihood", len(blocks), show_progress):
-            idx = np.arange(start, min(start + _DRAW_BLOCK, m))
+            idx = np.arange(start, min(start + block, m))
             noise = torch.randn(len(idx), k, dim, generator=generator,
                                 dtype=torch.float64).numpy()
             z = mu[idx, None] + np.exp(0.5 * logvar[idx, None]) * noise  # (b, K, D)

@@ -14,7 +14,9 @@ from models_for_tests import (
     exact_linear_gaussian,
     sample_linear_data,
 )
-from scipy.stats import multivariate_normal
+from report_fixtures import healthy_report, minimal_report
+from scipy.stats import multivariate_normal, norm
+from toy_models import ToyVAE
 
 from collapse_diag import analyze
 from collapse_diag.diagnostics.likelihood import (
@@ -27,6 +29,8 @@ from collapse_diag.diagnostics.likelihood import (
 from collapse_diag.encodings import encode_all
 from collapse_diag.exceptions import InvalidParameterError
 from collapse_diag.protocol import check_model
+from collapse_diag.render.document import build_document
+from collapse_diag.render.likelihood_table import likelihood_table
 from collapse_diag.rng import generator_for
 from collapse_diag.settings import Settings
 
@@ -192,3 +196,27 @@ def test_analyze_reports_the_standard_figures(exact):
 def test_bad_settings_are_rejected(name, value):
     with pytest.raises(InvalidParameterError, match=name):
         Settings.from_kwargs(**{name: value})
+
+
+def test_toy_vae_float32_matches_its_closed_form():
+    # ToyVAE (tests/toy_models.py): x_d ~ N(0, w_d^2 + s^2) independently, exact posterior,
+    # float32 decoder: L_K = log p(x) per input to float32 rounding (1e-4 nats).
+    model = ToyVAE()
+    data = model.sample(300, seed=4)
+    w, s = model.w.double().numpy(), model.noise
+    truth = norm(0, np.sqrt(w**2 + s**2)).logpdf(data.double().numpy()).sum(axis=1)
+    report = analyze(model, data, nll_samples=10, nll_examples=None, swap_bootstrap=10,
+                     diagnostics=["kl", "likelihood"])
+    assert report.summary["nll"] == pytest.approx(-truth.mean(), abs=1e-4)
+    assert report.summary["rate"] == pytest.approx(report.summary["kl"], rel=1e-12)
+    res = run(model, data, nll_samples=10, nll_examples=None)
+    np.testing.assert_allclose(res.bound, truth, atol=1e-4)
+
+
+def test_likelihood_table_in_the_report_documents():
+    document = build_document(healthy_report(), drawn=())
+    section = next(s for s in document.sections if s.title == "Likelihood figures")
+    rows = dict(section.tables[0].rows)
+    assert rows["NLL (importance-weighted bound ± SE)"].startswith("84.9 ± 0.6")
+    assert "perplexity exp(NLL per token)" in rows
+    assert likelihood_table(minimal_report()) is None

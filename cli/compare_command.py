@@ -41,7 +41,7 @@ def _folder_name(index: int, name: str) -> str:
               help="Seed of the analyses.")
 @click.option("--nll-samples", type=click.IntRange(min=1), default=100, show_default=True,
               help="K for the importance-weighted NLL bound (K decoder rows per input).")
-@click.option("--nll-examples", type=click.IntRange(min=1), default=500, show_default=True,
+@click.option("--nll-examples", type=click.IntRange(min=1), default=200, show_default=True,
               help="Inputs in the seeded subsample for -ELBO, NLL, PPL, rate and distortion.")
 @click.option("--factory", default=None,
               help="'module:callable' that builds the models of state-dict-only checkpoints.")

@@ -143,7 +143,7 @@ def _common_options(func: Callable[..., Any]) -> Callable[..., Any]:
               help="Exit with code 1 when the verdict is 'collapsed' (to gate a pipeline).")
 @click.option("--nll-samples", type=click.IntRange(min=1), default=100, show_default=True,
               help="K for the importance-weighted NLL bound (K decoder rows per input).")
-@click.option("--nll-examples", type=click.IntRange(min=1), default=500, show_default=True,
+@click.option("--nll-examples", type=click.IntRange(min=1), default=200, show_default=True,
               help="Inputs in the seeded subsample for -ELBO, NLL, PPL, rate and distortion.")
 @click.option("--save-encodings", is_flag=True,
               help="Also write encodings.npz (mu and logvar per input) into --out, for "

@@ -7,6 +7,8 @@ Library use::
     report = collapse_diag.analyze(model, data, seed=0)
     print(report.summary["verdict"], report.summary["verdict_reason"])
     report.write_json("report.json")
+    comparison = collapse_diag.compare(["runs/seed0", "runs/seed1"])   # report folders
+    collapse_diag.write_comparison(comparison, "comparison/")
 
 Heavy modules (the diagnostics, plotting) are imported on first use.
 """

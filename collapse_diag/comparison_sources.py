@@ -37,7 +37,6 @@ class ComparedModel:
     source: str = "library"
 
 
-
 def load_source(source: Any, name: str, analyse: dict[str, Any]) -> ComparedModel:
     """One ``compare`` source as a :class:`ComparedModel` (see :func:`collapse_diag.compare`).
 

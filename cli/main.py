@@ -145,6 +145,13 @@ def _common_options(func: Callable[..., Any]) -> Callable[..., Any]:
                    "analysed inputs].")
 @click.option("--fail-on-collapse", is_flag=True,
               help="Exit with code 1 when the verdict is 'collapsed' (to gate a pipeline).")
+@click.option("--nll-samples", type=click.IntRange(min=1), default=100, show_default=True,
+              help="K for the importance-weighted NLL bound (K decoder rows per input).")
+@click.option("--nll-examples", type=click.IntRange(min=1), default=200, show_default=True,
+              help="Inputs in the seeded subsample for -ELBO, NLL, PPL, rate and distortion.")
+@click.option("--save-encodings", is_flag=True,
+              help="Also write encodings.npz (mu and logvar per input) into --out, for "
+                   "identifiability across seeds in `collapse-diag compare`.")
 @_common_options
 @handle_errors
 def analyze(checkpoint: Path, data_path: Path | None, out_dir: Path, formats: tuple[str, ...],
@@ -152,8 +159,8 @@ def analyze(checkpoint: Path, data_path: Path | None, out_dir: Path, formats: tu
             factory: str | None, config_path: Path | None, trust_checkpoint: bool,
             kl_eps: float, active_threshold: float, prior_samples: int,
             per_dim_swap_examples: int, per_dim_swap_max_examples: int | None,
-            fail_on_collapse: bool, quiet: bool,
-            debug: bool) -> None:
+            fail_on_collapse: bool, nll_samples: int, nll_examples: int,
+            save_encodings: bool, quiet: bool, debug: bool) -> None:
     """Analyse the VAE in CHECKPOINT and write a report to --out."""
     from collapse_diag.analysis import analyze as run_analysis
     from collapse_diag.checkpoint import load_checkpoint
@@ -178,6 +185,8 @@ def analyze(checkpoint: Path, data_path: Path | None, out_dir: Path, formats: tu
         device=device, kl_eps=kl_eps, active_threshold=active_threshold,
         prior_samples=prior_samples, per_dim_swap_examples=per_dim_swap_examples,
         per_dim_swap_max_examples=per_dim_swap_max_examples,
+        nll_samples=nll_samples, nll_examples=nll_examples,
+        save_encodings=out_dir / "encodings.npz" if save_encodings else None,
     )
     written = write_report(report, out_dir, formats)
     if not quiet:
@@ -256,6 +265,10 @@ def demo(out_dir: Path, retrain: bool, seed: int, formats: tuple[str, ...], trac
 from collapse_diag_cli.track_command import track as _track  # noqa: E402
 
 main.add_command(_track)
+
+from collapse_diag_cli.compare_command import compare as _compare  # noqa: E402
+
+main.add_command(_compare)
 
 if __name__ == "__main__":
     main()

@@ -7,6 +7,8 @@ Library use::
     report = collapse_diag.analyze(model, data, seed=0)
     print(report.summary["verdict"], report.summary["verdict_reason"])
     report.write_json("report.json")
+    comparison = collapse_diag.compare(["runs/seed0", "runs/seed1"])   # report folders
+    collapse_diag.write_comparison(comparison, "comparison/")
 
 Heavy modules (the diagnostics, plotting) are imported on first use.
 """
@@ -38,6 +40,9 @@ __all__ = [
     "save_checkpoint",
     "write_report",
     "render_directory",
+    "compare",
+    "write_comparison",
+    "Comparison",
     "LoadedCheckpoint",
     "Encodings",
     "ModelInfo",
@@ -55,6 +60,9 @@ _LAZY = {
     "analyze": ("collapse_diag.analysis", "analyze"),
     "write_report": ("collapse_diag.render", "write_report"),
     "render_directory": ("collapse_diag.render", "render_directory"),
+    "compare": ("collapse_diag.comparison", "compare"),
+    "Comparison": ("collapse_diag.comparison", "Comparison"),
+    "write_comparison": ("collapse_diag.render.comparison", "write_comparison"),
 }
 
 

@@ -14,6 +14,7 @@ import platform
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,7 @@ from collapse_diag.diagnostics.activity import activity_diagnostic
 from collapse_diag.diagnostics.identifiability import identifiability_diagnostic
 from collapse_diag.diagnostics.information import information_diagnostic
 from collapse_diag.diagnostics.kl import kl_diagnostic
+from collapse_diag.diagnostics.likelihood import likelihood_diagnostic
 from collapse_diag.diagnostics.probes import probe_factors
 from collapse_diag.diagnostics.sensitivity import sensitivity_diagnostic
 from collapse_diag.diagnostics.verdict import decide_verdict, informative_dims, swap_reference
@@ -99,6 +101,11 @@ def _identifiability(run: _Run) -> Any:
     )
 
 
+def _likelihood(run: _Run) -> Any:
+    return likelihood_diagnostic(*_decoder_args(run, "likelihood"),
+                                 show_progress=run.show_progress)
+
+
 def _verdict(run: _Run) -> Any:
     kl, activity = run.results.get("kl"), run.results.get("activity")
     if kl is None or activity is None:
@@ -123,6 +130,7 @@ DIAGNOSTICS: dict[str, Callable[[_Run], Any]] = {
     "identifiability": _identifiability,
     "verdict": _verdict,
     "probes": _probes,
+    "likelihood": _likelihood,
 }
 
 
@@ -170,6 +178,7 @@ def analyze(
     labels: Mapping[str, Any] | None = None,
     checkpoint: Mapping[str, str] | None = None,
     show_progress: bool = False,
+    save_encodings: str | Path | None = None,
     **settings: Any,
 ) -> Report:
     """Diagnose posterior collapse in a trained VAE.
@@ -182,6 +191,8 @@ def analyze(
         checkpoint: ``{"path", "sha256"}`` of the file the model came from, recorded
             in the report.
         show_progress: Progress bars on stderr (when it is a terminal).
+        save_encodings: Write mu(x) and logvar(x) of the analysed inputs to this
+            ``.npz`` file (collapse_diag/encodings_file.py), for ``compare``.
         **settings: Any field of :class:`~collapse_diag.settings.Settings`
             (``seed``, ``batch_size``, ``max_examples``, ``device``, thresholds, ...).
 
@@ -243,6 +254,11 @@ def analyze(
             model.train()
 
     summary, dimensions, distributions = _merge(sections, info.latent_dim)
+    data_sha256 = _data_sha256(data)
+    if save_encodings is not None:
+        from collapse_diag.encodings_file import save_encodings as write_encodings
+
+        write_encodings(save_encodings, encodings, data_sha256)
     return Report(
         n_examples=encodings.n_examples,
         latent_dim=info.latent_dim,
@@ -254,7 +270,7 @@ def analyze(
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "model": type(model).__name__,
             "n_examples_total": n_total,
-            "data_sha256": _data_sha256(data),
+            "data_sha256": data_sha256,
             "has_prior": info.has_prior,
             "has_num_tokens": info.has_num_tokens,
             "device": str(device),

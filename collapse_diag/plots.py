@@ -25,6 +25,7 @@ from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from collapse_diag.plots_likelihood import plot_likelihood as _plot_likelihood
 from collapse_diag.report import Report
 from collapse_diag.report_values import (
     STATUS_ORDER,
@@ -416,6 +417,12 @@ PLOTS: dict[str, PlotSpec] = {
         "not change p(x|z). Right: per input, how much log p(x|z) varies over prior draws; "
         "left of the dashed line the likelihood is flat in z.",
         ("identifiability",), plot_identifiability),
+    "likelihood": PlotSpec(
+        "NLL bound against K",
+        "The importance-weighted bound on the NLL with K' = 1, 10, 100, ... of the K codes "
+        "drawn per input, with its standard error over inputs; the dashed line is -ELBO. "
+        "A curve still falling at the right needs a larger nll_samples.",
+        ("likelihood",), _plot_likelihood),
     "overview": PlotSpec(
         "Per-dimension overview",
         "Every dimension's figures, each row divided by its largest magnitude (numbers: the "

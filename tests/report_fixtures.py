@@ -84,8 +84,24 @@ def _build(name: str, n: int, mv: list[float], pv: list[float], statuses: list[s
                   timings={"kl": 0.01, "sensitivity": 1.5}, **extra)
 
 
+def _with_likelihood(report: Report, nll: float, rate: float, gap: float) -> Report:
+    """Add the likelihood diagnostic's figures: NLL = ``nll``, -ELBO = ``nll + gap``."""
+    report.summary.update({
+        "neg_elbo": nll + gap, "neg_elbo_per_token": (nll + gap) / 30, "nll": nll,
+        "nll_se": 0.6, "nll_per_token": nll / 30, "nll_samples": 100, "nll_examples": 200,
+        "nll_convergence": {"samples": [1, 10, 100], "nll": [nll + gap, nll + 0.2 * gap, nll],
+                            "nll_se": [0.7, 0.65, 0.6]},
+        "ppl": math.exp(nll / 30), "rate": rate, "distortion": nll + gap - rate,
+        "mi_minibatch": min(rate, math.log(32)) * 0.8, "mi_minibatch_size": 32})
+    return report
+
+
 def healthy_report() -> Report:
     """Eight active dimensions; the decoder reads z; topic is linearly decodable."""
+    return _with_likelihood(_healthy(), nll=84.9, rate=6.0, gap=1.2)
+
+
+def _healthy() -> Report:
     rng = np.random.default_rng(0)
     mv = [0.9, 0.85, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3]
     pv = [0.05, 0.08, 0.12, 0.2, 0.3, 0.35, 0.45, 0.55]
@@ -107,6 +123,10 @@ def healthy_report() -> Report:
 
 def collapsed_report() -> Report:
     """Eight collapsed dimensions (posterior = prior); the decoder ignores z."""
+    return _with_likelihood(_collapsed(), nll=95.0, rate=0.001, gap=0.001)
+
+
+def _collapsed() -> Report:
     rng = np.random.default_rng(1)
     mv = [1e-5, 2e-5, 4e-5, 1e-5, 3e-5, 2e-5, 5e-5, 1e-5]
     pv = [0.999, 0.998, 0.999, 0.9995, 0.998, 0.999, 0.997, 0.999]

@@ -26,7 +26,7 @@ def healthy_figures():
 
 def test_registry_order_and_captions():
     assert list(PLOTS) == ["kl", "activity", "information", "sensitivity", "identifiability",
-                           "overview"]
+                           "likelihood", "overview"]
     for spec in PLOTS.values():
         assert spec.title and len(spec.caption) > 40 and spec.sources
 

@@ -14,6 +14,7 @@ from pathlib import PurePath
 
 from collapse_diag.plots import PLOTS, missing_note
 from collapse_diag.render.explain import explain, verdict_parts
+from collapse_diag.render.likelihood_table import likelihood_table
 from collapse_diag.render.tables import (
     Table,
     dimension_table,
@@ -96,6 +97,14 @@ def build_document(report: Report, drawn: Collection[str]) -> Document:
         Section("What this means", "what-this-means", tuple(explain(report))),
         Section("Key figures", "key-figures", tables=(summary_table(report),)),
     ]
+    likelihood = likelihood_table(report)
+    if likelihood is not None:
+        sections.append(Section(
+            "Likelihood figures", "likelihood-figures",
+            ("The figures papers print: -ELBO, the importance-weighted NLL bound (Burda et al. "
+             "2016) with its standard error over inputs, perplexity for text, rate and "
+             "distortion (Alemi et al. 2018), and He et al. (2019)'s minibatch MI for "
+             "comparison with published tables.",), tables=(likelihood,)))
     errors = errors_table(report)
     if errors is not None:
         sections.append(Section(

@@ -1,0 +1,102 @@
+"""``collapse-diag compare A B C ...``: several models side by side (registered in main.py)."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import click
+
+from collapse_diag.exceptions import EXIT_DIAGNOSTIC_FAILED, EXIT_OK
+from collapse_diag_cli.main import EXIT_CODES_HELP, _common_options, _formats_option, handle_errors
+
+_FORMATS = ("json", "md", "html", "csv", "tex")
+
+
+def _folder_name(index: int, name: str) -> str:
+    """``OUT/models/<this>``: index and a file-name-safe stem of the argument."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name).stem).strip("_") or "model"
+    return f"{index}_{stem}"
+
+
+@click.command("compare", epilog=EXIT_CODES_HELP)
+@click.argument("models", nargs=-1, required=True)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("collapse-diag-comparison"), show_default=True,
+              help="Folder for comparison.json/.md/.html/.csv/.tex (and models/ for the "
+                   "reports of analysed checkpoints).")
+@click.option("--format", "formats", default=",".join(_FORMATS), show_default=True,
+              callback=_formats_option(_FORMATS),
+              help="Which files to write: any of json,md,html,csv,tex.")
+@click.option("--data", "data_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Evaluation inputs for every checkpoint, instead of each one's stored data "
+                   "(same inputs: identifiability across seeds can be computed).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Examples per encoder/decoder call when analysing checkpoints.")
+@click.option("--max-examples", type=click.IntRange(min=1), default=None,
+              help="Analyse a seeded random subset of at most this many inputs.")
+@click.option("--device", default="cpu", show_default=True, help="Torch device for the models.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed of the analyses.")
+@click.option("--nll-samples", type=click.IntRange(min=1), default=100, show_default=True,
+              help="K for the importance-weighted NLL bound (K decoder rows per input).")
+@click.option("--nll-examples", type=click.IntRange(min=1), default=200, show_default=True,
+              help="Inputs in the seeded subsample for -ELBO, NLL, PPL, rate and distortion.")
+@click.option("--factory", default=None,
+              help="'module:callable' that builds the models of state-dict-only checkpoints.")
+@click.option("--trust-checkpoint", is_flag=True,
+              help="Allow unpickling arbitrary Python objects (only for files you trust).")
+@_common_options
+@handle_errors
+def compare(models: tuple[str, ...], out_dir: Path, formats: tuple[str, ...],
+            data_path: Path | None, batch_size: int, max_examples: int | None, device: str,
+            seed: int, nll_samples: int, nll_examples: int, factory: str | None,
+            trust_checkpoint: bool, quiet: bool, debug: bool) -> None:
+    """Compare MODELS side by side: report folders (from `analyze`) or checkpoints.
+
+    Checkpoints are analysed first, all with the same settings; their reports and
+    encodings go to OUT/models/. Identifiability across seeds needs models analysed
+    on the same inputs with saved encodings (`analyze --save-encodings`, or checkpoints).
+    """
+    from collapse_diag.comparison import compare as run_compare
+    from collapse_diag.encodings_file import ENCODINGS_FILE, save_encodings
+    from collapse_diag.render.comparison import write_comparison
+    from collapse_diag.render.tables import text_table
+
+    if len(models) < 2:
+        raise click.UsageError("compare needs at least two models.")
+    if len(set(models)) != len(models):
+        raise click.UsageError("each model may be named only once.")
+    comparison = run_compare(
+        list(models), data=data_path, factory=factory, trust_checkpoint=trust_checkpoint,
+        show_progress=not quiet, seed=seed, batch_size=batch_size, max_examples=max_examples,
+        device=device, nll_samples=nll_samples, nll_examples=nll_examples,
+    )
+    for index, model in enumerate(comparison.models):
+        if model.source == "checkpoint":
+            folder = out_dir / "models" / _folder_name(index, model.name)
+            model.report.write_json(folder / "report.json")
+            if model.encodings is not None:
+                save_encodings(folder / ENCODINGS_FILE, model.encodings,
+                               (model.report.provenance or {}).get("data_sha256", ""))
+    written = write_comparison(comparison, out_dir, formats)
+    rows = [["model", "data", "-ELBO", "NLL", "PPL", "KL", "MI", "AU", "verdict"]]
+    for row in comparison.rows:
+        rows.append([row["name"], row["data_group"]] + [
+            "-" if row.get(k) is None else f"{row[k]:.3f}" if isinstance(row[k], float)
+            else str(row[k])
+            for k in ("neg_elbo", "nll", "ppl", "kl", "mutual_information", "active_units",
+                      "verdict")])
+    click.echo(text_table(rows))
+    for entry in comparison.identifiability:
+        mcc = "-" if entry["mcc"] is None else f"{entry['mcc']:.3f}"
+        cca = "-" if entry["cca"] is None else f"{entry['cca']:.3f}"
+        click.echo(f"identifiability {entry['a']} vs {entry['b']}: MCC {mcc}, CCA {cca}")
+    for note in comparison.notes:
+        click.echo(f"note: {note}")
+    click.echo(f"comparison: {', '.join(str(p) for p in written.values())}")
+    failed = [(m.name, d, msg) for m in comparison.models for d, msg in m.report.errors.items()]
+    for name, diagnostic, message in failed:
+        click.echo(f"error: {name}: diagnostic {diagnostic} failed: {message}", err=True)
+    sys.exit(EXIT_DIAGNOSTIC_FAILED if failed else EXIT_OK)

@@ -1,0 +1,310 @@
+"""The figures every VAE paper prints: -ELBO, the importance-weighted NLL, PPL, rate, distortion.
+
+For a seeded subsample of ``Settings.nll_examples`` inputs, draw K codes
+z_k ~ q(z|x) (``K = Settings.nll_samples``) and decode each input with all K of
+them, stacked into batched decoder calls. With the log importance weights
+``log w_k = log p(x|z_k) + log p(z_k) - log q(z_k|x)`` (float64)::
+
+    IW bound (Burda et al. 2016):  log p(x) >= L_K = logsumexp_k(log w_k) - log K
+    NLL  = mean_x -L_K(x)                          nll_se = std_x(-L_K) / sqrt(M)
+    rate R = mean_x KL(q(z|x) || p(z))  (closed form)
+    distortion D = mean_x -(1/K) sum_k log p(x|z_k)      (Alemi et al. 2018)
+    -ELBO = R + D
+    PPL = exp(sum_x -L_K(x) / sum_x num_tokens(x))         (text models)
+
+L_K increases with K towards log p(x) (Burda et al. 2016, Theorem 1); for the
+exact posterior every w_k equals p(x) and L_K = log p(x) at any K. The bound is
+also evaluated at K' = 1, 10, 100, ... (the first K' of the same draws) so a
+reader sees whether K was enough (``nll_convergence``). Cost: K decoder rows per
+subsampled input. He et al. (2019) use K = 500 on the whole test set.
+
+``mi_minibatch`` is the mutual-information estimator of He et al. (2019)'s code
+(``calc_mi``): within each batch of ``Settings.mi_minibatch_size`` consecutive
+inputs, q(z) is the mixture of that batch's posteriors, so the estimate cannot
+exceed log(batch size): it is biased low, and is given only to compare with
+published tables. ``mutual_information`` (diagnostics/information.py) uses the
+whole set.
+
+References:
+    Burda, Grosse & Salakhutdinov (2016), "Importance Weighted Autoencoders", ICLR.
+    Alemi et al. (2018), "Fixing a Broken ELBO", ICML.
+    He, Spokoyny, Neubig & Berg-Kirkpatrick (2019), "Lagging Inference Networks and
+    Posterior Collapse in Variational Autoencoders", ICLR.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from scipy.special import logsumexp
+
+from collapse_diag.data import Batch, num_examples, subsample_indices, take, to_device
+from collapse_diag.diagnostics.kl import gaussian_kl
+from collapse_diag.diagnostics.sensitivity import MAX_ROWS_PER_CALL, decode
+from collapse_diag.encodings import Encodings
+from collapse_diag.exceptions import DiagnosticError
+from collapse_diag.progress import progress
+from collapse_diag.protocol import ModelInfo
+from collapse_diag.report import ReportSection
+from collapse_diag.settings import Settings
+
+__all__ = [
+    "LikelihoodResult",
+    "convergence_grid",
+    "iw_bound",
+    "likelihood_diagnostic",
+    "log_normal",
+    "minibatch_mi",
+]
+
+
+
+def _draw_block(samples: int) -> int:
+    """Inputs whose K draws are made in one ``torch.randn`` call: about 4096 rows.
+
+    A function of K alone, so that the draws (and every figure) do not depend on
+    ``batch_size``; large enough that a decoder call holds about 4096 rows.
+    """
+    return max(1, -(-MAX_ROWS_PER_CALL // samples))
+
+_LOG_2PI = math.log(2 * math.pi)
+
+
+def log_normal(z: np.ndarray, mu: np.ndarray, logvar: np.ndarray) -> np.ndarray:
+    """Log-density log N(z; mu, diag(exp(logvar))), summed over the last axis, in float64.
+
+    Formula: ``-0.5 * sum_d (log 2 pi + logvar_d + (z_d - mu_d)^2 / exp(logvar_d))``.
+    Arguments broadcast; the result has their broadcast shape without the last axis.
+    """
+    z, mu, logvar = (np.asarray(a, dtype=np.float64) for a in (z, mu, logvar))
+    return -0.5 * (_LOG_2PI + logvar + np.square(z - mu) * np.exp(-logvar)).sum(axis=-1)
+
+
+def iw_bound(log_w: np.ndarray) -> np.ndarray:
+    """Importance-weighted bound per row: ``logsumexp_k log_w[:, k] - log K``, float64.
+
+    Args:
+        log_w: Log importance weights, shape ``(M, K)``.
+
+    Returns:
+        Shape ``(M,)``: L_K of each input (a lower bound of log p(x)).
+    """
+    log_w = np.asarray(log_w, dtype=np.float64)
+    return logsumexp(log_w, axis=1) - math.log(log_w.shape[1])
+
+
+def convergence_grid(samples: int) -> list[int]:
+    """The K' at which the bound is shown: 1, 10, 100, ... below ``samples``, then ``samples``."""
+    grid = [10**p for p in range(int(math.log10(samples)) + 1) if 10**p < samples]
+    return grid + [samples]
+
+
+def minibatch_mi(mu: np.ndarray, logvar: np.ndarray, noise: np.ndarray, batch_size: int) -> float:
+    """He et al. (2019)'s minibatch MI estimate, averaged over batches weighted by their size.
+
+    For each batch B of consecutive inputs, z_i = mu_i + sigma_i * noise_i and::
+
+        MI_B = mean_{i in B} [log q(z_i|x_i) - log (1/|B|) sum_{j in B} q(z_i|x_j)]
+
+    with E_q log q(z|x) taken in closed form, ``-D/2 log 2 pi - 1/2 sum_d (1 + logvar_d)``,
+    as in their ``calc_mi``. Each MI_B <= log |B|.
+
+    Args:
+        mu: Posterior means, shape ``(N, D)``.
+        logvar: Posterior log-variances, shape ``(N, D)``.
+        noise: Standard normal draws, shape ``(N, D)``.
+        batch_size: Inputs per batch (the last batch may be smaller).
+
+    Returns:
+        The estimate in nats (may be negative through noise).
+    """
+    mu, logvar, noise = (np.asarray(a, dtype=np.float64) for a in (mu, logvar, noise))
+    n, dim = mu.shape
+    total = 0.0
+    for start in range(0, n, batch_size):  # one (B, B, D) array per batch
+        m, lv = mu[start:start + batch_size], logvar[start:start + batch_size]
+        b = len(m)
+        z = m + np.exp(0.5 * lv) * noise[start:start + batch_size]
+        neg_entropy = float((-0.5 * dim * _LOG_2PI - 0.5 * (1 + lv).sum(axis=1)).mean())
+        log_density = log_normal(z[:, None, :], m[None], lv[None])  # (z_i, x_j)
+        log_qz = logsumexp(log_density, axis=1) - math.log(b)
+        total += (neg_entropy - float(log_qz.mean())) * b
+    return total / n
+
+
+@dataclass(frozen=True)
+class LikelihoodResult:
+    """The standard figures of a VAE (nats per input unless said).
+
+    Attributes:
+        examples: Indices of the subsampled inputs, shape ``(M,)``.
+        samples: K, codes drawn per input.
+        bound: L_K per subsampled input, shape ``(M,)`` (the NLL is ``-bound``).
+        rate_per_input: KL(q(z|x) || p(z)) per subsampled input, shape ``(M,)``.
+        distortion_per_input: -(1/K) sum_k log p(x|z_k), shape ``(M,)``.
+        tokens: num_tokens of the subsampled inputs, shape ``(M,)``, or ``None``.
+        convergence: ``{"samples": [K', ...], "nll": [...], "nll_se": [...]}``.
+        mi_minibatch: He et al.'s minibatch MI over all N inputs (nats).
+        mi_minibatch_size: Its batch size.
+        decoder_calls: Decoder calls made.
+        decoder_rows: Rows (input, code) decoded: M * K.
+    """
+
+    examples: np.ndarray
+    samples: int
+    bound: np.ndarray
+    rate_per_input: np.ndarray
+    distortion_per_input: np.ndarray
+    tokens: np.ndarray | None
+    convergence: dict[str, list[Any]]
+    mi_minibatch: float
+    mi_minibatch_size: int
+    decoder_calls: int
+    decoder_rows: int
+
+    @property
+    def nll(self) -> float:
+        """Mean IW-NLL bound over the subsample, nats per input."""
+        return float(-self.bound.mean())
+
+    @property
+    def nll_se(self) -> float | None:
+        """Standard error of :attr:`nll` over inputs (``None`` for one input)."""
+        m = len(self.bound)
+        return float(self.bound.std(ddof=1) / math.sqrt(m)) if m > 1 else None
+
+    @property
+    def neg_elbo(self) -> float:
+        """-ELBO = rate + distortion, nats per input."""
+        return self.rate + self.distortion
+
+    @property
+    def rate(self) -> float:
+        """R = mean KL(q(z|x) || p(z)) over the subsample."""
+        return float(self.rate_per_input.mean())
+
+    @property
+    def distortion(self) -> float:
+        """D = -E_x E_q log p(x|z) over the subsample."""
+        return float(self.distortion_per_input.mean())
+
+    def _per_token(self, per_input: np.ndarray) -> float | None:
+        return None if self.tokens is None else float(per_input.sum() / self.tokens.sum())
+
+    def section(self) -> ReportSection:
+        """Summary fields: ``neg_elbo``, ``nll``, ``nll_se``, ``ppl``, ``rate``, ... ."""
+        nll_tok = self._per_token(-self.bound)
+        return ReportSection(
+            summary={
+                "neg_elbo": self.neg_elbo,
+                "neg_elbo_per_token": self._per_token(self.rate_per_input
+                                                      + self.distortion_per_input),
+                "nll": self.nll,
+                "nll_se": self.nll_se,
+                "nll_per_token": nll_tok,
+                "nll_samples": self.samples,
+                "nll_examples": int(len(self.examples)),
+                "nll_convergence": self.convergence,
+                "ppl": None if nll_tok is None else math.exp(min(nll_tok, 700.0)),
+                "rate": self.rate,
+                "distortion": self.distortion,
+                "mi_minibatch": self.mi_minibatch,
+                "mi_minibatch_size": self.mi_minibatch_size,
+            },
+            dimensions={},
+        )
+
+
+def _convergence(log_w: np.ndarray) -> dict[str, list[Any]]:
+    grid = convergence_grid(log_w.shape[1])
+    nll, se = [], []
+    for k in grid:
+        values = -iw_bound(log_w[:, :k])
+        nll.append(float(values.mean()))
+        se.append(float(values.std(ddof=1) / math.sqrt(len(values))) if len(values) > 1 else None)
+    return {"samples": grid, "nll": nll, "nll_se": se}
+
+
+def likelihood_diagnostic(
+    model: Any,
+    data: Batch,
+    encodings: Encodings,
+    info: ModelInfo,
+    settings: Settings,
+    generator: torch.Generator,
+    show_progress: bool = False,
+) -> LikelihoodResult:
+    """-ELBO, IW-NLL with its standard error and convergence in K, PPL, rate, distortion, MI.
+
+    Random draws, in this order, from ``generator`` (CPU, float64): the
+    minibatch-MI noise ``(N, D)``, the subsample, then the posterior noise in
+    blocks of ``b = ceil(4096 / K)`` inputs ``(b, K, D)``; nothing depends on ``batch_size``.
+
+    Decoder cost: ``M * K`` rows, ``M = min(N, nll_examples)``, ``K = nll_samples``,
+    in calls of ``max(4096, batch_size)`` rows (input-major: the K codes of one
+    input are consecutive rows).
+
+    Args:
+        model: Protocol model on ``settings.device``, in eval mode.
+        data: The N analysed inputs on the CPU, in the order of ``encodings``.
+        encodings: Encoder outputs of ``data``.
+        info: Result of ``check_model``.
+        settings: Uses ``batch_size``, ``device``, ``nll_samples``, ``nll_examples``,
+            ``mi_minibatch_size``.
+        generator: The diagnostic's seeded CPU generator.
+        show_progress: Progress bar on stderr.
+
+    Returns:
+        A :class:`LikelihoodResult`.
+
+    Raises:
+        DiagnosticError: data and encodings disagree, or the decoder returned NaN/Inf.
+    """
+    n, dim, k = encodings.n_examples, encodings.latent_dim, settings.nll_samples
+    if num_examples(data) != n:
+        raise DiagnosticError(f"data holds {num_examples(data)} inputs but encodings {n}.")
+    mi_noise = torch.randn(n, dim, generator=generator, dtype=torch.float64).numpy()
+    mi_mb = minibatch_mi(encodings.mu, encodings.logvar, mi_noise, settings.mi_minibatch_size)
+    sub = subsample_indices(n, settings.nll_examples, generator).numpy()
+    m = len(sub)
+    mu, logvar = encodings.mu[sub], encodings.logvar[sub]
+    prior_mu, prior_logvar = (p[sub] for p in encodings.prior())
+    log_w, ll = np.empty((m, k)), np.empty((m, k))
+    rows_per_call = max(MAX_ROWS_PER_CALL, settings.batch_size)
+    calls = 0
+    block = _draw_block(k)
+    blocks = range(0, m, block)
+    with torch.no_grad():
+        for start in progress(blocks, "likelihood", len(blocks), show_progress):
+            idx = np.arange(start, min(start + block, m))
+            noise = torch.randn(len(idx), k, dim, generator=generator,
+                                dtype=torch.float64).numpy()
+            z = mu[idx, None] + np.exp(0.5 * logvar[idx, None]) * noise  # (b, K, D)
+            flat_z, owner = z.reshape(-1, dim), np.repeat(idx, k)
+            flat_ll = np.empty(len(owner))
+            for lo in range(0, len(owner), rows_per_call):
+                rows = slice(lo, lo + rows_per_call)
+                x = to_device(take(data, torch.from_numpy(sub[owner[rows]])), settings.device)
+                flat_ll[rows] = decode(model, x, flat_z[rows], info, settings.device)
+                calls += 1
+            ll[idx] = flat_ll.reshape(len(idx), k)
+            log_w[idx] = (ll[idx] + log_normal(z, prior_mu[idx, None], prior_logvar[idx, None])
+                          - log_normal(z, mu[idx, None], logvar[idx, None]))
+    tokens = encodings.num_tokens
+    return LikelihoodResult(
+        examples=sub,
+        samples=k,
+        bound=iw_bound(log_w),
+        rate_per_input=gaussian_kl(mu, logvar, prior_mu, prior_logvar).sum(axis=1),
+        distortion_per_input=-ll.mean(axis=1),
+        tokens=None if tokens is None else np.asarray(tokens, dtype=np.float64)[sub],
+        convergence=_convergence(log_w),
+        mi_minibatch=float(mi_mb),
+        mi_minibatch_size=int(settings.mi_minibatch_size),
+        decoder_calls=calls,
+        decoder_rows=m * k,
+    )

@@ -1,0 +1,159 @@
+"""Write a :class:`~collapse_diag.comparison.Comparison` as comparison.json/.md/.html/.csv/.tex.
+
+Usage::
+
+    from collapse_diag import compare
+    from collapse_diag.render.comparison import write_comparison
+
+    comparison = compare(["runs/seed1", "runs/seed2", "runs/annealed"])
+    write_comparison(comparison, "comparison/")
+
+The Markdown and HTML documents are printed by the single-report writers
+(:mod:`~collapse_diag.render.markdown`, :mod:`~collapse_diag.render.html`) from
+one :class:`~collapse_diag.render.document.Document`, so they hold the same
+content; the HTML embeds its plots as ``data:`` URIs (no external resource),
+the Markdown links them from ``plots/``. Every file is written atomically.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+from collapse_diag.comparison import Comparison
+from collapse_diag.exceptions import invalid_parameter
+from collapse_diag.plots import figure_png
+from collapse_diag.render.comparison_plots import COMPARISON_PLOTS
+from collapse_diag.render.comparison_tables import (
+    BEST_MARK,
+    csv_text,
+    data_table,
+    identifiability_table,
+    standard_table,
+    tex_text,
+)
+from collapse_diag.render.document import Document, FigureBlock, Section
+from collapse_diag.render.html import render_html
+from collapse_diag.render.markdown import render_markdown
+from collapse_diag.report import write_text_atomic
+
+__all__ = ["COMPARISON_FORMATS", "build_comparison_document", "write_comparison"]
+
+#: Output formats of a comparison, in the order they are written.
+COMPARISON_FORMATS = ("json", "md", "html", "csv", "tex")
+
+_COLUMN_TEXT = (
+    "-ELBO = rate + distortion and NLL (importance-weighted bound with K codes per input, "
+    "± its standard error over inputs) in nats per input, on each model's NLL subsample; "
+    "PPL = exp(NLL per token) for text models; KL and MI (whole-set estimate) in nats; "
+    "MI (minibatch) is He et al. (2019)'s estimator, given to compare with published "
+    "tables: it cannot exceed log of its batch size (biased low for informative codes) and "
+    "is noisy (one code per input); AU: active units; used / collapsed: "
+    "dimensions with that status; swap delta: how much worse an input is explained by "
+    f"another input's code (nats). {BEST_MARK.strip()} marks the best value of a column "
+    "among models analysed on the same inputs (lowest -ELBO, NLL, PPL and collapsed count; "
+    "highest MI, AU, used count and swap delta; KL and verdict are not ranked). The mark "
+    "compares values, not their uncertainty: read NLL differences against their standard "
+    "errors."
+)
+
+
+def build_comparison_document(comparison: Comparison, drawn: Iterable[str]) -> Document:
+    """Lay out comparison.md / comparison.html.
+
+    Args:
+        comparison: What to print.
+        drawn: Names of the plots that were drawn (others get a note).
+    """
+    drawn = set(drawn)
+    n = len(comparison.models)
+    summary = Section("Standard figures", "standard-figures",
+                      (_COLUMN_TEXT, *comparison.notes), tables=(standard_table(comparison),))
+    figures = tuple(FigureBlock(name, title, caption, None if name in drawn else
+                                "Not drawn: no model has the figures this plot needs.")
+                    for name, (title, caption, _) in COMPARISON_PLOTS.items())
+    ident = identifiability_table(comparison)
+    ident_text = (
+        "For models analysed on the same inputs with saved encodings (analyze "
+        "--save-encodings): the mean correlation coefficient between their mu(x) after "
+        "optimal one-to-one matching of their used dimensions (Hungarian assignment on "
+        "|Pearson| and, separately, on |Spearman|), and the mean canonical correlation. MCC "
+        "near 1: the same code up to permutation and sign; CCA near 1 with a lower MCC: the "
+        "same subspace, rotated.",)
+    sections = [
+        summary,
+        Section("Plots", "plots", figures=figures),
+        Section("Identifiability across seeds", "identifiability", ident_text
+                if ident is not None else ident_text + ("No pair of models qualifies.",),
+                tables=(ident,) if ident is not None else ()),
+        Section("Inputs", "inputs", ("Models share a data group when the hash of the inputs "
+                                     "they were analysed on (provenance.data_sha256) is "
+                                     "the same.",), tables=(data_table(comparison),)),
+    ]
+    verdicts = [str(r.get("verdict") or "no verdict") for r in comparison.rows]
+    reason = "; ".join(f"{row['name']}: {v}" for row, v in zip(comparison.rows, verdicts))
+    return Document(f"Comparison of {n} models", f"{n} models.", reason + ".", None,
+                    tuple(sections))
+
+
+def _check_formats(formats: str | Iterable[str]) -> tuple[str, ...]:
+    items = ([p.strip() for p in formats.split(",") if p.strip()] if isinstance(formats, str)
+             else list(formats))
+    if not items or any(i not in COMPARISON_FORMATS for i in items):
+        raise invalid_parameter("formats", "write_comparison",
+                                f"a subset of {list(COMPARISON_FORMATS)}", formats)
+    return tuple(f for f in COMPARISON_FORMATS if f in items)
+
+
+def write_comparison(comparison: Comparison, out_dir: str | Path,
+                     formats: str | Iterable[str] = COMPARISON_FORMATS, *,
+                     dpi: int = 110) -> dict[str, Path]:
+    """Write the comparison files into ``out_dir``.
+
+    Args:
+        comparison: The result of :func:`collapse_diag.compare`.
+        out_dir: Folder (created if needed).
+        formats: Any of ``json``, ``md`` (with ``plots/comparison_*.png``), ``html``
+            (plots embedded), ``csv``, ``tex``; default all.
+        dpi: Resolution of the plots.
+
+    Returns:
+        Format name -> path written.
+
+    Raises:
+        InvalidParameterError: unknown formats, or ``dpi`` < 10.
+    """
+    chosen = _check_formats(formats)
+    if isinstance(dpi, bool) or not isinstance(dpi, int) or dpi < 10:
+        raise invalid_parameter("dpi", "write_comparison", "an int >= 10", dpi)
+    out = Path(out_dir)
+    texts: dict[str, str | bytes] = {}
+    pngs: dict[str, bytes] = {}
+    if "md" in chosen or "html" in chosen:
+        for name, (_, _, plot) in COMPARISON_PLOTS.items():
+            fig = plot(comparison)
+            if fig is not None:
+                pngs[name] = figure_png(fig, dpi)
+        document = build_comparison_document(comparison, pngs)
+        if "md" in chosen:
+            texts["md"] = render_markdown(
+                document, {name: f"plots/comparison_{name}.png" for name in pngs})
+        if "html" in chosen:
+            texts["html"] = render_html(document, {
+                name: "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+                for name, data in pngs.items()})
+    if "json" in chosen:
+        texts["json"] = json.dumps(comparison.to_dict(), indent=2, allow_nan=False) + "\n"
+    if "csv" in chosen:
+        texts["csv"] = csv_text(comparison)
+    if "tex" in chosen:
+        texts["tex"] = tex_text(comparison)
+    written: dict[str, Path] = {}
+    if "md" in chosen:
+        for name, data in pngs.items():
+            write_text_atomic(out / "plots" / f"comparison_{name}.png", data)
+    for fmt in chosen:
+        written[fmt] = write_text_atomic(out / f"comparison.{fmt}", texts[fmt])
+    return written

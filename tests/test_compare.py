@@ -1,0 +1,156 @@
+"""`compare` in library use: columns, best values, data groups, identifiability across seeds."""
+
+from __future__ import annotations
+
+import json
+from html.parser import HTMLParser
+
+import numpy as np
+import pytest
+from models_for_tests import LinearVAE, exact_linear_gaussian, sample_linear_data
+from report_fixtures import collapsed_report, healthy_report, partial_report
+
+from collapse_diag import InvalidParameterError, analyze, compare, write_comparison
+from collapse_diag.comparison import ComparedModel, model_statuses
+from collapse_diag.encodings_file import load_encodings, save_encodings
+
+FAST = {"swap_bootstrap": 20, "nll_samples": 4, "nll_examples": 50, "prior_samples": 4,
+        "per_dim_swap_examples": 16}
+
+
+def test_rows_best_values_and_data_groups():
+    other = partial_report()
+    other.provenance = {**other.provenance, "data_sha256": "ab" * 32}
+    c = compare([healthy_report(), collapsed_report(), other], names=["h", "c", "p"])
+    assert [r["name"] for r in c.rows] == ["h", "c", "p"]
+    assert [r["data_group"] for r in c.rows] == ["A", "A", "B"] and not c.same_data
+    assert c.data_groups["B"] == {"data_sha256": "ab" * 32, "models": ["p"]}
+    # Within group A: healthy has the lower NLL / -ELBO, more AU and used dims.
+    assert c.best["nll"] == ["h"] and c.best["neg_elbo"] == ["h"] and c.best["ppl"] == ["h"]
+    assert c.best["active_units"] == ["h"] and c.best["used"] == ["h"]
+    assert c.best["collapsed"] == ["h"]
+    assert "kl" not in c.best and "verdict" not in c.best  # never ranked
+    assert all("p" not in names for names in c.best.values())  # alone in its group
+    assert any("2 different sets of inputs" in note for note in c.notes)
+    row = c.rows[0]
+    assert row["used"] == 8 and row["collapsed"] == 0 and row["nll"] == 84.9
+    assert c.rows[2]["status_counts"] == {"used": 3, "ignored": 1, "uninformative": 2,
+                                          "collapsed": 2}
+
+
+def test_statuses_are_opaque_strings_and_active_reads_as_used():
+    report = partial_report()
+    report.dimensions[4]["status"] = "undetermined"
+    report.dimensions[0]["status"] = "used"
+    assert model_statuses(report)[:5] == ["used", "used", "used", "ignored", "undetermined"]
+    c = compare([report, healthy_report()])
+    assert c.rows[0]["status_counts"]["undetermined"] == 1 and c.rows[0]["used"] == 3
+
+
+def test_comparison_json_has_the_documented_shape():
+    c = compare([healthy_report(), collapsed_report()], names=["a", "b"])
+    payload = json.loads(json.dumps(c.to_dict(), allow_nan=False))
+    assert set(payload) >= {"models", "columns", "rows", "best", "same_data", "data_groups",
+                            "identifiability", "notes"}
+    assert payload["identifiability"] == []  # no encodings
+    assert any("no saved encodings" in n for n in payload["notes"])
+
+
+def test_needs_two_distinct_models():
+    with pytest.raises(InvalidParameterError, match="at least two"):
+        compare([healthy_report()])
+    with pytest.raises(InvalidParameterError, match="names"):
+        compare([healthy_report(), collapsed_report()], names=["x", "x"])
+
+
+def _permuted_copy(model: LinearVAE, perm, sign) -> LinearVAE:
+    """The same generative model with z re-indexed z'_j = sign_j z_perm[j]: a reseeded twin."""
+    w, a, lv = model.W.numpy(), model.A.numpy(), model.lv.numpy()
+    return LinearVAE(w[:, perm] * sign, model.sigma, a[perm] * sign[:, None], lv[perm])
+
+
+@pytest.fixture(scope="module")
+def seeds(tmp_path_factory):
+    """A linear VAE with dimension 2 switched off, and a permuted, sign-flipped twin."""
+    root = tmp_path_factory.mktemp("seeds")
+    model = exact_linear_gaussian([1.5, 1.0, 0.0, 0.7], sigma=0.6, obs_dim=6)
+    data = sample_linear_data(model, 300, seed=5)
+    perm, sign = np.array([3, 0, 2, 1]), np.array([-1.0, 1.0, 1.0, -1.0])
+    mixer = np.random.default_rng(9).standard_normal((4, 4))
+    mixed = LinearVAE(model.W.numpy(), model.sigma, mixer @ model.A.numpy(), model.lv.numpy())
+    folders = {}
+    for name, m in (("a", model), ("b", _permuted_copy(model, perm, sign)), ("mixed", mixed)):
+        folders[name] = root / name
+        report = analyze(m, data, save_encodings=root / name / "encodings.npz", **FAST)
+        report.write_json(root / name / "report.json")
+    return folders, perm
+
+
+def test_permuted_twin_has_mcc_one_on_used_dimensions(seeds):
+    folders, perm = seeds
+    c = compare([str(folders["a"]), str(folders["b"])])
+    (entry,) = c.identifiability
+    assert entry["a"] == str(folders["a"]) and entry["b"] == str(folders["b"])
+    assert entry["dims_a"] == [0, 1, 3] and entry["dims_b"] == [0, 1, 3]  # z2 = z2 collapsed
+    assert entry["mcc"] == pytest.approx(1.0, abs=1e-6)
+    assert entry["mcc_spearman"] == pytest.approx(1.0, abs=1e-6)
+    assert entry["cca"] == pytest.approx(1.0, abs=1e-6)
+    # Dimension j of b is dimension perm[j] of a.
+    assert sorted(entry["matched"]) == sorted([int(perm[j]), j] for j in (0, 1, 3))
+
+
+def test_mixed_encoder_has_mcc_well_below_one(seeds):
+    folders, _ = seeds
+    c = compare([str(folders["a"]), str(folders["mixed"])], names=["a", "mixed"])
+    (entry,) = c.identifiability
+    assert entry["mcc"] < 0.9
+
+
+def test_encodings_round_trip_and_mismatch_is_refused(seeds, tmp_path):
+    folders, _ = seeds
+    enc, sha = load_encodings(folders["a"] / "encodings.npz")
+    report = json.loads((folders["a"] / "report.json").read_text())
+    assert sha == report["provenance"]["data_sha256"] and enc.mu.shape == (300, 4)
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "report.json").write_text((folders["a"] / "report.json").read_text())
+    save_encodings(bad / "encodings.npz", enc, "0" * 64)
+    with pytest.raises(Exception, match="does not belong"):
+        compare([str(bad), str(folders["b"])])
+
+
+def test_writes_five_files_and_a_self_contained_html(seeds, tmp_path):
+    folders, _ = seeds
+    c = compare([ComparedModel("x", healthy_report()), str(folders["a"]), str(folders["b"])])
+    written = write_comparison(c, tmp_path)
+    assert set(written) == {"json", "md", "html", "csv", "tex"}
+    assert all((tmp_path / f"comparison.{f}").is_file() for f in written)
+    html = (tmp_path / "comparison.html").read_text()
+    parser = _Resources()
+    parser.feed(html)
+    assert len(parser.images) == 4
+    assert all(src.startswith("data:image/png;base64,") for src in parser.images)
+    assert not parser.external and "http://" not in html and "https://" not in html
+    assert parser.tables >= 2  # the standard table and the identifiability table
+    tex = (tmp_path / "comparison.tex").read_text()
+    assert r"\begin{tabular}" in tex and r"\textbf{" in tex
+    assert (tmp_path / "comparison.csv").read_text().splitlines()[0].startswith("name,")
+
+
+class _Resources(HTMLParser):
+    """Collects <img src>, any other src/href that leaves the file, and counts tables."""
+
+    def __init__(self):
+        super().__init__()
+        self.images, self.external, self.tables = [], [], 0
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "img":
+            self.images.append(attrs.get("src", ""))
+        if tag == "table":
+            self.tables += 1
+        for key in ("src", "href"):
+            value = attrs.get(key) or ""
+            if value and not value.startswith(("data:", "#")):
+                self.external.append(value)

@@ -34,14 +34,14 @@ def test_rows_best_values_and_data_groups():
     assert any("2 different sets of inputs" in note for note in c.notes)
     row = c.rows[0]
     assert row["used"] == 8 and row["collapsed"] == 0 and row["nll"] == 84.9
-    assert c.rows[2]["status_counts"] == {"used": 3, "ignored": 1, "uninformative": 2,
-                                          "collapsed": 2}
+    assert c.rows[2]["status_counts"] == {"used": 2, "undetermined": 1, "ignored": 1,
+                                          "uninformative": 2, "collapsed": 2}
 
 
 def test_statuses_are_opaque_strings_and_active_reads_as_used():
     report = partial_report()
     report.dimensions[4]["status"] = "undetermined"
-    report.dimensions[0]["status"] = "used"
+    report.dimensions[2]["status"] = "active"  # the schema-1 name of "used"
     assert model_statuses(report)[:5] == ["used", "used", "used", "ignored", "undetermined"]
     c = compare([report, healthy_report()])
     assert c.rows[0]["status_counts"]["undetermined"] == 1 and c.rows[0]["used"] == 3

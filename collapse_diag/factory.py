@@ -30,8 +30,8 @@ from collapse_diag.exceptions import CheckpointError
 
 __all__ = ["resolve_factory", "is_model_class"]
 
-_FIX = ("If you trust the file, pass --trust-checkpoint, or name the factory yourself with "
-        "--factory (a function is fine there).")
+_FIX = ("If you trust it, name the factory yourself with --factory module:callable (any "
+        "callable is accepted there; --trust-checkpoint does not lift this rule).")
 
 
 def is_model_class(target: Any) -> bool:

@@ -99,9 +99,14 @@ def resolve_factory(spec: str, from_file: bool = False) -> Callable[..., Any]:
         _check_module_name(spec, module_name)
     target: Any = _import(module_name)
     for part in attr_path.split("."):
-        if part.startswith("__") or not hasattr(target, part):
+        try:
+            found = not part.startswith("__") and hasattr(target, part)
+            target = getattr(target, part) if found else None
+        except (Exception, SystemExit) as err:  # noqa: BLE001 - a lazy attribute of user code
+            raise CheckpointError(f"factory {spec!r}: looking up {attr_path!r} failed with "
+                                  f"{type(err).__name__}: {err}") from err
+        if not found:
             raise CheckpointError(f"factory {spec!r}: module {module_name!r} has no {attr_path!r}.")
-        target = getattr(target, part)
     if not callable(target):
         raise CheckpointError(f"factory {spec!r} is not callable.")
     if from_file and not is_model_class(target):

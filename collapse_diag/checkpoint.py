@@ -224,6 +224,19 @@ def _fit_weights(model: nn.Module, state: dict, path: Path, factory: str) -> Non
         raise CheckpointError(f"the weights in {shown!r} hold non-Tensor values under "
                               f"{bad[:5]}: a state dict maps names to Tensors.")
     try:
+        own = model.state_dict()
+    except (Exception, SystemExit):  # noqa: BLE001 - user hooks; load_state_dict will say
+        own = {}
+    for name, value in state.items():
+        target = own.get(name)
+        if isinstance(target, torch.Tensor) and (
+                target.is_floating_point() != value.is_floating_point()
+                or target.is_complex() != value.is_complex()):
+            raise CheckpointError(
+                f"the weights in {shown!r} do not fit the model built by {factory}: {name!r} "
+                f"has dtype {value.dtype}, the model's has {target.dtype}."
+            )
+    try:
         result = model.load_state_dict(state, strict=False)
     except (Exception, SystemExit) as err:  # noqa: BLE001 - size / dtype mismatches, user hooks
         detail = " ".join(str(err).split())[:400]

@@ -179,7 +179,7 @@ def call_num_tokens(model: Any, x: Batch) -> torch.Tensor:
 
 
 def coerce_data(model: Any, x: Batch) -> Batch:
-    """Cast floating-point inputs to the floating dtype of the model's parameters.
+    """Cast floating-point inputs to the floating dtype of the model's parameters (or buffers).
 
     A float64 array saved by numpy fed to a float32 model is the most common
     dtype mismatch; integer inputs (token ids) and models without floating
@@ -192,13 +192,14 @@ def coerce_data(model: Any, x: Batch) -> Batch:
     Returns:
         ``x`` with every floating Tensor in the model's dtype.
     """
-    params = getattr(model, "parameters", None)
-    if not callable(params):
-        return x
-    try:
-        dtype = next((p.dtype for p in params() if p.is_floating_point()), None)
-    except Exception:  # noqa: BLE001 - a user object with an odd parameters() is not ours
-        return x
+    dtype = None
+    for attribute in ("parameters", "buffers"):  # weights first, else buffers
+        tensors = getattr(model, attribute, None)
+        if dtype is None and callable(tensors):
+            try:
+                dtype = next((t.dtype for t in tensors() if t.is_floating_point()), None)
+            except (Exception, SystemExit):  # noqa: BLE001 - an odd user object is left alone
+                return x
     if dtype is None:
         return x
 

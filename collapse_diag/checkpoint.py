@@ -29,6 +29,7 @@ import hashlib
 import json
 import pickle
 import pickletools
+import warnings
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -130,6 +131,12 @@ def _pickle_is_intact(path: Path) -> bool:
 
 
 def _torch_load(path: Path, trust: bool) -> Any:
+    with warnings.catch_warnings():  # the error below says it in one line
+        warnings.filterwarnings("ignore", message="Detected pickle protocol")
+        return _torch_load_quiet(path, trust)
+
+
+def _torch_load_quiet(path: Path, trust: bool) -> Any:
     shown = display_path(path)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
@@ -172,7 +179,7 @@ def _read_config(path: Path) -> dict[str, Any]:
     text = read_text_limited(path, "config file", MAX_CONFIG_BYTES, CheckpointError)
     try:
         value = json.loads(text)
-    except ValueError as err:
+    except (ValueError, RecursionError) as err:
         raise CheckpointError(
             f"cannot read config file {display_path(path)!r}: not valid JSON ({err})."
         ) from err

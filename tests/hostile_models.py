@@ -133,3 +133,37 @@ class Slow(ToyVAE):
             Path("STARTED").touch()
             time.sleep(0.2)
         return super().log_likelihood(x, z)
+
+
+class ReturnsOne(ToyVAE):
+    """encode returns mu only."""
+
+    def encode(self, x):
+        return super().encode(x)[0]
+
+
+class WrongShapeLL(ToyVAE):
+    """log_likelihood keeps the observation axis."""
+
+    def log_likelihood(self, x, z):
+        return (x - self.w * z) ** 2
+
+
+class NaNMu(ToyVAE):
+    """encode returns NaN means."""
+
+    def encode(self, x):
+        mu, logvar = super().encode(x)
+        return mu * float("nan"), logvar
+
+
+class IntMu(ToyVAE):
+    """encode returns integer means."""
+
+    def encode(self, x):
+        mu, logvar = super().encode(x)
+        return mu.long(), logvar
+
+
+class NoMethods(torch.nn.Module):
+    """Has neither encode nor log_likelihood."""

@@ -27,10 +27,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import pickle
-import pickletools
-import warnings
-import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +45,7 @@ from collapse_diag.files import (
     read_text_limited,
     require_regular_file,
 )
+from collapse_diag.torch_files import read_torch_file
 
 __all__ = [
     "FORMAT_VERSION",
@@ -99,74 +96,6 @@ def file_sha256(path: str | Path) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-#: Pickle opcodes that build Python objects (what makes a pickle able to run code).
-_OBJECT_OPCODES = frozenset({"GLOBAL", "STACK_GLOBAL", "REDUCE", "INST", "OBJ", "NEWOBJ",
-                             "NEWOBJ_EX", "BUILD", "EXT1", "EXT2", "EXT4"})
-_SCAN_LIMIT = 256 * 2**20
-
-
-def _pickle_is_intact(path: Path) -> bool:
-    """Whether the file's pickle stream parses to its STOP opcode (a damaged one does not).
-
-    The pickle is the ``*/data.pkl`` member of a zip checkpoint, or the file itself
-    (legacy format). Only opcodes are parsed (``pickletools``); nothing is built.
-    """
-    try:
-        if zipfile.is_zipfile(path):
-            with zipfile.ZipFile(path) as archive:
-                names = [n for n in archive.namelist() if n.endswith("data.pkl")]
-                if not names:
-                    return False
-                raw = archive.read(names[0])
-        else:
-            if path.stat().st_size > _SCAN_LIMIT:
-                return True  # too big to scan: say what torch said
-            raw = path.read_bytes()
-        ops = [op.name for op, _, _ in pickletools.genops(raw)]
-    except Exception:  # noqa: BLE001 - any parse failure means the stream is damaged
-        return False
-    return bool(ops) and ops[-1] == "STOP"
-
-
-def _torch_load(path: Path, trust: bool) -> Any:
-    with warnings.catch_warnings():  # the error below says it in one line
-        warnings.filterwarnings("ignore", message="Detected pickle protocol")
-        return _torch_load_quiet(path, trust)
-
-
-def _torch_load_quiet(path: Path, trust: bool) -> Any:
-    shown = display_path(path)
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        text = str(err)
-        unsafe = "weights only" in text.lower() and (
-            "GLOBAL" in text or _pickle_is_intact(path))
-        if not unsafe:
-            raise CheckpointError(
-                f"cannot read checkpoint {shown!r}: it is truncated or corrupt (its pickle "
-                "stream does not parse); save it again or copy it again."
-            ) from err
-        if not trust:
-            raise CheckpointError(
-                f"checkpoint {shown!r} contains pickled Python objects, which can run code "
-                "when loaded; refusing. Save a state dict in the collapse-diag format instead "
-                "(docs/model-protocol.md), or pass --trust-checkpoint if you trust the file."
-            ) from err
-    except (Exception, SystemExit) as err:  # noqa: BLE001 - a damaged file fails in many ways
-        first = str(err).splitlines()[0] if str(err) else ""
-        raise CheckpointError(
-            f"cannot read checkpoint {shown!r}: it is truncated, corrupt or not a torch "
-            f"file ({type(err).__name__}: {first})."
-        ) from err
-    try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except (Exception, SystemExit) as err:  # noqa: BLE001 - arbitrary unpickling failure
-        raise CheckpointError(
-            f"cannot unpickle trusted checkpoint {shown!r}: {type(err).__name__}: {err}"
-        ) from err
 
 
 def _short(value: Any) -> str:
@@ -328,7 +257,7 @@ def load_checkpoint(
     elif config is not None:
         config = _check_config(config, "the config argument")
     check_zip_sizes(path, "checkpoint", CheckpointError)
-    payload = _torch_load(path, trust_checkpoint)
+    payload = read_torch_file(path, "checkpoint", trust_checkpoint, CheckpointError)
     sha = file_sha256(path)
     model: Any = None
     used_factory = factory

@@ -17,6 +17,7 @@ import torch
 
 from collapse_diag.exceptions import DataError, ProtocolError
 from collapse_diag.files import check_zip_sizes, display_path, require_regular_file
+from collapse_diag.torch_files import read_torch_file
 
 __all__ = [
     "Batch",
@@ -256,7 +257,7 @@ def load_data(path: str | Path, model: Any = None) -> Batch:
         if suffix in (".pt", ".npz"):
             check_zip_sizes(path, "data file", DataError)
         if suffix == ".pt":
-            x = torch.load(path, map_location="cpu", weights_only=True)
+            x = read_torch_file(path, "data file", False, DataError)
         elif suffix == ".npy":
             _check_npy_size(path, source)
             x = np.load(path, allow_pickle=False)

@@ -398,3 +398,16 @@ def test_corrupt_and_unsafe_files_get_different_messages(toy_checkpoint, user_di
         assert "pickled Python objects" not in result.output
     exits(run("analyze", user_dir / "evil.pt", *FAST), 3, "contains pickled Python objects")
     assert not (user_dir / "pwned").exists()
+
+
+def test_data_files_get_the_same_corrupt_vs_unsafe_messages(toy_checkpoint, user_dir):
+    from toy_models import MaliciousPickle
+
+    torch.save({"x": MaliciousPickle(user_dir / "pwned")}, user_dir / "evil.pt")
+    (user_dir / "bad.pt").write_bytes(b"\x80\x02" + b"\xff" * 50)
+    result = run("analyze", toy_checkpoint, "--data", user_dir / "evil.pt", *FAST)
+    exits(result, 3, "data file")
+    assert "contains pickled Python objects" in result.output
+    assert "--trust-checkpoint" not in result.output  # data files are never unpickled
+    exits(run("analyze", toy_checkpoint, "--data", user_dir / "bad.pt", *FAST), 3, "corrupt")
+    assert not (user_dir / "pwned").exists()

@@ -215,6 +215,17 @@ def _differs(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a - b).abs() > _ROW_RTOL * (1.0 + a.abs())
 
 
+def _gradient_reaches(model: Any, x: Batch, z: torch.Tensor, rows: torch.Tensor) -> bool:
+    """Whether autograd gives a non-zero d log p(x|z) / dz at ``z`` for one of ``rows``."""
+    with torch.enable_grad():
+        zg = z.detach().clone().requires_grad_(True)
+        out = call_log_likelihood(model, x, zg)
+        if not out.requires_grad:
+            return False
+        (grad,) = torch.autograd.grad(out.sum(), zg, allow_unused=True)
+    return grad is not None and bool((grad[rows] != 0).any())
+
+
 def _check_decoder_rows(model: Any, x: Batch, z: torch.Tensor) -> None:
     """Check that the decoder's log p(x|z) is deterministic, row-wise and differentiable in z.
 
@@ -250,13 +261,8 @@ def _check_decoder_rows(model: Any, x: Batch, z: torch.Tensor) -> None:
         changed = _differs(base, call_log_likelihood(model, x, z + 1.0))
     if not bool(changed.any()):
         return  # the decoder ignores z (a collapsed model): nothing to differentiate
-    with torch.enable_grad():
-        zg = z.detach().clone().requires_grad_(True)
-        out = call_log_likelihood(model, x, zg)
-        grad = None
-        if out.requires_grad:
-            (grad,) = torch.autograd.grad(out.sum(), zg, allow_unused=True)
-    if grad is None or not bool((grad[changed] != 0).any()):
+    # a zero gradient at the codes may be a flat region (dead ReLUs): try the moved codes too
+    if not any(_gradient_reaches(model, x, point, changed) for point in (z, z + 1.0)):
         raise ProtocolError(
             "log_likelihood(x, z) changes with z but no gradient reaches z: keep z on the "
             "autograd graph (no .detach(), .item(), .numpy() or torch.tensor(...) of z inside), "

@@ -411,3 +411,16 @@ def test_data_files_get_the_same_corrupt_vs_unsafe_messages(toy_checkpoint, user
     assert "--trust-checkpoint" not in result.output  # data files are never unpickled
     exits(run("analyze", toy_checkpoint, "--data", user_dir / "bad.pt", *FAST), 3, "corrupt")
     assert not (user_dir / "pwned").exists()
+
+
+def test_a_flat_region_at_the_codes_is_not_mistaken_for_a_detached_z():
+    class DeadAtZero(ToyVAE):  # relu(z + 0.5) - 0.5: zero gradient for z < -0.5
+        def log_likelihood(self, x, z):
+            return super().log_likelihood(x, torch.relu(z + 0.5) - 0.5)
+
+    class FarNegative(DeadAtZero):
+        def encode(self, x):
+            mu, logvar = super().encode(x)
+            return mu.clamp(max=0) - 1.0, logvar  # every code in the flat region
+
+    assert check_model(FarNegative(), ToyVAE().sample(8)).latent_dim == 3

@@ -19,9 +19,11 @@ from collapse_diag.exceptions import (
     EXIT_COLLAPSED,
     EXIT_DIAGNOSTIC_FAILED,
     EXIT_OK,
+    EXIT_UNUSABLE,
     CollapseDiagError,
     DataError,
 )
+from collapse_diag.settings import MAX_SEED, UPPER_BOUNDS
 
 EXIT_CODES_HELP = """\b
 Exit codes:
@@ -30,8 +32,9 @@ Exit codes:
   2  bad usage (unknown option, bad parameter value)
   3  the checkpoint, the data or the model is unusable (missing or truncated
      file, unsafe pickle, wrong keys, factory not importable, protocol
-     violation, empty data)
+     violation, empty data, too few inputs), or no report could be written
   4  a diagnostic failed (the report is still written and names it)
+  130  interrupted (Ctrl-C); an earlier report in --out is left intact
 """
 
 FORMATS = ("json", "md", "html")
@@ -58,8 +61,35 @@ def _fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
+def _one_line(text: str) -> str:
+    """An error message as one printable line (no newlines, no unencodable characters)."""
+    return " ".join(text.split()).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+class user_code_exit:  # noqa: N801 - used as a context manager, reads like a statement
+    """Turn a ``SystemExit`` raised by user code (a factory, the model) into exit code 3.
+
+    The commands' own ``sys.exit`` calls sit outside this block.
+    """
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, value: Any, tb: Any) -> bool:
+        if kind is not None and issubclass(kind, SystemExit):
+            raise CollapseDiagError(
+                f"the model's code called sys.exit({value.code!r}) while being loaded or run; "
+                "remove the exit call from the factory / model methods."
+            ) from value
+        return False
+
+
 def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn library errors into one line on stderr and the documented exit code."""
+    """Turn library errors into one line on stderr and the documented exit code.
+
+    Exit code 4 is returned only by a command that wrote its report; an error
+    that escapes a command means nothing was written, so it maps to at most 3.
+    """
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -69,7 +99,8 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         except CollapseDiagError as err:
             if debug:
                 traceback.print_exc()
-            _fail(str(err), err.exit_code)
+            code = EXIT_UNUSABLE if err.exit_code == EXIT_DIAGNOSTIC_FAILED else err.exit_code
+            _fail(_one_line(str(err)), code)
         except KeyboardInterrupt:
             _fail("interrupted.", 130)
         except (click.exceptions.Exit, click.ClickException, SystemExit):
@@ -77,8 +108,8 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         except Exception as err:  # noqa: BLE001 - the CLI never shows a bare traceback
             if debug:
                 traceback.print_exc()
-            _fail(f"unexpected {type(err).__name__}: {err} (rerun with --debug for the "
-                  "traceback and report it)", EXIT_DIAGNOSTIC_FAILED)
+            _fail(_one_line(f"unexpected {type(err).__name__}: {err} (rerun with --debug for "
+                            "the traceback and report it)"), EXIT_UNUSABLE)
 
     return wrapper
 
@@ -102,8 +133,8 @@ def _common_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 @main.command(epilog=EXIT_CODES_HELP)
-@click.argument("checkpoint", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--data", "data_path", type=click.Path(dir_okay=False, path_type=Path),
+@click.argument("checkpoint", type=click.Path(dir_okay=False))
+@click.option("--data", "data_path", type=click.Path(dir_okay=False),
               help="Evaluation inputs overriding the checkpoint's 'data': .pt (Tensor or dict "
                    "of Tensors), .npy/.npz, or .txt (one example per line; needs the model's "
                    "tokenize).")
@@ -112,31 +143,37 @@ def _common_options(func: Callable[..., Any]) -> Callable[..., Any]:
               help="Folder for report.json, report.md, report.html and plots/.")
 @click.option("--format", "formats", default=",".join(FORMATS), show_default=True,
               callback=_parse_formats, help="Which documents to write: any of json,md,html.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,
+@click.option("--batch-size", type=click.IntRange(1, UPPER_BOUNDS["batch_size"]), default=64,
+              show_default=True,
               help="Examples per encoder/decoder call (lower it if the device runs out of "
                    "memory).")
-@click.option("--max-examples", type=click.IntRange(min=1), default=None,
+@click.option("--max-examples", type=click.IntRange(1, UPPER_BOUNDS["max_examples"]),
+              default=None,
               help="Analyse a seeded random subset of at most this many inputs.")
 @click.option("--device", default="cpu", show_default=True,
               help="Torch device for the model: cpu, cuda, cuda:1, mps.")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True,
               help="Seed of the run's random generator: same seed, same numbers.")
 @click.option("--factory", default=None,
               help="'module:callable' that builds the model, for checkpoints holding only a "
                    "state dict (the current folder is importable). Overrides the file's.")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
               default=None, help="JSON file of keyword arguments for the factory.")
 @click.option("--trust-checkpoint", is_flag=True,
               help="Allow unpickling arbitrary Python objects (a fully pickled model). "
                    "Unpickling can run any code: only for files you trust.")
-@click.option("--kl-eps", type=click.FloatRange(min=0, min_open=True), default=0.01,
+@click.option("--kl-eps", type=click.FloatRange(0, UPPER_BOUNDS["kl_eps"], min_open=True),
+              default=0.01,
               show_default=True, help="A dimension is collapsed when its mean KL is below "
                                       "this (nats).")
-@click.option("--active-threshold", type=click.FloatRange(min=0, min_open=True), default=0.01,
+@click.option("--active-threshold", default=0.01,
+              type=click.FloatRange(0, UPPER_BOUNDS["active_threshold"], min_open=True),
               show_default=True, help="A unit is active when Var_x[mu_d(x)] is at least this.")
-@click.option("--prior-samples", type=click.IntRange(min=2), default=16, show_default=True,
+@click.option("--prior-samples", type=click.IntRange(2, UPPER_BOUNDS["prior_samples"]),
+              default=16, show_default=True,
               help="Prior draws per input for likelihood flatness.")
-@click.option("--per-dim-swap-examples", type=click.IntRange(min=0), default=128,
+@click.option("--per-dim-swap-examples", default=128,
+              type=click.IntRange(0, UPPER_BOUNDS["per_dim_swap_examples"]),
               show_default=True, help="Inputs in the first round of the per-dimension swap "
                                       "(each costs latent_dim + 1 decoder rows); later rounds "
                                       "double it until every dimension is decided.")
@@ -154,9 +191,9 @@ def _common_options(func: Callable[..., Any]) -> Callable[..., Any]:
                    "identifiability across seeds in `collapse-diag compare`.")
 @_common_options
 @handle_errors
-def analyze(checkpoint: Path, data_path: Path | None, out_dir: Path, formats: tuple[str, ...],
+def analyze(checkpoint: str, data_path: str | None, out_dir: Path, formats: tuple[str, ...],
             batch_size: int, max_examples: int | None, device: str, seed: int,
-            factory: str | None, config_path: Path | None, trust_checkpoint: bool,
+            factory: str | None, config_path: str | None, trust_checkpoint: bool,
             kl_eps: float, active_threshold: float, prior_samples: int,
             per_dim_swap_examples: int, per_dim_swap_max_examples: int | None,
             fail_on_collapse: bool, nll_samples: int, nll_examples: int,
@@ -165,38 +202,54 @@ def analyze(checkpoint: Path, data_path: Path | None, out_dir: Path, formats: tu
     from collapse_diag.analysis import analyze as run_analysis
     from collapse_diag.checkpoint import load_checkpoint
     from collapse_diag.data import load_data
-    from collapse_diag.render import write_report
+    from collapse_diag.files import display_path
     from collapse_diag_cli.terminal import dimension_table, summary_line
 
-    loaded = load_checkpoint(checkpoint, factory=factory, config=config_path,
-                             trust_checkpoint=trust_checkpoint)
-    labels = loaded.labels
-    if data_path is not None:
-        data, labels = load_data(data_path, loaded.model), None
-    elif loaded.data is not None:
-        data = loaded.data
-    else:
-        raise DataError(f"checkpoint {str(checkpoint)!r} holds no 'data': pass the evaluation "
-                        "inputs with --data FILE.")
-    report = run_analysis(
-        loaded.model, data, labels=labels,
-        checkpoint={"path": str(checkpoint), "sha256": loaded.sha256},
-        show_progress=not quiet, seed=seed, batch_size=batch_size, max_examples=max_examples,
-        device=device, kl_eps=kl_eps, active_threshold=active_threshold,
-        prior_samples=prior_samples, per_dim_swap_examples=per_dim_swap_examples,
-        per_dim_swap_max_examples=per_dim_swap_max_examples,
-        nll_samples=nll_samples, nll_examples=nll_examples,
-        save_encodings=out_dir / "encodings.npz" if save_encodings else None,
-    )
-    written = write_report(report, out_dir, formats)
+    with user_code_exit():
+        loaded = load_checkpoint(checkpoint, factory=factory, config=config_path,
+                                 trust_checkpoint=trust_checkpoint)
+        labels = loaded.labels
+        if data_path is not None:
+            data, labels = load_data(data_path, loaded.model), None
+        elif loaded.data is not None:
+            data = loaded.data
+        else:
+            raise DataError(f"checkpoint {display_path(checkpoint)!r} holds no 'data': pass the "
+                            "evaluation inputs with --data FILE.")
+        report = run_analysis(
+            loaded.model, data, labels=labels,
+            checkpoint={"path": display_path(checkpoint), "sha256": loaded.sha256},
+            show_progress=not quiet, seed=seed, batch_size=batch_size,
+            max_examples=max_examples, device=device, kl_eps=kl_eps,
+            active_threshold=active_threshold, prior_samples=prior_samples,
+            per_dim_swap_examples=per_dim_swap_examples,
+            per_dim_swap_max_examples=per_dim_swap_max_examples,
+            nll_samples=nll_samples, nll_examples=nll_examples,
+            save_encodings=out_dir / "encodings.npz" if save_encodings else None,
+        )
+    written = _write(report, out_dir, formats)
     if not quiet:
         click.echo(dimension_table(report))
         click.echo()
     click.echo(summary_line(report))
     if report.summary.get("verdict_reason") and not quiet:
         click.echo(report.summary["verdict_reason"])
-    click.echo(f"report: {', '.join(str(p) for p in written.values())}")
+    click.echo(f"report: {', '.join(display_path(p) for p in written.values())}")
     sys.exit(_exit_code(report, fail_on_collapse))
+
+
+def _write(report: Any, out_dir: Path, formats: tuple[str, ...]) -> dict[str, Path]:
+    """Write the report; a folder that cannot be written is exit 3, not a traceback."""
+    from collapse_diag.files import display_path
+    from collapse_diag.render import write_report
+
+    try:
+        return write_report(report, out_dir, formats)
+    except OSError as err:
+        raise CollapseDiagError(
+            f"cannot write the report into {display_path(out_dir)!r}: "
+            f"{err.strerror or err} (choose a writable folder with --out)."
+        ) from err
 
 
 def _exit_code(report: Any, fail_on_collapse: bool) -> int:

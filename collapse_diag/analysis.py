@@ -28,6 +28,7 @@ from collapse_diag.data import (
     take,
     to_device,
     validate_data,
+    validate_labels,
 )
 from collapse_diag.diagnostics.activity import activity_diagnostic
 from collapse_diag.diagnostics.identifiability import identifiability_diagnostic
@@ -38,8 +39,9 @@ from collapse_diag.diagnostics.probes import probe_factors
 from collapse_diag.diagnostics.sensitivity import sensitivity_diagnostic
 from collapse_diag.diagnostics.verdict import decide_verdict, informative_dims, swap_reference
 from collapse_diag.encodings import Encodings, encode_all
-from collapse_diag.exceptions import CollapseDiagError, DataError, invalid_parameter
-from collapse_diag.protocol import ModelInfo, check_model
+from collapse_diag.exceptions import CollapseDiagError, invalid_parameter
+from collapse_diag.minimums import require_inputs
+from collapse_diag.protocol import ModelInfo, check_model, coerce_data
 from collapse_diag.report import Report, ReportSection
 from collapse_diag.rng import generator_for
 from collapse_diag.settings import Settings
@@ -213,14 +215,7 @@ def analyze(
     device = _resolve_device(cfg.device)
     data = validate_data(data, "the data")
     n_total = num_examples(data)
-    label_arrays = None
-    if labels:
-        label_arrays = {str(k): np.asarray(v) for k, v in labels.items()}
-        for name, values in label_arrays.items():
-            if values.shape != (n_total,):
-                raise DataError(
-                    f"labels[{name!r}] has shape {values.shape}; expected ({n_total},)."
-                )
+    label_arrays = validate_labels(labels, n_total) if labels else None
     index = subsample_indices(n_total, cfg.max_examples, generator_for(cfg.seed, "subsample"))
     if len(index) < n_total:
         data = take(data, index)
@@ -232,7 +227,10 @@ def analyze(
         model.to(device)
         model.eval()
     try:
+        data = coerce_data(model, data)
         info = check_model(model, to_device(take(data, slice(0, 4)), device))
+        require_inputs(num_examples(data), [name for name in DIAGNOSTICS
+                                            if cfg.diagnostics is None or name in cfg.diagnostics])
         encodings = encode_all(model, data, info, cfg.batch_size, device, show_progress)
         run = _Run(model, data, label_arrays, info, encodings, cfg, show_progress)
         sections, errors, timings = [], {}, {}
@@ -242,7 +240,7 @@ def analyze(
             start = time.perf_counter()
             try:
                 result = diagnostic(run)
-            except Exception as err:  # noqa: BLE001 - isolate failures, record them
+            except (Exception, SystemExit) as err:  # noqa: BLE001 - isolate failures, record them
                 errors[name] = f"{type(err).__name__}: {err}"
                 result = None
             timings[name] = round(time.perf_counter() - start, 4)

@@ -18,20 +18,16 @@ prefixes stripped) load when the user names the factory with ``--factory`` /
 Safety: a checkpoint is untrusted input. Loading never unpickles code
 (``weights_only=True``); a fully pickled model loads only with
 ``trust_checkpoint=True``. A factory *named by the file* is called only if it
-is an ``nn.Module`` subclass or a plain function of a package outside the
-standard library and outside the libraries that can load or run code (so a
-file cannot make us call ``os.system``); a factory named by the user is theirs to choose.
+is an ``nn.Module`` subclass (the rule lives in :mod:`collapse_diag.factory`);
+a factory named by the user is theirs to choose. A damaged file is reported as
+damaged, not as unsafe.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib
-import inspect
 import json
-import pickle
-import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +37,15 @@ from torch import nn
 
 from collapse_diag.data import Batch, num_examples, validate_data
 from collapse_diag.exceptions import CheckpointError, DataError
+from collapse_diag.factory import resolve_factory
+from collapse_diag.files import (
+    MAX_CONFIG_BYTES,
+    check_zip_sizes,
+    display_path,
+    read_text_limited,
+    require_regular_file,
+)
+from collapse_diag.torch_files import read_torch_file
 
 __all__ = [
     "FORMAT_VERSION",
@@ -54,13 +59,6 @@ __all__ = [
 FORMAT_VERSION = 1
 STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model")
 STRIPPED_PREFIXES = ("module.", "model.")
-# Top-level packages whose functions a checkpoint may not name as its factory:
-# they load files, run code or start processes.
-_UNSAFE_FACTORY_PACKAGES = frozenset({
-    "torch", "numpy", "scipy", "pandas", "sklearn", "joblib", "dill", "cloudpickle",
-    "click", "IPython", "setuptools", "pip", "pkg_resources", "matplotlib", "seaborn",
-    "collapse_diag_cli", "tqdm", "builtins",
-})
 _FIX_FORMAT = "see docs/model-protocol.md for the checkpoint format"
 
 
@@ -100,88 +98,21 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def _is_safe_factory(target: Any) -> bool:
-    if inspect.isclass(target):
-        return issubclass(target, nn.Module)
-    if not inspect.isfunction(target):
-        return False  # builtins, partials, callable instances
-    module = getattr(target, "__module__", "") or ""
-    top = module.split(".")[0]
-    if top == "collapse_diag":
-        return module.startswith("collapse_diag.examples")
-    return top not in _UNSAFE_FACTORY_PACKAGES and top not in sys.stdlib_module_names
+def _short(value: Any) -> str:
+    text = repr(value) if isinstance(value, (int, float, str, bool, type(None))) else (
+        f"of type {type(value).__name__}")
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
-def resolve_factory(spec: str, from_file: bool = False) -> Callable[..., Any]:
-    """Import ``"package.module:callable"`` (the current directory is on the import path).
-
-    Args:
-        spec: ``module:attribute``; the attribute may be dotted (``Class.build``).
-        from_file: The name came from the (untrusted) checkpoint file: only model
-            classes and model-building functions of user packages are accepted.
-
-    Returns:
-        The callable.
-
-    Raises:
-        CheckpointError: malformed spec, module not importable, attribute missing,
-            not callable, or unsafe for a name taken from the file.
-    """
-    if not isinstance(spec, str) or spec.count(":") != 1 or not all(spec.split(":")):
-        raise CheckpointError(
-            f"factory {spec!r} is not of the form 'package.module:callable' "
-            "(e.g. 'models:build_vae')."
-        )
-    module_name, attr_path = spec.split(":")
-    cwd = str(Path.cwd())
-    if cwd not in sys.path:
-        sys.path.insert(0, cwd)
+def _read_config(path: Path) -> dict[str, Any]:
+    text = read_text_limited(path, "config file", MAX_CONFIG_BYTES, CheckpointError)
     try:
-        target: Any = importlib.import_module(module_name)
-    except Exception as err:  # noqa: BLE001 - import errors of user code take many forms
+        value = json.loads(text)
+    except (ValueError, RecursionError) as err:
         raise CheckpointError(
-            f"factory module {module_name!r} cannot be imported ({type(err).__name__}: {err}): "
-            "install the package that defines the model, or run from the folder holding "
-            f"{module_name.replace('.', '/')}.py."
+            f"cannot read config file {display_path(path)!r}: not valid JSON ({err})."
         ) from err
-    for part in attr_path.split("."):
-        if not hasattr(target, part):
-            raise CheckpointError(f"factory {spec!r}: module {module_name!r} has no {attr_path!r}.")
-        target = getattr(target, part)
-    if not callable(target):
-        raise CheckpointError(f"factory {spec!r} is not callable.")
-    if from_file and not _is_safe_factory(target):
-        raise CheckpointError(
-            f"the checkpoint names factory {spec!r}, which is neither an nn.Module class nor a "
-            "model-building function of a user package; refusing to call it. If you trust "
-            "the file, pass --trust-checkpoint, or name the factory yourself with --factory."
-        )
-    return target
-
-
-def _torch_load(path: Path, trust: bool) -> Any:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        if "weights only" not in str(err).lower():
-            raise CheckpointError(
-                f"cannot read checkpoint {str(path)!r}: it is corrupt or not a torch file ({err})."
-            ) from err
-        if not trust:
-            raise CheckpointError(
-                f"checkpoint {str(path)!r} contains pickled Python objects, which can run code "
-                "when loaded; refusing. Save a state dict in the collapse-diag format instead "
-                "(docs/model-protocol.md), or pass --trust-checkpoint if you trust the file."
-            ) from err
-    except Exception as err:  # noqa: BLE001 - a damaged file fails in many ways
-        raise CheckpointError(
-            f"cannot read checkpoint {str(path)!r}: it is truncated, corrupt or not a torch "
-            f"file ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})."
-        ) from err
-    try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:  # noqa: BLE001 - arbitrary unpickling failure
-        raise CheckpointError(f"cannot unpickle trusted checkpoint {str(path)!r}: {err}") from err
+    return _check_config(value, f"config file {display_path(path)!r}")
 
 
 def _find_state_dict(payload: Mapping[str, Any], path: Path) -> dict[str, torch.Tensor]:
@@ -194,38 +125,83 @@ def _find_state_dict(payload: Mapping[str, Any], path: Path) -> dict[str, torch.
         state = payload
     if state is None:
         raise CheckpointError(
-            f"checkpoint {str(path)!r} has no weights: expected a state dict under one of "
+            f"checkpoint {display_path(path)!r} has no weights: expected a state dict under one of "
             f"{list(STATE_DICT_KEYS)} or at the top level; found keys {sorted(map(str, payload))}."
         )
     state = dict(state)
+    if not all(isinstance(k, str) for k in state):
+        raise CheckpointError(
+            f"the weights in {display_path(path)!r} have non-string names "
+            f"{[_short(k) for k in state if not isinstance(k, str)][:5]}: a state dict maps "
+            "parameter names to Tensors."
+        )
     for prefix in STRIPPED_PREFIXES:
         if state and all(k.startswith(prefix) for k in state):
             state = {k[len(prefix):]: v for k, v in state.items()}
     return state
 
 
-def _build_model(factory: str, config: Any, state: dict, path: Path, from_file: bool) -> Any:
-    if not isinstance(config, Mapping) or not all(isinstance(k, str) for k in config):
+def _check_config(config: Any, where: str) -> dict[str, Any]:
+    if not isinstance(config, Mapping) or not all(
+            isinstance(k, str) and k.isidentifier() for k in config):
         raise CheckpointError(
-            f"the model config must be a dict of keyword arguments; got {type(config).__name__}."
+            f"the model config ({where}) must be a JSON object / dict of keyword arguments "
+            f"(names -> values); got {type(config).__name__}"
+            + (f" with keys {sorted(map(repr, config))[:5]}" if isinstance(config, Mapping)
+               else "") + "."
         )
+    return dict(config)
+
+
+def _fit_weights(model: nn.Module, state: dict, path: Path, factory: str) -> None:
+    shown = display_path(path)
+    bad = sorted(str(k) for k, v in state.items() if not isinstance(v, torch.Tensor))
+    if bad:
+        raise CheckpointError(f"the weights in {shown!r} hold non-Tensor values under "
+                              f"{bad[:5]}: a state dict maps names to Tensors.")
+    try:
+        own = model.state_dict()
+    except (Exception, SystemExit):  # noqa: BLE001 - user hooks; load_state_dict will say
+        own = {}
+    for name, value in state.items():
+        target = own.get(name)
+        if isinstance(target, torch.Tensor) and (
+                target.is_floating_point() != value.is_floating_point()
+                or target.is_complex() != value.is_complex()):
+            raise CheckpointError(
+                f"the weights in {shown!r} do not fit the model built by {factory}: {name!r} "
+                f"has dtype {value.dtype}, the model's has {target.dtype}."
+            )
+    try:
+        result = model.load_state_dict(state, strict=False)
+    except (Exception, SystemExit) as err:  # noqa: BLE001 - size / dtype mismatches, user hooks
+        detail = " ".join(str(err).split())[:400]
+        raise CheckpointError(
+            f"the weights in {shown!r} do not fit the model built by {factory}: {detail} "
+            "(is the config the one used in training?)."
+        ) from err
+    missing, unexpected = list(result.missing_keys), list(result.unexpected_keys)
+    if missing or unexpected:
+        parts = ([f"missing keys {missing[:5]}"] if missing else []) + (
+            [f"unexpected keys {unexpected[:5]}"] if unexpected else [])
+        raise CheckpointError(
+            f"the weights in {shown!r} do not fit the model built by {factory}: "
+            f"{', '.join(parts)} (is the config the one used in training?)."
+        )
+
+
+def _build_model(factory: str, config: dict, state: dict, path: Path, from_file: bool) -> Any:
     build = resolve_factory(factory, from_file=from_file)
     try:
         model = build(**config)
-    except Exception as err:  # noqa: BLE001 - user factory failure
+    except (Exception, SystemExit) as err:  # noqa: BLE001 - user factory failure
+        first = str(err).splitlines()[0] if str(err) else ""
         raise CheckpointError(
-            f"factory {factory}(**config) failed with {type(err).__name__}: {err} "
+            f"factory {factory}(**config) failed with {type(err).__name__}: {first} "
             "(check --config / the checkpoint's 'config')."
         ) from err
     if isinstance(model, nn.Module):
-        result = model.load_state_dict(state, strict=False)
-        missing, unexpected = list(result.missing_keys), list(result.unexpected_keys)
-        if missing or unexpected:
-            raise CheckpointError(
-                f"the weights in {str(path)!r} do not fit the model built by {factory}: "
-                f"missing keys {missing[:5]}, unexpected keys {unexpected[:5]} "
-                "(is the config the one used in training?)."
-            )
+        _fit_weights(model, state, path, factory)
     return model
 
 
@@ -233,13 +209,17 @@ def _labels(raw: Any, n: int | None, path: Path) -> dict[str, torch.Tensor] | No
     if raw is None:
         return None
     if not isinstance(raw, Mapping) or not all(isinstance(v, torch.Tensor) for v in raw.values()):
-        raise DataError(f"'labels' in {str(path)!r} must be a dict of name -> integer Tensor.")
+        raise DataError(
+            f"'labels' in {display_path(path)!r} must be a dict of name -> integer Tensor."
+        )
     out = {}
     for name, values in raw.items():
-        if values.dim() != 1 or values.is_floating_point() or (n is not None and len(values) != n):
+        if (values.dim() != 1 or values.is_floating_point() or values.is_complex()
+                or values.dtype == torch.bool or (n is not None and len(values) != n)):
             raise DataError(
-                f"labels[{name!r}] in {str(path)!r} must be a 1-D integer Tensor with one value "
-                f"per input ({n}); got dtype {values.dtype}, shape {tuple(values.shape)}."
+                f"labels[{name!r}] in {display_path(path)!r} must be a 1-D integer (not bool) "
+                f"Tensor with one value per input ({n}); got dtype {values.dtype}, "
+                f"shape {tuple(values.shape)}."
             )
         out[str(name)] = values
     return out
@@ -270,15 +250,14 @@ def load_checkpoint(
             weights that do not fit.
         DataError: stored ``data`` or ``labels`` malformed.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {str(path)!r} does not exist: check the path.")
+    path = require_regular_file(path, "checkpoint", CheckpointError)
+    shown = display_path(path)
     if isinstance(config, (str, Path)):
-        try:
-            config = json.loads(Path(config).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as err:
-            raise CheckpointError(f"cannot read config file {str(config)!r}: {err}") from err
-    payload = _torch_load(path, trust_checkpoint)
+        config = _read_config(Path(config))
+    elif config is not None:
+        config = _check_config(config, "the config argument")
+    check_zip_sizes(path, "checkpoint", CheckpointError)
+    payload = read_torch_file(path, "checkpoint", trust_checkpoint, CheckpointError)
     sha = file_sha256(path)
     model: Any = None
     used_factory = factory
@@ -289,18 +268,19 @@ def load_checkpoint(
     elif isinstance(payload, Mapping):
         data, labels = payload.get("data"), payload.get("labels")
         if "collapse_diag" in payload:
-            if payload["collapse_diag"] != FORMAT_VERSION:
+            version = payload["collapse_diag"]
+            if type(version) is not int or version != FORMAT_VERSION:
                 raise CheckpointError(
-                    f"checkpoint {str(path)!r} has format version {payload['collapse_diag']!r}; "
+                    f"checkpoint {shown!r} has format version {_short(version)}; "
                     f"this collapse-diag reads version {FORMAT_VERSION}."
                 )
             missing = [k for k in ("factory", "state_dict") if k not in payload]
             if missing and factory is None:
                 raise CheckpointError(
-                    f"checkpoint {str(path)!r} lacks the key(s) {missing}; {_FIX_FORMAT}."
+                    f"checkpoint {shown!r} lacks the key(s) {missing}; {_FIX_FORMAT}."
                 )
-            if config is None:
-                used_config = dict(payload.get("config") or {})
+            if config is None and payload.get("config") is not None:
+                used_config = _check_config(payload["config"], f"the 'config' of {shown!r}")
         if isinstance(payload.get("model"), nn.Module):
             model = payload["model"]  # only reachable with trust_checkpoint
         else:
@@ -308,7 +288,7 @@ def load_checkpoint(
             used_factory = factory or payload.get("factory")
             if used_factory is None:
                 raise CheckpointError(
-                    f"checkpoint {str(path)!r} is not in the collapse-diag format (no "
+                    f"checkpoint {display_path(path)!r} is not in the collapse-diag format (no "
                     f"'collapse_diag' key; keys {sorted(map(str, payload))[:8]}): pass "
                     "--factory module:callable (and --config cfg.json) to build the model "
                     f"from its state dict; {_FIX_FORMAT}."
@@ -317,11 +297,11 @@ def load_checkpoint(
             model = _build_model(used_factory, used_config, state, path, from_file)
     else:
         raise CheckpointError(
-            f"checkpoint {str(path)!r} holds a {type(payload).__name__}, not a dict or a model; "
-            f"{_FIX_FORMAT}."
+            f"checkpoint {display_path(path)!r} holds a {type(payload).__name__}, not a dict or "
+            f"a model; {_FIX_FORMAT}."
         )
     if data is not None:
-        data = validate_data(data, f"the data stored in {str(path)!r}")
+        data = validate_data(data, f"the data stored in {display_path(path)!r}")
     labels = _labels(labels, num_examples(data) if data is not None else None, path)
     if isinstance(model, nn.Module):
         model.eval()

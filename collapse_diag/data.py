@@ -16,6 +16,8 @@ import numpy as np
 import torch
 
 from collapse_diag.exceptions import DataError, ProtocolError
+from collapse_diag.files import check_zip_sizes, display_path, require_regular_file
+from collapse_diag.torch_files import read_torch_file
 
 __all__ = [
     "Batch",
@@ -28,9 +30,52 @@ __all__ = [
     "iter_batches",
     "load_data",
     "subsample_indices",
+    "validate_labels",
 ]
 
 Batch = torch.Tensor | dict[str, torch.Tensor]
+
+
+#: numpy dtype kinds that are numbers a model can take: bool, (unsigned) int, float, complex.
+_NUMERIC_KINDS = "biufc"
+
+
+def _from_numpy(array: np.ndarray, source: str) -> torch.Tensor:
+    """A numpy array as a Tensor: numbers only, converted to native byte order."""
+    if array.dtype.kind not in _NUMERIC_KINDS or array.dtype.fields is not None:
+        raise DataError(
+            f"{source} has numpy dtype {array.dtype.str!r} ({array.dtype.name}), which is not "
+            "numbers: store bool, integer or floating-point arrays (no strings, dates, "
+            "objects or structured records)."
+        )
+    if not array.dtype.isnative:
+        array = array.astype(array.dtype.newbyteorder("="))
+    try:
+        return torch.from_numpy(np.ascontiguousarray(array))
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise DataError(f"{source} has numpy dtype {array.dtype.name}, which torch cannot "
+                        f"hold ({err}): convert it to float32 or int64.") from err
+
+
+def _check_npy_size(path: Path, source: str) -> None:
+    """Refuse an .npy file whose header claims more bytes than the file holds."""
+    with open(path, "rb") as handle:
+        try:
+            fmt = np.lib.format
+            major, _ = fmt.read_magic(handle)
+            read_header = fmt.read_array_header_1_0 if major == 1 else fmt.read_array_header_2_0
+            shape, _, dtype = read_header(handle)
+        except Exception:  # noqa: BLE001 - np.load reports a damaged header precisely
+            return
+        if dtype.hasobject:
+            return  # np.load(allow_pickle=False) refuses it with a clear message
+        claimed = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+        available = path.stat().st_size - handle.tell()
+    if claimed > available:
+        raise DataError(
+            f"{source} is truncated: its header claims shape {tuple(shape)} of {dtype.name} "
+            f"({claimed} bytes) but only {available} bytes follow."
+        )
 
 
 def validate_data(x: Any, source: str = "the data") -> Batch:
@@ -50,7 +95,7 @@ def validate_data(x: Any, source: str = "the data") -> Batch:
             dimensions disagree.
     """
     if isinstance(x, np.ndarray):
-        x = torch.from_numpy(x)
+        x = _from_numpy(x, source)
     if isinstance(x, torch.Tensor):
         if x.dim() == 0 or x.shape[0] == 0:
             raise DataError(
@@ -64,7 +109,7 @@ def validate_data(x: Any, source: str = "the data") -> Batch:
         out: dict[str, torch.Tensor] = {}
         for key, value in x.items():
             if isinstance(value, np.ndarray):
-                value = torch.from_numpy(value)
+                value = _from_numpy(value, f"{source}[{key!r}]")
             if not isinstance(value, torch.Tensor) or value.dim() == 0:
                 raise DataError(
                     f"{source}[{key!r}] is a {type(value).__name__}, not a Tensor with an "
@@ -83,6 +128,38 @@ def validate_data(x: Any, source: str = "the data") -> Batch:
     raise DataError(
         f"{source} is a {type(x).__name__}: it must be a Tensor or a dict of Tensors."
     )
+
+
+def validate_labels(labels: Mapping[str, Any], n: int) -> dict[str, np.ndarray]:
+    """Check known factors: per name, a 1-D integer array with one value per input.
+
+    Args:
+        labels: Name -> array-like of class values.
+        n: Number of inputs.
+
+    Returns:
+        Name -> integer numpy array ``(n,)``.
+
+    Raises:
+        DataError: a value is not 1-D, not of length ``n``, or not integers (floats
+            and bools are refused: a factor's values are class indices).
+    """
+    if not isinstance(labels, Mapping):
+        raise DataError(f"labels must be a dict of name -> integer array; got "
+                        f"{type(labels).__name__}.")
+    out = {}
+    for name, values in labels.items():
+        if isinstance(values, torch.Tensor):
+            values = values.detach().cpu().numpy()
+        array = np.asarray(values)
+        if array.dtype.kind not in "iu" or array.shape != (n,):
+            raise DataError(
+                f"labels[{str(name)!r}] must be a 1-D integer array with one value per input "
+                f"({n}); got dtype {array.dtype.name}, shape {array.shape}. Encode each "
+                "factor's values as class indices 0, 1, 2, ..."
+            )
+        out[str(name)] = array
+    return out
 
 
 def num_examples(x: Batch) -> int:
@@ -173,15 +250,16 @@ def load_data(path: str | Path, model: Any = None) -> Batch:
         DataError: the file is missing, unreadable, empty or of an unknown type.
         ProtocolError: a ``.txt`` file was given and the model has no ``tokenize``.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"data file {str(path)!r} does not exist: check the --data path.")
+    path = require_regular_file(path, "data file", DataError, " (the --data option)")
     suffix = path.suffix.lower()
-    source = f"data file {str(path)!r}"
+    source = f"data file {display_path(path)!r}"
     try:
+        if suffix in (".pt", ".npz"):
+            check_zip_sizes(path, "data file", DataError)
         if suffix == ".pt":
-            x = torch.load(path, map_location="cpu", weights_only=True)
+            x = read_torch_file(path, "data file", False, DataError)
         elif suffix == ".npy":
+            _check_npy_size(path, source)
             x = np.load(path, allow_pickle=False)
         elif suffix == ".npz":
             with np.load(path, allow_pickle=False) as archive:
@@ -198,13 +276,24 @@ def load_data(path: str | Path, model: Any = None) -> Batch:
                     f"{source} is text, but the model has no tokenize(lines) method: add one "
                     "(see docs/model-protocol.md) or pass the inputs as a .pt/.npy file."
                 )
-            x = tokenize(lines)
+            try:
+                x = tokenize(lines)
+            except (Exception, SystemExit) as err:  # noqa: BLE001 - user code
+                raise ProtocolError(
+                    f"model.tokenize(lines) failed on {source} with {type(err).__name__}: "
+                    f"{_first_line(err)}"
+                ) from err
         else:
             raise DataError(
                 f"{source} has unknown extension {suffix!r}: use .pt, .npy, .npz or .txt."
             )
+        return validate_data(x, source)
     except (DataError, ProtocolError):
         raise
     except Exception as err:  # noqa: BLE001 - any reader failure is one clear message
-        raise DataError(f"cannot read {source}: {type(err).__name__}: {err}") from err
-    return validate_data(x, source)
+        raise DataError(f"cannot read {source}: {type(err).__name__}: {_first_line(err)}") from err
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err)
+    return text.splitlines()[0] if text else ""

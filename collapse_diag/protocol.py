@@ -27,8 +27,10 @@ from collapse_diag.data import Batch, num_examples, take
 from collapse_diag.exceptions import DiagnosticError, ProtocolError
 
 __all__ = [
+    "LOGVAR_BOUNDS",
     "ModelInfo",
     "check_model",
+    "coerce_data",
     "call_encode",
     "call_prior",
     "call_log_likelihood",
@@ -36,6 +38,13 @@ __all__ = [
 ]
 
 _DOCS = "see docs/model-protocol.md"
+
+#: Encoder and prior log-variances must lie in this closed range (docs/model-protocol.md):
+#: exp(-30) ~ 1e-13 is a standard deviation of 3e-7 prior units, exp(30) one of 3e6. Outside
+#: it the variance under/overflows in float32 and KL and MI figures are meaningless.
+LOGVAR_BOUNDS = (-30.0, 30.0)
+#: Relative tolerance of the row-independence and gradient checks of :func:`check_model`.
+_ROW_RTOL = 1e-4
 
 
 @dataclass(frozen=True)
@@ -78,7 +87,29 @@ def _check_pair(out: Any, method: str, batch: int, latent_dim: int | None) -> tu
             f"{method} returned mu of shape {tuple(out[0].shape)} but logvar of shape "
             f"{tuple(out[1].shape)}: both must be [batch, latent_dim]."
         )
+    low, high = LOGVAR_BOUNDS
+    lo, hi = float(out[1].min()), float(out[1].max())
+    if lo < low or hi > high:
+        raise ProtocolError(
+            f"{method} returned logvar in [{lo:.4g}, {hi:.4g}], outside the supported range "
+            f"[{low:g}, {high:g}] (variances exp(logvar) that under/overflow): clamp logvar "
+            f"in the model, e.g. logvar.clamp({low:g}, {high:g}) ({_DOCS})."
+        )
     return out[0], out[1]
+
+
+def _user_call(method: str, n: int, error: type[Exception], fn: Any, *args: Any) -> Any:
+    """Call a model method; turn any failure of user code (SystemExit too) into ``error``."""
+    try:
+        return fn(*args)
+    except (ProtocolError, DiagnosticError):
+        raise
+    except (Exception, SystemExit) as err:  # noqa: BLE001 - a crash inside the user's model
+        first = str(err).splitlines()[0] if str(err) else ""
+        raise error(
+            f"{method} failed with {type(err).__name__}: {first} (on a batch of {n} "
+            f"example(s); the model must accept the data as stored; {_DOCS})"
+        ) from err
 
 
 def _check_tensor(
@@ -111,12 +142,16 @@ def _check_tensor(
 
 def call_encode(model: Any, x: Batch) -> tuple[torch.Tensor, torch.Tensor]:
     """``model.encode(x)``, checked: a finite pair of Tensors ``[batch, latent_dim]``."""
-    return _check_pair(model.encode(x), "encode(x)", num_examples(x), None)
+    n = num_examples(x)
+    return _check_pair(_user_call("encode(x)", n, ProtocolError, model.encode, x),
+                       "encode(x)", n, None)
 
 
 def call_prior(model: Any, x: Batch, latent_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
     """``model.prior(x)``, checked like :func:`call_encode`."""
-    return _check_pair(model.prior(x), "prior(x)", num_examples(x), latent_dim)
+    n = num_examples(x)
+    return _check_pair(_user_call("prior(x)", n, ProtocolError, model.prior, x),
+                       "prior(x)", n, latent_dim)
 
 
 def call_log_likelihood(model: Any, x: Batch, z: torch.Tensor) -> torch.Tensor:
@@ -126,7 +161,8 @@ def call_log_likelihood(model: Any, x: Batch, z: torch.Tensor) -> torch.Tensor:
         DiagnosticError: the decoder returned a wrong shape or NaN/Inf during a
             diagnostic (the up-front :func:`check_model` raises ProtocolError instead).
     """
-    out = model.log_likelihood(x, z)
+    out = _user_call("log_likelihood(x, z)", int(z.shape[0]), DiagnosticError,
+                     model.log_likelihood, x, z)
     _check_tensor(
         out, "log_likelihood(x, z)", (z.shape[0],), floating=True, error=DiagnosticError
     )
@@ -135,18 +171,112 @@ def call_log_likelihood(model: Any, x: Batch, z: torch.Tensor) -> torch.Tensor:
 
 def call_num_tokens(model: Any, x: Batch) -> torch.Tensor:
     """``model.num_tokens(x)``, checked: shape ``[batch]``, positive."""
-    out = model.num_tokens(x)
+    out = _user_call("num_tokens(x)", num_examples(x), ProtocolError, model.num_tokens, x)
     _check_tensor(out, "num_tokens(x)", (num_examples(x),), floating=False)
     if bool((out <= 0).any()):
         raise ProtocolError("num_tokens(x) must be positive for every example.")
     return out
 
 
+def coerce_data(model: Any, x: Batch) -> Batch:
+    """Cast floating-point inputs to the floating dtype of the model's parameters (or buffers).
+
+    A float64 array saved by numpy fed to a float32 model is the most common
+    dtype mismatch; integer inputs (token ids) and models without floating
+    parameters are left as they are.
+
+    Args:
+        model: The model (an ``nn.Module``, or anything with ``parameters()``).
+        x: Inputs, Tensor or dict of Tensors.
+
+    Returns:
+        ``x`` with every floating Tensor in the model's dtype.
+    """
+    dtype = None
+    for attribute in ("parameters", "buffers"):  # weights first, else buffers
+        tensors = getattr(model, attribute, None)
+        if dtype is None and callable(tensors):
+            try:
+                dtype = next((t.dtype for t in tensors() if t.is_floating_point()), None)
+            except (Exception, SystemExit):  # noqa: BLE001 - an odd user object is left alone
+                return x
+    if dtype is None:
+        return x
+
+    def cast(t: torch.Tensor) -> torch.Tensor:
+        return t.to(dtype) if t.is_floating_point() and t.dtype != dtype else t
+
+    return cast(x) if isinstance(x, torch.Tensor) else {k: cast(v) for k, v in x.items()}
+
+
+def _differs(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Rows where two log-likelihoods differ beyond rounding (relative :data:`_ROW_RTOL`)."""
+    a, b = a.detach().double(), b.detach().double()
+    return (a - b).abs() > _ROW_RTOL * (1.0 + a.abs())
+
+
+def _gradient_reaches(model: Any, x: Batch, z: torch.Tensor, rows: torch.Tensor) -> bool:
+    """Whether autograd gives a non-zero d log p(x|z) / dz at ``z`` for one of ``rows``."""
+    with torch.enable_grad():
+        zg = z.detach().clone().requires_grad_(True)
+        out = call_log_likelihood(model, x, zg)
+        if not out.requires_grad:
+            return False
+        (grad,) = torch.autograd.grad(out.sum(), zg, allow_unused=True)
+    return grad is not None and bool((grad[rows] != 0).any())
+
+
+def _check_decoder_rows(model: Any, x: Batch, z: torch.Tensor) -> None:
+    """Check that the decoder's log p(x|z) is deterministic, row-wise and differentiable in z.
+
+    Three checks on the small batch, each a few decoder calls:
+
+    * the same call twice gives the same values (no dropout left on);
+    * adding 1 to every coordinate of the code of input 0 changes only
+      row 0 (no batch statistics, no mean over the batch);
+    * if moving every code changes the values, autograd reaches z with a
+      non-zero gradient (no ``.detach()``, ``.item()`` or numpy inside): the
+      Fisher information of the identifiability diagnostic is computed from it.
+    """
+    n = int(z.shape[0])
+    with torch.no_grad():
+        base = call_log_likelihood(model, x, z)
+        if bool(_differs(base, call_log_likelihood(model, x, z)).any()):
+            raise ProtocolError(
+                "log_likelihood(x, z) returns different values for the same x and z: it must "
+                "be deterministic (call model.eval() to switch dropout off; no sampling inside)."
+            )
+        if n >= 2:
+            moved = z.clone()
+            moved[0] += 1.0
+            leaked = _differs(base, call_log_likelihood(model, x, moved))[1:].nonzero()
+            if len(leaked):
+                rows = [int(r) + 1 for r in leaked[:5, 0]]
+                raise ProtocolError(
+                    f"log_likelihood(x, z) mixes rows: changing only the z of input 0 changed "
+                    f"the value of input(s) {rows}. Each row must depend only on its own x and "
+                    "z (no batch statistics, no sum or mean over the batch, BatchNorm in eval "
+                    f"mode) ({_DOCS})."
+                )
+        changed = _differs(base, call_log_likelihood(model, x, z + 1.0))
+    if not bool(changed.any()):
+        return  # the decoder ignores z (a collapsed model): nothing to differentiate
+    # a zero gradient at the codes may be a flat region (dead ReLUs): try the moved codes too
+    if not any(_gradient_reaches(model, x, point, changed) for point in (z, z + 1.0)):
+        raise ProtocolError(
+            "log_likelihood(x, z) changes with z but no gradient reaches z: keep z on the "
+            "autograd graph (no .detach(), .item(), .numpy() or torch.tensor(...) of z inside), "
+            f"the Fisher information needs d log p(x|z) / dz ({_DOCS})."
+        )
+
+
 def check_model(model: Any, batch: Batch) -> ModelInfo:
     """Validate the model protocol once, on a small batch, before any diagnostic runs.
 
     Calls every method the model defines on (at most 4 examples of) ``batch``
-    under ``torch.no_grad()`` and checks types, shapes, dtypes and finiteness.
+    under ``torch.no_grad()`` and checks types, shapes, dtypes and finiteness,
+    that logvar lies in :data:`LOGVAR_BOUNDS`, and that ``log_likelihood`` is
+    deterministic, keeps rows independent and lets a gradient reach z.
 
     Args:
         model: The model to check.
@@ -171,16 +301,16 @@ def check_model(model: Any, batch: Batch) -> ModelInfo:
             has_prior = callable(getattr(model, "prior", None))
             if has_prior:
                 call_prior(model, small, latent_dim)
-            try:
-                call_log_likelihood(model, small, mu)
-            except DiagnosticError as err:
-                raise ProtocolError(str(err)) from err
             has_num_tokens = callable(getattr(model, "num_tokens", None))
             if has_num_tokens:
                 call_num_tokens(model, small)
+        try:
+            _check_decoder_rows(model, small, mu)
+        except DiagnosticError as err:
+            raise ProtocolError(str(err)) from err
     except ProtocolError:
         raise
-    except Exception as err:  # noqa: BLE001 - a crash inside the user's model
+    except (Exception, SystemExit) as err:  # noqa: BLE001 - a crash inside the user's model
         raise ProtocolError(
             f"calling the model on a batch of {n} example(s) failed with "
             f"{type(err).__name__}: {err} (the model must accept the data as stored; {_DOCS})"

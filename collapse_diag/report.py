@@ -196,7 +196,11 @@ class Report:
         Raises:
             DataError: missing, unreadable or not a report.
         """
+        from collapse_diag.files import require_regular_file
+
         path = Path(path)
+        if path.exists():
+            require_regular_file(path, "report", DataError)
         try:
             payload = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError as err:

@@ -8,12 +8,40 @@ checks them (the scikit-learn convention) and is called by ``analyze``.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from collapse_diag.exceptions import InvalidParameterError, invalid_parameter
 
-__all__ = ["Settings"]
+__all__ = ["Settings", "MAX_SEED", "UPPER_BOUNDS"]
+
+#: Largest seed: every generator of the run (torch, numpy, scikit-learn) takes it.
+MAX_SEED = 2**32 - 1
+#: Largest value of each numeric setting (inclusive). Beyond it a threshold makes every
+#: figure trivially true or false, or a count exhausts memory; every float must be finite.
+UPPER_BOUNDS: dict[str, float] = {
+    "batch_size": 2**31 - 1,
+    "max_examples": 2**62,
+    "kl_eps": 100.0,
+    "active_threshold": 100.0,
+    "mi_samples": 10_000,
+    "mi_max_components": 10**9,
+    "mi_saturation_margin": 100.0,
+    "swap_bootstrap": 10**6,
+    "per_dim_swap_examples": 10**9,
+    "prior_samples": 10_000,
+    "flatness_threshold": 1e6,
+    "fisher_samples": 10_000,
+    "fisher_rank_rtol": 1.0,
+    "fisher_rank_atol": 1e6,
+    "per_dim_swap_max_examples": 2**62,
+    "negligible_swap_nats": 1e6,
+    "fisher_bootstrap": 10**6,
+    "nll_samples": 10**6,
+    "nll_examples": 2**62,
+    "mi_minibatch_size": 10**9,
+}
 
 
 @dataclass(frozen=True)
@@ -153,25 +181,14 @@ class Settings:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise invalid_parameter(name, where, f"an int >= {low}", value)
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise invalid_parameter("seed", where, "an int >= 0", self.seed)
-        if self.max_examples is not None and (
-            isinstance(self.max_examples, bool)
-            or not isinstance(self.max_examples, int)
-            or self.max_examples < 1
-        ):
-            raise invalid_parameter("max_examples", where, "None or an int >= 1", self.max_examples)
-        budget = self.per_dim_swap_max_examples
-        if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int)
-                                   or budget < 1):
-            raise invalid_parameter("per_dim_swap_max_examples", where, "None or an int >= 1",
-                                    budget)
-        if self.nll_examples is not None and (
-            isinstance(self.nll_examples, bool)
-            or not isinstance(self.nll_examples, int)
-            or self.nll_examples < 1
-        ):
-            raise invalid_parameter("nll_examples", where, "None or an int >= 1", self.nll_examples)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not (
+                0 <= self.seed <= MAX_SEED):
+            raise invalid_parameter("seed", where, f"an int in [0, {MAX_SEED}]", self.seed)
+        for name in ("max_examples", "per_dim_swap_max_examples", "nll_examples"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                      or value < 1):
+                raise invalid_parameter(name, where, "None or an int >= 1", value)
         positives = (
             "kl_eps",
             "active_threshold",
@@ -192,6 +209,10 @@ class Settings:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not 0 < value < 1:
                 raise invalid_parameter(name, where, "a float in (0, 1)", value)
+        for name, high in UPPER_BOUNDS.items():
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and value <= high):
+                raise invalid_parameter(name, where, f"finite and <= {high:g}", value)
         if not isinstance(self.device, str) or not self.device:
             raise invalid_parameter("device", where, "a torch device string", self.device)
         return self

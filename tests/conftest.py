@@ -39,7 +39,7 @@ def toy_checkpoint(user_dir):
 
     model = ToyVAE()
     path = user_dir / "toy.pt"
-    save_checkpoint(path, model, "models:build_toy",
+    save_checkpoint(path, model, "models:ToyVAE",
                     {"weights": [2.0, 1.0, 0.0], "noise": 0.5}, data=model.sample(400))
     return path
 

@@ -20,21 +20,21 @@ def test_round_trip_unpacks_as_model_and_data(toy_checkpoint):
     model, data = loaded
     assert type(model).__name__ == "ToyVAE" and not model.training
     assert data.shape == (400, 3)
-    assert loaded.factory == "models:build_toy"
+    assert loaded.factory == "models:ToyVAE"
     assert loaded.sha256 == file_sha256(toy_checkpoint) and len(loaded.sha256) == 64
     assert loaded.labels is None
 
 
 def test_labels_round_trip(user_dir):
     model = ToyVAE()
-    path = save_checkpoint(user_dir / "l.pt", model, "models:build_toy", {},
+    path = save_checkpoint(user_dir / "l.pt", model, "models:ToyVAE", {},
                            data=model.sample(10), labels={"k": torch.arange(10) % 2})
     assert torch.equal(load_checkpoint(path).labels["k"], torch.arange(10) % 2)
 
 
 def test_labels_of_wrong_length_are_rejected(user_dir):
     model = ToyVAE()
-    path = save_checkpoint(user_dir / "l.pt", model, "models:build_toy", {},
+    path = save_checkpoint(user_dir / "l.pt", model, "models:ToyVAE", {},
                            data=model.sample(10), labels={"k": torch.arange(9)})
     with pytest.raises(DataError, match="one value per input"):
         load_checkpoint(path)
@@ -84,7 +84,7 @@ def test_factory_from_file_cannot_name_os_system(tmp_path):
     path = tmp_path / "f.pt"
     torch.save({"collapse_diag": 1, "factory": "os:system",
                 "config": {"command": f"touch {marker}"}, "state_dict": {}}, path)
-    with pytest.raises(CheckpointError, match="refusing to call it"):
+    with pytest.raises(CheckpointError, match="refusing"):
         load_checkpoint(path)
     assert not marker.exists()
 
@@ -131,7 +131,7 @@ def test_wrong_format_version(user_dir):
 
 def test_weights_that_do_not_fit(user_dir):
     path = user_dir / "f.pt"
-    torch.save({"collapse_diag": 1, "factory": "models:build_toy", "config": {},
+    torch.save({"collapse_diag": 1, "factory": "models:ToyVAE", "config": {},
                 "state_dict": {"bogus": torch.zeros(2)}}, path)
     with pytest.raises(CheckpointError, match="do not fit.*missing keys.*unexpected keys"):
         load_checkpoint(path)
@@ -139,9 +139,9 @@ def test_weights_that_do_not_fit(user_dir):
 
 def test_factory_failure_is_reported(user_dir):
     path = user_dir / "f.pt"
-    torch.save({"collapse_diag": 1, "factory": "models:build_toy",
+    torch.save({"collapse_diag": 1, "factory": "models:ToyVAE",
                 "config": {"no_such_arg": 1}, "state_dict": {}}, path)
-    with pytest.raises(CheckpointError, match=r"build_toy\(\*\*config\) failed"):
+    with pytest.raises(CheckpointError, match=r"ToyVAE\(\*\*config\) failed"):
         load_checkpoint(path)
 
 
@@ -172,7 +172,7 @@ def test_state_dict_not_found(user_dir):
 
 def test_empty_stored_data(user_dir):
     path = user_dir / "f.pt"
-    torch.save({"collapse_diag": 1, "factory": "models:build_toy", "config": {},
+    torch.save({"collapse_diag": 1, "factory": "models:ToyVAE", "config": {},
                 "state_dict": ToyVAE().state_dict(), "data": torch.zeros(0, 3)}, path)
     with pytest.raises(DataError, match="no examples"):
         load_checkpoint(path)

@@ -45,7 +45,7 @@ def test_quiet_prints_only_the_summary(toy_checkpoint, user_dir):
 
 def _collapsed_checkpoint(user_dir):
     model = ToyVAE(weights=(0.0, 0.0), noise=0.5)
-    return save_checkpoint(user_dir / "c.pt", model, "models:build_toy",
+    return save_checkpoint(user_dir / "c.pt", model, "models:ToyVAE",
                            {"weights": [0.0, 0.0], "noise": 0.5}, data=model.sample(200))
 
 
@@ -119,7 +119,7 @@ def test_protocol_violation(user_dir):
 
 
 def test_no_data(user_dir):
-    save_checkpoint(user_dir / "nodata.pt", ToyVAE(), "models:build_toy", {})
+    save_checkpoint(user_dir / "nodata.pt", ToyVAE(), "models:ToyVAE", {})
     _exit(run("analyze", user_dir / "nodata.pt"), 3, "pass the evaluation inputs with --data")
 
 

@@ -83,7 +83,7 @@ class DigitsVAE(nn.Module):
 
 
 def build_digits_vae(**config: int) -> DigitsVAE:
-    """Factory stored in checkpoints (``collapse_diag.examples.digits_vae:build_digits_vae``).
+    """Build a :class:`DigitsVAE` (checkpoints name the class itself: ``...digits_vae:DigitsVAE``).
 
     Args:
         **config: Keyword arguments of :class:`DigitsVAE`.

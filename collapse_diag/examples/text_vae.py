@@ -189,7 +189,7 @@ class TextVAE(nn.Module):
 
 
 def build_text_vae(**config: object) -> TextVAE:
-    """Factory stored in checkpoints (``collapse_diag.examples.text_vae:build_text_vae``).
+    """Build a :class:`TextVAE` (checkpoints name the class itself: ``...text_vae:TextVAE``).
 
     Args:
         **config: Keyword arguments of :class:`TextVAE`; ``vocab`` defaults to

@@ -82,15 +82,15 @@ class TrainConfig:
 _TEXT = {"embed_dim": 32, "hidden_dim": 64, "latent_dim": 8, "z_every_step": True}
 CONFIGS: dict[str, TrainConfig] = {
     "text_collapsed": TrainConfig(
-        factory="collapse_diag.examples.text_vae:build_text_vae",
+        factory="collapse_diag.examples.text_vae:TextVAE",
         model_config=_TEXT, steps=2500,
     ),
     "text_healthy": TrainConfig(
-        factory="collapse_diag.examples.text_vae:build_text_vae",
+        factory="collapse_diag.examples.text_vae:TextVAE",
         model_config=_TEXT, steps=2500, anneal_steps=1000, free_bits=1.0, word_dropout=0.5,
     ),
     "digits": TrainConfig(
-        factory="collapse_diag.examples.digits_vae:build_digits_vae",
+        factory="collapse_diag.examples.digits_vae:DigitsVAE",
         model_config={"input_dim": 64, "hidden_dim": 128, "latent_dim": 8},
         steps=1500, batch_size=128,
     ),

@@ -121,6 +121,10 @@ def _common_options(func: Callable[..., Any]) -> Callable[..., Any]:
               help="Torch device for the model: cpu, cuda, cuda:1, mps.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seed of the run's random generator: same seed, same numbers.")
+@click.option("--dtype", type=click.Choice(["float32", "bfloat16", "float16"]),
+              default="float32", show_default=True,
+              help="Precision of the decoder passes (autocast); figures are accumulated in "
+                   "float64 either way. See docs/performance.md.")
 @click.option("--factory", default=None,
               help="'module:callable' that builds the model, for checkpoints holding only a "
                    "state dict (the current folder is importable). Overrides the file's.")
@@ -148,7 +152,7 @@ def analyze(checkpoint: Path, data_path: Path | None, out_dir: Path, formats: tu
             factory: str | None, config_path: Path | None, trust_checkpoint: bool,
             kl_eps: float, active_threshold: float, prior_samples: int,
             per_dim_swap_examples: int, fail_on_collapse: bool, quiet: bool,
-            debug: bool) -> None:
+            debug: bool, dtype: str = "float32") -> None:
     """Analyse the VAE in CHECKPOINT and write a report to --out."""
     from collapse_diag.analysis import analyze as run_analysis
     from collapse_diag.checkpoint import load_checkpoint
@@ -172,6 +176,7 @@ def analyze(checkpoint: Path, data_path: Path | None, out_dir: Path, formats: tu
         show_progress=not quiet, seed=seed, batch_size=batch_size, max_examples=max_examples,
         device=device, kl_eps=kl_eps, active_threshold=active_threshold,
         prior_samples=prior_samples, per_dim_swap_examples=per_dim_swap_examples,
+        dtype=dtype,
     )
     written = write_report(report, out_dir, formats)
     if not quiet:

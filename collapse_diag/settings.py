@@ -13,7 +13,10 @@ from typing import Any
 
 from collapse_diag.exceptions import InvalidParameterError, invalid_parameter
 
-__all__ = ["Settings"]
+__all__ = ["Settings", "DTYPES"]
+
+#: Decoder precisions ``Settings.dtype`` accepts (names of torch dtypes).
+DTYPES = ("float32", "bfloat16", "float16")
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,14 @@ class Settings:
             about 1 / (1 + lambda), so lambda < 0.1 means the likelihood narrows
             the prior by under 10%: practically flat, not identifiable.
         diagnostics: Names of the diagnostics to run (``None``: all).
+        mi_bootstrap: Bootstrap resamples (over inputs with their z samples) for the
+            intervals on the mutual information, per-dimension MI and marginal KL;
+            0 leaves the intervals out. Costs O(mi_bootstrap * N * D), no model calls.
+        dtype: Precision of the decoder passes: ``"float32"`` (default), or
+            ``"bfloat16"`` / ``"float16"`` under ``torch.autocast`` (matrix
+            products and convolutions in the low precision, reductions such as
+            log-softmax kept in float32 by autocast, every figure accumulated in
+            float64). The encoder pass always runs in the model's own precision.
     """
 
     seed: int = 0
@@ -79,6 +90,8 @@ class Settings:
     fisher_rank_rtol: float = 1e-3
     fisher_rank_atol: float = 0.1
     diagnostics: tuple[str, ...] | None = field(default=None)
+    mi_bootstrap: int = 1000
+    dtype: str = "float32"
 
     @classmethod
     def from_kwargs(cls, where: str = "analyze", **kwargs: Any) -> Settings:
@@ -111,6 +124,7 @@ class Settings:
             "per_dim_swap_examples": 0,
             "prior_samples": 2,
             "fisher_samples": 1,
+            "mi_bootstrap": 0,
         }
         for name, low in ints_min.items():
             value = getattr(self, name)
@@ -143,6 +157,8 @@ class Settings:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not 0 < value < 1:
                 raise invalid_parameter(name, where, "a float in (0, 1)", value)
+        if self.dtype not in DTYPES:
+            raise invalid_parameter("dtype", where, f"one of {list(DTYPES)}", self.dtype)
         if not isinstance(self.device, str) or not self.device:
             raise invalid_parameter("device", where, "a torch device string", self.device)
         return self

@@ -18,7 +18,7 @@ depend on its weights), each on N inputs (the stored ones tiled).
 Usage::
 
     python benchmarks/bench_analyze.py [--n 500] [--batch-size 64] [--device cpu]
-        [--dtype float32] [--models text digits32]
+        [--dtype float32] [--models text digits32] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -85,6 +85,7 @@ def _floor(model, data, calls, latent_dim: int, device: str) -> float:
     """Seconds of the same calls as plain passes (backward w.r.t. z where recorded)."""
     n = num_examples(data)
     gen = torch.Generator().manual_seed(0)
+    model.eval()  # as during the analysis (it restores the model's mode afterwards)
     start = time.perf_counter()
     for kind, rows, grad in calls:
         x = take(data, torch.arange(rows) % n)
@@ -124,6 +125,8 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--models", nargs="+", default=["text", "digits32"])
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="floor = fastest of this many replays (steadier on a shared machine)")
     args = parser.parse_args()
     print(f"N = {args.n}, batch size {args.batch_size}, device {args.device}, dtype {args.dtype},"
           f" torch threads {torch.get_num_threads()}")
@@ -152,7 +155,8 @@ def main() -> None:
         total_floor = 0.0
         for phase, seconds in timings.items():
             calls = recorder.calls.get(phase, [])
-            floor = _floor(model, data, calls, report.latent_dim, args.device) if calls else 0.0
+            floor = min(_floor(model, data, calls, report.latent_dim, args.device)
+                        for _ in range(args.repeat)) if calls else 0.0
             total_floor += floor
             rows = sum(r for _, r, _ in calls) / report.n_examples
             back = sum(r for _, r, g in calls if g) / report.n_examples

@@ -120,3 +120,26 @@ def test_flags_at_zero_and_at_the_ceiling():
     r = information_diagnostic(separated, torch.Generator().manual_seed(0), 1.0, bootstrap=100)
     assert r.ceiling_like and r.saturated and not r.zero_like
     assert r.mi_ci[1] == pytest.approx(math.log(n), abs=1e-9)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # scipy's reference overflows harmlessly
+def test_rows_whose_sum_overflows_are_recomputed_exactly():
+    # Component 1 is e^-700-narrow in both dimensions, component 0 e^700-wide; a query of
+    # component 0 at component 1's mean is e^1400 times likelier under component 1 than
+    # under its own: the one-pass sum overflows and the row is redone with a running max.
+    from scipy.special import logsumexp
+    from scipy.stats import norm
+
+    mu = np.zeros((2, 2))
+    logvar = np.array([[700.0, 700.0], [-700.0, -700.0]])
+    z = np.array([[[0.0, 0.0], [1e150, -3e150]], [[1e-160, -1e-160], [2e-160, 0.0]]])
+    h = mi_terms(z, mu, logvar)[0]
+    ref = []
+    for i in range(2):
+        terms = []
+        for s in range(2):
+            logq = [norm.logpdf(z[i, s], mu[j], np.exp(0.5 * logvar[j])).sum() for j in range(2)]
+            terms.append(logq[i] - logsumexp(logq) + math.log(2))
+        ref.append(np.mean(terms))
+    assert np.all(np.isfinite(h))
+    np.testing.assert_allclose(h, ref, rtol=0, atol=1e-9)

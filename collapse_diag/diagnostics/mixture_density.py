@@ -15,9 +15,10 @@ i.e. ``[z^2, z] @ [-P/2; MU*P] + c``: one GEMM of inner size 2D per block. The
 components are streamed in blocks with a running log-sum-exp, so memory is
 bounded by ``chunk_bytes`` for any M; the cost is ``2 * R * M * 2D`` flops plus
 ``R * M`` exponentials (the previous per-dimension loop paid ``R * M * D``
-exponentials). The own term is read from the same GEMM, so a query whose own
-component dominates gives exactly ``log M``, and identical components give
-exactly 0 (identical columns give bitwise identical values). Inputs are
+exponentials). Each row is shifted by its own log-density inside the GEMM (one
+more feature column) and the own term is read from the same GEMM, so a query
+whose own component dominates gives ``log M`` and identical components give 0,
+both to rounding (~1e-15 nats). Inputs are
 centred on the mean of mu first (the terms are translation invariant), which
 keeps the expanded square's cancellation at ``~1e-16 * max(z^2 p)`` nats.
 
@@ -55,10 +56,45 @@ _GRID_LEVELS = 24
 _GRID_MIN_QUERIES = 2048
 
 
+def _own_log_density(z: torch.Tensor, owner: torch.Tensor, mu: torch.Tensor,
+                     logvar: torch.Tensor) -> torch.Tensor:
+    """``log q(z_r|x_owner[r])`` for the full vector, directly (O(R D)), shape ``(R,)``."""
+    lv = logvar[owner]
+    return (-0.5 * ((z - mu[owner]).square() * torch.exp(-lv) + lv + _LOG_2PI)).sum(dim=1)
+
+
+def _rows_by_running_max(feats: torch.Tensor, owner: torch.Tensor, weights: torch.Tensor,
+                         const: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
+    """The terms with a running-max log-sum-exp over component blocks: safe for any spread."""
+    m, dtype = weights.shape[1], feats.dtype
+    out = torch.empty(feats.shape[0], dtype=torch.float64)
+    for a in range(0, feats.shape[0], rows):
+        f, own_idx = feats[a:a + rows], owner[a:a + rows]
+        top = torch.full((f.shape[0],), -math.inf, dtype=dtype)
+        total = torch.zeros(f.shape[0], dtype=dtype)
+        own = torch.empty(f.shape[0], dtype=dtype)
+        for j in range(0, m, cols):
+            block = torch.addmm(const[j:j + cols], f, weights[:, j:j + cols])
+            mine = ((own_idx >= j) & (own_idx < j + cols)).nonzero().squeeze(1)
+            own[mine] = block[mine, own_idx[mine] - j]
+            new_top = torch.maximum(top, block.max(dim=1).values)
+            total.mul_(torch.exp(top - new_top)).add_(block.sub_(new_top[:, None]).exp_().sum(1))
+            top = new_top
+        out[a:a + rows] = ((own - top) - torch.log(total / m)).double()
+    return out
+
+
 def full_terms(z: torch.Tensor, owner: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
                chunk_bytes: int = CHUNK_BYTES, dtype: torch.dtype = torch.float64
                ) -> torch.Tensor:
     """``log q(z_r|x_owner[r]) - log mean_j q(z_r|x_j)`` for the full vector, every row.
+
+    One pass: the GEMM gives ``log q(z_r|x_j) - s_r`` directly (the shift
+    ``s_r = log q(z_r|x_owner)``, computed beforehand in O(R D), is one more
+    feature column), whose exponentials are summed block by block. The own
+    component contributes ~1, so the sum cannot underflow; a row whose sum
+    overflows (another component e^700 times likelier than its own, only with
+    extreme log-variance spreads) is recomputed with a running maximum.
 
     Args:
         z: Queries, shape ``(R, D)``, float64, already centred like ``mu``.
@@ -73,26 +109,29 @@ def full_terms(z: torch.Tensor, owner: torch.Tensor, mu: torch.Tensor, logvar: t
     """
     m = mu.shape[0]
     prec = torch.exp(-logvar)
-    weights = torch.cat([-0.5 * prec, mu * prec], dim=1).T.contiguous().to(dtype)  # (2D, M)
+    shift = _own_log_density(z, owner, mu, logvar)
+    weights = torch.cat([-0.5 * prec, mu * prec, torch.ones(m, 1, dtype=mu.dtype)],
+                        dim=1).T.contiguous().to(dtype)  # (2D + 1, M)
     const = (-0.5 * (mu.square() * prec + logvar + _LOG_2PI).sum(dim=1)).to(dtype)  # (M,)
-    feats = torch.cat([z.square(), z], dim=1).to(dtype)  # (R, 2D)
+    feats = torch.cat([z.square(), z, -shift[:, None]], dim=1).to(dtype)  # (R, 2D + 1)
     cols = min(m, _COMPONENT_BLOCK)
     rows = max(1, chunk_bytes // (8 * cols))
     out = torch.empty(z.shape[0], dtype=torch.float64)
     for a in range(0, z.shape[0], rows):
         f, own_idx = feats[a:a + rows], owner[a:a + rows]
-        top = torch.full((f.shape[0],), -math.inf, dtype=dtype)
         total = torch.zeros(f.shape[0], dtype=dtype)
         own = torch.empty(f.shape[0], dtype=dtype)
         for j in range(0, m, cols):
             block = torch.addmm(const[j:j + cols], f, weights[:, j:j + cols])
             mine = ((own_idx >= j) & (own_idx < j + cols)).nonzero().squeeze(1)
             own[mine] = block[mine, own_idx[mine] - j]
-            new_top = torch.maximum(top, block.max(dim=1).values)
-            total.mul_(torch.exp(top - new_top)).add_(block.sub_(new_top[:, None]).exp_().sum(1))
-            top = new_top
-        # (own - top) - log(total / M): exactly 0 when every component gives the same value.
-        out[a:a + rows] = ((own - top) - torch.log(total / m)).double()
+            total.add_(block.exp_().sum(dim=1))
+        # own - log(total / M): 0 to rounding (~1e-16) when every component gives the same value.
+        out[a:a + rows] = (own - torch.log(total / m)).double()
+    redo = (~torch.isfinite(out)).nonzero().squeeze(1)
+    if redo.numel():
+        out[redo] = _rows_by_running_max(feats[redo, :-1], owner[redo], weights[:-1], const,
+                                         rows, cols)
     return out
 
 
@@ -191,11 +230,12 @@ def exact_dimension_terms(z: torch.Tensor, owner: torch.Tensor, mu: torch.Tensor
     r, m = z.shape[0], mu.shape[0]
     out = torch.empty(z.shape[1], r, dtype=torch.float64)
     rows = max(1, chunk_bytes // (8 * m))
+    z_cols, mu_cols, lv_cols = (t.T.contiguous() for t in (z, mu, logvar))  # unit stride
     for d in range(z.shape[1]):
-        half_prec, offset = -0.5 * torch.exp(-logvar[:, d]), -0.5 * (logvar[:, d] + _LOG_2PI)
+        half_prec, offset = -0.5 * torch.exp(-lv_cols[d]), -0.5 * (lv_cols[d] + _LOG_2PI)
         for a in range(0, r, rows):
-            zd, own_idx = z[a:a + rows, d], owner[a:a + rows]
-            q = (zd[:, None] - mu[:, d]).square_().mul_(half_prec).add_(offset)
+            zd, own_idx = z_cols[d, a:a + rows], owner[a:a + rows]
+            q = (zd[:, None] - mu_cols[d]).square_().mul_(half_prec).add_(offset)
             own = q.gather(1, own_idx[:, None]).squeeze(1)
             top = q.max(dim=1).values
             out[d, a:a + rows] = (own - top) - torch.log(q.sub_(top[:, None]).exp_().sum(1) / m)
@@ -224,10 +264,11 @@ def dimension_terms(z: torch.Tensor, owner: torch.Tensor, mu: torch.Tensor,
         return exact_dimension_terms(z, owner, mu, logvar, chunk_bytes)
     m = mu.shape[0]
     out = torch.empty(z.shape[1], z.shape[0], dtype=torch.float64)
+    z_cols, mu_cols, lv_cols = (t.T.contiguous() for t in (z, mu, logvar))  # unit stride
     for d in range(z.shape[1]):
-        half_prec, offset = -0.5 * torch.exp(-logvar[:, d]), -0.5 * (logvar[:, d] + _LOG_2PI)
-        zd = z[:, d].contiguous()
-        log_q = _log_mixture_adaptive(zd, mu[:, d], half_prec, offset, tol, chunk_bytes)
-        own = _own_1d(zd, mu[owner, d], logvar[owner, d])
+        half_prec, offset = -0.5 * torch.exp(-lv_cols[d]), -0.5 * (lv_cols[d] + _LOG_2PI)
+        zd = z_cols[d]
+        log_q = _log_mixture_adaptive(zd, mu_cols[d], half_prec, offset, tol, chunk_bytes)
+        own = _own_1d(zd, mu_cols[d, owner], lv_cols[d, owner])
         out[d] = torch.minimum(own - log_q, torch.tensor(math.log(m), dtype=torch.float64))
     return out

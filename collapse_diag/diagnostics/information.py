@@ -3,9 +3,10 @@
 The aggregate posterior is the mixture of the posteriors of the analysed set,
 ``q(z) = (1/M) sum_j q(z|x_j)``, and x is uniform over the same M inputs. Under
 that joint, ``I_q(x; z) = E_x E_{z~q(z|x)} [log q(z|x) - log q(z)]``, which lies
-in ``[0, log M]``. It is estimated by Monte Carlo over z; :func:`mi_from_samples`
-is the estimator's core (no randomness), :func:`information_diagnostic` draws the
-samples and builds the result.
+in ``[0, log M]``. It is estimated by Monte Carlo over z; :func:`mi_terms` is
+the estimator's core (no randomness; the log-densities come from GEMMs in
+:mod:`~collapse_diag.diagnostics.mixture_density`), :func:`information_diagnostic`
+draws the samples, the bootstrap intervals, and builds the result.
 
 Hoffman & Johnson (2016), "ELBO surgery", split the mean KL to the prior into
 ``E_x KL(q(z|x) || p(z)) = I_q(x; z) + KL(q(z) || p(z))``: the rate the model

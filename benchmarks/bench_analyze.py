@@ -19,6 +19,7 @@ Usage::
 
     python benchmarks/bench_analyze.py [--n 500] [--batch-size 64] [--device cpu]
         [--dtype float32] [--models text digits32] [--repeat 3]
+        [--threads T]
 """
 
 from __future__ import annotations
@@ -127,7 +128,10 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["text", "digits32"])
     parser.add_argument("--repeat", type=int, default=3,
                         help="floor = fastest of this many replays (steadier on a shared machine)")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     print(f"N = {args.n}, batch size {args.batch_size}, device {args.device}, dtype {args.dtype},"
           f" torch threads {torch.get_num_threads()}")
     originals = dict(analysis.DIAGNOSTICS)

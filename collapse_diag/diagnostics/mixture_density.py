@@ -42,10 +42,11 @@ import torch
 __all__ = ["full_terms", "dimension_terms", "exact_dimension_terms"]
 
 _LOG_2PI = math.log(2.0 * math.pi)
-#: Default bytes of one block of log-densities (rows x components, float64).
-CHUNK_BYTES = 32 * 2**20
+#: Default bytes of one block of log-densities (rows x components, float64): small enough
+#: to stay in cache between the GEMM, the exponentials and the sum (2x faster than 32 MiB).
+CHUNK_BYTES = 4 * 2**20
 #: Components per GEMM block of :func:`full_terms`.
-_COMPONENT_BLOCK = 8192
+_COMPONENT_BLOCK = 2048
 #: Absolute interpolation tolerance of the per-dimension grid, nats per query.
 GRID_TOL = 1e-6
 #: Initial grid nodes (quantiles of the queries) per dimension.

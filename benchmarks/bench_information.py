@@ -13,9 +13,12 @@ D, 4 samples per input (the defaults), it prints, each case in a fresh subproces
 * the float32 GEMM's error on the total (measured, not used: the estimator runs in float64);
 * the whole diagnostic with the default 1,000 bootstrap resamples for the intervals.
 
+``--mu-scale`` sets the spread of mu: at 1 (default) the MI is near its ceiling
+log N; at 0.1-0.3 it is well below it (1-4 nats at D = 32).
+
 Usage::
 
-    python benchmarks/bench_information.py [--n 10000] [--dims 32 128] [--no-exact-above 32]
+    python benchmarks/bench_information.py [--n 10000] [--dims 32 128] [--no-exact-above 32] [--mu-scale 1]
         [--threads T]
 
 Timings vary with the machine and its load (on a shared machine the CPU figure is
@@ -46,7 +49,7 @@ def _timed(func):
     return out, time.perf_counter() - wall, time.process_time() - cpu
 
 
-def _one(mode: str, n: int, dim: int, threads: int | None) -> dict:
+def _one(mode: str, n: int, dim: int, threads: int | None, mu_scale: float) -> dict:
     import numpy as np
     import torch
 
@@ -59,7 +62,7 @@ def _one(mode: str, n: int, dim: int, threads: int | None) -> dict:
     if threads:
         torch.set_num_threads(threads)
     rng = np.random.default_rng(0)
-    mu, logvar = rng.normal(size=(n, dim)), rng.normal(-1.0, 0.3, size=(n, dim))
+    mu, logvar = mu_scale * rng.normal(size=(n, dim)), rng.normal(-1.0, 0.3, size=(n, dim))
     eps = torch.randn((n, 4, dim), generator=torch.Generator().manual_seed(0),
                       dtype=torch.float64).numpy()
     z = mu[:, None, :] + np.exp(0.5 * logvar)[:, None, :] * eps
@@ -95,8 +98,9 @@ def _one(mode: str, n: int, dim: int, threads: int | None) -> dict:
     return row
 
 
-def _run(mode: str, n: int, dim: int, threads: int | None) -> dict:
-    cmd = [sys.executable, __file__, "--one", mode, "--n", str(n), "--dims", str(dim)]
+def _run(mode: str, n: int, dim: int, threads: int | None, mu_scale: float) -> dict:
+    cmd = [sys.executable, __file__, "--one", mode, "--n", str(n), "--dims", str(dim),
+           "--mu-scale", str(mu_scale)]
     if threads:
         cmd += ["--threads", str(threads)]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
@@ -110,28 +114,31 @@ def main() -> None:
     parser.add_argument("--no-exact-above", type=int, default=32,
                         help="skip the (slow) previous computation above this latent_dim")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--mu-scale", type=float, default=1.0,
+                        help="std of mu across inputs (1: MI near log N; 0.1-0.3: well below)")
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one is not None:
-        print(json.dumps(_one(args.one, args.n, args.dims[0], args.threads)))
+        print(json.dumps(_one(args.one, args.n, args.dims[0], args.threads, args.mu_scale)))
         return
     import numpy as np
 
-    print(f"MI estimator, N = M = {args.n}, 4 samples per input ({4 * args.n} queries)")
+    print(f"MI estimator, N = M = {args.n}, 4 samples per input ({4 * args.n} queries), "
+          f"mu ~ N(0, {args.mu_scale}^2), logvar ~ N(-1, 0.3^2)")
     for dim in args.dims:
-        new = _run("new", args.n, dim, args.threads)
+        new = _run("new", args.n, dim, args.threads, args.mu_scale)
         print(f"D={dim:<4} GEMM estimator: {new['wall_s']:.2f} s wall, {new['cpu_s']:.2f} s CPU "
               f"({new['threads']} threads; full vector {new['full_wall_s']:.2f} s, per-dimension "
               f"{new['per_dim_wall_s']:.2f} s), peak {new['peak_mib']:.0f} MiB; MI {new['mi']:.4f}")
         print(f"       float32 GEMM (not used): full vector {new['full32_wall_s']:.2f} s, error on"
               f" MI {new['float32_abs_err']:.2e} nats, largest per-query error "
               f"{new['float32_max_term_err']:.2e} nats")
-        diag = _run("diagnostic", args.n, dim, args.threads)
+        diag = _run("diagnostic", args.n, dim, args.threads, args.mu_scale)
         print(f"       whole diagnostic with 1000 bootstrap resamples: {diag['wall_s']:.2f} s, "
               f"MI {diag['mi']:.4f}, 95% interval [{diag['ci'][0]:.4f}, {diag['ci'][1]:.4f}]")
         if dim > args.no_exact_above:
             continue
-        old = _run("old", args.n, dim, args.threads)
+        old = _run("old", args.n, dim, args.threads, args.mu_scale)
         per_new, per_old = np.array(new["per"]), np.array(old["per"])
         rel = abs(new["mi"] - old["mi"]) / abs(old["mi"])
         per_abs = np.abs(per_new - per_old)

@@ -18,7 +18,8 @@ log N; at 0.1-0.3 it is well below it (1-4 nats at D = 32).
 
 Usage::
 
-    python benchmarks/bench_information.py [--n 10000] [--dims 32 128] [--no-exact-above 32] [--mu-scale 1]
+    python benchmarks/bench_information.py [--n 10000] [--dims 32 128] [--no-exact-above 32]
+        [--mu-scale 1]
         [--threads T]
 
 Timings vary with the machine and its load (on a shared machine the CPU figure is

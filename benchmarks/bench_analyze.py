@@ -1,68 +1,178 @@
-"""End-to-end cost of ``analyze`` and of writing the report (a benchmark, not a test).
+"""Whole ``analyze`` time against its floor of plain model passes (a benchmark, not a test).
 
-Loads a shipped example checkpoint, tiles its evaluation inputs up to N, and
-prints, for each N: seconds per diagnostic (from ``report.timings``), the encoder
-pass and the whole ``analyze`` call, the time to write report.json/md/html with
-plots, and the peak resident memory of the process so far.
+For each model it runs ``analyze`` once with the model's ``encode`` and
+``log_likelihood`` instrumented: every call's rows, whether it needed a backward
+pass (the Fisher), and the time spent inside the model are recorded per
+diagnostic. Then, in the same process, it replays exactly those calls as plain
+passes (same rows per call, so the same batch size; random z; forward, and
+forward + backward w.r.t. z where the analysis did one) and times them: that is
+the *floor*, what the model passes alone cost. It prints per diagnostic the
+decoder rows per input, the time, the time inside the model, the floor, and the
+whole analysis against the total floor as a ratio; the rest is the toolkit's own
+work (sampling, statistics, the MI estimator, bookkeeping).
+
+Models: the shipped demo text VAE (``text_healthy``, 16 dims) and a 32-dim MLP
+VAE (the digits architecture with ``latent_dim=32``, untrained: its cost does not
+depend on its weights), each on N inputs (the stored ones tiled).
 
 Usage::
 
-    python benchmarks/bench_analyze.py [--model text_healthy] [--n 1000 2000 4000]
-        [--batch-size 64] [--device cpu]
+    python benchmarks/bench_analyze.py [--n 500] [--batch-size 64] [--device cpu]
+        [--dtype float32] [--models text digits32] [--repeat 3]
+        [--threads T]
 """
 
 from __future__ import annotations
 
 import argparse
-import resource
-import tempfile
 import time
+from collections import defaultdict
 
 import torch
 
-from collapse_diag import analyze, load_checkpoint, write_report
+from collapse_diag import analysis, load_checkpoint
 from collapse_diag.data import num_examples, take
 from collapse_diag.examples import SHIPPED
+from collapse_diag.examples.digits_vae import build_digits_vae, load_binary_digits
 
 
-def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+class _Recorder:
+    """Wraps a model's encode / log_likelihood: rows, grad and seconds per call, per phase."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.phase = "encoder pass"
+        self.calls: dict[str, list[tuple[str, int, bool]]] = defaultdict(list)
+        self.inside: dict[str, float] = defaultdict(float)
+        self.model = model
+        self._encode, self._ll = model.encode, model.log_likelihood
+        model.encode = self.encode
+        model.log_likelihood = self.log_likelihood
+
+    def _sync(self) -> None:
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+
+    def encode(self, x):
+        start = time.perf_counter()
+        out = self._encode(x)
+        self._sync()
+        self.inside[self.phase] += time.perf_counter() - start
+        self.calls[self.phase].append(("encode", num_examples(x), False))
+        return out
+
+    def log_likelihood(self, x, z):
+        start = time.perf_counter()
+        out = self._ll(x, z)
+        self._sync()
+        self.inside[self.phase] += time.perf_counter() - start
+        self.calls[self.phase].append(("decode", z.shape[0], bool(z.requires_grad)))
+        return out
+
+    def restore(self) -> None:
+        del self.model.encode, self.model.log_likelihood
+
+
+def _phased(recorder: _Recorder, key: str, func):
+    """A diagnostic that first tells the recorder which phase its model calls belong to."""
+
+    def run(state):
+        recorder.phase = key
+        return func(state)
+
+    return run
+
+
+def _floor(model, data, calls, latent_dim: int, device: str) -> float:
+    """Seconds of the same calls as plain passes (backward w.r.t. z where recorded)."""
+    n = num_examples(data)
+    gen = torch.Generator().manual_seed(0)
+    model.eval()  # as during the analysis (it restores the model's mode afterwards)
+    start = time.perf_counter()
+    for kind, rows, grad in calls:
+        x = take(data, torch.arange(rows) % n)
+        x = x.to(device) if isinstance(x, torch.Tensor) else {k: v.to(device) for k, v in x.items()}
+        if kind == "encode":
+            with torch.no_grad():
+                model.encode(x)
+            continue
+        z = torch.randn(rows, latent_dim, generator=gen).to(device)
+        if grad:
+            with torch.enable_grad():
+                z.requires_grad_(True)
+                torch.autograd.grad(model.log_likelihood(x, z).sum(), z)
+        else:
+            with torch.no_grad():
+                model.log_likelihood(x, z)
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def _models(names: list[str], n: int):
+    for name in names:
+        if name == "text":
+            loaded = load_checkpoint(SHIPPED["text_healthy"])
+            model, data = loaded.model, loaded.data
+        else:
+            torch.manual_seed(0)  # the untrained weights only; analyze never uses global RNG
+            model, data = build_digits_vae(latent_dim=32), load_binary_digits()[0]
+        yield name, model, take(data, torch.arange(n) % num_examples(data))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", choices=sorted(SHIPPED), default="text_healthy")
-    parser.add_argument("--n", type=int, nargs="+", default=[1000, 2000, 4000])
+    parser.add_argument("--n", type=int, default=500)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--dtype", default="float32")
+    parser.add_argument("--models", nargs="+", default=["text", "digits32"])
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="floor = fastest of this many replays (steadier on a shared machine)")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"N = {args.n}, batch size {args.batch_size}, device {args.device}, dtype {args.dtype},"
+          f" torch threads {torch.get_num_threads()}")
+    originals = dict(analysis.DIAGNOSTICS)
+    for name, model, data in _models(args.models, args.n):
+        # Warm-up (allocator, oneDNN/cuDNN kernels) on 16 inputs, not timed.
+        analysis.analyze(model, take(data, slice(0, 16)), batch_size=args.batch_size,
+                         device=args.device, dtype=args.dtype, per_dim_swap_examples=8)
+        recorder = _Recorder(model)
 
-    loaded = load_checkpoint(SHIPPED[args.model])
-    base = num_examples(loaded.data)
-    print(f"model {args.model}, {base} stored inputs tiled to N; device {args.device}, "
-          f"torch threads {torch.get_num_threads()}")
-    header = None
-    for n in args.n:
-        index = torch.arange(n) % base
-        data = take(loaded.data, index)
-        labels = {k: v[index] for k, v in (loaded.labels or {}).items()}
+        analysis.DIAGNOSTICS.update({k: _phased(recorder, k, f) for k, f in originals.items()})
         start = time.perf_counter()
-        report = analyze(loaded.model, data, labels=labels, batch_size=args.batch_size,
-                         device=args.device)
+        try:
+            report = analysis.analyze(model, data, batch_size=args.batch_size,
+                                      device=args.device, dtype=args.dtype)
+        finally:
+            analysis.DIAGNOSTICS.update(originals)
+            recorder.restore()
+        whole = time.perf_counter() - start
         if report.errors:
-            print(f"N={n}: failed diagnostics {report.errors}")
-        total = time.perf_counter() - start
-        with tempfile.TemporaryDirectory() as out:
-            start = time.perf_counter()
-            write_report(report, out)
-            writing = time.perf_counter() - start
-        row = {"N": n, **report.timings, "analyze": total, "write": writing,
-               "peak MiB": peak_rss_mib()}
-        if header is None:
-            header = list(row)
-            print("  ".join(f"{h:>15}" for h in header))
-        print("  ".join(f"{row[h]:>15.2f}" if isinstance(row[h], float) else f"{row[h]:>15}"
-                        for h in header))
+            print(f"{name}: failed diagnostics {report.errors}")
+        timings = {"encoder pass": whole - sum(report.timings.values()), **report.timings}
+        print(f"\n{name}: latent_dim {report.latent_dim}, {report.n_examples} inputs")
+        print(f"{'phase':<16} {'rows/input':>10} {'backward':>8} {'time s':>8} {'in model s':>10} "
+              f"{'floor s':>8} {'ratio':>6}")
+        total_floor = 0.0
+        for phase, seconds in timings.items():
+            calls = recorder.calls.get(phase, [])
+            floor = min(_floor(model, data, calls, report.latent_dim, args.device)
+                        for _ in range(args.repeat)) if calls else 0.0
+            total_floor += floor
+            rows = sum(r for _, r, _ in calls) / report.n_examples
+            back = sum(r for _, r, g in calls if g) / report.n_examples
+            ratio = f"{seconds / floor:6.2f}" if floor > 0 else "     -"
+            print(f"{phase:<16} {rows:>10.2f} {back:>8.2f} {seconds:>8.2f} "
+                  f"{recorder.inside.get(phase, 0.0):>10.2f} {floor:>8.2f} {ratio}")
+        inside = sum(recorder.inside.values())
+        print(f"{'whole analyze':<16} {'':>10} {'':>8} {whole:>8.2f} {inside:>10.2f} "
+              f"{total_floor:>8.2f} {whole / total_floor:6.2f}")
+        print(f"  the rest: {whole - inside:.2f} s outside the model "
+              f"({100 * (whole - inside) / whole:.0f}% of the run), of which MI "
+              f"{report.timings.get('information', 0.0):.2f} s")
 
 
 if __name__ == "__main__":

@@ -1,17 +1,26 @@
-"""Cost of the mutual-information diagnostic (a benchmark, not a test).
+"""Cost and accuracy of the mutual-information estimator (a benchmark, not a test).
 
-Times :func:`~collapse_diag.diagnostics.information.information_diagnostic` on
-synthetic encodings (mu ~ N(0, 1), logvar ~ N(-1, 0.3^2)) with latent_dim D for
-several N, with the default settings (4 samples per input, at most 10,000
-mixture components), and prints per N: the inputs used M, wall and process CPU
-seconds, and peak memory above the level before the call (resident set, each N
-measured in a fresh subprocess). The cost is O(M^2 * samples * D): N above
-``max_components`` costs the same as N = ``max_components``.
+On synthetic encodings (mu ~ N(0, 1), logvar ~ N(-1, 0.3^2)), N inputs, latent_dim
+D, 4 samples per input (the defaults), it prints, each case in a fresh subprocess
+(so peak memory is its own):
+
+* the GEMM estimator (:func:`~collapse_diag.diagnostics.information.mi_terms`):
+  wall and CPU seconds, split into the full-vector part and the per-dimension part;
+* the previous exact computation (``benchmarks/_exact_mi.py``, the per-dimension
+  loop it replaced) on the same samples: its time, the speed-up, and the
+  agreement (relative difference of the total MI, largest absolute and relative
+  difference of the per-dimension MI);
+* the float32 GEMM's error on the total (measured, not used: the estimator runs in float64);
+* the whole diagnostic with the default 1,000 bootstrap resamples for the intervals.
+
+``--mu-scale`` sets the spread of mu: at 1 (default) the MI is near its ceiling
+log N; at 0.1-0.3 it is well below it (1-4 nats at D = 32).
 
 Usage::
 
-    python benchmarks/bench_information.py [--n 1000 10000 100000] [--dim 32]
-        [--samples 4] [--max-components 10000] [--threads T]
+    python benchmarks/bench_information.py [--n 10000] [--dims 32 128] [--no-exact-above 32]
+        [--mu-scale 1]
+        [--threads T]
 
 Timings vary with the machine and its load (on a shared machine the CPU figure is
 the steadier one); compare figures from one run only.
@@ -27,66 +36,120 @@ import subprocess
 import sys
 import time
 
+HERE = os.path.dirname(os.path.abspath(__file__))
+
 
 def _rss() -> int:
     with open("/proc/self/statm") as handle:
         return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def _one(n: int, dim: int, samples: int, max_components: int, threads: int | None) -> dict:
+def _timed(func):
+    wall, cpu = time.perf_counter(), time.process_time()
+    out = func()
+    return out, time.perf_counter() - wall, time.process_time() - cpu
+
+
+def _one(mode: str, n: int, dim: int, threads: int | None, mu_scale: float) -> dict:
     import numpy as np
     import torch
 
-    from collapse_diag.diagnostics.information import information_diagnostic
+    sys.path.insert(0, HERE)
+    from collapse_diag.diagnostics import mixture_density as md
+    from collapse_diag.diagnostics.information import information_diagnostic, mi_terms
     from collapse_diag.diagnostics.kl import kl_diagnostic
     from collapse_diag.encodings import Encodings
 
     if threads:
         torch.set_num_threads(threads)
     rng = np.random.default_rng(0)
-    enc = Encodings(mu=rng.normal(size=(n, dim)), logvar=rng.normal(-1.0, 0.3, size=(n, dim)))
-    mean_kl = kl_diagnostic(enc).total
-    # Warm torch's kernels on a tiny problem so the timing is the diagnostic's own.
-    information_diagnostic(Encodings(mu=enc.mu[:8], logvar=enc.logvar[:8]),
-                           torch.Generator().manual_seed(0), mean_kl)
+    mu, logvar = mu_scale * rng.normal(size=(n, dim)), rng.normal(-1.0, 0.3, size=(n, dim))
+    eps = torch.randn((n, 4, dim), generator=torch.Generator().manual_seed(0),
+                      dtype=torch.float64).numpy()
+    z = mu[:, None, :] + np.exp(0.5 * logvar)[:, None, :] * eps
+    mi_terms(z[:8], mu[:8], logvar[:8])  # warm torch's kernels
     base = _rss()
-    wall, cpu = time.perf_counter(), time.process_time()
-    result = information_diagnostic(enc, torch.Generator().manual_seed(0), mean_kl,
-                                     samples=samples, max_components=max_components)
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    row: dict = {"mode": mode, "n": n, "dim": dim, "threads": torch.get_num_threads()}
+    if mode == "old":
+        from _exact_mi import mi_from_samples as exact
+
+        (mi, per), row["wall_s"], row["cpu_s"] = _timed(lambda: exact(z, mu, logvar))
+        row.update(mi=mi, per=per.tolist())
+    elif mode == "new":
+        (h, h_dim), row["wall_s"], row["cpu_s"] = _timed(lambda: mi_terms(z, mu, logvar))
+        row.update(mi=float(h.mean()), per=h_dim.mean(axis=0).tolist())
+        center = mu.mean(axis=0)
+        zt = torch.from_numpy(np.ascontiguousarray((z - center).reshape(-1, dim)))
+        mut, lvt = torch.from_numpy(mu - center), torch.from_numpy(logvar)
+        owner = torch.arange(n).repeat_interleave(4)
+        full64, row["full_wall_s"], _ = _timed(lambda: md.full_terms(zt, owner, mut, lvt))
+        full32, row["full32_wall_s"], _ = _timed(
+            lambda: md.full_terms(zt, owner, mut, lvt, dtype=torch.float32))
+        row["float32_abs_err"] = abs(float(full32.mean() - full64.mean()))
+        row["float32_max_term_err"] = float((full32 - full64).abs().max())
+        row["per_dim_wall_s"] = row["wall_s"] - row["full_wall_s"]
+    else:  # the diagnostic with its intervals
+        enc = Encodings(mu=mu, logvar=logvar)
+        kl = kl_diagnostic(enc).total
+        result, row["wall_s"], row["cpu_s"] = _timed(lambda: information_diagnostic(
+            enc, torch.Generator().manual_seed(0), kl, bootstrap=1000))
+        row.update(mi=result.mutual_information, ci=list(result.mi_ci))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base  # Linux: KiB
-    return {"n": n, "m": result.n_used, "wall_s": wall, "cpu_s": cpu,
-            "peak_mib": max(peak, 0) / 2**20, "mi": result.mutual_information,
-            "ceiling": result.ceiling, "threads": torch.get_num_threads()}
+    row["peak_mib"] = max(peak, 0) / 2**20
+    return row
+
+
+def _run(mode: str, n: int, dim: int, threads: int | None, mu_scale: float) -> dict:
+    cmd = [sys.executable, __file__, "--one", mode, "--n", str(n), "--dims", str(dim),
+           "--mu-scale", str(mu_scale)]
+    if threads:
+        cmd += ["--threads", str(threads)]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, nargs="+", default=[1000, 10_000, 100_000])
-    parser.add_argument("--dim", type=int, default=32)
-    parser.add_argument("--samples", type=int, default=4)
-    parser.add_argument("--max-components", type=int, default=10_000)
+    parser.add_argument("--n", type=int, default=10_000)
+    parser.add_argument("--dims", type=int, nargs="+", default=[32, 128])
+    parser.add_argument("--no-exact-above", type=int, default=32,
+                        help="skip the (slow) previous computation above this latent_dim")
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--mu-scale", type=float, default=1.0,
+                        help="std of mu across inputs (1: MI near log N; 0.1-0.3: well below)")
+    parser.add_argument("--one", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one is not None:
-        print(json.dumps(_one(args.one, args.dim, args.samples, args.max_components,
-                              args.threads)))
+        print(json.dumps(_one(args.one, args.n, args.dims[0], args.threads, args.mu_scale)))
         return
-    print(f"information_diagnostic, D={args.dim}, samples={args.samples}, "
-          f"max_components={args.max_components}")
-    print(f"{'N':>8} {'M':>7} {'threads':>7} {'wall s':>8} {'cpu s':>8} {'peak MiB':>9} "
-          f"{'MI':>8} {'log M':>7}")
-    for n in args.n:
-        cmd = [sys.executable, __file__, "--one", str(n), "--dim", str(args.dim),
-               "--samples", str(args.samples), "--max-components", str(args.max_components)]
-        if args.threads:
-            cmd += ["--threads", str(args.threads)]
-        row = json.loads(subprocess.run(cmd, check=True, capture_output=True,
-                                        text=True).stdout.strip().splitlines()[-1])
-        print(f"{row['n']:>8} {row['m']:>7} {row['threads']:>7} {row['wall_s']:>8.2f} "
-              f"{row['cpu_s']:>8.2f} {row['peak_mib']:>9.1f} {row['mi']:>8.3f} "
-              f"{row['ceiling']:>7.3f}", flush=True)
+    import numpy as np
+
+    print(f"MI estimator, N = M = {args.n}, 4 samples per input ({4 * args.n} queries), "
+          f"mu ~ N(0, {args.mu_scale}^2), logvar ~ N(-1, 0.3^2)")
+    for dim in args.dims:
+        new = _run("new", args.n, dim, args.threads, args.mu_scale)
+        print(f"D={dim:<4} GEMM estimator: {new['wall_s']:.2f} s wall, {new['cpu_s']:.2f} s CPU "
+              f"({new['threads']} threads; full vector {new['full_wall_s']:.2f} s, per-dimension "
+              f"{new['per_dim_wall_s']:.2f} s), peak {new['peak_mib']:.0f} MiB; MI {new['mi']:.4f}")
+        print(f"       float32 GEMM (not used): full vector {new['full32_wall_s']:.2f} s, error on"
+              f" MI {new['float32_abs_err']:.2e} nats, largest per-query error "
+              f"{new['float32_max_term_err']:.2e} nats")
+        diag = _run("diagnostic", args.n, dim, args.threads, args.mu_scale)
+        print(f"       whole diagnostic with 1000 bootstrap resamples: {diag['wall_s']:.2f} s, "
+              f"MI {diag['mi']:.4f}, 95% interval [{diag['ci'][0]:.4f}, {diag['ci'][1]:.4f}]")
+        if dim > args.no_exact_above:
+            continue
+        old = _run("old", args.n, dim, args.threads, args.mu_scale)
+        per_new, per_old = np.array(new["per"]), np.array(old["per"])
+        rel = abs(new["mi"] - old["mi"]) / abs(old["mi"])
+        per_abs = np.abs(per_new - per_old)
+        speed_wall, speed_cpu = old["wall_s"] / new["wall_s"], old["cpu_s"] / new["cpu_s"]
+        print(f"       previous exact computation: {old['wall_s']:.2f} s wall, {old['cpu_s']:.2f} s"
+              f" CPU, peak {old['peak_mib']:.0f} MiB -> speed-up {speed_wall:.1f}x wall, "
+              f"{speed_cpu:.1f}x CPU")
+        print(f"       agreement: MI relative difference {rel:.2e}; per-dimension largest "
+              f"absolute {per_abs.max():.2e} nats, largest relative "
+              f"{(per_abs / np.abs(per_old)).max():.2e}")
 
 
 if __name__ == "__main__":

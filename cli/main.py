@@ -154,6 +154,10 @@ def _common_options(func: Callable[..., Any]) -> Callable[..., Any]:
               help="Torch device for the model: cpu, cuda, cuda:1, mps.")
 @click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True,
               help="Seed of the run's random generator: same seed, same numbers.")
+@click.option("--dtype", type=click.Choice(["float32", "bfloat16", "float16"]),
+              default="float32", show_default=True,
+              help="Precision of the decoder passes (autocast); figures are accumulated in "
+                   "float64 either way. See docs/performance.md.")
 @click.option("--factory", default=None,
               help="'module:callable' that builds the model, for checkpoints holding only a "
                    "state dict (the current folder is importable). Overrides the file's.")
@@ -197,7 +201,7 @@ def analyze(checkpoint: str, data_path: str | None, out_dir: Path, formats: tupl
             kl_eps: float, active_threshold: float, prior_samples: int,
             per_dim_swap_examples: int, per_dim_swap_max_examples: int | None,
             fail_on_collapse: bool, nll_samples: int, nll_examples: int,
-            save_encodings: bool, quiet: bool, debug: bool) -> None:
+            save_encodings: bool, quiet: bool, debug: bool, dtype: str = "float32") -> None:
     """Analyse the VAE in CHECKPOINT and write a report to --out."""
     from collapse_diag.analysis import analyze as run_analysis
     from collapse_diag.checkpoint import load_checkpoint
@@ -226,6 +230,7 @@ def analyze(checkpoint: str, data_path: str | None, out_dir: Path, formats: tupl
             per_dim_swap_max_examples=per_dim_swap_max_examples,
             nll_samples=nll_samples, nll_examples=nll_examples,
             save_encodings=out_dir / "encodings.npz" if save_encodings else None,
+            dtype=dtype,
         )
     written = _write(report, out_dir, formats)
     if not quiet:

@@ -10,16 +10,16 @@ Library use::
     comparison = collapse_diag.compare(["runs/seed0", "runs/seed1"])   # report folders
     collapse_diag.write_comparison(comparison, "comparison/")
 
-Heavy modules (the diagnostics, plotting) are imported on first use.
+Importing the package imports neither torch nor matplotlib: every name below
+except ``__version__`` and the exceptions is loaded on first use (PEP 562), so
+``collapse-diag --help`` starts in a fraction of a second.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from collapse_diag._version import __version__
-from collapse_diag.checkpoint import LoadedCheckpoint, load_checkpoint, save_checkpoint
-from collapse_diag.encodings import Encodings
 from collapse_diag.exceptions import (
     CheckpointError,
     CollapseDiagError,
@@ -28,9 +28,15 @@ from collapse_diag.exceptions import (
     InvalidParameterError,
     ProtocolError,
 )
-from collapse_diag.protocol import ModelInfo, check_model
-from collapse_diag.report import Report
-from collapse_diag.settings import Settings
+
+if TYPE_CHECKING:  # for type checkers and IDEs only; nothing is imported at run time
+    from collapse_diag.analysis import analyze
+    from collapse_diag.checkpoint import LoadedCheckpoint, load_checkpoint, save_checkpoint
+    from collapse_diag.encodings import Encodings
+    from collapse_diag.protocol import ModelInfo, check_model
+    from collapse_diag.render import render_directory, write_report
+    from collapse_diag.report import Report
+    from collapse_diag.settings import Settings
 
 __all__ = [
     "__version__",
@@ -60,6 +66,14 @@ _LAZY = {
     "analyze": ("collapse_diag.analysis", "analyze"),
     "write_report": ("collapse_diag.render", "write_report"),
     "render_directory": ("collapse_diag.render", "render_directory"),
+    "check_model": ("collapse_diag.protocol", "check_model"),
+    "ModelInfo": ("collapse_diag.protocol", "ModelInfo"),
+    "load_checkpoint": ("collapse_diag.checkpoint", "load_checkpoint"),
+    "save_checkpoint": ("collapse_diag.checkpoint", "save_checkpoint"),
+    "LoadedCheckpoint": ("collapse_diag.checkpoint", "LoadedCheckpoint"),
+    "Encodings": ("collapse_diag.encodings", "Encodings"),
+    "Report": ("collapse_diag.report", "Report"),
+    "Settings": ("collapse_diag.settings", "Settings"),
     "compare": ("collapse_diag.comparison", "compare"),
     "Comparison": ("collapse_diag.comparison", "Comparison"),
     "write_comparison": ("collapse_diag.render.comparison", "write_comparison"),
@@ -67,10 +81,16 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
-    """Import ``analyze`` and the writers on first use (PEP 562)."""
+    """Import the heavy names (torch, the diagnostics, plotting) on first use (PEP 562)."""
     if name in _LAZY:
         import importlib
 
         module, attr = _LAZY[name]
-        return getattr(importlib.import_module(module), attr)
+        value = getattr(importlib.import_module(module), attr)
+        globals()[name] = value  # later look-ups skip this function
+        return value
     raise AttributeError(f"module 'collapse_diag' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -8,6 +8,7 @@ raised before any diagnostic starts.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import platform
@@ -80,6 +81,7 @@ def _information(run: _Run) -> Any:
     return information_diagnostic(
         run.encodings, run.generator("information"), mean_kl=kl.total, samples=s.mi_samples,
         max_components=s.mi_max_components, saturation_margin=s.mi_saturation_margin,
+        bootstrap=s.mi_bootstrap, confidence=s.confidence,
     )
 
 
@@ -136,6 +138,17 @@ DIAGNOSTICS: dict[str, Callable[[_Run], Any]] = {
 }
 
 
+#: The diagnostics that call the decoder: they run under ``Settings.dtype``.
+DECODER_DIAGNOSTICS = ("sensitivity", "identifiability")
+
+
+def _precision(name: str, dtype: str, device: torch.device) -> Any:
+    """``torch.autocast`` to ``dtype`` for a decoder diagnostic, else a no-op context."""
+    if dtype == "float32" or name not in DECODER_DIAGNOSTICS:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=getattr(torch, dtype))
+
+
 def _data_sha256(data: Batch) -> str:
     digest = hashlib.sha256()
     items = [("", data)] if isinstance(data, torch.Tensor) else sorted(data.items())
@@ -158,6 +171,18 @@ def _resolve_device(name: str) -> torch.device:
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise invalid_parameter("device", "analyze", "a device this machine has", name)
     return device
+
+
+def _check_dtype(dtype: str, device: torch.device) -> None:
+    """Reject a low precision that autocast cannot give on ``device``."""
+    if dtype == "float32":
+        return
+    if not torch.amp.is_autocast_available(device.type):
+        raise invalid_parameter("dtype", "analyze", f"'float32' on device {device.type!r} "
+                                "(autocast is not available there)", dtype)
+    if dtype == "bfloat16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise invalid_parameter("dtype", "analyze", "'float16' or 'float32' on this GPU "
+                                "(it has no bfloat16)", dtype)
 
 
 def _merge(sections: list[ReportSection], latent_dim: int) -> tuple[dict, list[dict], dict]:
@@ -213,6 +238,7 @@ def analyze(
         raise invalid_parameter("diagnostics", "analyze", f"names from {list(DIAGNOSTICS)}",
                                 unknown)
     device = _resolve_device(cfg.device)
+    _check_dtype(cfg.dtype, device)
     data = validate_data(data, "the data")
     n_total = num_examples(data)
     label_arrays = validate_labels(labels, n_total) if labels else None
@@ -239,7 +265,8 @@ def analyze(
                 continue
             start = time.perf_counter()
             try:
-                result = diagnostic(run)
+                with _precision(name, cfg.dtype, device):
+                    result = diagnostic(run)
             except (Exception, SystemExit) as err:  # noqa: BLE001 - isolate failures, record them
                 errors[name] = f"{type(err).__name__}: {err}"
                 result = None

@@ -56,8 +56,18 @@ class Encodings:
         return self.prior_mu, self.prior_logvar
 
 
-def _np64(t: torch.Tensor) -> np.ndarray:
-    return t.detach().to("cpu", torch.float64).numpy()
+def _np64(parts: list[torch.Tensor]) -> np.ndarray:
+    """Concatenate per-batch outputs on their device, then one copy to the host in float64."""
+    return torch.cat(parts).to("cpu", torch.float64).numpy()
+
+
+def _to_device(batch: Batch, device: torch.device | str) -> Batch:
+    """Host-to-device copy; from pinned memory and non-blocking when the target is CUDA."""
+    if torch.device(device).type != "cuda":
+        return to_device(batch, device)
+    if isinstance(batch, torch.Tensor):
+        return batch.pin_memory().to(device, non_blocking=True)
+    return {k: v.pin_memory().to(device, non_blocking=True) for k, v in batch.items()}
 
 
 def encode_all(
@@ -85,22 +95,23 @@ def encode_all(
     mus, logvars, pmus, plogvars, tokens = [], [], [], [], []
     batches = progress(iter_batches(data, batch_size), "encoder pass",
                        -(-n // batch_size), show_progress)
+    # Outputs stay on the device until the end: no host synchronisation per batch.
     with torch.no_grad():
         for _, batch in batches:
-            batch = to_device(batch, device)
+            batch = _to_device(batch, device)
             mu, logvar = call_encode(model, batch)
-            mus.append(_np64(mu))
-            logvars.append(_np64(logvar))
+            mus.append(mu.detach())
+            logvars.append(logvar.detach())
             if info.has_prior:
                 pmu, plogvar = call_prior(model, batch, info.latent_dim)
-                pmus.append(_np64(pmu))
-                plogvars.append(_np64(plogvar))
+                pmus.append(pmu.detach())
+                plogvars.append(plogvar.detach())
             if info.has_num_tokens:
-                tokens.append(_np64(call_num_tokens(model, batch)))
+                tokens.append(call_num_tokens(model, batch).detach())
     return Encodings(
-        mu=np.concatenate(mus),
-        logvar=np.concatenate(logvars),
-        prior_mu=np.concatenate(pmus) if pmus else None,
-        prior_logvar=np.concatenate(plogvars) if plogvars else None,
-        num_tokens=np.concatenate(tokens) if tokens else None,
+        mu=_np64(mus),
+        logvar=_np64(logvars),
+        prior_mu=_np64(pmus) if pmus else None,
+        prior_logvar=_np64(plogvars) if plogvars else None,
+        num_tokens=_np64(tokens) if tokens else None,
     )

@@ -14,7 +14,10 @@ from typing import Any
 
 from collapse_diag.exceptions import InvalidParameterError, invalid_parameter
 
-__all__ = ["Settings", "MAX_SEED", "UPPER_BOUNDS"]
+__all__ = ["Settings", "DTYPES", "MAX_SEED", "UPPER_BOUNDS"]
+
+#: Decoder precisions ``Settings.dtype`` accepts (names of torch dtypes).
+DTYPES = ("float32", "bfloat16", "float16")
 
 #: Largest seed: every generator of the run (torch, numpy, scikit-learn) takes it.
 MAX_SEED = 2**32 - 1
@@ -41,6 +44,7 @@ UPPER_BOUNDS: dict[str, float] = {
     "nll_samples": 10**6,
     "nll_examples": 2**62,
     "mi_minibatch_size": 10**9,
+    "mi_bootstrap": 10**6,
 }
 
 
@@ -113,6 +117,14 @@ class Settings:
         mi_minibatch_size: Batch size of He et al. (2019)'s minibatch MI estimator
             (``mi_minibatch``). That estimate cannot exceed log(mi_minibatch_size):
             it is biased low and given only to compare with published tables.
+        mi_bootstrap: Bootstrap resamples (over inputs with their z samples) for the
+            intervals on the mutual information, per-dimension MI and marginal KL;
+            0 leaves the intervals out. Costs O(mi_bootstrap * N * D), no model calls.
+        dtype: Precision of the decoder passes: ``"float32"`` (default), or
+            ``"bfloat16"`` / ``"float16"`` under ``torch.autocast`` (matrix
+            products and convolutions in the low precision, reductions such as
+            log-softmax kept in float32 by autocast, every figure accumulated in
+            float64). The encoder pass always runs in the model's own precision.
     """
 
     seed: int = 0
@@ -141,6 +153,8 @@ class Settings:
     nll_samples: int = 100
     nll_examples: int | None = 200
     mi_minibatch_size: int = 32
+    mi_bootstrap: int = 1000
+    dtype: str = "float32"
 
     @classmethod
     def from_kwargs(cls, where: str = "analyze", **kwargs: Any) -> Settings:
@@ -176,6 +190,7 @@ class Settings:
             "fisher_bootstrap": 0,
             "nll_samples": 1,
             "mi_minibatch_size": 2,
+            "mi_bootstrap": 0,
         }
         for name, low in ints_min.items():
             value = getattr(self, name)
@@ -213,6 +228,8 @@ class Settings:
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and value <= high):
                 raise invalid_parameter(name, where, f"finite and <= {high:g}", value)
+        if self.dtype not in DTYPES:
+            raise invalid_parameter("dtype", where, f"one of {list(DTYPES)}", self.dtype)
         if not isinstance(self.device, str) or not self.device:
             raise invalid_parameter("device", where, "a torch device string", self.device)
         return self

@@ -232,12 +232,23 @@ def test_section_fields():
     assert isinstance(result, InformationResult)
     section = result.section()
     assert set(section.summary) == {"mutual_information", "marginal_kl", "mi_ceiling",
-                                    "mi_examples", "mi_saturated", "mi_negative"}
+                                    "mi_examples", "mi_saturated", "mi_negative",
+                                    "mutual_information_ci", "marginal_kl_ci",
+                                    "mi_indistinguishable_from_zero",
+                                    "mi_indistinguishable_from_ceiling"}
     assert section.summary["mi_examples"] == 20
     assert isinstance(section.summary["mi_saturated"], bool)
+    assert section.summary["mutual_information_ci"] is None  # bootstrap=0: no intervals
     assert set(section.dimensions) == {"mutual_information"}
     assert len(section.dimensions["mutual_information"]) == 3
     assert result.samples == 4
+    with_ci = _run(_linear_gaussian(20, 3), bootstrap=50).section()
+    lo, hi = with_ci.summary["mutual_information_ci"]
+    assert lo <= with_ci.summary["mutual_information"] <= hi
+    assert isinstance(with_ci.summary["mi_indistinguishable_from_zero"], bool)
+    assert set(with_ci.dimensions) == {"mutual_information", "mutual_information_ci",
+                                       "mi_indistinguishable_from_zero"}
+    assert all(len(pair) == 2 for pair in with_ci.dimensions["mutual_information_ci"])
 
 
 def test_one_input_is_a_diagnostic_error():

@@ -3,9 +3,10 @@
 The aggregate posterior is the mixture of the posteriors of the analysed set,
 ``q(z) = (1/M) sum_j q(z|x_j)``, and x is uniform over the same M inputs. Under
 that joint, ``I_q(x; z) = E_x E_{z~q(z|x)} [log q(z|x) - log q(z)]``, which lies
-in ``[0, log M]``. It is estimated by Monte Carlo over z; :func:`mi_from_samples`
-is the estimator's core (no randomness), :func:`information_diagnostic` draws the
-samples and builds the result.
+in ``[0, log M]``. It is estimated by Monte Carlo over z; :func:`mi_terms` is
+the estimator's core (no randomness; the log-densities come from GEMMs in
+:mod:`~collapse_diag.diagnostics.mixture_density`), :func:`information_diagnostic`
+draws the samples, the bootstrap intervals, and builds the result.
 
 Hoffman & Johnson (2016), "ELBO surgery", split the mean KL to the prior into
 ``E_x KL(q(z|x) || p(z)) = I_q(x; z) + KL(q(z) || p(z))``: the rate the model
@@ -23,17 +24,20 @@ import numpy as np
 import torch
 from numpy.typing import ArrayLike
 
+from collapse_diag.diagnostics.kl import gaussian_kl
+from collapse_diag.diagnostics.mixture_density import CHUNK_BYTES, dimension_terms, full_terms
 from collapse_diag.encodings import Encodings
 from collapse_diag.exceptions import DiagnosticError, invalid_parameter
 from collapse_diag.report import ReportSection
 
-__all__ = ["InformationResult", "information_diagnostic", "mi_from_samples"]
+__all__ = ["InformationResult", "information_diagnostic", "mi_from_samples", "mi_terms",
+           "bootstrap_intervals"]
 
-_LOG_2PI = math.log(2.0 * math.pi)
-#: Bytes of one (rows x M) block of log-densities; peak memory is about three blocks.
-_CHUNK_BYTES = 8 * 2**20
-#: Smallest sum of exponentials the per-dimension pass accepts without the row maximum.
-_TINY = 1e-280
+#: An interval whose lower end is at most this many nats counts as reaching 0: the
+#: estimator's rounding (identical posteriors give terms of ~1e-15), not a statistical margin.
+ZERO_ATOL = 1e-9
+#: Bootstrap resamples drawn per block (bounds the memory of the resample counts).
+_BOOT_BLOCK = 64
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,14 @@ class InformationResult:
         saturated: ``mutual_information >= ceiling - saturation_margin``: the
             estimate is limited by M, not by the encoder.
         negative: ``mutual_information < 0``.
+        mi_ci: Bootstrap interval ``(lo, hi)`` of the MI, or ``None`` (no bootstrap).
+        per_dimension_ci: Intervals per dimension, shape ``(D, 2)``, or ``None``.
+        marginal_kl_ci: Interval of the marginal KL, or ``None``.
+        zero_like: The MI interval reaches 0 (``lo <= ZERO_ATOL``): no information
+            about x that M inputs can detect. ``None`` without intervals.
+        ceiling_like: The MI interval reaches the saturation zone
+            (``hi >= ceiling - saturation_margin``): the estimate may be limited by M.
+        per_dimension_zero_like: ``zero_like`` per dimension, shape ``(D,)``, or ``None``.
     """
 
     mutual_information: float
@@ -63,9 +75,19 @@ class InformationResult:
     samples: int
     saturated: bool
     negative: bool
+    mi_ci: tuple[float, float] | None = None
+    per_dimension_ci: np.ndarray | None = None
+    marginal_kl_ci: tuple[float, float] | None = None
+    zero_like: bool | None = None
+    ceiling_like: bool | None = None
+    per_dimension_zero_like: np.ndarray | None = None
 
     def section(self) -> ReportSection:
-        """Fields for report.json: the MI summary fields and the per-dimension MI column."""
+        """Fields for report.json: the MI summary fields and the per-dimension MI columns."""
+        dims = {"mutual_information": self.per_dimension.tolist()}
+        if self.per_dimension_ci is not None and self.per_dimension_zero_like is not None:
+            dims["mutual_information_ci"] = self.per_dimension_ci.tolist()
+            dims["mi_indistinguishable_from_zero"] = self.per_dimension_zero_like.tolist()
         return ReportSection(
             summary={
                 "mutual_information": self.mutual_information,
@@ -74,67 +96,42 @@ class InformationResult:
                 "mi_examples": self.n_used,
                 "mi_saturated": self.saturated,
                 "mi_negative": self.negative,
+                "mutual_information_ci": list(self.mi_ci) if self.mi_ci else None,
+                "marginal_kl_ci": list(self.marginal_kl_ci) if self.marginal_kl_ci else None,
+                "mi_indistinguishable_from_zero": self.zero_like,
+                "mi_indistinguishable_from_ceiling": self.ceiling_like,
             },
-            dimensions={"mutual_information": self.per_dimension.tolist()},
+            dimensions=dims,
         )
 
 
-def _own_minus_log_mean_exp(q: torch.Tensor, owner: torch.Tensor) -> torch.Tensor:
-    """Per row r: ``q[r, owner[r]] - log(mean_j exp(q[r, j]))``, stably. Overwrites ``q``.
+def mi_terms(z: ArrayLike, mu: ArrayLike, logvar: ArrayLike, chunk_bytes: int = CHUNK_BYTES,
+             per_dim_method: str = "auto") -> tuple[np.ndarray, np.ndarray]:
+    """Per-input terms of the MI estimator: the deterministic core of the diagnostic.
 
-    Args:
-        q: Log-densities, shape ``(rows, M)``: ``q[r, j] = log q(z_r | x_j)``.
-        owner: Index of the component each row was drawn from, shape ``(rows,)``.
+    With ``q(z|x_j) = N(mu_j, diag(exp(logvar_j)))`` and S samples ``z_is`` per input::
 
-    Returns:
-        Shape ``(rows,)``. At most ``log M``; exactly 0 when all components coincide.
-    """
-    top = q.max(dim=1, keepdim=True).values
-    q.sub_(top)
-    own = q.gather(1, owner[:, None]).squeeze(1)
-    total = q.exp_().sum(dim=1)
-    return own - torch.log(total / q.shape[1])
+        h_i   = mean_s [log q(z_is|x_i) - log mean_j q(z_is|x_j)]
+        h_id  = the same in coordinate d alone
 
-
-def _own_minus_log_mean_exp_bounded(q: torch.Tensor, owner: torch.Tensor) -> torch.Tensor:
-    """As :func:`_own_minus_log_mean_exp` for ``q <= 0`` (no overflow), skipping the max pass.
-
-    Rows whose sum is below ``_TINY`` (extreme log-variance spreads) come back as
-    NaN, for the caller to recompute with the row maximum.
-    """
-    own = q.gather(1, owner[:, None]).squeeze(1)
-    total = q.exp_().sum(dim=1)
-    return torch.where(total >= _TINY, own - torch.log(total / q.shape[1]), torch.nan)
-
-
-def mi_from_samples(
-    z: ArrayLike, mu: ArrayLike, logvar: ArrayLike, chunk_bytes: int = _CHUNK_BYTES
-) -> tuple[float, np.ndarray]:
-    """The MI estimator for given samples: the deterministic core of the diagnostic.
-
-    Formula, with ``q(z|x_j) = N(mu_j, diag(exp(logvar_j)))``::
-
-        MI = mean_{i,s} [log q(z_is|x_i) - logsumexp_j log q(z_is|x_j) + log M]
-
-    and ``MI_d`` the same in one dimension (coordinate d of the same samples).
-    Each term is computed as ``own - log(mean_j exp(.))`` after a shift that
-    keeps every exponent <= 0 (the row maximum for the full-D term, so identical
-    posteriors give exactly 0), and no term exceeds ``log M``. The per-dimension
-    log-densities ``-0.5 * ((z_d - mu_jd)^2 * exp(-logvar_jd) + logvar_jd + log 2pi)``
-    are evaluated directly (no expanded-square cancellation) in float64 blocks of
-    ``rows x M`` of at most ``chunk_bytes`` bytes, and the full-D log-density is
-    their sum over d, accumulated block by block: memory stays bounded for any
-    M, and the cost is O(M^2 * S * D). z and mu are first shifted by the mean of
-    mu (the estimator is translation invariant).
+    so that ``MI = mean_i h_i`` and ``MI_d = mean_i h_id``. Every term is at most
+    ``log M``; identical posteriors give 0 (to rounding, ~1e-15 nats). The
+    full-vector terms are a GEMM over ``[z^2, z]`` streamed over blocks of
+    components; the per-coordinate terms come from the 1-D mixtures evaluated
+    exactly on an adaptive grid and interpolated to within ``GRID_TOL`` nats per
+    query (exact below 2,048 queries): see
+    :mod:`~collapse_diag.diagnostics.mixture_density`. z and mu are first shifted
+    by the mean of mu (the estimator is translation invariant).
 
     Args:
         z: Samples, shape ``(M, S, D)``; ``z[i, s]`` drawn from q(z|x_i).
         mu: Posterior means of the M mixture components, shape ``(M, D)``.
         logvar: Posterior log-variances, shape ``(M, D)``.
         chunk_bytes: Size of one block of log-densities (peak memory is a few blocks).
+        per_dim_method: ``"auto"``, ``"exact"`` or ``"grid"`` for the per-coordinate terms.
 
     Returns:
-        ``(mutual_information, per_dimension)``: a float and an array of shape ``(D,)``.
+        ``(h, h_dim)``: arrays of shape ``(M,)`` and ``(M, D)``.
 
     Raises:
         InvalidParameterError: the shapes do not match.
@@ -149,37 +146,75 @@ def mi_from_samples(
     if z.ndim != 3 or z.shape[0] != m or z.shape[2] != d:
         raise invalid_parameter("z", "mi_from_samples", f"an array of shape ({m}, S, {d})",
                                 z.shape)
-    n_rows = m * z.shape[1]
+    s = z.shape[1]
     center = mu.mean(axis=0)
-    z_cols = torch.from_numpy(np.ascontiguousarray((z - center).reshape(n_rows, d).T))
-    mu_cols = torch.from_numpy(np.ascontiguousarray((mu - center).T))
-    lv_cols = torch.from_numpy(np.ascontiguousarray(logvar.T))
-    half_prec = -0.5 * torch.exp(-lv_cols)
-    # Per dimension, the normalising constants shifted so that each is <= 0 (and so is q).
-    offset = -0.5 * (lv_cols + _LOG_2PI)
-    offset -= offset.max(dim=1, keepdim=True).values
-    owner = torch.arange(m).repeat_interleave(z.shape[1])
+    zt = torch.from_numpy(np.ascontiguousarray((z - center).reshape(m * s, d)))
+    mut = torch.from_numpy(np.ascontiguousarray(mu - center))
+    lvt = torch.from_numpy(np.ascontiguousarray(logvar))
+    owner = torch.arange(m).repeat_interleave(s)
+    full = full_terms(zt, owner, mut, lvt, chunk_bytes)
+    per = dimension_terms(zt, owner, mut, lvt, chunk_bytes, method=per_dim_method)
+    return (full.reshape(m, s).mean(dim=1).numpy(),
+            per.reshape(d, m, s).mean(dim=2).T.contiguous().numpy())
 
-    def log_density(k: int, z_k: torch.Tensor) -> torch.Tensor:
-        return (z_k[:, None] - mu_cols[k]).square_().mul_(half_prec[k]).add_(offset[k])
 
-    full = torch.empty(n_rows, dtype=torch.float64)
-    per = torch.empty(d, n_rows, dtype=torch.float64)
-    rows = max(1, chunk_bytes // (8 * m))
-    for a in range(0, n_rows, rows):
-        b = min(a + rows, n_rows)
-        total = torch.zeros(b - a, m, dtype=torch.float64)
-        for k in range(d):
-            q = log_density(k, z_cols[k, a:b])
-            total.add_(q)
-            values = _own_minus_log_mean_exp_bounded(q, owner[a:b])
-            redo = torch.isnan(values).nonzero().squeeze(1)
-            if redo.numel():
-                values[redo] = _own_minus_log_mean_exp(
-                    log_density(k, z_cols[k, a:b][redo]), owner[a:b][redo])
-            per[k, a:b] = values
-        full[a:b] = _own_minus_log_mean_exp(total, owner[a:b])
-    return float(full.numpy().mean()), per.numpy().mean(axis=1)
+def mi_from_samples(
+    z: ArrayLike, mu: ArrayLike, logvar: ArrayLike, chunk_bytes: int = CHUNK_BYTES
+) -> tuple[float, np.ndarray]:
+    """The MI estimate for given samples: the means of :func:`mi_terms` over inputs.
+
+    Formula::
+
+        MI = mean_{i,s} [log q(z_is|x_i) - logsumexp_j log q(z_is|x_j) + log M]
+
+    and ``MI_d`` the same in one dimension (coordinate d of the same samples).
+
+    Args:
+        z: Samples, shape ``(M, S, D)``; ``z[i, s]`` drawn from q(z|x_i).
+        mu: Posterior means of the M mixture components, shape ``(M, D)``.
+        logvar: Posterior log-variances, shape ``(M, D)``.
+        chunk_bytes: Size of one block of log-densities.
+
+    Returns:
+        ``(mutual_information, per_dimension)``: a float and an array of shape ``(D,)``.
+
+    Raises:
+        InvalidParameterError: the shapes do not match.
+    """
+    h, h_dim = mi_terms(z, mu, logvar, chunk_bytes)
+    return float(h.mean()), h_dim.mean(axis=0)
+
+
+def bootstrap_intervals(values: np.ndarray, generator: torch.Generator, resamples: int,
+                        confidence: float) -> np.ndarray:
+    """Percentile bootstrap intervals of the column means of ``values``, resampling rows.
+
+    Each resample draws M row indices with replacement,
+    ``torch.randint(M, (block, M), generator=generator)`` in blocks of 64
+    resamples, and takes every column's mean over them (one GEMM of resample
+    counts against ``values``); the interval is the ``(1 -/+ confidence) / 2``
+    quantiles of those means.
+
+    Args:
+        values: Per-input terms, shape ``(M, K)``.
+        generator: The diagnostic's CPU generator.
+        resamples: Number of bootstrap resamples B >= 1.
+        confidence: Level of the intervals, in (0, 1).
+
+    Returns:
+        Shape ``(K, 2)``: ``[lo, hi]`` per column.
+    """
+    v = torch.from_numpy(np.ascontiguousarray(values, dtype=np.float64))
+    m = v.shape[0]
+    means = []
+    for start in range(0, resamples, _BOOT_BLOCK):
+        b = min(_BOOT_BLOCK, resamples - start)
+        idx = torch.randint(m, (b, m), generator=generator)
+        counts = torch.zeros(b, m, dtype=torch.float64).scatter_add_(
+            1, idx, torch.ones(b, m, dtype=torch.float64))
+        means.append(counts @ v / m)
+    q = torch.tensor([(1 - confidence) / 2, (1 + confidence) / 2], dtype=torch.float64)
+    return torch.quantile(torch.cat(means), q, dim=0).T.numpy()
 
 
 def information_diagnostic(
@@ -189,6 +224,8 @@ def information_diagnostic(
     samples: int = 4,
     max_components: int = 10_000,
     saturation_margin: float = 0.5,
+    bootstrap: int = 0,
+    confidence: float = 0.95,
 ) -> InformationResult:
     """Estimate I_q(x; z) and I_q(x; z_d) with the aggregate posterior of the analysed set.
 
@@ -196,18 +233,31 @@ def information_diagnostic(
     ``N > max_components``, drawn as ``torch.randperm(N, generator=generator)[:M]``),
     ``samples`` draws per input ``z_is = mu_i + exp(logvar_i / 2) * eps_is``,
     ``eps = torch.randn((M, samples, D), generator=generator, dtype=torch.float64)``,
-    are fed to :func:`mi_from_samples`. The result is an unbiased Monte Carlo
+    are fed to :func:`mi_terms`. The result is an unbiased Monte Carlo
     estimate of the MI of x uniform over the M inputs, whose true value lies in
     ``[0, log M]``: the ceiling ``log M`` is reached by an encoder whose posteriors
     do not overlap, and the estimate is flagged *saturated* within
     ``saturation_margin`` of it (then it measures M, not the encoder). A
     negative estimate is Monte Carlo noise around a (near) zero MI; it is
-    reported as is and flagged. Cost: O(M^2 * samples * D) time, bounded memory.
+    reported as is and flagged. Cost: O(M^2 * samples * D) flops in GEMMs,
+    O(M^2 * samples) exponentials, bounded memory.
 
     ``marginal_kl = mean_kl - MI`` is KL(q(z) || p(z)) by the identity of Hoffman
     & Johnson (2016), "ELBO surgery" (the mean KL is over all N inputs, MI over
     the M used). With a learned or conditional prior the identity no longer
     holds exactly; the difference is then the definition used.
+
+    Intervals (``bootstrap`` > 0): a percentile bootstrap over inputs, each input
+    resampled with its ``samples`` draws, the mixture components held fixed at
+    the M analysed posteriors (:func:`bootstrap_intervals`, drawn after ``eps``).
+    The interval is for the population MI of the data distribution: the first-order
+    influence of an input through its own mixture component integrates to zero
+    (``E_{z~q(z)}[q(z|x_k) / q(z)] = 1``), so holding the components fixed loses
+    nothing to first order, while resampling them would duplicate a query's own
+    component (biasing every resample down near log M) and holding them out would
+    change the estimator (no log M ceiling). The marginal-KL interval resamples
+    ``KL_i - h_i`` over the same M inputs. Not covered: the finite-mixture bias,
+    downward and O(E[q(z|x)/q(z)] / M), which is why saturation is flagged.
 
     Args:
         encodings: Encoder outputs; ``mu`` and ``logvar`` of shape ``(N, D)``.
@@ -216,6 +266,9 @@ def information_diagnostic(
         samples: z samples per input (``Settings.mi_samples``).
         max_components: Largest M (``Settings.mi_max_components``).
         saturation_margin: Nats below ``log M`` from which the estimate is saturated.
+        bootstrap: Bootstrap resamples for the intervals (``Settings.mi_bootstrap``;
+            0: no intervals).
+        confidence: Level of the intervals (``Settings.confidence``).
 
     Returns:
         An :class:`InformationResult`.
@@ -231,21 +284,42 @@ def information_diagnostic(
                               f"{max_components}.")
     mu = np.asarray(encodings.mu, dtype=np.float64)
     logvar = np.asarray(encodings.logvar, dtype=np.float64)
+    prior_mu, prior_logvar = encodings.prior()
     if n > max_components:
         keep = np.sort(torch.randperm(n, generator=generator)[:max_components].numpy())
         mu, logvar = mu[keep], logvar[keep]
+        prior_mu, prior_logvar = prior_mu[keep], prior_logvar[keep]
     m, d = mu.shape
     eps = torch.randn((m, samples, d), generator=generator, dtype=torch.float64).numpy()
     z = mu[:, None, :] + np.exp(0.5 * logvar)[:, None, :] * eps
-    mi, per_dimension = mi_from_samples(z, mu, logvar)
+    h, h_dim = mi_terms(z, mu, logvar)
+    mi, per_dimension = float(h.mean()), h_dim.mean(axis=0)
     ceiling = math.log(m)
+    marginal_kl = float(mean_kl) - mi
+    cis: dict = {}
+    if bootstrap > 0:
+        kl_i = gaussian_kl(mu, logvar, prior_mu, prior_logvar).sum(axis=1)
+        mkl_terms = kl_i - h
+        columns = np.column_stack([h, mkl_terms - mkl_terms.mean(), h_dim])
+        ci = bootstrap_intervals(columns, generator, bootstrap, confidence)
+        lo, hi = float(ci[0, 0]), float(ci[0, 1])
+        per_ci = ci[2:]
+        cis = {
+            "mi_ci": (lo, hi),
+            "per_dimension_ci": per_ci,
+            "marginal_kl_ci": (marginal_kl + float(ci[1, 0]), marginal_kl + float(ci[1, 1])),
+            "zero_like": bool(lo <= ZERO_ATOL),
+            "ceiling_like": bool(hi >= ceiling - saturation_margin),
+            "per_dimension_zero_like": per_ci[:, 0] <= ZERO_ATOL,
+        }
     return InformationResult(
         mutual_information=mi,
         per_dimension=per_dimension,
-        marginal_kl=float(mean_kl) - mi,
+        marginal_kl=marginal_kl,
         ceiling=ceiling,
         n_used=m,
         samples=int(samples),
         saturated=bool(mi >= ceiling - saturation_margin),
         negative=bool(mi < 0),
+        **cis,
     )

@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from collapse_diag.exceptions import invalid_parameter
-from collapse_diag.plots import PLOTS, all_figures, figure_png
+from collapse_diag.plots import PLOTS, figure_png
 from collapse_diag.render.document import build_document
 from collapse_diag.render.explain import explain, headline
 from collapse_diag.render.html import render_html
@@ -47,6 +47,18 @@ def _check_formats(formats: str | Iterable[str], where: str) -> tuple[str, ...]:
     if not items or any(item not in FORMATS for item in items):
         raise invalid_parameter("formats", where, f"a subset of {list(FORMATS)}", formats)
     return tuple(name for name in FORMATS if name in items)
+
+
+def _draw_pngs(report: Report, dpi: int) -> dict[str, bytes]:
+    """Each registered plot as PNG bytes, one figure alive at a time (cleared once saved)."""
+    pngs: dict[str, bytes] = {}
+    for name, draw in PLOTS.items():
+        fig = draw(report)
+        if fig is not None:
+            pngs[name] = figure_png(fig, dpi)
+            fig.clear()  # free its artists now, not when the last figure is drawn
+            del fig
+    return pngs
 
 
 def write_report(report: Report, out_dir: str | Path,
@@ -75,8 +87,7 @@ def write_report(report: Report, out_dir: str | Path,
     texts: dict[str, str] = {}
     pngs: dict[str, bytes] = {}
     if "md" in chosen or "html" in chosen:
-        pngs = {name: figure_png(fig, dpi) for name, fig in all_figures(report).items()
-                if fig is not None}
+        pngs = _draw_pngs(report, dpi)
         document = build_document(report, drawn=pngs.keys())
         if "md" in chosen:
             texts["md"] = render_markdown(document, {name: f"plots/{name}.png" for name in pngs})

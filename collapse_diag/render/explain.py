@@ -20,9 +20,16 @@ from collapse_diag.render.dimension_text import (
     signal_text,
     statuses_text,
 )
-from collapse_diag.render.tables import fmt_num, fmt_p, join_names
+from collapse_diag.render.tables import fmt_num, fmt_p, fmt_pct, join_names
 from collapse_diag.report import Report
-from collapse_diag.report_values import dim_column, finite, setting, status_counts
+from collapse_diag.report_values import (
+    dim_column,
+    dim_labels,
+    dim_statuses,
+    finite,
+    setting,
+    status_counts,
+)
 
 __all__ = ["explain", "headline", "verdict_parts"]
 
@@ -91,28 +98,61 @@ def _decoder(report: Report) -> str:
                         f"{alpha:g}).")
     return " ".join(text)
 
+
+def _interval(value: object) -> tuple[float, float] | None:
+    """A ``[lo, hi]`` pair of finite numbers from report.json, or ``None``."""
+    if not isinstance(value, (list, tuple)) or len(value) != 2:
+        return None
+    lo, hi = finite(value[0]), finite(value[1])
+    return None if lo is None or hi is None else (lo, hi)
+
+
+def _with_interval(value: float, interval: tuple[float, float] | None, level: str) -> str:
+    if interval is None:
+        return f"{fmt_num(value)} nats"
+    return f"{fmt_num(value)} nats ({level} interval {fmt_num(interval[0])} to " \
+           f"{fmt_num(interval[1])})"
+
+
 def _information(report: Report) -> str:
     s = report.summary
     mi, mkl, kl = (finite(s.get(k)) for k in ("mutual_information", "marginal_kl", "kl"))
     if mi is None:
         return ("How the KL splits into information about x and mismatch with the prior cannot "
                 "be told: the information figures are missing.")
+    level = fmt_pct(float(setting(report, "confidence")))
+    mi_ci, mkl_ci = _interval(s.get("mutual_information_ci")), _interval(s.get("marginal_kl_ci"))
     total = f"The mean KL of {fmt_num(kl)} nats splits" if kl is not None else "The KL splits"
-    text = [f"{total} into {fmt_num(mi)} nats of mutual information between x and z (what the "
-            "code tells about the input)"
-            + (f" and {fmt_num(mkl)} nats of marginal KL (how far the average code q(z) is "
-               "from the prior; Hoffman & Johnson 2016)." if mkl is not None else ".")]
+    text = [f"{total} into {_with_interval(mi, mi_ci, level)} of mutual information between x "
+            "and z (what the code tells about the input)"
+            + (f" and {_with_interval(mkl, mkl_ci, level)} of marginal KL (how far the average "
+               "code q(z) is from the prior; Hoffman & Johnson 2016)." if mkl is not None
+               else ".")]
     if kl is not None and kl >= float(setting(report, "kl_eps")) and max(mi, 0.0) < 0.5 * kl:
         text.append("Most of the KL pays for a mismatch between the average code and the prior, "
                     "not for information about x.")
     ceiling = finite(s.get("mi_ceiling"))
-    if s.get("mi_saturated") and ceiling is not None:
-        text.append(f"The MI estimate is within {fmt_num(setting(report, 'mi_saturation_margin'))}"
-                    f" nats of its ceiling log N = {fmt_num(ceiling)} nats, so it is a lower "
-                    "bound: analyse more inputs to measure it.")
-    if s.get("mi_negative") or mi < 0:
+    zero_like, ceiling_like = s.get("mi_indistinguishable_from_zero"), \
+        s.get("mi_indistinguishable_from_ceiling")
+    if zero_like is True:
+        text.append("The interval reaches 0: the code carries no information about x that "
+                    f"{s.get('mi_examples', 'these')} inputs can detect.")
+    elif s.get("mi_negative") or mi < 0:
         text.append(f"The MI estimate is below zero ({fmt_num(mi)} nats). MI cannot be negative: "
                     "read it as zero within the estimator's noise.")
+    if (ceiling_like is True or (ceiling_like is None and s.get("mi_saturated"))) \
+            and ceiling is not None:
+        text.append(f"The {'interval' if ceiling_like is True else 'estimate'} reaches within "
+                    f"{fmt_num(setting(report, 'mi_saturation_margin'))} nats of the ceiling "
+                    f"log N = {fmt_num(ceiling)} nats, so the figure is limited by the number "
+                    "of inputs and is a lower bound: analyse more inputs to measure it.")
+    zero_dims = [name for name, row, status in zip(dim_labels(report), report.dimensions,
+                                                    dim_statuses(report))
+                 if isinstance(row, dict) and row.get("mi_indistinguishable_from_zero") is True
+                 and status != "collapsed"]  # collapsed ones are already said to carry nothing
+    if zero_dims and zero_like is not True:
+        text.append(f"Per dimension, the MI interval of {join_names(zero_dims)} reaches 0: "
+                    "on its own, each of these coordinates tells nothing detectable about x.")
     return " ".join(text)
 
 def _probes(report: Report) -> str | None:

@@ -34,7 +34,7 @@ def _save(folder, step, weights, data, name=None, with_step=True):
 
     model = ToyVAE(weights=tuple(weights), noise=0.5)
     path = folder / (name or f"ckpt_{step:04d}.pt")
-    save_checkpoint(path, model, "models:build_toy", {"weights": weights, "noise": 0.5},
+    save_checkpoint(path, model, "models:ToyVAE", {"weights": weights, "noise": 0.5},
                     data=data, step=step if with_step else None)
     return path
 

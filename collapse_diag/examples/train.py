@@ -103,7 +103,7 @@ CONFIGS: dict[str, TrainConfig] = {
 #: (tests/test_weak_model.py, benchmarks/bench_status_vs_n.py).
 REFERENCE_CONFIGS: dict[str, TrainConfig] = {
     "text_weak": TrainConfig(
-        factory="collapse_diag.examples.text_vae:build_text_vae",
+        factory="collapse_diag.examples.text_vae:TextVAE",
         model_config={**_TEXT, "latent_dim": 16}, steps=1500, anneal_steps=500,
         free_bits=0.1, word_dropout=0.5,
     ),

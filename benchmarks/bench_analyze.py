@@ -82,8 +82,11 @@ def _phased(recorder: _Recorder, key: str, func):
     return run
 
 
-def _floor(model, data, calls, latent_dim: int, device: str) -> float:
-    """Seconds of the same calls as plain passes (backward w.r.t. z where recorded)."""
+def _floor(model, data, calls, latent_dim: int, device: str, dtype: str) -> float:
+    """Seconds of the same calls as plain passes (backward w.r.t. z where recorded).
+
+    Decoder calls run under the same autocast as the analysis's (``--dtype``).
+    """
     n = num_examples(data)
     gen = torch.Generator().manual_seed(0)
     model.eval()  # as during the analysis (it restores the model's mode afterwards)
@@ -96,16 +99,21 @@ def _floor(model, data, calls, latent_dim: int, device: str) -> float:
                 model.encode(x)
             continue
         z = torch.randn(rows, latent_dim, generator=gen).to(device)
-        if grad:
-            with torch.enable_grad():
-                z.requires_grad_(True)
-                torch.autograd.grad(model.log_likelihood(x, z).sum(), z)
-        else:
-            with torch.no_grad():
-                model.log_likelihood(x, z)
+        with analysis._precision("sensitivity", dtype, torch.device(device)):
+            _decode(model, x, z, grad)
     if torch.cuda.is_available():
         torch.cuda.synchronize()
     return time.perf_counter() - start
+
+
+def _decode(model, x, z, grad: bool) -> None:
+    if grad:
+        with torch.enable_grad():
+            z.requires_grad_(True)
+            torch.autograd.grad(model.log_likelihood(x, z).sum(), z)
+    else:
+        with torch.no_grad():
+            model.log_likelihood(x, z)
 
 
 def _models(names: list[str], n: int):
@@ -159,7 +167,7 @@ def main() -> None:
         total_floor = 0.0
         for phase, seconds in timings.items():
             calls = recorder.calls.get(phase, [])
-            floor = min(_floor(model, data, calls, report.latent_dim, args.device)
+            floor = min(_floor(model, data, calls, report.latent_dim, args.device, args.dtype)
                         for _ in range(args.repeat)) if calls else 0.0
             total_floor += floor
             rows = sum(r for _, r, _ in calls) / report.n_examples

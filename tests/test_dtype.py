@@ -60,3 +60,14 @@ def test_unknown_dtype_is_rejected(bad):
     model, data = _model_and_data()
     with pytest.raises(InvalidParameterError, match="'dtype' parameter"):
         analyze(model, data, dtype=bad)
+
+
+def test_cli_dtype_option():
+    from click.testing import CliRunner
+
+    from collapse_diag_cli.main import main
+
+    runner = CliRunner()
+    assert "--dtype [float32|bfloat16|float16]" in runner.invoke(main, ["analyze", "--help"]).output
+    bad = runner.invoke(main, ["analyze", "missing.pt", "--dtype", "float64"])
+    assert bad.exit_code == 2 and "float64" in bad.output

@@ -9,7 +9,12 @@ from pathlib import Path
 import click
 
 from collapse_diag.exceptions import EXIT_DIAGNOSTIC_FAILED, EXIT_OK
-from collapse_diag_cli.main import EXIT_CODES_HELP, _common_options, _formats_option, handle_errors
+from collapse_diag_cli.common import (
+    EXIT_CODES_HELP,
+    _common_options,
+    _formats_option,
+    handle_errors,
+)
 
 _FORMATS = ("json", "md", "html", "csv", "tex")
 

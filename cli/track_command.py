@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from collapse_diag.exceptions import EXIT_COLLAPSED, EXIT_DIAGNOSTIC_FAILED, EXIT_OK
-from collapse_diag_cli.main import (
+from collapse_diag_cli.common import (
     EXIT_CODES_HELP,
     FORMATS,
     _common_options,

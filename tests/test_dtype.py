@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 import torch
+from models_for_tests import LinearVAE, exact_linear_gaussian, sample_linear_data
 
 from collapse_diag import analyze
 from collapse_diag.exceptions import InvalidParameterError
-from tests.models_for_tests import LinearVAE, exact_linear_gaussian, sample_linear_data
 
 
 class _Recording(LinearVAE):

@@ -1,7 +1,8 @@
 """The information sentence of the explanation reads the intervals and their flags."""
 
+from report_fixtures import collapsed_report, healthy_report
+
 from collapse_diag.render import explain
-from tests.report_fixtures import collapsed_report, healthy_report
 
 
 def _paragraph(report):

@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from toy_models import ToyVAE, closed_form
 
 from collapse_diag.diagnostics.information import (
     bootstrap_intervals,
@@ -14,7 +15,6 @@ from collapse_diag.diagnostics.information import (
 from collapse_diag.diagnostics.kl import kl_diagnostic
 from collapse_diag.diagnostics.mixture_density import GRID_TOL, dimension_terms
 from collapse_diag.encodings import Encodings
-from tests.toy_models import ToyVAE, closed_form
 
 
 def _samples(mu, logvar, s, seed):

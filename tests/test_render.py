@@ -166,7 +166,7 @@ def test_explanation_differs_between_collapsed_and_healthy():
     assert "too weak" in collapsed and "too weak" not in healthy
     assert "non-identifiable" in collapsed and "z is identifiable" in healthy
     assert "below zero" in collapsed  # negative MI estimate is flagged, not hidden
-    assert "recovers topic from mu(x) at 0.91 vs a 0.25 baseline" in healthy
+    assert "recovers topic from a sampled z at 0.91 vs a 0.25 baseline" in healthy
     assert "z does not encode it" in collapsed
 
 

@@ -121,8 +121,10 @@ def build_document(report: Report, drawn: Collection[str]) -> Document:
     if probes is not None:
         sections.append(Section(
             "Known factors", "known-factors",
-            ("Accuracy of a linear probe predicting each labelled factor from mu(x), against "
-             "the baseline accuracy of a predictor that does not look at mu(x).",),
+            ("Accuracy of a linear probe predicting each labelled factor from one sampled "
+             "code z ~ q(z|x) per input (what the decoder receives), beside the same probe on "
+             "the noiseless means mu(x), against the baseline accuracy of a predictor that "
+             "does not look at z.",),
             tables=(probes,)))
     sections.append(Section("Settings", "settings", tables=(settings_table(report),)))
     sections.append(Section("Provenance", "provenance", tables=(provenance_table(report),)))

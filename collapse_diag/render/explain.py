@@ -168,11 +168,12 @@ def _probes(report: Report) -> str | None:
         elif acc - base >= _PROBE_MARGIN:
             dims = [f"z{i}" for i in probe.get("dimensions") or []]
             where = f", mostly from {join_names(dims)}" if dims else ""
-            text.append(f"A linear probe recovers {factor} from mu(x) at {fmt_num(acc)} vs a "
+            text.append(f"A linear probe recovers {factor} from a sampled z at {fmt_num(acc)} vs a "
                         f"{fmt_num(base)} baseline{where}.")
         else:
-            text.append(f"A linear probe recovers {factor} from mu(x) at only {fmt_num(acc)}, "
-                        f"against a {fmt_num(base)} baseline: z does not encode it.")
+            text.append(f"A linear probe recovers {factor} from a sampled z at only "
+                        f"{fmt_num(acc)}, against a {fmt_num(base)} baseline: z does not "
+                        "encode it.")
     return "Known factors: " + " ".join(text)
 
 

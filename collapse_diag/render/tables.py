@@ -246,15 +246,15 @@ def provenance_table(report: Report) -> Table:
 
 
 def probes_table(report: Report) -> Table | None:
-    """Linear probes of known factors from mu(x), or ``None`` when there are none."""
+    """Linear probes of known factors from a sampled z (and from mu(x)), or ``None`` when none."""
     probes = report.summary.get("probes")
     if not isinstance(probes, dict) or not probes:
         return None
-    raw = [[factor, p.get("accuracy"), p.get("baseline"),
+    raw = [[factor, p.get("accuracy"), p.get("accuracy_mu"), p.get("baseline"),
             [f"z{i}" for i in p.get("dimensions") or []]]
            for factor, p in sorted(probes.items()) if isinstance(p, dict)]
-    return _table(["factor", "probe accuracy", "baseline", "dimensions used"], raw,
-                  [str, fmt_num, fmt_num, _text])
+    return _table(["factor", "accuracy from z", "accuracy from mu(x)", "baseline",
+                   "dimensions used"], raw, [str, fmt_num, fmt_num, fmt_num, _text])
 
 
 def errors_table(report: Report) -> Table | None:

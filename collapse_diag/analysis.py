@@ -257,7 +257,8 @@ def analyze(
         info = check_model(model, to_device(take(data, slice(0, 4)), device))
         require_inputs(num_examples(data), [name for name in DIAGNOSTICS
                                             if cfg.diagnostics is None or name in cfg.diagnostics])
-        encodings = encode_all(model, data, info, cfg.batch_size, device, show_progress)
+        encodings = encode_all(model, data, info, cfg.batch_size, device, show_progress,
+                               generator_for(cfg.seed, "prior"))
         run = _Run(model, data, label_arrays, info, encodings, cfg, show_progress)
         sections, errors, timings = [], {}, {}
         for name, diagnostic in DIAGNOSTICS.items():

@@ -40,7 +40,7 @@ from collapse_diag.diagnostics.probes import probe_factors
 from collapse_diag.diagnostics.sensitivity import sensitivity_diagnostic
 from collapse_diag.diagnostics.verdict import decide_verdict, informative_dims, swap_reference
 from collapse_diag.encodings import Encodings, encode_all
-from collapse_diag.exceptions import CollapseDiagError, invalid_parameter
+from collapse_diag.exceptions import CollapseDiagError, DiagnosticError, invalid_parameter
 from collapse_diag.minimums import require_inputs
 from collapse_diag.protocol import ModelInfo, check_model, coerce_data
 from collapse_diag.report import Report, ReportSection
@@ -121,6 +121,9 @@ def _verdict(run: _Run) -> Any:
 def _probes(run: _Run) -> Any:
     if not run.labels:
         return None
+    if run.encodings.sequential:
+        raise DiagnosticError("the linear probes do not support sequential latents z [B, T, D] "
+                              "yet: analyse without --labels.")
     return probe_factors(run.encodings.mu, run.labels, seed=run.settings.seed,
                          logvar=run.encodings.logvar)
 
@@ -299,6 +302,7 @@ def analyze(
             "data_sha256": data_sha256,
             "has_prior": info.has_prior,
             "has_num_tokens": info.has_num_tokens,
+            "latent_steps": info.steps,
             "device": str(device),
             "versions": {
                 "collapse_diag": __version__,

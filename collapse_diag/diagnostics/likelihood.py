@@ -262,8 +262,14 @@ def likelihood_diagnostic(
         A :class:`LikelihoodResult`.
 
     Raises:
-        DiagnosticError: data and encodings disagree, or the decoder returned NaN/Inf.
+        DiagnosticError: data and encodings disagree, the decoder returned NaN/Inf, or
+            the latents are sequential (not supported yet).
     """
+    if encodings.sequential:
+        raise DiagnosticError(
+            "the likelihood diagnostic (importance-weighted NLL) does not support sequential "
+            "latents z [B, T, D] yet: leave it out (--diagnostics without likelihood)."
+        )
     n, dim, k = encodings.n_examples, encodings.latent_dim, settings.nll_samples
     if num_examples(data) != n:
         raise DiagnosticError(f"data holds {num_examples(data)} inputs but encodings {n}.")

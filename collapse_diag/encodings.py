@@ -50,7 +50,7 @@ class Encodings:
 
     @property
     def sequential(self) -> bool:
-        """z has a time axis: arrays ``(N, T, D)`` and a mask ``(N, T)``."""
+        """Z has a time axis: arrays ``(N, T, D)`` and a mask ``(N, T)``."""
         return self.mu.ndim == 3
 
     @property

@@ -80,7 +80,7 @@ class ModelInfo:
 
     @property
     def sequential(self) -> bool:
-        """z has a time axis: shape ``[batch, T, latent_dim]``."""
+        """Z has a time axis: shape ``[batch, T, latent_dim]``."""
         return self.steps is not None
 
 
@@ -205,7 +205,8 @@ def call_latent_mask(model: Any, x: Batch, steps: int) -> torch.Tensor:
     """``model.latent_mask(x)``, checked: bool ``[batch, T]``, at least one valid step per row."""
     n = num_examples(x)
     out = _user_call("latent_mask(x)", n, ProtocolError, model.latent_mask, x)
-    if not isinstance(out, torch.Tensor) or out.dtype != torch.bool or tuple(out.shape) != (n, steps):
+    if (not isinstance(out, torch.Tensor) or out.dtype != torch.bool
+            or tuple(out.shape) != (n, steps)):
         got = (f"{type(out).__name__}" if not isinstance(out, torch.Tensor)
                else f"{out.dtype} of shape {tuple(out.shape)}")
         raise ProtocolError(

@@ -77,8 +77,8 @@ def ancestral_prior_sample(model: Any, x: Batch, info: ModelInfo, noise: torch.T
 def _ancestral_flatness(model: Any, data: Batch, info: ModelInfo, settings: Settings,
                         generator: torch.Generator) -> tuple[np.ndarray, np.ndarray, int, int]:
     """Per input mean and std (ddof 1) of log p(x|z_k) over K ancestral prior draws."""
-    from collapse_diag.diagnostics.sensitivity import decode, inputs_per_call
     from collapse_diag.data import num_examples
+    from collapse_diag.diagnostics.sensitivity import decode, inputs_per_call
 
     n, k, device = num_examples(data), settings.prior_samples, settings.device
     noise = torch.randn((k, n, info.steps, info.latent_dim), generator=generator,

@@ -29,7 +29,8 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["ARPriorSequenceVAE", "SequenceVAE", "build_sequence_vae", "closed_form_kl", "sample_inputs"]
+__all__ = ["ARPriorSequenceVAE", "SequenceVAE", "build_sequence_vae", "closed_form_kl",
+           "sample_inputs"]
 
 
 class SequenceVAE(nn.Module):
@@ -66,7 +67,7 @@ class SequenceVAE(nn.Module):
         return mu, logvar
 
     def log_likelihood(self, x, z):
-        """log p(x|z) summed over valid steps and dimensions, ``[B]``."""
+        """Log p(x|z) summed over valid steps and dimensions, ``[B]``."""
         mean = self.w * z * self.used[:, None]
         s2 = self.noise ** 2
         ll = -0.5 * (x["x"] - mean) ** 2 / s2 - 0.5 * math.log(2 * math.pi * s2)

@@ -4,8 +4,8 @@ Reads ``summary.kl_by_step`` (KL summed over dimensions per step),
 ``dimensions[d].kl_by_step`` and ``summary.swap_delta_by_window``. A step
 *carries information* when its summed KL is at least ``kl_eps``; a window is
 *read by the decoder* when its swap delta is positive with p < ``alpha``.
-Steps are numbered from 1 in the text (the JSON keeps 0-based ``start`` /
-exclusive ``stop``). ``None`` for vector-latent reports.
+Steps are numbered from 0, as in report.json and the plots (windows are
+written ``start–(stop - 1)``). ``None`` for vector-latent reports.
 """
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ __all__ = ["sequence_text", "step_ranges"]
 
 
 def step_ranges(flags: list[bool]) -> list[tuple[int, int]]:
-    """Runs of True as 1-based inclusive ``(first, last)`` step pairs."""
+    """Runs of True as 0-based inclusive ``(first, last)`` step pairs."""
     out, start = [], None
     for i, flag in enumerate([*flags, False]):
         if flag and start is None:
             start = i
         elif not flag and start is not None:
-            out.append((start + 1, i))
+            out.append((start, i - 1))
             start = None
     return out
 
@@ -42,14 +42,15 @@ def _kl_sentence(kl: list, eps: float) -> str | None:
     on = step_ranges(flags)
     if not on:
         return f"z carries no information at any of the {t} steps (KL below {eps:g} nats)."
-    if len(on) == 1 and on[0][0] == 1 and on[0][1] < t:
-        return (f"z carries information for the first {on[0][1]} steps and collapses after step "
-                f"{on[0][1]} (KL summed over dimensions below {eps:g} nats at steps "
-                f"{on[0][1] + 1}–{t}).")
-    if len(on) == 1 and on[0] == (1, t):
+    if len(on) == 1 and on[0] == (0, t - 1):
         return f"z carries information at every one of the {t} steps."
+    if len(on) == 1 and on[0][0] == 0:
+        last = on[0][1]
+        return (f"z carries information for the first {last + 1} steps (steps 0–{last}) and "
+                f"collapses after step {last} (KL summed over dimensions below {eps:g} nats at "
+                f"steps {last + 1}–{t - 1}).")
     return (f"z carries information (KL summed over dimensions at least {eps:g} nats) at "
-            f"{_ranges_text(on)} of {t} steps and is collapsed elsewhere.")
+            f"{_ranges_text(on)} of steps 0–{t - 1} and is collapsed elsewhere.")
 
 
 def _window_sentence(windows: list, alpha: float) -> str | None:
@@ -57,7 +58,7 @@ def _window_sentence(windows: list, alpha: float) -> str | None:
     if not measured:
         return None
     read = [w for w in measured if (w.get("p_value") or 1.0) < alpha and w["swap_delta"] > 0]
-    names = [f"{w['start'] + 1}–{w['stop']}" for w in read]
+    names = [f"{w['start']}–{w['stop'] - 1}" for w in read]
     if not read:
         return ("Swapping z between inputs of equal length changes log p(x|z) in no time window "
                 f"(p >= {alpha:g} in each): the decoder does not read z at any position.")
@@ -70,7 +71,7 @@ def _window_sentence(windows: list, alpha: float) -> str | None:
     text = (f"The decoder reads z only in the window(s) of steps {', '.join(names)} (swap delta "
             f"{detail}); swapping the other windows changes nothing the test detects.")
     if late and min(w["start"] for w in read) == 0:
-        text += f" It uses z early in the sequence and ignores it after step {last}."
+        text += f" It uses z early in the sequence and ignores it from step {last} on."
     return text
 
 
@@ -89,7 +90,7 @@ def sequence_text(report: Report) -> str | None:
         if not isinstance(by_step, list):
             continue
         on = step_ranges([v is not None and v >= eps for v in by_step])
-        if on and on != [(1, len(by_step))]:
+        if on and on != [(0, len(by_step) - 1)]:
             text.append(f"Dimension {row['index']} carries information at {_ranges_text(on)}.")
     unpaired = report.summary.get("swap_unpaired_inputs")
     if unpaired:

@@ -81,3 +81,26 @@ def test_collapsed_checkpoint_fails_on_collapse(tmp_path):
                                        "--fail-on-collapse"])
     assert result.exit_code == 1, result.output
     assert "collapsed" in result.output
+
+
+@pytest.mark.parametrize("name, verdict, statuses", [
+    ("sequence_first_half.pt", "partial", ["used", "collapsed"]),
+    ("sequence_collapsed.pt", "collapsed", ["collapsed", "collapsed"]),
+])
+def test_shipped_sequence_checkpoints(name, verdict, statuses):
+    from pathlib import Path
+
+    import torch
+
+    import collapse_diag.examples as examples
+    from collapse_diag.checkpoint import load_checkpoint
+    from collapse_diag.examples.sequence_vae import CHECKPOINTS
+
+    path = Path(examples.__file__).parent / "checkpoints" / name
+    loaded = load_checkpoint(path)
+    model = build_sequence_vae(**CHECKPOINTS[name])
+    expected = sample_inputs(model, 400, seed=0, min_length=12)  # as write_checkpoints made it
+    assert all(torch.equal(loaded.data[k], expected[k]) for k in expected)
+    report = analyze(loaded.model, loaded.data, seed=0, **FAST)
+    assert report.verdict == verdict
+    assert [d["status"] for d in report.dimensions] == statuses

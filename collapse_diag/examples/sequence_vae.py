@@ -29,8 +29,8 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["ARPriorSequenceVAE", "SequenceVAE", "build_sequence_vae", "closed_form_kl",
-           "sample_inputs"]
+__all__ = ["ARPriorSequenceVAE", "CHECKPOINTS", "SequenceVAE", "build_sequence_vae",
+           "closed_form_kl", "sample_inputs", "write_checkpoints"]
 
 
 class SequenceVAE(nn.Module):
@@ -111,3 +111,36 @@ def closed_form_kl(model: SequenceVAE) -> torch.Tensor:
     """E_x KL_{t,d} = 0.5 log(1 + w_d^2 / s^2) at used steps, 0 after: shape ``(D, T)``."""
     r = (model.w.double() / model.noise) ** 2
     return 0.5 * torch.log1p(r)[:, None] * model.used.double()[None]
+
+
+#: The shipped checkpoints (collapse_diag/examples/checkpoints/): name -> factory config.
+CHECKPOINTS = {
+    "sequence_first_half.pt": {"weights": [2.0, 0.0], "steps": 16, "used_steps": 8},
+    "sequence_collapsed.pt": {"weights": [0.0, 0.0], "steps": 16, "used_steps": 8},
+}
+
+
+def write_checkpoints(folder, n: int = 400, seed: int = 0) -> list:
+    """Write :data:`CHECKPOINTS` to ``folder``, each with ``n`` inputs of lengths 12..16.
+
+    No training: the weights are the model's by construction (the encoder is the exact
+    posterior). ``python -m collapse_diag.examples.sequence_vae FOLDER`` runs this.
+    """
+    from pathlib import Path
+
+    from collapse_diag.checkpoint import save_checkpoint
+
+    paths = []
+    for name, config in CHECKPOINTS.items():
+        model = build_sequence_vae(**config)
+        paths.append(save_checkpoint(Path(folder) / name, model,
+                                     "collapse_diag.examples.sequence_vae:SequenceVAE", config,
+                                     data=sample_inputs(model, n, seed=seed, min_length=12)))
+    return paths
+
+
+if __name__ == "__main__":  # pragma: no cover - writes the shipped checkpoints
+    import sys
+
+    print(write_checkpoints(sys.argv[1] if len(sys.argv) > 1 else
+                            "collapse_diag/examples/checkpoints"))

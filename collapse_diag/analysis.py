@@ -258,6 +258,10 @@ def analyze(
     try:
         data = coerce_data(model, data)
         info = check_model(model, to_device(take(data, slice(0, 4)), device))
+        if info.sequential and save_encodings is not None:
+            raise invalid_parameter("save_encodings", "analyze", "None for a model with "
+                                    "sequential latents (compare does not read [N, T, D] "
+                                    "encodings yet)", str(save_encodings))
         require_inputs(num_examples(data), [name for name in DIAGNOSTICS
                                             if cfg.diagnostics is None or name in cfg.diagnostics])
         encodings = encode_all(model, data, info, cfg.batch_size, device, show_progress,

@@ -104,3 +104,12 @@ def test_shipped_sequence_checkpoints(name, verdict, statuses):
     report = analyze(loaded.model, loaded.data, seed=0, **FAST)
     assert report.verdict == verdict
     assert [d["status"] for d in report.dimensions] == statuses
+
+
+def test_save_encodings_is_refused_for_sequential_latents(tmp_path):
+    from collapse_diag.exceptions import InvalidParameterError
+
+    model = build_sequence_vae()
+    with pytest.raises(InvalidParameterError, match="sequential latents"):
+        analyze(model, sample_inputs(model, 20), save_encodings=tmp_path / "e.npz")
+    assert not (tmp_path / "e.npz").exists()

@@ -22,6 +22,11 @@ same call so that per-dimension deltas compare rows of one call. E_q log p(x|z)
 Every z is sampled up front on the CPU in float64 with the run's generator, so
 the numbers do not depend on the batch size or the device.
 
+Sequential latents z ``(N, T, D)``: partners share their valid length (identical
+latent mask; unpaired inputs are left out), the per-dimension swap exchanges
+dimension d at every step, and a swap per time window is added
+(:mod:`~collapse_diag.diagnostics.window_swap`).
+
 References:
     Wang, Blei & Cunningham (2021), "Posterior Collapse and Latent Variable
     Non-identifiability", NeurIPS. Wilcoxon (1945), "Individual comparisons by

@@ -78,18 +78,20 @@ def _ancestral_flatness(model: Any, data: Batch, info: ModelInfo, settings: Sett
                         generator: torch.Generator) -> tuple[np.ndarray, np.ndarray, int, int]:
     """Per input mean and std (ddof 1) of log p(x|z_k) over K ancestral prior draws."""
     from collapse_diag.data import num_examples
+    from collapse_diag.diagnostics.identifiability import _BlockNormals
     from collapse_diag.diagnostics.sensitivity import decode, inputs_per_call
 
     n, k, device = num_examples(data), settings.prior_samples, settings.device
-    noise = torch.randn((k, n, info.steps, info.latent_dim), generator=generator,
-                        dtype=torch.float64)
+    # drawn in fixed blocks of inputs: independent of the batch size, bounded memory
+    normals = _BlockNormals(n, (k, info.steps, info.latent_dim), generator)
     mean, std = np.empty(n), np.empty(n)
     step, calls = inputs_per_call(settings.batch_size, k), 0
     with torch.no_grad():
         for rows, batch in iter_batches(data, step):
             b = rows.stop - rows.start
             x = repeat(to_device(batch, device), k)  # draw-major rows, like the vector case
-            eps = noise[:, rows].reshape(k * b, info.steps, info.latent_dim).to(device)
+            eps = torch.from_numpy(normals.rows(rows).transpose(1, 0, 2, 3).reshape(
+                k * b, info.steps, info.latent_dim)).to(device)
             z = ancestral_prior_sample(model, x, info, eps)
             ll = decode(model, x, z.detach().to("cpu", torch.float64).numpy(), info,
                         device).reshape(k, b)
@@ -106,7 +108,10 @@ def sequence_identifiability(model: Any, data: Batch, encodings: Encodings, info
 
     See the module docstring for the flattening, the per-dimension reduction and the
     ancestral prior draws. Random draws: those of the vector diagnostic on the
-    flattened code, then (conditional prior only) the ancestral noise ``(K, N, T, D)``.
+    flattened code, then (conditional prior only) the ancestral noise ``(N, K, T, D)`` in
+    blocks of inputs. With a conditional prior the Fisher gradients are scaled by the
+    prior's standard deviation at the posterior draw of the encoder pass (the vector
+    rule, with that draw's prior), and the flat run's own prior draws are discarded.
     """
     from collapse_diag.diagnostics.identifiability import identifiability_diagnostic
     from collapse_diag.diagnostics.sensitivity import mean_or_none, per_token

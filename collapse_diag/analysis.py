@@ -40,7 +40,7 @@ from collapse_diag.diagnostics.probes import probe_factors
 from collapse_diag.diagnostics.sensitivity import sensitivity_diagnostic
 from collapse_diag.diagnostics.verdict import decide_verdict, informative_dims, swap_reference
 from collapse_diag.encodings import Encodings, encode_all
-from collapse_diag.exceptions import CollapseDiagError, invalid_parameter
+from collapse_diag.exceptions import CollapseDiagError, DiagnosticError, invalid_parameter
 from collapse_diag.minimums import require_inputs
 from collapse_diag.protocol import ModelInfo, check_model, coerce_data
 from collapse_diag.report import Report, ReportSection
@@ -121,6 +121,9 @@ def _verdict(run: _Run) -> Any:
 def _probes(run: _Run) -> Any:
     if not run.labels:
         return None
+    if run.encodings.sequential:
+        raise DiagnosticError("the linear probes do not support sequential latents z [B, T, D] "
+                              "yet: analyse without --labels.")
     return probe_factors(run.encodings.mu, run.labels, seed=run.settings.seed,
                          logvar=run.encodings.logvar)
 
@@ -255,9 +258,14 @@ def analyze(
     try:
         data = coerce_data(model, data)
         info = check_model(model, to_device(take(data, slice(0, 4)), device))
+        if info.sequential and save_encodings is not None:
+            raise invalid_parameter("save_encodings", "analyze", "None for a model with "
+                                    "sequential latents (compare does not read [N, T, D] "
+                                    "encodings yet)", str(save_encodings))
         require_inputs(num_examples(data), [name for name in DIAGNOSTICS
                                             if cfg.diagnostics is None or name in cfg.diagnostics])
-        encodings = encode_all(model, data, info, cfg.batch_size, device, show_progress)
+        encodings = encode_all(model, data, info, cfg.batch_size, device, show_progress,
+                               generator_for(cfg.seed, "prior"))
         run = _Run(model, data, label_arrays, info, encodings, cfg, show_progress)
         sections, errors, timings = [], {}, {}
         for name, diagnostic in DIAGNOSTICS.items():
@@ -298,6 +306,7 @@ def analyze(
             "data_sha256": data_sha256,
             "has_prior": info.has_prior,
             "has_num_tokens": info.has_num_tokens,
+            "latent_steps": info.steps,
             "device": str(device),
             "versions": {
                 "collapse_diag": __version__,

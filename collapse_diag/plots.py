@@ -55,6 +55,7 @@ __all__ = [
     "plot_information",
     "plot_kl",
     "plot_overview",
+    "plots_for",
     "plot_sensitivity",
     "setting",
     "status_counts",
@@ -437,15 +438,28 @@ def all_figures(report: Report) -> dict[str, Figure | None]:
     return {name: spec(report) for name, spec in PLOTS.items()}
 
 
+def plots_for(report: Report) -> dict[str, PlotSpec]:
+    """The plots of ``report``: :data:`PLOTS`, then those of sequential latents.
+
+    For sequential reports :data:`collapse_diag.plots_sequence.SEQUENCE_PLOTS` follow.
+    """
+    from collapse_diag.plots_sequence import SEQUENCE_PLOTS, is_sequential
+
+    return {**PLOTS, **SEQUENCE_PLOTS} if is_sequential(report) else PLOTS
+
+
 def missing_note(report: Report, name: str) -> str:
     """One sentence saying why plot ``name`` was left out of ``report``'s documents."""
-    failed = [s for s in PLOTS[name].sources if s in report.errors]
+    from collapse_diag.plots_sequence import SEQUENCE_PLOTS
+
+    spec = PLOTS.get(name) or SEQUENCE_PLOTS[name]
+    failed = [s for s in spec.sources if s in report.errors]
     if failed:
         why = "; ".join(f"the {s} diagnostic failed: {str(report.errors[s]).rstrip('.')}"
                         for s in failed)
         return f"Not drawn: its figures are missing ({why})."
     return ("Not drawn: its figures were not computed (the "
-            f"{' / '.join(PLOTS[name].sources)} diagnostic was disabled or did not run).")
+            f"{' / '.join(spec.sources)} diagnostic was disabled or did not run).")
 
 
 def figure_png(fig: Figure, dpi: int = 110) -> bytes:

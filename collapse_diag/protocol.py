@@ -8,12 +8,20 @@ A model needs no base class of ours. It must have::
 and may have::
 
     prior(x) -> (mu, logvar)           learned / conditional Gaussian prior (default N(0, I))
+    latent_mask(x) -> Tensor[batch, T]  sequential latents only: valid steps (bool)
     num_tokens(x) -> Tensor[batch]     size of each observation (for per-token figures)
     tokenize(lines) -> x               turns text lines into a batch (for ``--data file.txt``)
 
 :func:`check_model` validates all of this once, on one small batch, and names
 the method, the expected and the actual value, and a fix. The ``call_*``
 helpers are the checked calls every diagnostic goes through.
+
+Sequential latents (docs/model-protocol.md, "Sequential latents"): when
+``encode(x)`` returns mu/logvar of shape ``[batch, T, latent_dim]``, z has that
+shape everywhere, ``prior(x, z)`` (if defined) returns the conditional prior's
+mu/logvar ``[batch, T, latent_dim]`` with step t computed from ``z[:, :t]``, and
+``latent_mask(x)`` (if defined) returns ``[batch, T]`` bool (all steps valid
+when absent).
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ __all__ = [
     "call_prior",
     "call_log_likelihood",
     "call_num_tokens",
+    "call_latent_mask",
 ]
 
 _DOCS = "see docs/model-protocol.md"
@@ -57,6 +66,8 @@ class ModelInfo:
         has_prior: The model defines ``prior(x)``.
         has_num_tokens: The model defines ``num_tokens(x)``.
         has_tokenize: The model defines ``tokenize(lines)``.
+        steps: T for sequential latents (z of shape ``[batch, T, latent_dim]``), else ``None``.
+        has_mask: The (sequential) model defines ``latent_mask(x)``.
     """
 
     latent_dim: int
@@ -64,6 +75,13 @@ class ModelInfo:
     has_prior: bool
     has_num_tokens: bool
     has_tokenize: bool
+    steps: int | None = None
+    has_mask: bool = False
+
+    @property
+    def sequential(self) -> bool:
+        """Z has a time axis: shape ``[batch, T, latent_dim]``."""
+        return self.steps is not None
 
 
 def _require_method(model: Any, name: str, signature: str) -> None:
@@ -74,18 +92,28 @@ def _require_method(model: Any, name: str, signature: str) -> None:
         )
 
 
-def _check_pair(out: Any, method: str, batch: int, latent_dim: int | None) -> tuple:
+def _check_pair(out: Any, method: str, batch: int, latent_dim: int | None,
+                steps: int | None = None, sequential: bool = False) -> tuple:
+    """Check a (mu, logvar) pair: ``[batch, latent_dim]``, or ``[batch, T, latent_dim]``.
+
+    ``sequential`` with ``steps=None`` (the first ``encode`` call) accepts either rank.
+    """
     if not (isinstance(out, (tuple, list)) and len(out) == 2):
+        form = "[batch, T, latent_dim]" if steps is not None else "[batch, latent_dim]"
         raise ProtocolError(
-            f"{method} must return a pair (mu, logvar) of Tensors [batch, latent_dim]; "
+            f"{method} must return a pair (mu, logvar) of Tensors {form}; "
             f"got {type(out).__name__}. Return `mu, logvar` ({_DOCS})."
         )
+    rank3 = steps is not None or (sequential and isinstance(out[0], torch.Tensor)
+                                  and out[0].dim() == 3)
+    form = "[batch, T, latent_dim]" if rank3 else "[batch, latent_dim]"
+    shape = (batch, steps, latent_dim) if rank3 else (batch, latent_dim)
     for name, t in zip(("mu", "logvar"), out):
-        _check_tensor(t, f"{method} {name}", (batch, latent_dim), floating=True)
+        _check_tensor(t, f"{method} {name}", shape, floating=True)
     if out[0].shape != out[1].shape:
         raise ProtocolError(
             f"{method} returned mu of shape {tuple(out[0].shape)} but logvar of shape "
-            f"{tuple(out[1].shape)}: both must be [batch, latent_dim]."
+            f"{tuple(out[1].shape)}: both must be {form}."
         )
     low, high = LOGVAR_BOUNDS
     lo, hi = float(out[1].min()), float(out[1].max())
@@ -119,7 +147,7 @@ def _check_tensor(
     floating: bool,
     error: type[Exception] = ProtocolError,
 ) -> None:
-    names = ("batch", "latent_dim")
+    names = ("batch", "T", "latent_dim") if len(shape) == 3 else ("batch", "latent_dim")
     expected = "[" + ", ".join(
         names[i] if s is None else f"{names[i]}={s}" for i, s in enumerate(shape)
     ) + "]"
@@ -140,18 +168,55 @@ def _check_tensor(
         )
 
 
-def call_encode(model: Any, x: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-    """``model.encode(x)``, checked: a finite pair of Tensors ``[batch, latent_dim]``."""
+def call_encode(model: Any, x: Batch, info: ModelInfo | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``model.encode(x)``, checked: a finite pair of Tensors ``[batch, latent_dim]``.
+
+    Without ``info`` (the first call) ``[batch, T, latent_dim]`` is accepted too;
+    with it, the shape must match what :func:`check_model` found.
+    """
     n = num_examples(x)
-    return _check_pair(_user_call("encode(x)", n, ProtocolError, model.encode, x),
-                       "encode(x)", n, None)
+    out = _user_call("encode(x)", n, ProtocolError, model.encode, x)
+    if info is None:
+        return _check_pair(out, "encode(x)", n, None, sequential=True)
+    return _check_pair(out, "encode(x)", n, info.latent_dim, info.steps)
 
 
-def call_prior(model: Any, x: Batch, latent_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``model.prior(x)``, checked like :func:`call_encode`."""
+def call_prior(model: Any, x: Batch, latent_dim: int, z: torch.Tensor | None = None,
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``model.prior(x)`` (or ``model.prior(x, z)`` for sequential latents), checked.
+
+    Args:
+        model: The model.
+        x: Inputs.
+        latent_dim: D.
+        z: Sequential latents only: codes ``[batch, T, D]`` the conditional prior
+            reads (step t from ``z[:, :t]``); the result must be ``[batch, T, D]``.
+    """
     n = num_examples(x)
-    return _check_pair(_user_call("prior(x)", n, ProtocolError, model.prior, x),
-                       "prior(x)", n, latent_dim)
+    if z is None:
+        return _check_pair(_user_call("prior(x)", n, ProtocolError, model.prior, x),
+                           "prior(x)", n, latent_dim)
+    return _check_pair(_user_call("prior(x, z)", n, ProtocolError, model.prior, x, z),
+                       "prior(x, z)", n, latent_dim, int(z.shape[1]))
+
+
+def call_latent_mask(model: Any, x: Batch, steps: int) -> torch.Tensor:
+    """``model.latent_mask(x)``, checked: bool ``[batch, T]``, at least one valid step per row."""
+    n = num_examples(x)
+    out = _user_call("latent_mask(x)", n, ProtocolError, model.latent_mask, x)
+    if (not isinstance(out, torch.Tensor) or out.dtype != torch.bool
+            or tuple(out.shape) != (n, steps)):
+        got = (f"{type(out).__name__}" if not isinstance(out, torch.Tensor)
+               else f"{out.dtype} of shape {tuple(out.shape)}")
+        raise ProtocolError(
+            f"latent_mask(x) must return a bool Tensor [batch={n}, T={steps}] (True = valid "
+            f"step); got {got}. Return e.g. `torch.arange(T) < lengths[:, None]` ({_DOCS})."
+        )
+    if not bool(out.any(dim=1).all()):
+        raise ProtocolError("latent_mask(x) marks no valid step for some input: every input "
+                            f"needs at least one valid step ({_DOCS}).")
+    return out
 
 
 def call_log_likelihood(model: Any, x: Batch, z: torch.Tensor) -> torch.Tensor:
@@ -295,12 +360,17 @@ def check_model(model: Any, batch: Batch) -> ModelInfo:
     try:
         with torch.no_grad():
             mu, _ = call_encode(model, small)
-            latent_dim = int(mu.shape[1])
-            if latent_dim == 0:
-                raise ProtocolError("encode(x) returned latent_dim 0: z must have a dimension.")
+            latent_dim = int(mu.shape[-1])
+            steps = int(mu.shape[1]) if mu.dim() == 3 else None
+            if latent_dim == 0 or steps == 0:
+                raise ProtocolError("encode(x) returned latent_dim 0 or T = 0: z must have a "
+                                    "dimension (and a step).")
             has_prior = callable(getattr(model, "prior", None))
             if has_prior:
-                call_prior(model, small, latent_dim)
+                call_prior(model, small, latent_dim, mu if steps is not None else None)
+            has_mask = steps is not None and callable(getattr(model, "latent_mask", None))
+            if has_mask:
+                call_latent_mask(model, small, steps)
             has_num_tokens = callable(getattr(model, "num_tokens", None))
             if has_num_tokens:
                 call_num_tokens(model, small)
@@ -321,4 +391,6 @@ def check_model(model: Any, batch: Batch) -> ModelInfo:
         has_prior=has_prior,
         has_num_tokens=has_num_tokens,
         has_tokenize=callable(getattr(model, "tokenize", None)),
+        steps=steps,
+        has_mask=has_mask,
     )

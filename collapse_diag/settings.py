@@ -38,6 +38,7 @@ UPPER_BOUNDS: dict[str, float] = {
     "fisher_samples": 10_000,
     "fisher_rank_rtol": 1.0,
     "fisher_rank_atol": 1e6,
+    "swap_windows": 10**6,
     "per_dim_swap_max_examples": 2**62,
     "negligible_swap_nats": 1e6,
     "fisher_bootstrap": 10**6,
@@ -125,6 +126,11 @@ class Settings:
             products and convolutions in the low precision, reductions such as
             log-softmax kept in float32 by autocast, every figure accumulated in
             float64). The encoder pass always runs in the model's own precision.
+        swap_windows: Sequential latents only: the T steps are cut into this many
+            consecutive windows (``min(swap_windows, T)``; window k covers steps
+            ``[floor(k T / W), floor((k + 1) T / W))``) for the swap test per time
+            window (``summary.swap_delta_by_window``). Costs ``W + 1`` decoder rows per
+            input of the window swap.
     """
 
     seed: int = 0
@@ -155,6 +161,7 @@ class Settings:
     mi_minibatch_size: int = 32
     mi_bootstrap: int = 1000
     dtype: str = "float32"
+    swap_windows: int = 4
 
     @classmethod
     def from_kwargs(cls, where: str = "analyze", **kwargs: Any) -> Settings:
@@ -191,6 +198,7 @@ class Settings:
             "nll_samples": 1,
             "mi_minibatch_size": 2,
             "mi_bootstrap": 0,
+            "swap_windows": 1,
         }
         for name, low in ints_min.items():
             value = getattr(self, name)

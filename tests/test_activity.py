@@ -80,7 +80,8 @@ def test_section_fields():
     section = activity_diagnostic(_encodings()).section()
     assert section.summary == {"active_units": 2,
                                "signal_counts": {"clear": 1, "noisy": 1, "weak": 2}}
-    assert set(section.dimensions) == {"mu_variance", "posterior_variance", "active", "signal"}
+    assert set(section.dimensions) == {"mu_variance", "posterior_variance", "active", "signal",
+                                       "mu_variance_by_step", "posterior_variance_by_step"}
     assert section.dimensions["active"] == [True, False, False, True]
     assert section.dimensions["signal"] == ["clear", "weak", "weak", "noisy"]
     assert all(len(v) == 4 for v in section.dimensions.values())

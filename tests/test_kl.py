@@ -117,8 +117,10 @@ def test_input_order_does_not_change_kl():
 def test_section_fields():
     mu, lv, _, _ = _random((10, 3))
     section = kl_diagnostic(Encodings(mu=mu, logvar=lv)).section()
-    assert set(section.summary) == {"kl", "collapsed_units"}
-    assert set(section.dimensions) == {"kl", "kl_collapse_rate"}
+    assert set(section.summary) == {"kl", "collapsed_units", "kl_by_step"}
+    assert set(section.dimensions) == {"kl", "kl_collapse_rate", "kl_by_step"}
+    assert section.summary["kl_by_step"] is None  # vector latents
+    assert section.dimensions["kl_by_step"] == [None] * 3
     assert all(len(v) == 3 for v in section.dimensions.values())
     assert len(section.distributions["kl_per_input"]) == 10
     assert isinstance(section.summary["kl"], float)

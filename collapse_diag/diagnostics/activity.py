@@ -44,6 +44,10 @@ def signal_class(mu_variance: np.ndarray, posterior_variance: np.ndarray,
     return np.where(mv < threshold, "weak", np.where(mv < NOISY_SNR * pv, "noisy", "clear"))
 
 
+def _rows(by_step: np.ndarray | None, dim: int) -> list:
+    return [None] * dim if by_step is None else by_step.tolist()
+
+
 @dataclass(frozen=True)
 class ActivityResult:
     """Result of :func:`activity_diagnostic`.
@@ -55,6 +59,9 @@ class ActivityResult:
         active_units: Number of active dimensions.
         threshold: The activity threshold used.
         signal: ``weak`` / ``noisy`` / ``clear`` per dimension (:func:`signal_class`).
+        mu_variance_by_step: Sequential latents only: Var_x[mu_{t,d}(x)] over the inputs
+            valid at step t, ``(D, T)`` (NaN at a step no input reaches); else ``None``.
+        posterior_variance_by_step: E_x[sigma_{t,d}^2(x)] likewise, ``(D, T)``, or ``None``.
     """
 
     mu_variance: np.ndarray
@@ -63,6 +70,8 @@ class ActivityResult:
     active_units: int
     threshold: float
     signal: np.ndarray
+    mu_variance_by_step: np.ndarray | None = None
+    posterior_variance_by_step: np.ndarray | None = None
 
     @property
     def signal_counts(self) -> dict[str, int]:
@@ -78,6 +87,9 @@ class ActivityResult:
                 "posterior_variance": self.posterior_variance.tolist(),
                 "active": self.active.tolist(),
                 "signal": [str(v) for v in self.signal],
+                "mu_variance_by_step": _rows(self.mu_variance_by_step, len(self.active)),
+                "posterior_variance_by_step": _rows(self.posterior_variance_by_step,
+                                                    len(self.active)),
             },
         )
 
@@ -107,6 +119,8 @@ def activity_diagnostic(encodings: Encodings, threshold: float = 0.01) -> Activi
         raise DiagnosticError("the activity diagnostic needs at least one input; got none.")
     mu = np.asarray(encodings.mu, dtype=np.float64)
     logvar = np.asarray(encodings.logvar, dtype=np.float64)
+    if encodings.sequential:
+        return _sequence_activity(mu, logvar, encodings.valid(), threshold)
     # Shifting by the first input changes nothing mathematically; a constant mu gives exactly 0.
     mu_variance = (mu - mu[:1]).var(axis=0, ddof=0)
     posterior_variance = np.exp(logvar).mean(axis=0)
@@ -118,4 +132,44 @@ def activity_diagnostic(encodings: Encodings, threshold: float = 0.01) -> Activi
         active_units=int(active.sum()),
         threshold=float(threshold),
         signal=signal_class(mu_variance, posterior_variance, threshold),
+    )
+
+
+def _sequence_activity(mu: np.ndarray, logvar: np.ndarray, valid: np.ndarray,
+                       threshold: float) -> ActivityResult:
+    """:class:`ActivityResult` for sequential latents ``(N, T, D)`` with the mask ``(N, T)``.
+
+    Per step t, over the n_t inputs valid there: ``V_{t,d} = Var_x[mu_{t,d}(x)]``
+    (population variance, shifted by the step's mean) and ``S_{t,d} = E_x[sigma_{t,d}^2]``.
+    Pooled over steps (what ``active`` and ``signal`` use)::
+
+        mu_variance[d] = sum_t n_t V_{t,d} / sum_t n_t     (within-step variance: how much
+                                                            mu depends on x, not on t)
+        posterior_variance[d] = mean over valid (x, t) of sigma_{t,d}^2
+
+    A dimension used on half of the steps and equal to the prior on the others has
+    about half the ``mu_variance`` and half-prior ``posterior_variance``; the per-step
+    arrays show which steps carry it.
+    """
+    w = valid[:, :, None].astype(np.float64)
+    count = w.sum(axis=0)  # (T, 1)
+    safe = np.maximum(count, 1.0)
+    # shift by the first valid input of each step: a constant mu gives exactly 0
+    mu = mu - mu[valid.argmax(axis=0), np.arange(mu.shape[1])][None]
+    mean = (mu * w).sum(axis=0) / safe
+    var_t = (np.square(mu - mean) * w).sum(axis=0) / safe  # (T, D)
+    post_t = (np.exp(logvar) * w).sum(axis=0) / safe
+    reached = count > 0
+    mu_variance = (var_t * count).sum(axis=0) / count.sum()
+    posterior_variance = post_t[reached[:, 0]].T @ count[reached[:, 0], 0] / count.sum()
+    active = mu_variance >= threshold
+    return ActivityResult(
+        mu_variance=mu_variance,
+        posterior_variance=posterior_variance,
+        active=active,
+        active_units=int(active.sum()),
+        threshold=float(threshold),
+        signal=signal_class(mu_variance, posterior_variance, threshold),
+        mu_variance_by_step=np.where(reached, var_t, np.nan).T,
+        posterior_variance_by_step=np.where(reached, post_t, np.nan).T,
     )

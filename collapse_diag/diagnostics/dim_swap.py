@@ -88,10 +88,11 @@ def _decode_dims(model: Any, data: Batch, z: np.ndarray, pi: np.ndarray, idx: np
     from collapse_diag.diagnostics.sensitivity import decode
 
     b, k = len(idx), len(dims)
-    codes = np.repeat(z[idx][None], k + 1, axis=0)  # (k + 1, b, D)
-    codes[1 + np.arange(k), :, dims] = z[pi[idx]][:, dims].T
+    codes = np.repeat(z[idx][None], k + 1, axis=0)  # (k + 1, b, [T,] D)
+    # the last axis is the dimension: sequential codes swap dimension d at every step
+    codes[1 + np.arange(k), ..., dims] = np.moveaxis(z[pi[idx]][..., dims], -1, 0)
     x = repeat(to_device(take(data, torch.from_numpy(idx)), settings.device), k + 1)
-    ll = decode(model, x, codes.reshape(-1, z.shape[1]), info, settings.device)
+    ll = decode(model, x, codes.reshape((-1,) + z.shape[1:]), info, settings.device)
     ll = ll.reshape(k + 1, b)
     return (ll[0][None] - ll[1:]).T
 
@@ -113,7 +114,8 @@ def adaptive_dim_swap(
     Args:
         model: Protocol model on ``settings.device``.
         data: The N analysed inputs on the CPU.
-        z: Posterior draws ``(N, D)``, float64.
+        z: Posterior draws ``(N, D)``, or ``(N, T, D)`` for sequential latents (dimension d
+            is then swapped at every step), float64.
         pi: The derangement ``(N,)``.
         order: A seeded permutation of ``range(N)``: the order inputs are used in.
         info: Result of ``check_model``.
@@ -126,7 +128,7 @@ def adaptive_dim_swap(
     """
     from collapse_diag.diagnostics.sensitivity import inputs_per_call
 
-    n, dim = z.shape
+    n, dim = z.shape[0], z.shape[-1]
     budget = n if settings.per_dim_swap_max_examples is None else min(
         n, settings.per_dim_swap_max_examples)
     schedule = round_schedule(settings.per_dim_swap_examples, budget)

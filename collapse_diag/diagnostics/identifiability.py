@@ -256,6 +256,11 @@ def identifiability_diagnostic(
         DiagnosticError: data and encodings disagree, or the decoder returned
             NaN/Inf, a wrong shape or a non-finite gradient.
     """
+    if encodings.sequential:  # flattened z, ancestral prior draws: sequence_fisher.py
+        from collapse_diag.diagnostics.sequence_fisher import sequence_identifiability
+
+        return sequence_identifiability(model, data, encodings, info, settings, generator,
+                                        show_progress, reconstruction)
     n, dim = encodings.n_examples, encodings.latent_dim
     if num_examples(data) != n:
         raise DiagnosticError(f"data holds {num_examples(data)} inputs but encodings {n}.")

@@ -31,7 +31,7 @@ from collapse_diag.exceptions import DiagnosticError, invalid_parameter
 from collapse_diag.report import ReportSection
 
 __all__ = ["InformationResult", "information_diagnostic", "mi_from_samples", "mi_terms",
-           "bootstrap_intervals"]
+           "bootstrap_intervals", "trajectory_terms"]
 
 #: An interval whose lower end is at most this many nats counts as reaching 0: the
 #: estimator's rounding (identical posteriors give terms of ~1e-15), not a statistical margin.
@@ -185,6 +185,39 @@ def mi_from_samples(
     return float(h.mean()), h_dim.mean(axis=0)
 
 
+def trajectory_terms(z: np.ndarray, mu: np.ndarray, logvar: np.ndarray, dims: int,
+                     chunk_bytes: int = CHUNK_BYTES) -> np.ndarray:
+    """Per-input MI terms of each dimension's trajectory, for flattened sequential codes.
+
+    Coordinates ``t * dims + d`` (t = 0..T-1) of the flattened code are z_{t,d}; the
+    term of dimension d is the full-vector term of :func:`mi_terms` restricted to them::
+
+        h_id = mean_s [log q(z_is,d|x_i) - log mean_j q(z_is,d|x_j)]   (z_{.,d} in R^T)
+
+    Args:
+        z: Samples ``(M, S, T * dims)``.
+        mu: Means ``(M, T * dims)``.
+        logvar: Log-variances ``(M, T * dims)``.
+        dims: D.
+        chunk_bytes: Size of one block of log-densities.
+
+    Returns:
+        Array ``(M, dims)``.
+    """
+    m, s, width = z.shape
+    out = np.empty((m, dims))
+    owner = torch.arange(m).repeat_interleave(s)
+    for d in range(dims):
+        cols = np.arange(d, width, dims)
+        mu_d = mu[:, cols]
+        center = mu_d.mean(axis=0)
+        zt = torch.from_numpy(np.ascontiguousarray((z[:, :, cols] - center).reshape(m * s, -1)))
+        full = full_terms(zt, owner, torch.from_numpy(np.ascontiguousarray(mu_d - center)),
+                          torch.from_numpy(np.ascontiguousarray(logvar[:, cols])), chunk_bytes)
+        out[:, d] = full.reshape(m, s).mean(dim=1).numpy()
+    return out
+
+
 def bootstrap_intervals(values: np.ndarray, generator: torch.Generator, resamples: int,
                         confidence: float) -> np.ndarray:
     """Percentile bootstrap intervals of the column means of ``values``, resampling rows.
@@ -273,9 +306,20 @@ def information_diagnostic(
     Returns:
         An :class:`InformationResult`.
 
+    Sequential latents ``(N, T, D)``: the MI is I_q(x; z_{1:T}) of the whole
+    sequence, estimated on the flattened code of size ``T * D``
+    (:meth:`~collapse_diag.encodings.Encodings.flat`: invalid steps are N(0, 1)
+    for every input, posterior and prior alike), and ``per_dimension[d]`` is
+    I_q(x; z_{1:T,d}), the information in the whole trajectory of dimension d
+    (the same estimator on the T coordinates of d, :func:`trajectory_terms`): not
+    a sum over steps of per-step MIs, which would count shared information twice.
+
     Raises:
         DiagnosticError: fewer than 2 inputs (or components): MI is undefined.
     """
+    dims = None
+    if encodings.sequential:
+        dims, encodings = encodings.latent_dim, encodings.flat()
     n = encodings.n_examples
     if n < 2:
         raise DiagnosticError(f"mutual information needs at least 2 inputs; got {n}.")
@@ -293,6 +337,8 @@ def information_diagnostic(
     eps = torch.randn((m, samples, d), generator=generator, dtype=torch.float64).numpy()
     z = mu[:, None, :] + np.exp(0.5 * logvar)[:, None, :] * eps
     h, h_dim = mi_terms(z, mu, logvar)
+    if dims is not None:
+        h_dim = trajectory_terms(z, mu, logvar, dims)
     mi, per_dimension = float(h.mean()), h_dim.mean(axis=0)
     ceiling = math.log(m)
     marginal_kl = float(mean_kl) - mi

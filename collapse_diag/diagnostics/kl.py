@@ -68,6 +68,9 @@ class KLResult:
         collapsed: ``per_dimension < eps``, shape ``(D,)``, bool.
         collapsed_units: Number of collapsed dimensions.
         eps: The threshold used, nats.
+        by_step: Sequential latents only: masked mean over inputs of KL_{t,d}(x) per
+            dimension and step, shape ``(D, T)`` (NaN at a step no input reaches);
+            ``None`` for vector latents.
     """
 
     per_dimension: np.ndarray
@@ -77,14 +80,19 @@ class KLResult:
     collapsed: np.ndarray
     collapsed_units: int
     eps: float
+    by_step: np.ndarray | None = None
 
     def section(self) -> ReportSection:
         """Fields for report.json: ``kl``, ``collapsed_units``; per-dimension and per-input KL."""
+        by_step = self.by_step
         return ReportSection(
-            summary={"kl": self.total, "collapsed_units": self.collapsed_units},
+            summary={"kl": self.total, "collapsed_units": self.collapsed_units,
+                     "kl_by_step": None if by_step is None else by_step.sum(axis=0).tolist()},
             dimensions={
                 "kl": self.per_dimension.tolist(),
                 "kl_collapse_rate": self.collapse_rate.tolist(),
+                "kl_by_step": ([None] * len(self.per_dimension) if by_step is None
+                               else by_step.tolist()),
             },
             distributions={"kl_per_input": self.per_input.tolist()},
         )
@@ -118,6 +126,8 @@ def kl_diagnostic(encodings: Encodings, eps: float = 0.01) -> KLResult:
         raise DiagnosticError("the kl diagnostic needs at least one input; got none.")
     prior_mu, prior_logvar = encodings.prior()
     kl = gaussian_kl(encodings.mu, encodings.logvar, prior_mu, prior_logvar)
+    if encodings.sequential:
+        return _sequence_kl(kl, encodings.valid(), eps)
     per_dimension = kl.mean(axis=0)
     per_input = kl.sum(axis=1)
     collapsed = per_dimension < eps
@@ -129,4 +139,35 @@ def kl_diagnostic(encodings: Encodings, eps: float = 0.01) -> KLResult:
         collapsed=collapsed,
         collapsed_units=int(collapsed.sum()),
         eps=float(eps),
+    )
+
+
+def _sequence_kl(kl: np.ndarray, valid: np.ndarray, eps: float) -> KLResult:
+    """:class:`KLResult` for sequential latents from KL_{t,d}(x) ``(N, T, D)`` and the mask.
+
+    Invalid steps count 0. ``per_input = sum_{valid t, d} KL``; ``per_dimension[d] =
+    mean_x sum_{valid t} KL_{t,d}(x)`` (so ``total = sum_d per_dimension``);
+    ``collapse_rate[d]`` = fraction of valid (input, step) pairs with ``KL_{t,d} < eps``;
+    ``by_step[d, t]`` = mean of KL_{t,d}(x) over the inputs valid at step t. With a
+    conditional prior KL_{t,d} is the one-sample estimate at the posterior draw of
+    ``encode_all``.
+    """
+    w = valid[:, :, None].astype(np.float64)
+    kl = np.where(valid[:, :, None], kl, 0.0)
+    per_input = kl.sum(axis=(1, 2))
+    per_dimension = kl.sum(axis=1).mean(axis=0)
+    count = w.sum(axis=0)  # (T, 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        by_step = np.where(count > 0, kl.sum(axis=0) / count, np.nan).T  # (D, T)
+    below = ((kl < eps) & valid[:, :, None]).sum(axis=(0, 1)) / max(int(valid.sum()), 1)
+    collapsed = per_dimension < eps
+    return KLResult(
+        per_dimension=per_dimension,
+        collapse_rate=below,
+        per_input=per_input,
+        total=float(per_input.mean()),
+        collapsed=collapsed,
+        collapsed_units=int(collapsed.sum()),
+        eps=float(eps),
+        by_step=by_step,
     )

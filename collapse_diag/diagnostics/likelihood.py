@@ -34,6 +34,7 @@ References:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -262,8 +263,27 @@ def likelihood_diagnostic(
         A :class:`LikelihoodResult`.
 
     Raises:
-        DiagnosticError: data and encodings disagree, or the decoder returned NaN/Inf.
+        DiagnosticError: data and encodings disagree, the decoder returned NaN/Inf, or
+            the latents are sequential with a conditional prior (not supported yet).
+
+    Sequential latents with the N(0, I) prior run on the flattened code of size
+    ``T * D`` (:meth:`~collapse_diag.encodings.Encodings.flat`: at invalid steps q and
+    p are both N(0, 1), so their log-ratio cancels and the decoder ignores them).
     """
+    if encodings.sequential:
+        if info.has_prior:
+            raise DiagnosticError(
+                "the likelihood diagnostic (importance-weighted NLL) does not support "
+                "sequential latents with a conditional prior prior(x, z) yet (log p(z) of "
+                "each of the K draws would need its own prior call)."
+            )
+        from collapse_diag.diagnostics.sequence_fisher import FlatModel
+
+        flat_info = dataclasses.replace(info, latent_dim=info.steps * info.latent_dim,
+                                        steps=None, has_mask=False)
+        return likelihood_diagnostic(FlatModel(model, info.steps, info.latent_dim), data,
+                                     encodings.flat(), flat_info, settings, generator,
+                                     show_progress)
     n, dim, k = encodings.n_examples, encodings.latent_dim, settings.nll_samples
     if num_examples(data) != n:
         raise DiagnosticError(f"data holds {num_examples(data)} inputs but encodings {n}.")

@@ -22,6 +22,11 @@ same call so that per-dimension deltas compare rows of one call. E_q log p(x|z)
 Every z is sampled up front on the CPU in float64 with the run's generator, so
 the numbers do not depend on the batch size or the device.
 
+Sequential latents z ``(N, T, D)``: partners share their valid length (identical
+latent mask; unpaired inputs are left out), the per-dimension swap exchanges
+dimension d at every step, and a swap per time window is added
+(:mod:`~collapse_diag.diagnostics.window_swap`).
+
 References:
     Wang, Blei & Cunningham (2021), "Posterior Collapse and Latent Variable
     Non-identifiability", NeurIPS. Wilcoxon (1945), "Individual comparisons by
@@ -30,6 +35,7 @@ References:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from dataclasses import dataclass
@@ -39,9 +45,10 @@ import numpy as np
 import torch
 from scipy.stats import wilcoxon
 
-from collapse_diag.data import Batch, iter_batches, num_examples, repeat, to_device
+from collapse_diag.data import Batch, iter_batches, num_examples, repeat, take, to_device
 from collapse_diag.diagnostics.dim_swap import DimSwapResult, adaptive_dim_swap
 from collapse_diag.diagnostics.swap_decision import DECISIONS, negligible_thresholds
+from collapse_diag.diagnostics.window_swap import aligned_derangement, window_swap
 from collapse_diag.encodings import Encodings
 from collapse_diag.exceptions import DiagnosticError
 from collapse_diag.progress import progress
@@ -190,6 +197,10 @@ class SensitivityResult:
             shape ``(D,)`` (NaN when M = 0), reported next to the intervals.
         decoder_calls: Decoder calls made.
         decoder_rows: Rows (input, code) decoded.
+        windows: Sequential latents only: the swap per time window
+            (:func:`~collapse_diag.diagnostics.window_swap.window_swap`), else ``None``.
+        unpaired: Sequential latents only: inputs without a partner of equal valid
+            length, left out of every swap statistic; else ``None``.
     """
 
     delta: np.ndarray
@@ -210,6 +221,8 @@ class SensitivityResult:
     dim_p_values: np.ndarray
     decoder_calls: int
     decoder_rows: int
+    windows: list[dict[str, Any]] | None = None
+    unpaired: int | None = None
 
     @property
     def per_dim_swap_examples(self) -> int:
@@ -245,6 +258,8 @@ class SensitivityResult:
                 "decoder_use_counts": {k: pd.decision.count(k) for k in DECISIONS},
                 "reconstruction": self.reconstruction,
                 "reconstruction_per_token": self.reconstruction_per_token,
+                "swap_delta_by_window": self.windows,
+                "swap_unpaired_inputs": self.unpaired,
             },
             dimensions={
                 "swap_delta": self.dim_swap_delta.tolist(),
@@ -306,9 +321,12 @@ def sensitivity_diagnostic(
     n, dim = encodings.n_examples, encodings.latent_dim
     if num_examples(data) != n:
         raise DiagnosticError(f"data holds {num_examples(data)} inputs but encodings {n}.")
-    noise = torch.randn(n, dim, generator=generator, dtype=torch.float64).numpy()
+    noise = torch.randn(encodings.mu.shape, generator=generator, dtype=torch.float64).numpy()
     z = encodings.mu + np.exp(0.5 * encodings.logvar) * noise
-    pi = derangement(n, generator)
+    if encodings.sequential:  # partners of equal valid length only (window_swap.py)
+        pi, paired = aligned_derangement(encodings.valid(), generator)
+    else:
+        pi, paired = derangement(n, generator), None
     order = torch.randperm(n, generator=generator).numpy()
     device, calls, rows_done = settings.device, 0, 0
 
@@ -324,8 +342,12 @@ def sensitivity_diagnostic(
             ll_own[rows], ll_swap[rows] = ll[:b], ll[b:]
             calls, rows_done = calls + 1, rows_done + 2 * b
 
-    per_dim = adaptive_dim_swap(
-        model, data, z, pi, order, info, settings,
+    windows = None
+    if paired is not None:
+        order = order[paired[order]]
+        windows = window_swap(model, data, z, pi, order, encodings.valid(), info, settings)
+    per_dim = _per_dim(
+        model, data, z, pi, order, info, settings, paired,
         np.ones(dim, bool) if informative is None else np.asarray(informative, bool),
         negligible_thresholds(information, dim, settings.negligible_swap_nats,
                               settings.negligible_swap_fraction),
@@ -336,7 +358,9 @@ def sensitivity_diagnostic(
 
     tokens = encodings.num_tokens
     delta = ll_own - ll_swap
-    delta_tok = per_token(delta, tokens)
+    if paired is not None:  # unpaired inputs kept their own code: no swap to measure
+        delta = delta[paired]
+    delta_tok = per_token(delta, tokens if paired is None or tokens is None else tokens[paired])
     p_value = wilcoxon_greater(delta)
     tok_sub = tokens[sub] if tokens is not None else None
     return SensitivityResult(
@@ -360,5 +384,25 @@ def sensitivity_diagnostic(
                       if m else np.full(dim, math.nan)),
         decoder_calls=calls + per_dim.calls,
         decoder_rows=rows_done + per_dim.rows,
+        windows=windows,
+        unpaired=None if paired is None else int((~paired).sum()),
     )
+
+
+def _per_dim(model: Any, data: Batch, z: np.ndarray, pi: np.ndarray, order: np.ndarray,
+             info: ModelInfo, settings: Settings, paired: np.ndarray | None,
+             *rest: Any) -> DimSwapResult:
+    """:func:`adaptive_dim_swap`; for sequential latents on the paired inputs only.
+
+    The paired inputs are taken out (codes, partners and order re-indexed) and the
+    result's ``examples`` mapped back to indices of all N inputs.
+    """
+    if paired is None:
+        return adaptive_dim_swap(model, data, z, pi, order, info, settings, *rest)
+    keep = np.flatnonzero(paired)
+    new = np.full(len(paired), -1)
+    new[keep] = np.arange(len(keep))
+    result = adaptive_dim_swap(model, take(data, torch.from_numpy(keep)), z[keep],
+                               new[pi[keep]], new[order], info, settings, *rest)
+    return dataclasses.replace(result, examples=keep[result.examples])
 

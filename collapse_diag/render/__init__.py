@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from collapse_diag.exceptions import invalid_parameter
-from collapse_diag.plots import PLOTS, figure_png
+from collapse_diag.plots import PLOTS, figure_png, plots_for
 from collapse_diag.render.document import build_document
 from collapse_diag.render.explain import explain, headline
 from collapse_diag.render.html import render_html
@@ -52,7 +52,7 @@ def _check_formats(formats: str | Iterable[str], where: str) -> tuple[str, ...]:
 def _draw_pngs(report: Report, dpi: int) -> dict[str, bytes]:
     """Each registered plot as PNG bytes, one figure alive at a time (cleared once saved)."""
     pngs: dict[str, bytes] = {}
-    for name, draw in PLOTS.items():
+    for name, draw in plots_for(report).items():
         fig = draw(report)
         if fig is not None:
             pngs[name] = figure_png(fig, dpi)
@@ -102,7 +102,10 @@ def write_report(report: Report, out_dir: str | Path,
         plots = out / "plots"
         for name, data in pngs.items():
             write_text_atomic(plots / f"{name}.png", data)
-        for name in PLOTS.keys() - pngs.keys():  # a plot drawn by an earlier run, missing now
+        from collapse_diag.plots_sequence import SEQUENCE_PLOTS
+
+        # a plot drawn by an earlier run, missing now
+        for name in (PLOTS.keys() | SEQUENCE_PLOTS.keys()) - pngs.keys():
             (plots / f"{name}.png").unlink(missing_ok=True)
         written["md"] = write_text_atomic(out / "report.md", texts["md"])
         if pngs:

@@ -229,7 +229,8 @@ def identifiability_text(report: Report) -> str:
                          f"{fmt_pct(atol / (1 + atol))})")
         if count["flat"]:
             parts.append(f"{count['flat']} indistinguishable from flat")
-        text.append(f"Along the {d} eigen-directions of the Fisher information of z, one "
+        text.append(f"Along the {len(grades)} eigen-directions of the Fisher information of z"
+                    f"{' (flattened over time steps)' if len(grades) != d else ''}, one "
                     "observation narrows the prior by the contraction 1 - 1/(1 + lambda) "
                     f"({float(setting(report, 'confidence')):.0%} bootstrap intervals): "
                     + "; ".join(parts) + ".")

@@ -12,7 +12,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import PurePath
 
-from collapse_diag.plots import PLOTS, missing_note
+from collapse_diag.plots import missing_note, plots_for
 from collapse_diag.render.explain import explain, verdict_parts
 from collapse_diag.render.likelihood_table import likelihood_table
 from collapse_diag.render.tables import (
@@ -92,7 +92,7 @@ def build_document(report: Report, drawn: Collection[str]) -> Document:
     label, reason = verdict_parts(report)
     figures = tuple(FigureBlock(name, spec.title, spec.caption,
                                 None if name in drawn else missing_note(report, name))
-                    for name, spec in PLOTS.items())
+                    for name, spec in plots_for(report).items())
     sections = [
         Section("What this means", "what-this-means", tuple(explain(report))),
         Section("Key figures", "key-figures", tables=(summary_table(report),)),

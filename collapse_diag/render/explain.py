@@ -20,6 +20,7 @@ from collapse_diag.render.dimension_text import (
     signal_text,
     statuses_text,
 )
+from collapse_diag.render.sequence_text import sequence_text
 from collapse_diag.render.tables import fmt_num, fmt_p, fmt_pct, join_names
 from collapse_diag.report import Report
 from collapse_diag.report_values import (
@@ -187,7 +188,8 @@ def explain(report: Report) -> list[str]:
         Plain-text paragraphs (no markup), in reading order.
     """
     paragraphs = [statuses_text(report), signal_text(report), _decoder(report),
-                  _information(report), identifiability_text(report), _probes(report)]
+                  sequence_text(report), _information(report), identifiability_text(report),
+                  _probes(report)]
     if report.errors:
         paragraphs.append(f"Some diagnostics failed ({join_names(sorted(report.errors))}), so "
                           "what they would have said is missing here; their messages are under "

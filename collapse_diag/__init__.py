@@ -3,8 +3,8 @@
 Library use::
 
     import collapse_diag
-    model, data = collapse_diag.load_checkpoint("ckpt.pt")
-    report = collapse_diag.analyze(model, data, seed=0)
+    loaded = collapse_diag.load_checkpoint("ckpt.pt")     # model, stored data, labels, file
+    report = collapse_diag.analyze(loaded, seed=0)
     print(report.summary["verdict"], report.summary["verdict_reason"])
     report.write_json("report.json")
     comparison = collapse_diag.compare(["runs/seed0", "runs/seed1"])   # report folders

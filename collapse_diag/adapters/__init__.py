@@ -33,7 +33,7 @@ __all__ = ["ADAPTERS", "detect_adapter", "get_loader", "is_torchscript_archive",
 
 #: name -> ``"module:function"`` loading ``(path, **options) -> LoadedCheckpoint``.
 ADAPTERS: dict[str, str] = {
-    "native": "collapse_diag.checkpoint:_load_native",
+    "native": "collapse_diag.adapters.native:load_native",
     "lightning": "collapse_diag.adapters.lightning:load_lightning",
     "pythae": "collapse_diag.adapters.pythae:load_pythae_folder",
     "torchscript": "collapse_diag.adapters.torchscript:load_torchscript",

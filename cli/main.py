@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from collapse_diag.adapters import ADAPTERS
 from collapse_diag.exceptions import (
     EXIT_COLLAPSED,
     EXIT_DIAGNOSTIC_FAILED,
@@ -40,11 +41,21 @@ def main() -> None:
 
 
 @main.command(epilog=EXIT_CODES_HELP)
-@click.argument("checkpoint", type=click.Path(dir_okay=False))
+@click.argument("checkpoint", type=click.Path())
 @click.option("--data", "data_path", type=click.Path(dir_okay=False),
               help="Evaluation inputs overriding the checkpoint's 'data': .pt (Tensor or dict "
                    "of Tensors), .npy/.npz, or .txt (one example per line; needs the model's "
-                   "tokenize).")
+                   "tokenize). Floating inputs are cast to the model's parameter dtype.")
+@click.option("--labels", "labels_path", type=click.Path(dir_okay=False), default=None,
+              help="Known factors, one integer per input: .pt/.npz (name -> array) or "
+                   ".csv/.tsv (header of names). Default: the checkpoint's, kept with --data "
+                   "only when the numbers of inputs match.")
+@click.option("--adapter", type=click.Choice(sorted(ADAPTERS)), default=None,
+              help="How to read CHECKPOINT (docs/adapters.md) [default: auto-detected: a "
+                   "pythae folder, a Lightning file, a TorchScript archive, else native].")
+@click.option("--state-dict-prefix", default=None,
+              help="Keep only the weights named with this prefix, stripped of it (e.g. "
+                   "'model.' for a LightningModule's self.model).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("collapse-diag-report"), show_default=True,
               help="Folder for report.json, report.md, report.html and plots/.")
@@ -108,7 +119,9 @@ def analyze(checkpoint: str, data_path: str | None, out_dir: Path, formats: tupl
             kl_eps: float, active_threshold: float, prior_samples: int,
             per_dim_swap_examples: int, per_dim_swap_max_examples: int | None,
             fail_on_collapse: bool, nll_samples: int, nll_examples: int,
-            save_encodings: bool, quiet: bool, debug: bool, dtype: str = "float32") -> None:
+            save_encodings: bool, quiet: bool, debug: bool, dtype: str = "float32",
+            labels_path: str | None = None, adapter: str | None = None,
+            state_dict_prefix: str | None = None) -> None:
     """Analyse the VAE in CHECKPOINT and write a report to --out."""
     from collapse_diag.analysis import analyze as run_analysis
     from collapse_diag.checkpoint import load_checkpoint
@@ -118,19 +131,15 @@ def analyze(checkpoint: str, data_path: str | None, out_dir: Path, formats: tupl
 
     with user_code_exit():
         loaded = load_checkpoint(checkpoint, factory=factory, config=config_path,
-                                 trust_checkpoint=trust_checkpoint)
-        labels = loaded.labels
-        if data_path is not None:
-            data, labels = load_data(data_path, loaded.model), None
-        elif loaded.data is not None:
-            data = loaded.data
-        else:
+                                 trust_checkpoint=trust_checkpoint, adapter=adapter,
+                                 state_dict_prefix=state_dict_prefix)
+        data = None if data_path is None else load_data(data_path, loaded.model)
+        if data is None and loaded.data is None:
             raise DataError(f"checkpoint {display_path(checkpoint)!r} holds no 'data': pass the "
                             "evaluation inputs with --data FILE.")
         report = run_analysis(
-            loaded.model, data, labels=labels,
-            checkpoint={"path": display_path(checkpoint), "sha256": loaded.sha256},
-            show_progress=not quiet, seed=seed, batch_size=batch_size,
+            loaded, data, labels=labels_path, show_progress=not quiet, seed=seed,
+            batch_size=batch_size,
             max_examples=max_examples, device=device, kl_eps=kl_eps,
             active_threshold=active_threshold, prior_samples=prior_samples,
             per_dim_swap_examples=per_dim_swap_examples,
@@ -144,6 +153,8 @@ def analyze(checkpoint: str, data_path: str | None, out_dir: Path, formats: tupl
         click.echo(dimension_table(report))
         click.echo()
     click.echo(summary_line(report))
+    if not quiet:
+        click.echo(f"labels: {report.provenance.get('labels', 'none')}")
     if report.summary.get("verdict_reason") and not quiet:
         click.echo(report.summary["verdict_reason"])
     click.echo(f"report: {', '.join(display_path(p) for p in written.values())}")

@@ -3,8 +3,8 @@
 Library use::
 
     import collapse_diag
-    model, data = collapse_diag.load_checkpoint("ckpt.pt")
-    report = collapse_diag.analyze(model, data, seed=0)
+    loaded = collapse_diag.load_checkpoint("ckpt.pt")     # model, stored data, labels, file
+    report = collapse_diag.analyze(loaded, seed=0)
     print(report.summary["verdict"], report.summary["verdict_reason"])
     report.write_json("report.json")
     comparison = collapse_diag.compare(["runs/seed0", "runs/seed1"])   # report folders
@@ -30,6 +30,7 @@ from collapse_diag.exceptions import (
 )
 
 if TYPE_CHECKING:  # for type checkers and IDEs only; nothing is imported at run time
+    from collapse_diag.adapters.wrap import wrap
     from collapse_diag.analysis import analyze
     from collapse_diag.checkpoint import LoadedCheckpoint, load_checkpoint, save_checkpoint
     from collapse_diag.encodings import Encodings
@@ -49,6 +50,7 @@ __all__ = [
     "compare",
     "write_comparison",
     "Comparison",
+    "wrap",
     "LoadedCheckpoint",
     "Encodings",
     "ModelInfo",
@@ -77,6 +79,7 @@ _LAZY = {
     "compare": ("collapse_diag.comparison", "compare"),
     "Comparison": ("collapse_diag.comparison", "Comparison"),
     "write_comparison": ("collapse_diag.render.comparison", "write_comparison"),
+    "wrap": ("collapse_diag.adapters.wrap", "wrap"),
 }
 
 

@@ -41,6 +41,8 @@ from collapse_diag.diagnostics.sensitivity import sensitivity_diagnostic
 from collapse_diag.diagnostics.verdict import decide_verdict, informative_dims, swap_reference
 from collapse_diag.encodings import Encodings, encode_all
 from collapse_diag.exceptions import CollapseDiagError, DiagnosticError, invalid_parameter
+from collapse_diag.files import display_path
+from collapse_diag.labels_file import resolve_labels
 from collapse_diag.minimums import require_inputs
 from collapse_diag.protocol import ModelInfo, check_model, coerce_data
 from collapse_diag.report import Report, ReportSection
@@ -201,11 +203,30 @@ def _merge(sections: list[ReportSection], latent_dim: int) -> tuple[dict, list[d
     return summary, dimensions, distributions
 
 
+def _unpack_checkpoint(model: Any, data: Batch | None, checkpoint: Mapping[str, str] | None
+                       ) -> tuple[Any, Batch | None, Any, Mapping[str, str] | None, bool]:
+    """``(model, data, stored labels, checkpoint record, data given)`` of a model or checkpoint."""
+    from collapse_diag.checkpoint import LoadedCheckpoint
+
+    if not isinstance(model, LoadedCheckpoint):
+        return model, data, None, checkpoint, data is not None
+    loaded = model
+    if data is None and loaded.data is None:
+        from collapse_diag.exceptions import DataError
+
+        raise DataError(f"checkpoint {display_path(loaded.path or '')!r} holds no 'data': pass "
+                        "the evaluation inputs (--data FILE).")
+    record = checkpoint or {"path": display_path(loaded.path or ""), "sha256": loaded.sha256,
+                            "adapter": loaded.adapter}
+    return (loaded.model, loaded.data if data is None else data, loaded.labels, record,
+            data is not None)
+
+
 def analyze(
     model: Any,
-    data: Batch,
+    data: Batch | None = None,
     *,
-    labels: Mapping[str, Any] | None = None,
+    labels: Mapping[str, Any] | str | Path | None = None,
     checkpoint: Mapping[str, str] | None = None,
     show_progress: bool = False,
     save_encodings: str | Path | None = None,
@@ -214,10 +235,14 @@ def analyze(
     """Diagnose posterior collapse in a trained VAE.
 
     Args:
-        model: A model following the protocol (docs/model-protocol.md).
-        data: Evaluation inputs: a Tensor or dict of Tensors sharing dimension 0.
-        labels: Optional known factors per input (name -> integer array ``[n]``);
-            enables the linear probes.
+        model: A model following the protocol (docs/model-protocol.md), or a
+            :class:`~collapse_diag.checkpoint.LoadedCheckpoint`: its stored inputs
+            (unless ``data`` is given), labels and file (path, SHA-256, adapter) are used.
+        data: Evaluation inputs: a Tensor or dict of Tensors sharing dimension 0
+            (optional for a loaded checkpoint that stores them).
+        labels: Optional known factors per input (name -> integer array ``[n]``), or
+            a labels file (collapse_diag/labels_file.py); enables the linear probes.
+            Which labels were used is recorded in ``provenance.labels``.
         checkpoint: ``{"path", "sha256"}`` of the file the model came from, recorded
             in the report.
         show_progress: Progress bars on stderr (when it is a terminal).
@@ -242,8 +267,10 @@ def analyze(
                                 unknown)
     device = _resolve_device(cfg.device)
     _check_dtype(cfg.dtype, device)
+    model, data, stored, checkpoint, data_given = _unpack_checkpoint(model, data, checkpoint)
     data = validate_data(data, "the data")
     n_total = num_examples(data)
+    labels, labels_note = resolve_labels(labels, stored, n_total, data_given)
     label_arrays = validate_labels(labels, n_total) if labels else None
     index = subsample_indices(n_total, cfg.max_examples, generator_for(cfg.seed, "subsample"))
     if len(index) < n_total:
@@ -307,6 +334,7 @@ def analyze(
             "has_prior": info.has_prior,
             "has_num_tokens": info.has_num_tokens,
             "latent_steps": info.steps,
+            "labels": labels_note,
             "device": str(device),
             "versions": {
                 "collapse_diag": __version__,

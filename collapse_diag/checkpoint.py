@@ -11,9 +11,11 @@ The format ``collapse-diag analyze`` reads is a file that
      "labels": {name: LongTensor}}               # optional known factors, one value per input
 
 Existing checkpoints that hold only a state dict (under ``state_dict``,
-``model_state_dict``, ``model`` or at the top level, with ``module.``/``model.``
-prefixes stripped) load when the user names the factory with ``--factory`` /
-``--config``.
+``model_state_dict``, ``model`` or at the top level, with the wrapper prefixes
+``module.``/``model.``/``_orig_mod.`` stripped when every key carries them)
+load when the user names the factory with ``--factory`` / ``--config``. Files
+of other tools (Lightning, pythae, TorchScript) go through an adapter of
+:mod:`collapse_diag.adapters`, chosen by ``adapter=`` or auto-detected.
 
 Safety: a checkpoint is untrusted input. Loading never unpickles code
 (``weights_only=True``); a fully pickled model loads only with
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +38,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from collapse_diag.adapters.prefixes import keep_prefix, seen_prefixes, strip_wrapper_prefixes
 from collapse_diag.data import Batch, num_examples, validate_data
 from collapse_diag.exceptions import CheckpointError, DataError
 from collapse_diag.factory import resolve_factory
@@ -58,7 +62,6 @@ __all__ = [
 
 FORMAT_VERSION = 1
 STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model")
-STRIPPED_PREFIXES = ("module.", "model.")
 _FIX_FORMAT = "see docs/model-protocol.md for the checkpoint format"
 
 
@@ -73,6 +76,8 @@ class LoadedCheckpoint:
         path: The file read.
         sha256: SHA-256 of the file's bytes.
         factory: The factory used, ``"module:callable"``, or ``None`` for a pickled model.
+        config: The keyword arguments the factory was called with.
+        adapter: The adapter that read the file (:data:`collapse_diag.adapters.ADAPTERS`).
     """
 
     model: Any
@@ -82,6 +87,7 @@ class LoadedCheckpoint:
     sha256: str = ""
     factory: str | None = None
     config: dict[str, Any] = field(default_factory=dict)
+    adapter: str = "native"
 
     def __iter__(self):
         """Yield ``model`` then ``data``, so the result unpacks as a pair."""
@@ -115,14 +121,9 @@ def _read_config(path: Path) -> dict[str, Any]:
     return _check_config(value, f"config file {display_path(path)!r}")
 
 
-def _find_state_dict(payload: Mapping[str, Any], path: Path) -> dict[str, torch.Tensor]:
-    state = None
-    for key in STATE_DICT_KEYS:
-        if isinstance(payload.get(key), Mapping):
-            state = payload[key]
-            break
-    if state is None and payload and all(isinstance(v, torch.Tensor) for v in payload.values()):
-        state = payload
+def _find_state_dict(payload: Mapping[str, Any], path: Path,
+                     prefix: str | None = None) -> dict[str, torch.Tensor]:
+    state = _state_dict_of(payload)
     if state is None:
         raise CheckpointError(
             f"checkpoint {display_path(path)!r} has no weights: expected a state dict under one of "
@@ -135,9 +136,20 @@ def _find_state_dict(payload: Mapping[str, Any], path: Path) -> dict[str, torch.
             f"{[_short(k) for k in state if not isinstance(k, str)][:5]}: a state dict maps "
             "parameter names to Tensors."
         )
-    for prefix in STRIPPED_PREFIXES:
-        if state and all(k.startswith(prefix) for k in state):
-            state = {k[len(prefix):]: v for k, v in state.items()}
+    if prefix:
+        return keep_prefix(state, prefix, repr(display_path(path)))
+    return strip_wrapper_prefixes(state)
+
+
+def _state_dict_of(payload: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The state dict of a checkpoint dict: under :data:`STATE_DICT_KEYS`, or the dict itself."""
+    state = None
+    for key in STATE_DICT_KEYS:
+        if isinstance(payload.get(key), Mapping):
+            state = payload[key]
+            break
+    if state is None and payload and all(isinstance(v, torch.Tensor) for v in payload.values()):
+        state = payload
     return state
 
 
@@ -184,9 +196,12 @@ def _fit_weights(model: nn.Module, state: dict, path: Path, factory: str) -> Non
     if missing or unexpected:
         parts = ([f"missing keys {missing[:5]}"] if missing else []) + (
             [f"unexpected keys {unexpected[:5]}"] if unexpected else [])
+        prefixes = seen_prefixes(state)
+        hint = (f"; the file's names start with {prefixes}: keep the model's part with "
+                "--state-dict-prefix PREFIX" if unexpected and prefixes else "")
         raise CheckpointError(
             f"the weights in {shown!r} do not fit the model built by {factory}: "
-            f"{', '.join(parts)} (is the config the one used in training?)."
+            f"{', '.join(parts)}{hint} (is the config the one used in training?)."
         )
 
 
@@ -230,17 +245,26 @@ def load_checkpoint(
     factory: str | None = None,
     config: Mapping[str, Any] | str | Path | None = None,
     trust_checkpoint: bool = False,
+    adapter: str | None = None,
+    state_dict_prefix: str | None = None,
 ) -> LoadedCheckpoint:
     """Load a model (and its evaluation inputs) from a checkpoint, safely.
 
     Args:
-        path: The checkpoint file.
+        path: The checkpoint file (or a pythae model folder).
         factory: ``"module:callable"`` that builds the model; overrides the file's.
-            Needed for files that hold only a state dict.
+            Needed for files that hold only a state dict, and for Lightning files.
         config: Keyword arguments for the factory (a dict or a JSON file path);
-            overrides the file's.
-        trust_checkpoint: Allow unpickling arbitrary objects (a fully pickled model).
+            overrides the file's (and a Lightning file's ``hyper_parameters``).
+        trust_checkpoint: Allow unpickling arbitrary objects (a fully pickled model),
+            cloudpickled pythae networks, and TorchScript archives.
             Only for files you trust: unpickling can run any code.
+        adapter: Name of the adapter that reads the file (docs/adapters.md):
+            ``native``, ``lightning``, ``pythae``, ``torchscript``; ``None``
+            auto-detects it.
+        state_dict_prefix: Keep only the weights whose names start with this
+            prefix, stripped of it (e.g. ``"model."`` for a LightningModule's
+            ``self.model``); ``None`` strips the wrapper prefixes every name carries.
 
     Returns:
         A :class:`LoadedCheckpoint` (unpacks as ``model, data``).
@@ -250,62 +274,51 @@ def load_checkpoint(
             weights that do not fit.
         DataError: stored ``data`` or ``labels`` malformed.
     """
-    path = require_regular_file(path, "checkpoint", CheckpointError)
-    shown = display_path(path)
-    if isinstance(config, (str, Path)):
-        config = _read_config(Path(config))
-    elif config is not None:
-        config = _check_config(config, "the config argument")
-    check_zip_sizes(path, "checkpoint", CheckpointError)
-    payload = read_torch_file(path, "checkpoint", trust_checkpoint, CheckpointError)
-    sha = file_sha256(path)
-    model: Any = None
-    used_factory = factory
-    used_config: dict[str, Any] = dict(config or {})
-    data = labels = None
-    if isinstance(payload, nn.Module):
-        model = payload
-    elif isinstance(payload, Mapping):
-        data, labels = payload.get("data"), payload.get("labels")
-        if "collapse_diag" in payload:
-            version = payload["collapse_diag"]
-            if type(version) is not int or version != FORMAT_VERSION:
-                raise CheckpointError(
-                    f"checkpoint {shown!r} has format version {_short(version)}; "
-                    f"this collapse-diag reads version {FORMAT_VERSION}."
-                )
-            missing = [k for k in ("factory", "state_dict") if k not in payload]
-            if missing and factory is None:
-                raise CheckpointError(
-                    f"checkpoint {shown!r} lacks the key(s) {missing}; {_FIX_FORMAT}."
-                )
-            if config is None and payload.get("config") is not None:
-                used_config = _check_config(payload["config"], f"the 'config' of {shown!r}")
-        if isinstance(payload.get("model"), nn.Module):
-            model = payload["model"]  # only reachable with trust_checkpoint
-        else:
-            from_file = factory is None
-            used_factory = factory or payload.get("factory")
-            if used_factory is None:
-                raise CheckpointError(
-                    f"checkpoint {display_path(path)!r} is not in the collapse-diag format (no "
-                    f"'collapse_diag' key; keys {sorted(map(str, payload))[:8]}): pass "
-                    "--factory module:callable (and --config cfg.json) to build the model "
-                    f"from its state dict; {_FIX_FORMAT}."
-                )
-            state = _find_state_dict(payload, path)
-            model = _build_model(used_factory, used_config, state, path, from_file)
-    else:
+    from collapse_diag.adapters import detect_adapter, get_loader
+
+    if adapter is None:
+        adapter = detect_adapter(Path(path))
+    options = {"factory": factory, "config": config, "trust_checkpoint": trust_checkpoint,
+               "state_dict_prefix": state_dict_prefix}
+    return get_loader(adapter)(path, **options)
+
+
+def read_payload(path: str | Path, trust_checkpoint: bool) -> tuple[Path, Any, str]:
+    """Check, size-check and ``torch.load`` a checkpoint file: ``(path, payload, sha256)``."""
+    from collapse_diag.adapters import is_torchscript_archive
+
+    raw = path
+    if os.path.isdir(raw):
         raise CheckpointError(
-            f"checkpoint {display_path(path)!r} holds a {type(payload).__name__}, not a dict or "
-            f"a model; {_FIX_FORMAT}."
+            f"checkpoint {display_path(raw)!r} is a folder: give a checkpoint file, or a pythae "
+            "model folder (holding model.pt and model_config.json; docs/adapters.md)."
         )
+    path = require_regular_file(raw, "checkpoint", CheckpointError)
+    check_zip_sizes(path, "checkpoint", CheckpointError)
+    if is_torchscript_archive(path):
+        raise CheckpointError(
+            f"checkpoint {display_path(path)!r} is a TorchScript archive (torch.jit.save), not a "
+            "torch.save file: read it with --adapter torchscript (docs/adapters.md)."
+        )
+    payload = read_torch_file(path, "checkpoint", trust_checkpoint, CheckpointError)
+    return path, payload, file_sha256(path)
+
+
+def _config_argument(config: Mapping[str, Any] | str | Path | None) -> dict[str, Any] | None:
+    if isinstance(config, (str, Path)):
+        return _read_config(Path(config))
+    return None if config is None else _check_config(config, "the config argument")
+
+
+def finish(model: Any, data: Any, labels: Any, path: Path, sha: str, factory: str | None,
+           config: dict[str, Any], adapter: str) -> LoadedCheckpoint:
+    """Validate stored data and labels, switch the model to eval mode, pack the result."""
     if data is not None:
         data = validate_data(data, f"the data stored in {display_path(path)!r}")
     labels = _labels(labels, num_examples(data) if data is not None else None, path)
     if isinstance(model, nn.Module):
         model.eval()
-    return LoadedCheckpoint(model, data, labels, path, sha, used_factory, used_config)
+    return LoadedCheckpoint(model, data, labels, path, sha, factory, config, adapter)
 
 
 def save_checkpoint(

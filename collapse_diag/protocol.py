@@ -335,6 +335,45 @@ def _check_decoder_rows(model: Any, x: Batch, z: torch.Tensor) -> None:
         )
 
 
+def _check_padding(model: Any, x: Batch, z: torch.Tensor) -> None:
+    """Check that a sequence model's figures do not depend on how much padding a batch has.
+
+    For models with ``num_tokens``: ``encode`` and ``log_likelihood`` of the
+    inputs as given must equal those of the same inputs without their common
+    trailing padding and with 8 more padding columns
+    (:func:`collapse_diag.padding.padded_variants`), within the relative
+    tolerance :data:`_ROW_RTOL`: |a - b| <= 1e-4 (1 + |a|). A variant the model
+    fails on is skipped (e.g. a maximum length), and so are sequential latents.
+    """
+    if z.dim() != 2 or not callable(getattr(model, "num_tokens", None)):
+        return
+    from collapse_diag.padding import padded_variants
+
+    with torch.no_grad():
+        variants = padded_variants(x, lambda v: call_num_tokens(model, v))
+        base_ll, base_mu = call_log_likelihood(model, x, z), call_encode(model, x)[0]
+        for name, variant in variants.items():
+            try:
+                ll, mu = call_log_likelihood(model, variant, z), call_encode(model, variant)[0]
+            except (ProtocolError, DiagnosticError):
+                continue
+            how = ("without their common trailing padding" if name == "trimmed"
+                   else "with 8 more padding columns")
+            for method, a, b in (("encode(x) mu", base_mu, mu), ("log_likelihood(x, z)",
+                                                                  base_ll, ll)):
+                bad = _differs(a, b).reshape(len(a), -1).any(dim=1).nonzero()
+                if len(bad):
+                    row = int(bad[0, 0])
+                    raise ProtocolError(
+                        f"{method} depends on the padding of the batch: for input {row} it is "
+                        f"{float(a[row].flatten()[0]):.6g} as given and "
+                        f"{float(b[row].flatten()[0]):.6g} {how} (relative tolerance "
+                        f"{_ROW_RTOL:g}): mask the padded positions (pack_padded_sequence, "
+                        "ignore_index) so each input's value does not depend on what it is "
+                        "batched with (docs/adapters.md#padding)."
+                    )
+
+
 def check_model(model: Any, batch: Batch) -> ModelInfo:
     """Validate the model protocol once, on a small batch, before any diagnostic runs.
 
@@ -376,6 +415,7 @@ def check_model(model: Any, batch: Batch) -> ModelInfo:
                 call_num_tokens(model, small)
         try:
             _check_decoder_rows(model, small, mu)
+            _check_padding(model, small, mu)
         except DiagnosticError as err:
             raise ProtocolError(str(err)) from err
     except ProtocolError:

@@ -290,7 +290,8 @@ def _path_cases(valid: bytes) -> list[Case]:
     odd = os.fsdecode(b"mod\xffel.pt")
     return [
         Case("paths", "missing", ["analyze", "nope.pt"], ERR),
-        Case("paths", "directory", ["analyze", "."], USAGE),
+        # a folder may be a pythae model folder (issue 13): any other folder is exit 3
+        Case("paths", "directory", ["analyze", "."], ERR),
         Case("paths", "trailing-slash", ["analyze", "c.pt/"], ERR, {"c.pt": valid}),
         Case("paths", "fifo-checkpoint", ["analyze", "fifo"], ERR, {"fifo": os.mkfifo}),
         Case("paths", "fifo-config", ["analyze", "c.pt", "--config", "fifo"], ERR,

@@ -364,7 +364,8 @@ def test_a_fifo_is_refused_without_blocking(toy_checkpoint, user_dir, role):
 def test_a_trailing_slash_or_a_folder_is_exit_3(toy_checkpoint, user_dir):
     exits(run("analyze", f"{toy_checkpoint}/", "--out", user_dir / "r", *FAST), 3,
           "names a folder")
-    exits(run("analyze", user_dir, "--out", user_dir / "r", *FAST), 2)  # click: a directory
+    # a folder may be a pythae model folder (issue 13); any other folder is unusable input
+    exits(run("analyze", user_dir, "--out", user_dir / "r", *FAST), 3, "is a folder")
     assert not (user_dir / "r").exists()
 
 

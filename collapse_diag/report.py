@@ -26,6 +26,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from collapse_diag.exceptions import DataError
+from collapse_diag.schema import TOP_LEVEL
 
 __all__ = ["SCHEMA_VERSION", "READABLE_VERSIONS", "Report", "ReportSection", "to_jsonable",
            "upgrade_payload", "write_text_atomic"]
@@ -132,20 +133,7 @@ class Report:
     schema_version: int = SCHEMA_VERSION
     collapse_diag_version: str = ""
 
-    _ORDER = (
-        "schema_version",
-        "collapse_diag_version",
-        "checkpoint",
-        "settings",
-        "n_examples",
-        "latent_dim",
-        "summary",
-        "dimensions",
-        "distributions",
-        "errors",
-        "provenance",
-        "timings",
-    )
+    _ORDER = tuple(TOP_LEVEL)
 
     def __post_init__(self) -> None:
         if not self.collapse_diag_version:

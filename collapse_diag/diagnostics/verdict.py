@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from collapse_diag.report import ReportSection
+from collapse_diag.schema import STATUSES
 from collapse_diag.settings import Settings
 
 if TYPE_CHECKING:
@@ -50,11 +51,8 @@ if TYPE_CHECKING:
     from collapse_diag.diagnostics.kl import KLResult
     from collapse_diag.diagnostics.sensitivity import SensitivityResult
 
-__all__ = ["STATUSES", "VERDICTS", "VerdictResult", "decide_verdict", "holm",
+__all__ = ["STATUSES", "VerdictResult", "decide_verdict", "holm",
            "informative_dims", "swap_reference"]
-
-STATUSES = ("used", "ignored", "undetermined", "collapsed", "uninformative")
-VERDICTS = ("healthy", "partial", "collapsed")
 
 
 def holm(p_values: np.ndarray) -> np.ndarray:

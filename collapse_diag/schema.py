@@ -132,6 +132,9 @@ SUMMARY: dict[str, Field] = _index((
        "eigenvalues (descending) of E[g g^T], g = d/dz log p(x|z), z ~ q(z|x)"),
     _f("identifiable_dims", "count", "identifiability",
        "eigenvalues >= max(`fisher_rank_rtol` * largest, `fisher_rank_atol`) (point estimates)"),
+    _f("fisher_rank_cutoff", "nats^2 per prior variance", "identifiability",
+       "the cut-off `identifiable_dims` counts against: max(`fisher_rank_rtol` * largest"
+       " eigenvalue, `fisher_rank_atol`)"),
     _f("fisher_eigenvalues_ci", "[[nats^2 per prior variance] x2]", "identifiability",
        "[[low, high], ...]: percentile bootstrap (over inputs, `fisher_bootstrap` resamples, "
        "level `confidence`) interval of each eigenvalue, sorted within each resample"),

@@ -223,3 +223,20 @@ def test_the_doc_lists_the_top_level_keys_and_statuses():
     block = DOC.read_text().split("```\n{", 1)[1].split("\n}\n```", 1)[0]
     assert re.findall(r'^  "([a-z_]+)":', block, re.M) == list(schema.TOP_LEVEL)
     assert f'"schema_version": {Report.schema_version}' in block
+
+
+def test_the_fisher_cut_off_is_stored_and_counts_the_rank(reports):
+    """Toy VAE, weights (2, 1, 0), noise 0.5: Fisher eigenvalues ~ w^2 / 0.25 = 16, 4, 0."""
+    s = reports["toy"].summary
+    eig = np.asarray(s["fisher_eigenvalues"])
+    np.testing.assert_allclose(eig, [16.0, 4.0, 0.0], rtol=0.25, atol=1e-9)
+    rtol, atol = reports["toy"].settings["fisher_rank_rtol"], reports["toy"].settings[
+        "fisher_rank_atol"]
+    assert s["fisher_rank_cutoff"] == max(rtol * eig.max(), atol)
+    assert s["identifiable_dims"] == int(np.sum(eig >= s["fisher_rank_cutoff"])) == 2
+    model = ToyVAE((2.0, 1.0, 0.0), 0.5)
+    strict = analyze(model, model.sample(150, seed=1), **{**FAST, "fisher_rank_rtol": 0.5},
+                     diagnostics=["kl", "activity", "sensitivity", "identifiability"])
+    cut = strict.summary["fisher_rank_cutoff"]
+    assert cut == pytest.approx(0.5 * max(strict.summary["fisher_eigenvalues"]))
+    assert strict.summary["identifiable_dims"] == 1  # 4 < 8: only the first direction

@@ -56,14 +56,12 @@ class ModelInfo:
         dtype: Floating dtype of the encoder output; z is fed back in this dtype.
         has_prior: The model defines ``prior(x)``.
         has_num_tokens: The model defines ``num_tokens(x)``.
-        has_tokenize: The model defines ``tokenize(lines)``.
     """
 
     latent_dim: int
     dtype: torch.dtype
     has_prior: bool
     has_num_tokens: bool
-    has_tokenize: bool
 
 
 def _require_method(model: Any, name: str, signature: str) -> None:
@@ -320,5 +318,4 @@ def check_model(model: Any, batch: Batch) -> ModelInfo:
         dtype=mu.dtype,
         has_prior=has_prior,
         has_num_tokens=has_num_tokens,
-        has_tokenize=callable(getattr(model, "tokenize", None)),
     )

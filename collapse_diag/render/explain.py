@@ -32,7 +32,7 @@ from collapse_diag.report_values import (
     status_counts,
 )
 
-__all__ = ["explain", "headline", "verdict_parts"]
+__all__ = ["explain", "verdict_parts"]
 
 
 def _n(count: int, noun: str) -> str:
@@ -48,11 +48,6 @@ def verdict_parts(report: Report) -> tuple[str, str]:
                   if counts else "The per-dimension status could not be computed.")
     label = f"Verdict: {verdict}." if verdict else "Verdict: not available."
     return label, str(reason)
-
-
-def headline(report: Report) -> str:
-    """The verdict and its reason in one line."""
-    return " ".join(verdict_parts(report))
 
 
 def _decoder(report: Report) -> str:

@@ -29,11 +29,9 @@ from collapse_diag.exceptions import invalid_parameter
 from collapse_diag.latent_matching import match_latents
 from collapse_diag.report import Report, to_jsonable
 from collapse_diag.report_values import finite
-from collapse_diag.schema import SUMMARY
+from collapse_diag.schema import RENAMED_STATUSES, SUMMARY
 
 __all__ = ["COLUMNS", "ComparedModel", "Comparison", "Column", "compare", "model_statuses"]
-
-_STATUS_ALIASES = {"active": "used"}
 
 
 @dataclass(frozen=True)
@@ -122,7 +120,7 @@ def model_statuses(report: Report) -> list[str | None]:
     out = []
     for d in report.dimensions:
         status = d.get("status") if isinstance(d, dict) else None
-        out.append(_STATUS_ALIASES.get(status, status) if isinstance(status, str) else None)
+        out.append(RENAMED_STATUSES.get(status, status) if isinstance(status, str) else None)
     return out
 
 

@@ -19,6 +19,7 @@ __all__ = [
     "Field",
     "PROBE",
     "PROVENANCE",
+    "RENAMED_STATUSES",
     "STATUSES",
     "SUMMARY",
     "TOP_LEVEL",
@@ -28,6 +29,9 @@ __all__ = [
 #: in the order every reader shows them: from "the decoder uses it" to "collapsed".
 #: The rule that assigns them is collapse_diag/diagnostics/verdict.py (docs/statuses.md).
 STATUSES = ("used", "undetermined", "ignored", "uninformative", "collapsed")
+
+#: Statuses renamed since schema version 1: old name -> current name.
+RENAMED_STATUSES = {"active": "used"}
 
 
 @dataclass(frozen=True)

@@ -240,3 +240,22 @@ def test_the_fisher_cut_off_is_stored_and_counts_the_rank(reports):
     cut = strict.summary["fisher_rank_cutoff"]
     assert cut == pytest.approx(0.5 * max(strict.summary["fisher_eigenvalues"]))
     assert strict.summary["identifiable_dims"] == 1  # 4 < 8: only the first direction
+
+
+def test_the_render_fixtures_use_only_declared_fields():
+    """tests/report_fixtures.py builds reports by hand: they may hold only declared fields.
+
+    (``failed_report`` nulls figures on purpose, to test the readers' null-safety.)
+    """
+    import report_fixtures
+
+    for build in (report_fixtures.healthy_report, report_fixtures.collapsed_report,
+                  report_fixtures.partial_report, report_fixtures.minimal_report,
+                  report_fixtures.failed_report):
+        report = build()
+        assert set(report.summary) <= set(schema.SUMMARY), build.__name__
+        for row in report.dimensions:
+            assert set(row) <= set(schema.DIMENSION), build.__name__
+            assert row.get("status") in (*schema.STATUSES, None), build.__name__
+        assert set(report.distributions) <= set(schema.DISTRIBUTIONS), build.__name__
+        assert set(report.provenance) <= set(schema.PROVENANCE), build.__name__

@@ -259,3 +259,9 @@ def test_the_render_fixtures_use_only_declared_fields():
             assert row.get("status") in (*schema.STATUSES, None), build.__name__
         assert set(report.distributions) <= set(schema.DISTRIBUTIONS), build.__name__
         assert set(report.provenance) <= set(schema.PROVENANCE), build.__name__
+
+
+def test_the_documented_probe_margin_is_the_one_applied():
+    from collapse_diag.diagnostics.probes import PROBE_MARGIN
+
+    assert f"beats the baseline by {PROBE_MARGIN}" in schema.SUMMARY["probes"].description

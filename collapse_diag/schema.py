@@ -199,6 +199,20 @@ SUMMARY: dict[str, Field] = _index((
        "published tables only"),
     _f("mi_minibatch_size", "count", "likelihood",
        "its batch size"),
+    _f("kl_by_step", "nats per step", "kl",
+       "sequential latents: list over the T steps of the KL summed over dimensions, each "
+       "dimension's masked mean over the inputs valid at that step (`dimensions[d].kl_by_step`"
+       " summed over d; null at a step no input reaches); null for vector latents"),
+    _f("swap_delta_by_window", "nats and p-value per window", "sensitivity",
+       'sequential latents: list of `{"start", "stop", "swap_delta", "p_value", '
+       '"examples"}`, '
+       "one per time window (steps `start` .. `stop` - 1, 0-based; `min(swap_windows, T)` "
+       "windows): mean over the paired inputs with a valid step in the window of log p(x|z) - "
+       "log p(x|z with those steps from the partner's z), one-sided Wilcoxon p-value, inputs "
+       "used; null for vector latents"),
+    _f("swap_unpaired_inputs", "count", "sensitivity",
+       "sequential latents: inputs with no other input of the same valid length (identical "
+       "`latent_mask`), left out of every swap statistic; null for vector latents"),
 ))
 
 #: ``dimensions[d]``: one row per latent dimension.
@@ -261,6 +275,16 @@ DIMENSION: dict[str, Field] = _index((
     _f("status", "label", "verdict",
        "`used` / `ignored` / `undetermined` / `collapsed` / `uninformative` (rule in "
        "docs/statuses.md)"),
+    _f("kl_by_step", "nats per step", "kl",
+       "sequential latents: list over the T steps of the mean KL(q(z_t,d|x) || p(z_t,d|z_<t, "
+       "x)) over the inputs valid at step t, nats (null at a step no input reaches); null for "
+       "vector latents"),
+    _f("mu_variance_by_step", "squared latent units per step", "activity",
+       "sequential latents: Var_x[mu_t,d(x)] per step over the valid inputs; null for vector "
+       "latents"),
+    _f("posterior_variance_by_step", "squared latent units per step", "activity",
+       "sequential latents: E_x[sigma_t,d^2(x)] per step over the valid inputs; null for "
+       "vector latents"),
 ))
 
 #: ``distributions``: per-input values kept for plots (length N).
@@ -294,6 +318,10 @@ PROVENANCE: dict[str, Field] = _index((
        " bytes)"),
     _f("has_prior", "boolean", None, "the model has a learned prior p(z)"),
     _f("has_num_tokens", "boolean", None, "the model reports `num_tokens`"),
+    _f("latent_steps", "count", None, "T for sequential latents (z of shape [B, T, D]); null for"
+       " vector latents"),
+    _f("labels", "text", None, "which known factors the probes used, in words"
+       " (collapse_diag/labels_file.py)"),
     _f("device", "text", None, "torch device the analysis ran on"),
     _f("versions", "text per package", None, "collapse_diag, python, torch, numpy versions"),
     _f("upgraded_from_schema", "version", None,

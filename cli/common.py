@@ -19,6 +19,7 @@ from collapse_diag.exceptions import (
     EXIT_UNUSABLE,
     CollapseDiagError,
 )
+from collapse_diag.formats import REPORT_FORMATS
 
 EXIT_CODES_HELP = """\b
 Exit codes:
@@ -32,7 +33,7 @@ Exit codes:
   130  interrupted (Ctrl-C); an earlier report in --out is left intact
 """
 
-FORMATS = ("json", "md", "html")
+FORMATS = REPORT_FORMATS
 
 
 def _formats_option(allowed: tuple[str, ...]) -> Callable[..., tuple[str, ...]]:

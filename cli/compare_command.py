@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from collapse_diag.exceptions import EXIT_DIAGNOSTIC_FAILED, EXIT_OK
+from collapse_diag.formats import COMPARISON_FORMATS
 from collapse_diag_cli.common import (
     EXIT_CODES_HELP,
     _common_options,
@@ -16,7 +17,7 @@ from collapse_diag_cli.common import (
     handle_errors,
 )
 
-_FORMATS = ("json", "md", "html", "csv", "tex")
+_FORMATS = COMPARISON_FORMATS
 
 
 def _folder_name(index: int, name: str) -> str:

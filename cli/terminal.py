@@ -2,46 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from collapse_diag.render import tables
 from collapse_diag.render.tables import text_table
 from collapse_diag.report import Report
 
 __all__ = ["dimension_table", "summary_line"]
 
-_COLUMNS = (
-    ("dim", "index", "d"),
-    ("status", "status", "s"),
-    ("signal", "signal", "s"),
-    ("KL", "kl", ".3f"),
-    ("KL<eps", "kl_collapse_rate", ".2f"),
-    ("Var[mu]", "mu_variance", ".3g"),
-    ("E[s^2]", "posterior_variance", ".3g"),
-    ("MI", "mutual_information", ".3f"),
-    ("swap", "swap_delta", ".3f"),
-    ("swap interval", "swap_ci", "interval"),
-    ("fisher", "fisher", ".3g"),
-)
-
-
-def _cell(value: Any, spec: str) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if spec == "interval":
-        if not isinstance(value, list) or len(value) != 2 or None in value:
-            return "-"
-        return f"[{value[0]:.3f}, {value[1]:.3f}]"
-    return format(value, spec)
+#: The per-dimension columns the terminal shows, of those the report documents define
+#: (collapse_diag/render/tables.py: header and format of each).
+_KEYS = ("status", "signal", "kl", "kl_collapse_rate", "mu_variance", "posterior_variance",
+         "mutual_information", "swap_delta", "swap_ci", "fisher")
 
 
 def dimension_table(report: Report) -> str:
     """Fixed-width table, one row per latent dimension, of the columns the report has."""
-    columns = [c for c in _COLUMNS if any(c[1] in row for row in report.dimensions)]
-    rows = [[title for title, _, _ in columns]]
-    rows += [[_cell(row.get(key), spec) for _, key, spec in columns] for row in report.dimensions]
-    return text_table(rows, align_right=True)
+    table = tables.dimension_table(report, keys=_KEYS)
+    return text_table([table.headers, *table.rows], align_right=True)
 
 
 def summary_line(report: Report, name: str = "") -> str:

@@ -143,6 +143,16 @@ DIAGNOSTICS: dict[str, Callable[[_Run], Any]] = {
 }
 
 
+#: The verdict is not a diagnostic one may leave out: it runs whenever these run.
+VERDICT_INPUTS = ("kl", "activity")
+
+
+def _runs(name: str, selected: tuple[str, ...] | None) -> bool:
+    """Whether ``name`` runs under ``Settings.diagnostics = selected`` (``None``: all)."""
+    return (selected is None or name in selected
+            or (name == "verdict" and all(n in selected for n in VERDICT_INPUTS)))
+
+
 #: The diagnostics that call the decoder: they run under ``Settings.dtype``.
 DECODER_DIAGNOSTICS = ("sensitivity", "identifiability")
 
@@ -290,13 +300,13 @@ def analyze(
                                     "sequential latents (compare does not read [N, T, D] "
                                     "encodings yet)", str(save_encodings))
         require_inputs(num_examples(data), [name for name in DIAGNOSTICS
-                                            if cfg.diagnostics is None or name in cfg.diagnostics])
+                                            if _runs(name, cfg.diagnostics)])
         encodings = encode_all(model, data, info, cfg.batch_size, device, show_progress,
                                generator_for(cfg.seed, "prior"))
         run = _Run(model, data, label_arrays, info, encodings, cfg, show_progress)
         sections, errors, timings = [], {}, {}
         for name, diagnostic in DIAGNOSTICS.items():
-            if cfg.diagnostics is not None and name not in cfg.diagnostics:
+            if not _runs(name, cfg.diagnostics):
                 continue
             start = time.perf_counter()
             try:

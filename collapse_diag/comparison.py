@@ -29,10 +29,9 @@ from collapse_diag.exceptions import invalid_parameter
 from collapse_diag.latent_matching import match_latents
 from collapse_diag.report import Report, to_jsonable
 from collapse_diag.report_values import finite
+from collapse_diag.schema import RENAMED_STATUSES, SUMMARY
 
 __all__ = ["COLUMNS", "ComparedModel", "Comparison", "Column", "compare", "model_statuses"]
-
-_STATUS_ALIASES = {"active": "used"}
 
 
 @dataclass(frozen=True)
@@ -121,7 +120,7 @@ def model_statuses(report: Report) -> list[str | None]:
     out = []
     for d in report.dimensions:
         status = d.get("status") if isinstance(d, dict) else None
-        out.append(_STATUS_ALIASES.get(status, status) if isinstance(status, str) else None)
+        out.append(RENAMED_STATUSES.get(status, status) if isinstance(status, str) else None)
     return out
 
 
@@ -130,8 +129,8 @@ def _row(model: ComparedModel, group: str) -> dict[str, Any]:
     statuses = [st for st in model_statuses(model.report) if st is not None]
     counts = {st: statuses.count(st) for st in dict.fromkeys(statuses)}
     row: dict[str, Any] = {"name": model.name, "data_group": group}
-    for column in COLUMNS:
-        row[column.key] = s.get(column.key)
+    for column in COLUMNS:  # "used" and "collapsed" are counted here, not summary fields
+        row[column.key] = s.get(column.key) if column.key in SUMMARY else None
     row.update(used=counts.get("used", 0) if statuses else None,
                collapsed=counts.get("collapsed", 0) if statuses else None,
                status_counts=counts, nll_se=s.get("nll_se"), rate=s.get("rate"),

@@ -1,8 +1,8 @@
 """Evaluation inputs: loading them and slicing them along the example axis.
 
 A batch ``x`` is whatever the model takes: a Tensor, or a dict of Tensors that
-share their first dimension. The toolkit only ever indexes, repeats and
-concatenates ``x`` along dimension 0; these helpers are the only place that
+share their first dimension. The toolkit only ever indexes and repeats
+``x`` along dimension 0; these helpers are the only place that
 knows about the two shapes.
 """
 
@@ -25,7 +25,6 @@ __all__ = [
     "num_examples",
     "take",
     "repeat",
-    "concat",
     "to_device",
     "iter_batches",
     "load_data",
@@ -186,13 +185,6 @@ def repeat(x: Batch, times: int) -> Batch:
     if isinstance(x, torch.Tensor):
         return x.repeat(times, *([1] * (x.dim() - 1)))
     return {k: v.repeat(times, *([1] * (v.dim() - 1))) for k, v in x.items()}
-
-
-def concat(parts: Sequence[Batch]) -> Batch:
-    """Concatenate batches along dimension 0 (inverse of splitting with :func:`take`)."""
-    if isinstance(parts[0], torch.Tensor):
-        return torch.cat(list(parts), dim=0)
-    return {k: torch.cat([p[k] for p in parts], dim=0) for k in parts[0]}
 
 
 def to_device(x: Batch, device: torch.device | str) -> Batch:

@@ -17,17 +17,14 @@ from collapse_diag.checkpoint import load_checkpoint
 from collapse_diag.render import write_report
 from collapse_diag.render.tables import text_table
 from collapse_diag.report import Report
+from collapse_diag.schema import STATUSES
 
 __all__ = ["run_demo", "comparison_table"]
 
 _COLUMNS = (
     ("model", None),
     ("verdict", "verdict"),
-    ("used", ("status_counts", "used")),
-    ("undet.", ("status_counts", "undetermined")),
-    ("ignored", ("status_counts", "ignored")),
-    ("collapsed", ("status_counts", "collapsed")),
-    ("uninf.", ("status_counts", "uninformative")),
+    *((status, ("status_counts", status)) for status in STATUSES),
     ("KL", "kl"),
     ("MI", "mutual_information"),
     ("swap delta", "swap_delta"),

@@ -296,8 +296,12 @@ def plot_identifiability(report: Report) -> Figure | None:
     fig, axes = _side_by_side(int(eig.size > 0) + int(std.size > 0), legend_width=1.0)
     if eig.size:
         ax = axes.pop(0)
-        cutoff = max(float(setting(report, "fisher_rank_rtol")) * eig.max(),
-                     float(setting(report, "fisher_rank_atol")))
+        cutoff = finite(report.summary.get("fisher_rank_cutoff"))
+        if cutoff is None:  # a report written before the cut-off was stored
+            from collapse_diag.diagnostics.fisher_grades import fisher_cutoff
+
+            cutoff = fisher_cutoff(eig.max(), float(setting(report, "fisher_rank_rtol")),
+                                   float(setting(report, "fisher_rank_atol")))
         floor = min([cutoff, *eig[eig > 0]]) / 100
         rank = np.arange(1, eig.size + 1)
         above = eig >= cutoff

@@ -65,7 +65,6 @@ class ModelInfo:
         dtype: Floating dtype of the encoder output; z is fed back in this dtype.
         has_prior: The model defines ``prior(x)``.
         has_num_tokens: The model defines ``num_tokens(x)``.
-        has_tokenize: The model defines ``tokenize(lines)``.
         steps: T for sequential latents (z of shape ``[batch, T, latent_dim]``), else ``None``.
         has_mask: The (sequential) model defines ``latent_mask(x)``.
     """
@@ -74,7 +73,6 @@ class ModelInfo:
     dtype: torch.dtype
     has_prior: bool
     has_num_tokens: bool
-    has_tokenize: bool
     steps: int | None = None
     has_mask: bool = False
 
@@ -430,7 +428,6 @@ def check_model(model: Any, batch: Batch) -> ModelInfo:
         dtype=mu.dtype,
         has_prior=has_prior,
         has_num_tokens=has_num_tokens,
-        has_tokenize=callable(getattr(model, "tokenize", None)),
         steps=steps,
         has_mask=has_mask,
     )

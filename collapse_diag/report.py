@@ -26,6 +26,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from collapse_diag.exceptions import DataError
+from collapse_diag.schema import RENAMED_STATUSES, TOP_LEVEL
 
 __all__ = ["SCHEMA_VERSION", "READABLE_VERSIONS", "Report", "ReportSection", "to_jsonable",
            "upgrade_payload", "write_text_atomic"]
@@ -46,14 +47,14 @@ def upgrade_payload(payload: dict[str, Any]) -> dict[str, Any]:
         return payload
     out = dict(payload)
     out["dimensions"] = [
-        {**row, "status": "used"} if isinstance(row, dict) and row.get("status") == "active"
+        {**row, "status": RENAMED_STATUSES[row["status"]]}
+        if isinstance(row, dict) and row.get("status") in RENAMED_STATUSES
         else row for row in payload.get("dimensions") or []
     ]
     summary = dict(payload.get("summary") or {})
     counts = summary.get("status_counts")
     if isinstance(counts, dict):
-        summary["status_counts"] = {("used" if k == "active" else k): v
-                                    for k, v in counts.items()}
+        summary["status_counts"] = {RENAMED_STATUSES.get(k, k): v for k, v in counts.items()}
     out["summary"] = summary
     out["provenance"] = {**(payload.get("provenance") or {}), "upgraded_from_schema": 1}
     out["schema_version"] = SCHEMA_VERSION
@@ -132,20 +133,7 @@ class Report:
     schema_version: int = SCHEMA_VERSION
     collapse_diag_version: str = ""
 
-    _ORDER = (
-        "schema_version",
-        "collapse_diag_version",
-        "checkpoint",
-        "settings",
-        "n_examples",
-        "latent_dim",
-        "summary",
-        "dimensions",
-        "distributions",
-        "errors",
-        "provenance",
-        "timings",
-    )
+    _ORDER = tuple(TOP_LEVEL)
 
     def __post_init__(self) -> None:
         if not self.collapse_diag_version:

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from collapse_diag.report import Report
+from collapse_diag.schema import STATUSES
 from collapse_diag.settings import Settings
 
 __all__ = [
@@ -26,7 +27,7 @@ __all__ = [
 ]
 
 #: Display order of the per-dimension statuses (``unknown``: no status computed).
-STATUS_ORDER = ("used", "undetermined", "ignored", "uninformative", "collapsed", "unknown")
+STATUS_ORDER = (*STATUSES, "unknown")
 _DEFAULTS = Settings().to_dict()
 
 

@@ -93,7 +93,8 @@ class Settings:
             Laplace approximation the posterior variance along an eigenvector is
             about 1 / (1 + lambda), so lambda < 0.1 means the likelihood narrows
             the prior by under 10%: practically flat, not identifiable.
-        diagnostics: Names of the diagnostics to run (``None``: all).
+        diagnostics: Names of the diagnostics to run (``None``: all). The verdict
+            runs whenever kl and activity do (``analysis.VERDICT_INPUTS``).
         per_dim_swap_max_examples: Budget of the adaptive per-dimension swap:
             rounds of fresh inputs (``per_dim_swap_examples``, then doubling) stop
             once every informative dimension is decided or this many inputs are

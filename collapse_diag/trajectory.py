@@ -31,6 +31,7 @@ import numpy as np
 from collapse_diag._version import __version__
 from collapse_diag.exceptions import DataError
 from collapse_diag.report import to_jsonable
+from collapse_diag.schema import RENAMED_STATUSES
 
 __all__ = [
     "TRAJECTORY_SCHEMA_VERSION",
@@ -53,11 +54,10 @@ SUMMARY_FIELDS = ("kl", "mutual_information", "active_units", "collapsed_units",
                   "swap_p_value", "reconstruction", "neg_elbo", "verdict", "status_counts")
 #: Per-dimension figures kept in a row.
 DIMENSION_FIELDS = ("index", "kl", "mu_variance", "mutual_information", "swap_delta", "status")
-_STATUS_ALIASES = {"active": "used"}  # report schema 1 name -> its later name
 
 
 def _status(value: Any) -> Any:
-    return _STATUS_ALIASES.get(value, value) if isinstance(value, str) else value
+    return RENAMED_STATUSES.get(value, value) if isinstance(value, str) else value
 
 
 def row_from_report(report: Mapping[str, Any], step: int,

@@ -23,7 +23,7 @@ __all__ = ["collapsed_report", "failed_report", "healthy_report", "minimal_repor
 
 _PROVENANCE = {
     "created": "2024-05-01T12:00:00+00:00",
-    "model_class": "toy.TextVAE",
+    "model": "TextVAE",
     "data_sha256": "9f2c" * 16,
     "versions": {"python": "3.11.7", "torch": "2.3.0", "numpy": "2.4.6"},
 }

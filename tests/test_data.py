@@ -4,7 +4,6 @@ import torch
 
 from collapse_diag import DataError, ProtocolError
 from collapse_diag.data import (
-    concat,
     iter_batches,
     load_data,
     num_examples,
@@ -22,7 +21,7 @@ def test_tensor_and_dict_helpers():
     assert torch.equal(repeat(x, 3)["n"], torch.arange(5).repeat(3))
     parts = [batch for _, batch in iter_batches(x, 2)]
     assert [num_examples(p) for p in parts] == [2, 2, 1]
-    assert torch.equal(concat(parts)["t"], x["t"])
+    assert torch.equal(torch.cat([p["t"] for p in parts]), x["t"])
     rows = [r for r, _ in iter_batches(torch.zeros(5), 2)]
     assert rows == [slice(0, 2), slice(2, 4), slice(4, 5)]
 

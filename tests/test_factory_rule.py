@@ -162,7 +162,7 @@ def test_a_model_class_checkpoint_round_trips(user_dir):
 
 
 def test_shipped_checkpoints_name_model_classes():
-    from collapse_diag.examples.train import CHECKPOINT_DIR
+    from collapse_diag.examples import CHECKPOINT_DIR
 
     for path in sorted(CHECKPOINT_DIR.glob("*.pt")):
         payload = torch.load(path, map_location="cpu", weights_only=True)

@@ -134,7 +134,7 @@ def test_learned_prior_is_used():
 
 def _info(dim):
     return ModelInfo(latent_dim=dim, dtype=torch.float64, has_prior=False,
-                     has_num_tokens=False, has_tokenize=False)
+                     has_num_tokens=False)
 
 
 def test_nan_decoder_raises_diagnostic_error():

@@ -21,7 +21,7 @@ class Broken(ToyVAE):
 def test_valid_model_info():
     info = check_model(ToyVAE(), X)
     assert info.latent_dim == 3 and info.dtype == torch.float32
-    assert not info.has_prior and not info.has_num_tokens and not info.has_tokenize
+    assert not info.has_prior and not info.has_num_tokens
 
 
 def test_missing_encode():

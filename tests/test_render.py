@@ -17,7 +17,7 @@ from report_fixtures import (
 
 from collapse_diag.exceptions import InvalidParameterError
 from collapse_diag.plots import PLOTS
-from collapse_diag.render import explain, headline, render_directory, write_report
+from collapse_diag.render import explain, render_directory, write_report
 from collapse_diag.render.markdown import escape_markdown
 from collapse_diag.report import Report
 
@@ -204,12 +204,6 @@ def test_explanation_names_missing_figures():
     assert "Whether the decoder reads z cannot be told" in text
     assert "identifiability and sensitivity" in text
     assert all(isinstance(p, str) and p for p in explain(minimal_report()))
-
-
-def test_headline_is_verdict_and_reason():
-    assert headline(collapsed_report()) == (
-        "Verdict: collapsed. All 8 latent dimensions have collapsed to the prior.")
-    assert headline(minimal_report()).startswith("Verdict: not available.")
 
 
 def test_render_reads_schema_1_reports_and_maps_active_to_used(tmp_path):

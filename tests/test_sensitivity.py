@@ -126,7 +126,7 @@ def test_nan_decoder_raises_diagnostic_error():
     model, data = toy_vae("uu"), toy_data(2, 20)
     bad = NaNDecoderVAE(model.W, model.sigma, model.A, model.lv)
     info = ModelInfo(latent_dim=2, dtype=torch.float64, has_prior=False,
-                     has_num_tokens=False, has_tokenize=False)
+                     has_num_tokens=False)
     enc = encode_all(bad, data, info, 8)
     with pytest.raises(DiagnosticError, match="NaN"):
         sensitivity_diagnostic(bad, data, enc, info, FAST, generator_for(0, "sensitivity"))

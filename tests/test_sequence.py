@@ -239,7 +239,7 @@ def test_vector_report_figures_unchanged_from_main(tmp_path):
     r = analyze(toy, toy.sample(300, seed=3), seed=5, mi_samples=4, swap_bootstrap=50,
                 prior_samples=4, fisher_samples=2, nll_samples=8).to_dict()
     new = {"kl_by_step", "swap_delta_by_window", "swap_unpaired_inputs", "mu_variance_by_step",
-           "posterior_variance_by_step"}
+           "posterior_variance_by_step", "fisher_rank_cutoff"}  # the last: issue 15
     for section in ("summary", "distributions", "errors"):
         assert {k: v for k, v in r[section].items() if k not in new} == base[section]
     assert [{k: v for k, v in row.items() if k not in new} for row in r["dimensions"]] == \

@@ -14,11 +14,24 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["GRADES", "contraction", "fisher_bootstrap", "grade"]
+__all__ = ["GRADES", "contraction", "fisher_bootstrap", "fisher_cutoff", "grade"]
 
 #: Grades of an eigen-direction or a dimension, in display order.
 GRADES = ("identifiable", "weak", "inconclusive", "flat")
 _ZERO = 1e-12  # nats^2: below this a Fisher value is numerically zero
+
+
+def fisher_cutoff(largest: float, rtol: float, atol: float) -> float:
+    """The Fisher cut-off ``max(rtol * largest, atol)`` (settings ``fisher_rank_rtol``/``_atol``).
+
+    The one definition of the rule. A Fisher value (an eigenvalue, or a diagonal
+    entry's lower bound) at or above it, and > 0, counts as identifiable: the
+    rank uses the largest eigenvalue of E[g g^T]
+    (:func:`~collapse_diag.diagnostics.identifiability.fisher_rank`, stored as
+    ``summary.fisher_rank_cutoff``), the verdict's per-dimension Fisher evidence the
+    largest diagonal entry (:mod:`~collapse_diag.diagnostics.verdict`).
+    """
+    return max(rtol * float(largest), atol)
 
 
 def grade(low: np.ndarray, high: np.ndarray, atol: float) -> list[str]:

@@ -64,7 +64,13 @@ import numpy as np
 import torch
 
 from collapse_diag.data import Batch, iter_batches, num_examples, repeat, to_device
-from collapse_diag.diagnostics.fisher_grades import GRADES, contraction, fisher_bootstrap, grade
+from collapse_diag.diagnostics.fisher_grades import (
+    GRADES,
+    contraction,
+    fisher_bootstrap,
+    fisher_cutoff,
+    grade,
+)
 from collapse_diag.diagnostics.sensitivity import (
     decode,
     inputs_per_call,
@@ -89,7 +95,7 @@ def fisher_rank(eigenvalues: np.ndarray, rtol: float, atol: float) -> tuple[int,
         ``(rank, cutoff)``.
     """
     largest = float(np.max(eigenvalues)) if len(eigenvalues) else 0.0
-    cutoff = max(rtol * largest, atol)
+    cutoff = fisher_cutoff(largest, rtol, atol)
     return int(np.sum((eigenvalues >= cutoff) & (eigenvalues > 0))), cutoff
 
 
@@ -199,6 +205,7 @@ class IdentifiabilityResult:
                 "flat_fraction": self.flat_fraction,
                 "fisher_eigenvalues": self.fisher_eigenvalues.tolist(),
                 "identifiable_dims": self.identifiable_dims,
+                "fisher_rank_cutoff": self.rank_cutoff,
                 "fisher_eigenvalues_ci": self.eigenvalue_ci.tolist(),
                 "fisher_contraction": contraction(self.fisher_eigenvalues).tolist(),
                 "fisher_contraction_ci": contraction(self.eigenvalue_ci).tolist(),

@@ -41,7 +41,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from collapse_diag.diagnostics.fisher_grades import fisher_cutoff
 from collapse_diag.report import ReportSection
+from collapse_diag.schema import STATUSES
 from collapse_diag.settings import Settings
 
 if TYPE_CHECKING:
@@ -50,11 +52,8 @@ if TYPE_CHECKING:
     from collapse_diag.diagnostics.kl import KLResult
     from collapse_diag.diagnostics.sensitivity import SensitivityResult
 
-__all__ = ["STATUSES", "VERDICTS", "VerdictResult", "decide_verdict", "holm",
+__all__ = ["STATUSES", "VerdictResult", "decide_verdict", "holm",
            "informative_dims", "swap_reference"]
-
-STATUSES = ("used", "ignored", "undetermined", "collapsed", "uninformative")
-VERDICTS = ("healthy", "partial", "collapsed")
 
 
 def holm(p_values: np.ndarray) -> np.ndarray:
@@ -143,7 +142,7 @@ def _fisher_evidence(identifiability: IdentifiabilityResult, dim: int,
     ci = getattr(identifiability, "fisher_ci", None)
     ci = np.column_stack([fisher, fisher]) if ci is None else np.asarray(ci, dtype=np.float64)
     largest = float(fisher.max()) if dim else 0.0
-    cutoff = max(settings.fisher_rank_rtol * largest, settings.fisher_rank_atol)
+    cutoff = fisher_cutoff(largest, settings.fisher_rank_rtol, settings.fisher_rank_atol)
     return (ci[:, 0] >= cutoff) & (ci[:, 0] > 0), ci[:, 1] <= 0
 
 

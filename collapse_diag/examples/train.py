@@ -43,13 +43,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from collapse_diag.examples import CHECKPOINT_DIR
 from collapse_diag.examples.corpus import load_corpus
 from collapse_diag.examples.digits_vae import build_digits_vae, load_binary_digits
 from collapse_diag.examples.text_vae import build_text_vae, default_vocab
 
 __all__ = ["TrainConfig", "CONFIGS", "REFERENCE_CONFIGS", "ALL_CONFIGS", "train_model", "main"]
 
-CHECKPOINT_DIR = Path(__file__).parent / "checkpoints"
 N_TRAIN_SENTENCES = 2000
 N_EVAL_DIGITS = 500
 

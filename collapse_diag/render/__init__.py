@@ -21,17 +21,18 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from collapse_diag.exceptions import invalid_parameter
+from collapse_diag.formats import REPORT_FORMATS
 from collapse_diag.plots import PLOTS, figure_png, plots_for
 from collapse_diag.render.document import build_document
-from collapse_diag.render.explain import explain, headline
+from collapse_diag.render.explain import explain
 from collapse_diag.render.html import render_html
 from collapse_diag.render.markdown import render_markdown
 from collapse_diag.report import Report, write_text_atomic
 
-__all__ = ["FORMATS", "explain", "headline", "render_directory", "write_report"]
+__all__ = ["FORMATS", "explain", "render_directory", "write_report"]
 
 #: Output formats, in the order they are written.
-FORMATS = ("json", "md", "html")
+FORMATS = REPORT_FORMATS
 
 
 def _check_formats(formats: str | Iterable[str], where: str) -> tuple[str, ...]:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from collapse_diag.comparison import Comparison
 from collapse_diag.exceptions import invalid_parameter
+from collapse_diag.formats import COMPARISON_FORMATS
 from collapse_diag.plots import figure_png
 from collapse_diag.render.comparison_plots import COMPARISON_PLOTS
 from collapse_diag.render.comparison_tables import (
@@ -40,9 +41,6 @@ from collapse_diag.render.markdown import render_markdown
 from collapse_diag.report import write_text_atomic
 
 __all__ = ["COMPARISON_FORMATS", "build_comparison_document", "write_comparison"]
-
-#: Output formats of a comparison, in the order they are written.
-COMPARISON_FORMATS = ("json", "md", "html", "csv", "tex")
 
 _COLUMN_TEXT = (
     "-ELBO = rate + distortion and NLL (importance-weighted bound with K codes per input, "

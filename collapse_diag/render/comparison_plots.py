@@ -20,11 +20,11 @@ from matplotlib.patches import Patch, Rectangle
 from collapse_diag.comparison import Comparison, model_statuses
 from collapse_diag.plots import STATUS_COLORS
 from collapse_diag.report_values import dim_column, finite, setting
+from collapse_diag.schema import RENAMED_STATUSES
 
 __all__ = ["COMPARISON_PLOTS", "short_names"]
 
 _UNKNOWN = "#999999"
-_ALIASES = {"used": "active", "active": "used"}  # the status was renamed in schema 2
 
 
 def short_names(names: Sequence[str]) -> list[str]:
@@ -41,7 +41,7 @@ def status_color(status: str | None) -> str:
     """The report's colour of a status (either name of the used status); grey if unknown."""
     if status is None:
         return _UNKNOWN
-    return STATUS_COLORS.get(status) or STATUS_COLORS.get(_ALIASES.get(status, ""), _UNKNOWN)
+    return STATUS_COLORS.get(RENAMED_STATUSES.get(status, status), _UNKNOWN)
 
 
 def _styled(func: Callable[[Comparison], Figure | None]) -> Callable[[Comparison], Figure | None]:

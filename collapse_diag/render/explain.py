@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from collapse_diag.diagnostics.probes import PROBE_MARGIN
 from collapse_diag.render.dimension_text import (
     decoder_dims_text,
     identifiability_text,
@@ -32,10 +33,7 @@ from collapse_diag.report_values import (
     status_counts,
 )
 
-__all__ = ["explain", "headline", "verdict_parts"]
-
-#: A probe counts as recovering a factor when it beats the baseline by at least this.
-_PROBE_MARGIN = 0.05
+__all__ = ["explain", "verdict_parts"]
 
 
 def _n(count: int, noun: str) -> str:
@@ -51,11 +49,6 @@ def verdict_parts(report: Report) -> tuple[str, str]:
                   if counts else "The per-dimension status could not be computed.")
     label = f"Verdict: {verdict}." if verdict else "Verdict: not available."
     return label, str(reason)
-
-
-def headline(report: Report) -> str:
-    """The verdict and its reason in one line."""
-    return " ".join(verdict_parts(report))
 
 
 def _decoder(report: Report) -> str:
@@ -166,7 +159,7 @@ def _probes(report: Report) -> str | None:
         base = finite(probe.get("baseline")) if isinstance(probe, dict) else None
         if acc is None or base is None:
             text.append(f"The probe for {factor} has no result.")
-        elif acc - base >= _PROBE_MARGIN:
+        elif acc - base >= PROBE_MARGIN:
             dims = [f"z{i}" for i in probe.get("dimensions") or []]
             where = f", mostly from {join_names(dims)}" if dims else ""
             text.append(f"A linear probe recovers {factor} from a sampled z at {fmt_num(acc)} vs a "

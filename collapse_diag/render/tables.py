@@ -7,7 +7,7 @@ holds is decided here, once.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from typing import Any, NamedTuple
 
 from collapse_diag.report import Report
@@ -158,9 +158,16 @@ _DIMENSION_COLUMNS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
 )
 
 
-def dimension_table(report: Report) -> Table:
-    """One row per latent dimension; columns with no value in any dimension are left out."""
-    columns = [c for c in _DIMENSION_COLUMNS
+def dimension_table(report: Report, keys: Collection[str] | None = None) -> Table:
+    """One row per latent dimension; columns with no value in any dimension are left out.
+
+    Args:
+        report: The report.
+        keys: Show only these columns (report keys of :data:`_DIMENSION_COLUMNS`, in
+            that order); default all. The terminal shows a subset.
+    """
+    columns = [c for c in _DIMENSION_COLUMNS if keys is None or c[0] in keys]
+    columns = [c for c in columns
                if any(isinstance(d, dict) and d.get(c[0]) is not None for d in report.dimensions)]
     raw = [[d.get("index", i) if isinstance(d, dict) else i]
            + [d.get(key) if isinstance(d, dict) else None for key, _, _ in columns]

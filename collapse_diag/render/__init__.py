@@ -16,7 +16,6 @@ file + rename): a failure never leaves a half-written file behind.
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -24,9 +23,8 @@ from collapse_diag.exceptions import invalid_parameter
 from collapse_diag.formats import REPORT_FORMATS
 from collapse_diag.plots import PLOTS, figure_png, plots_for
 from collapse_diag.render.document import build_document
+from collapse_diag.render.documents import render_documents
 from collapse_diag.render.explain import explain
-from collapse_diag.render.html import render_html
-from collapse_diag.render.markdown import render_markdown
 from collapse_diag.report import Report, write_text_atomic
 
 __all__ = ["FORMATS", "explain", "render_directory", "write_report"]
@@ -89,13 +87,8 @@ def write_report(report: Report, out_dir: str | Path,
     pngs: dict[str, bytes] = {}
     if "md" in chosen or "html" in chosen:
         pngs = _draw_pngs(report, dpi)
-        document = build_document(report, drawn=pngs.keys())
-        if "md" in chosen:
-            texts["md"] = render_markdown(document, {name: f"plots/{name}.png" for name in pngs})
-        if "html" in chosen:
-            texts["html"] = render_html(document, {
-                name: "data:image/png;base64," + base64.b64encode(data).decode("ascii")
-                for name, data in pngs.items()})
+        texts.update(render_documents(build_document(report, drawn=pngs.keys()), pngs, chosen,
+                                      lambda name: f"plots/{name}.png"))
     written: dict[str, Path] = {}
     if "json" in chosen:
         written["json"] = report.write_json(out / "report.json")

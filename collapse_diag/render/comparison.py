@@ -17,7 +17,6 @@ the Markdown links them from ``plots/``. Every file is written atomically.
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Iterable
 from pathlib import Path
@@ -36,8 +35,7 @@ from collapse_diag.render.comparison_tables import (
     tex_text,
 )
 from collapse_diag.render.document import Document, FigureBlock, Section
-from collapse_diag.render.html import render_html
-from collapse_diag.render.markdown import render_markdown
+from collapse_diag.render.documents import render_documents
 from collapse_diag.report import write_text_atomic
 
 __all__ = ["COMPARISON_FORMATS", "build_comparison_document", "write_comparison"]
@@ -134,14 +132,8 @@ def write_comparison(comparison: Comparison, out_dir: str | Path,
             fig = plot(comparison)
             if fig is not None:
                 pngs[name] = figure_png(fig, dpi)
-        document = build_comparison_document(comparison, pngs)
-        if "md" in chosen:
-            texts["md"] = render_markdown(
-                document, {name: f"plots/comparison_{name}.png" for name in pngs})
-        if "html" in chosen:
-            texts["html"] = render_html(document, {
-                name: "data:image/png;base64," + base64.b64encode(data).decode("ascii")
-                for name, data in pngs.items()})
+        texts.update(render_documents(build_comparison_document(comparison, pngs), pngs, chosen,
+                                      lambda name: f"plots/comparison_{name}.png"))
     if "json" in chosen:
         texts["json"] = json.dumps(comparison.to_dict(), indent=2, allow_nan=False) + "\n"
     if "csv" in chosen:

@@ -8,7 +8,6 @@ file is written atomically.
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path, PurePath
@@ -17,8 +16,7 @@ from typing import Any
 from collapse_diag.plots import figure_png
 from collapse_diag.render import _check_formats
 from collapse_diag.render.document import Document, FigureBlock, Section
-from collapse_diag.render.html import render_html
-from collapse_diag.render.markdown import render_markdown
+from collapse_diag.render.documents import render_documents
 from collapse_diag.render.tables import Table
 from collapse_diag.render.trajectory_plots import SERIES, TRAJECTORY_PLOTS
 from collapse_diag.report import write_text_atomic
@@ -127,13 +125,8 @@ def write_trajectory(trajectory: Mapping[str, Any], out_dir: str | Path,
             fig = plot(trajectory)
             if fig is not None:
                 pngs[name] = figure_png(fig, dpi)
-        document = build_trajectory_document(trajectory, pngs)
-        if "md" in chosen:
-            texts["md"] = render_markdown(document, {n: f"{PLOTS_FOLDER}/{n}.png" for n in pngs})
-        if "html" in chosen:
-            texts["html"] = render_html(document, {
-                n: "data:image/png;base64," + base64.b64encode(data).decode("ascii")
-                for n, data in pngs.items()})
+        texts.update(render_documents(build_trajectory_document(trajectory, pngs), pngs, chosen,
+                                      lambda name: f"{PLOTS_FOLDER}/{name}.png"))
     written: dict[str, Path] = {}
     if "json" in chosen:
         written["json"] = write_text_atomic(

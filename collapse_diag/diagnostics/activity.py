@@ -124,6 +124,12 @@ def activity_diagnostic(encodings: Encodings, threshold: float = 0.01) -> Activi
     # Shifting by the first input changes nothing mathematically; a constant mu gives exactly 0.
     mu_variance = (mu - mu[:1]).var(axis=0, ddof=0)
     posterior_variance = np.exp(logvar).mean(axis=0)
+    return _result(mu_variance, posterior_variance, threshold)
+
+
+def _result(mu_variance: np.ndarray, posterior_variance: np.ndarray, threshold: float,
+            **by_step: np.ndarray) -> ActivityResult:
+    """The :class:`ActivityResult` of these variances: activity, count and signal class."""
     active = mu_variance >= threshold
     return ActivityResult(
         mu_variance=mu_variance,
@@ -132,6 +138,7 @@ def activity_diagnostic(encodings: Encodings, threshold: float = 0.01) -> Activi
         active_units=int(active.sum()),
         threshold=float(threshold),
         signal=signal_class(mu_variance, posterior_variance, threshold),
+        **by_step,
     )
 
 
@@ -162,14 +169,6 @@ def _sequence_activity(mu: np.ndarray, logvar: np.ndarray, valid: np.ndarray,
     reached = count > 0
     mu_variance = (var_t * count).sum(axis=0) / count.sum()
     posterior_variance = post_t[reached[:, 0]].T @ count[reached[:, 0], 0] / count.sum()
-    active = mu_variance >= threshold
-    return ActivityResult(
-        mu_variance=mu_variance,
-        posterior_variance=posterior_variance,
-        active=active,
-        active_units=int(active.sum()),
-        threshold=float(threshold),
-        signal=signal_class(mu_variance, posterior_variance, threshold),
-        mu_variance_by_step=np.where(reached, var_t, np.nan).T,
-        posterior_variance_by_step=np.where(reached, post_t, np.nan).T,
-    )
+    return _result(mu_variance, posterior_variance, threshold,
+                   mu_variance_by_step=np.where(reached, var_t, np.nan).T,
+                   posterior_variance_by_step=np.where(reached, post_t, np.nan).T)

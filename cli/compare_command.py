@@ -10,6 +10,7 @@ import click
 
 from collapse_diag.exceptions import EXIT_DIAGNOSTIC_FAILED, EXIT_OK
 from collapse_diag.formats import COMPARISON_FORMATS
+from collapse_diag.settings import MAX_SEED
 from collapse_diag_cli.common import (
     EXIT_CODES_HELP,
     _common_options,
@@ -43,7 +44,7 @@ def _folder_name(index: int, name: str) -> str:
 @click.option("--max-examples", type=click.IntRange(min=1), default=None,
               help="Analyse a seeded random subset of at most this many inputs.")
 @click.option("--device", default="cpu", show_default=True, help="Torch device for the models.")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True,
               help="Seed of the analyses.")
 @click.option("--nll-samples", type=click.IntRange(min=1), default=100, show_default=True,
               help="K for the importance-weighted NLL bound (K decoder rows per input).")

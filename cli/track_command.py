@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from collapse_diag.exceptions import EXIT_COLLAPSED, EXIT_DIAGNOSTIC_FAILED, EXIT_OK
+from collapse_diag.settings import MAX_SEED, UPPER_BOUNDS
 from collapse_diag_cli.common import (
     EXIT_CODES_HELP,
     FORMATS,
@@ -41,9 +42,10 @@ __all__ = ["track"]
 @click.option("--max-examples", type=click.IntRange(min=1), default=None,
               help="Inputs analysed per checkpoint (cheap preset: 512).")
 @click.option("--device", default=None, help="Torch device for the model (default cpu).")
-@click.option("--seed", type=click.IntRange(min=0), default=None,
+@click.option("--seed", type=click.IntRange(0, MAX_SEED), default=None,
               help="Seed, the same for every checkpoint (default 0).")
-@click.option("--kl-eps", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--kl-eps", type=click.FloatRange(0, UPPER_BOUNDS["kl_eps"], min_open=True),
+              default=None,
               help="A dimension is collapsed when its mean KL is below this (default 0.01).")
 @click.option("--factory", default=None, help="'module:callable' that builds the model.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),

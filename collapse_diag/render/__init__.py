@@ -21,9 +21,9 @@ from pathlib import Path
 
 from collapse_diag.exceptions import invalid_parameter
 from collapse_diag.formats import REPORT_FORMATS
-from collapse_diag.plots import PLOTS, figure_png, plots_for
+from collapse_diag.plots import PLOTS, plots_for
 from collapse_diag.render.document import build_document
-from collapse_diag.render.documents import render_documents
+from collapse_diag.render.documents import draw_pngs, render_documents
 from collapse_diag.render.explain import explain
 from collapse_diag.report import Report, write_text_atomic
 
@@ -46,18 +46,6 @@ def _check_formats(formats: str | Iterable[str], where: str) -> tuple[str, ...]:
     if not items or any(item not in FORMATS for item in items):
         raise invalid_parameter("formats", where, f"a subset of {list(FORMATS)}", formats)
     return tuple(name for name in FORMATS if name in items)
-
-
-def _draw_pngs(report: Report, dpi: int) -> dict[str, bytes]:
-    """Each registered plot as PNG bytes, one figure alive at a time (cleared once saved)."""
-    pngs: dict[str, bytes] = {}
-    for name, draw in plots_for(report).items():
-        fig = draw(report)
-        if fig is not None:
-            pngs[name] = figure_png(fig, dpi)
-            fig.clear()  # free its artists now, not when the last figure is drawn
-            del fig
-    return pngs
 
 
 def write_report(report: Report, out_dir: str | Path,
@@ -86,7 +74,7 @@ def write_report(report: Report, out_dir: str | Path,
     texts: dict[str, str] = {}
     pngs: dict[str, bytes] = {}
     if "md" in chosen or "html" in chosen:
-        pngs = _draw_pngs(report, dpi)
+        pngs = draw_pngs(plots_for(report), report, dpi)
         texts.update(render_documents(build_document(report, drawn=pngs.keys()), pngs, chosen,
                                       lambda name: f"plots/{name}.png"))
     written: dict[str, Path] = {}

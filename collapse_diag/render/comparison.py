@@ -24,7 +24,6 @@ from pathlib import Path
 from collapse_diag.comparison import Comparison
 from collapse_diag.exceptions import invalid_parameter
 from collapse_diag.formats import COMPARISON_FORMATS
-from collapse_diag.plots import figure_png
 from collapse_diag.render.comparison_plots import COMPARISON_PLOTS
 from collapse_diag.render.comparison_tables import (
     BEST_MARK,
@@ -35,7 +34,7 @@ from collapse_diag.render.comparison_tables import (
     tex_text,
 )
 from collapse_diag.render.document import Document, FigureBlock, Section
-from collapse_diag.render.documents import render_documents
+from collapse_diag.render.documents import draw_pngs, render_documents
 from collapse_diag.report import write_text_atomic
 
 __all__ = ["COMPARISON_FORMATS", "build_comparison_document", "write_comparison"]
@@ -128,10 +127,8 @@ def write_comparison(comparison: Comparison, out_dir: str | Path,
     texts: dict[str, str | bytes] = {}
     pngs: dict[str, bytes] = {}
     if "md" in chosen or "html" in chosen:
-        for name, (_, _, plot) in COMPARISON_PLOTS.items():
-            fig = plot(comparison)
-            if fig is not None:
-                pngs[name] = figure_png(fig, dpi)
+        pngs = draw_pngs({name: plot for name, (_, _, plot) in COMPARISON_PLOTS.items()},
+                         comparison, dpi)
         texts.update(render_documents(build_comparison_document(comparison, pngs), pngs, chosen,
                                       lambda name: f"plots/comparison_{name}.png"))
     if "json" in chosen:

@@ -1,20 +1,46 @@
-"""The Markdown and HTML text of a :class:`~collapse_diag.render.document.Document`.
+"""The figures and the Markdown / HTML text of a :class:`~collapse_diag.render.document.Document`.
 
-One routine for every writer (report, comparison, trajectory): Markdown links
-each image as a PNG file beside it, HTML embeds it as a ``data:`` URI so that
-the page is self-contained (no external URL).
+One routine each for every writer (report, comparison, trajectory):
+:func:`draw_pngs` draws the figures one at a time, :func:`render_documents`
+renders the text. Markdown links each image as a PNG file beside it, HTML
+embeds it as a ``data:`` URI so that the page is self-contained (no external URL).
 """
 
 from __future__ import annotations
 
 import base64
 from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
+from collapse_diag.plots import figure_png
 from collapse_diag.render.document import Document
 from collapse_diag.render.html import render_html
 from collapse_diag.render.markdown import render_markdown
 
-__all__ = ["render_documents"]
+__all__ = ["draw_pngs", "render_documents"]
+
+
+def draw_pngs(plots: Mapping[str, Callable[[Any], Any]], subject: Any, dpi: int
+              ) -> dict[str, bytes]:
+    """Each plot of ``subject`` as PNG bytes, one figure alive at a time (cleared once saved).
+
+    Args:
+        plots: Figure name -> function drawing a matplotlib Figure of ``subject``, or ``None``
+            when the figure does not apply.
+        subject: What the plots draw (a report, a comparison, a trajectory).
+        dpi: Resolution of the PNGs.
+
+    Returns:
+        Figure name -> PNG bytes, for the figures drawn.
+    """
+    pngs: dict[str, bytes] = {}
+    for name, draw in plots.items():
+        fig = draw(subject)
+        if fig is not None:
+            pngs[name] = figure_png(fig, dpi)
+            fig.clear()  # free its artists now, not when the last figure is drawn
+            del fig
+    return pngs
 
 
 def render_documents(document: Document, pngs: Mapping[str, bytes], formats: Iterable[str],

@@ -13,10 +13,9 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path, PurePath
 from typing import Any
 
-from collapse_diag.plots import figure_png
 from collapse_diag.render import _check_formats
 from collapse_diag.render.document import Document, FigureBlock, Section
-from collapse_diag.render.documents import render_documents
+from collapse_diag.render.documents import draw_pngs, render_documents
 from collapse_diag.render.tables import Table
 from collapse_diag.render.trajectory_plots import SERIES, TRAJECTORY_PLOTS
 from collapse_diag.report import write_text_atomic
@@ -121,10 +120,8 @@ def write_trajectory(trajectory: Mapping[str, Any], out_dir: str | Path,
     pngs: dict[str, bytes] = {}
     texts: dict[str, str] = {}
     if "md" in chosen or "html" in chosen:
-        for name, (plot, _, _) in TRAJECTORY_PLOTS.items():
-            fig = plot(trajectory)
-            if fig is not None:
-                pngs[name] = figure_png(fig, dpi)
+        pngs = draw_pngs({name: plot for name, (plot, _, _) in TRAJECTORY_PLOTS.items()},
+                         trajectory, dpi)
         texts.update(render_documents(build_trajectory_document(trajectory, pngs), pngs, chosen,
                                       lambda name: f"{PLOTS_FOLDER}/{name}.png"))
     written: dict[str, Path] = {}

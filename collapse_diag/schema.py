@@ -15,14 +15,21 @@ from dataclasses import dataclass
 
 __all__ = [
     "DIMENSION",
+    "DIMENSION_KEY",
+    "DISTRIBUTION_KEY",
     "DISTRIBUTIONS",
     "Field",
+    "Keys",
     "PROBE",
+    "PROBE_KEY",
     "PROVENANCE",
+    "PROVENANCE_KEY",
     "RENAMED_STATUSES",
     "STATUSES",
     "SUMMARY",
+    "SUMMARY_KEY",
     "TOP_LEVEL",
+    "TOP_LEVEL_KEY",
 ]
 
 #: The per-dimension statuses (``dimensions[d].status``, keys of ``summary.status_counts``),
@@ -343,3 +350,39 @@ TOP_LEVEL: dict[str, Field] = _index((
     _f("provenance", "fields", None, "versions, model, data hash, created time (PROVENANCE)"),
     _f("timings", "seconds per diagnostic", None, "not deterministic"),
 ))
+
+
+class Keys:
+    """The declared keys of one part of the report, as attributes.
+
+    ``SUMMARY_KEY.kl == "kl"``; an undeclared name raises ``AttributeError`` at
+    its first use, so a misspelt key fails loudly instead of rendering as
+    "figure missing". Writers and readers spell report keys through these,
+    never as string literals (tests/test_schema.py).
+    """
+
+    __slots__ = ("_part", "_names")
+
+    def __init__(self, part: str, fields: dict[str, Field]) -> None:
+        object.__setattr__(self, "_part", part)
+        object.__setattr__(self, "_names", frozenset(fields))
+
+    def __getattr__(self, name: str) -> str:
+        if name in self._names:
+            return name
+        raise AttributeError(f"{name!r} is not a declared {self._part} key "
+                             "(collapse_diag/schema.py)")
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("schema keys are read-only")
+
+    def __dir__(self) -> list[str]:
+        return sorted(self._names)
+
+
+SUMMARY_KEY = Keys("summary", SUMMARY)
+DIMENSION_KEY = Keys("dimensions[d]", DIMENSION)
+DISTRIBUTION_KEY = Keys("distributions", DISTRIBUTIONS)
+PROBE_KEY = Keys("summary.probes[factor]", PROBE)
+PROVENANCE_KEY = Keys("provenance", PROVENANCE)
+TOP_LEVEL_KEY = Keys("report", TOP_LEVEL)

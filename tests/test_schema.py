@@ -270,3 +270,13 @@ def test_the_documented_probe_margin_is_the_one_applied():
     from collapse_diag.diagnostics.probes import PROBE_MARGIN
 
     assert f"beats the baseline by {PROBE_MARGIN}" in schema.SUMMARY["probes"].description
+
+
+def test_keys_name_declared_fields_and_reject_others():
+    from collapse_diag.schema import SUMMARY, SUMMARY_KEY
+
+    assert all(getattr(SUMMARY_KEY, name) == name for name in SUMMARY)
+    with pytest.raises(AttributeError, match="not a declared summary key"):
+        _ = SUMMARY_KEY.kl_totl
+    with pytest.raises(AttributeError):
+        SUMMARY_KEY.kl = "x"

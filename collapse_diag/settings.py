@@ -1,10 +1,11 @@
 """Every knob of an analysis, declared once: default, help, range, choices.
 
-Each :class:`Settings` field is one :func:`setting` declaration. Its :class:`Setting`
-metadata is the single source of the help text (the class docstring's ``Attributes``
-section, the CLI ``--help``, the options table of docs/cli.md), of the allowed range
-(:meth:`Settings.validate` and the CLI option types) and of the choices. Adding a
-setting is one declaration at the end of :class:`Settings`.
+Each :class:`Settings` field is one :func:`~collapse_diag.setting.setting` declaration.
+Its :class:`~collapse_diag.setting.Setting` is the single source of the help text (the
+class docstring's ``Attributes`` section, the CLI ``--help``, the settings table of
+docs/cli.md), of the allowed range (:meth:`Settings.validate` and the CLI option types)
+and of the choices. Adding a setting is one declaration at the end of :class:`Settings`
+(then ``python -m collapse_diag_cli.setting_options docs/cli.md`` updates the docs).
 
 The settings are stored verbatim in ``report.json`` so that every figure records
 how it was produced. Construction only stores values; :meth:`Settings.validate`
@@ -14,15 +15,15 @@ checks them (the scikit-learn convention) and is called by ``analyze``.
 from __future__ import annotations
 
 import dataclasses
-import math
 import textwrap
 import typing
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from collapse_diag.exceptions import InvalidParameterError, invalid_parameter
+from collapse_diag.exceptions import InvalidParameterError
+from collapse_diag.setting import SETTING_KEY, Setting, setting
 
 __all__ = ["Settings", "Setting", "setting", "SETTINGS", "DTYPES", "MAX_SEED", "UPPER_BOUNDS"]
 
@@ -31,136 +32,6 @@ DTYPES = ("float32", "bfloat16", "float16")
 
 #: Largest seed: every generator of the run (torch, numpy, scikit-learn) takes it.
 MAX_SEED = 2**32 - 1
-
-#: Key of the :class:`Setting` in a dataclass field's ``metadata``.
-_KEY = "collapse_diag.setting"
-
-
-@dataclass(frozen=True)
-class Setting:
-    """The declaration of one setting: help, range and choices (see :func:`setting`).
-
-    ``name``, ``kind``, ``optional`` and ``default`` are filled in from the
-    :class:`Settings` field (its name, annotation and default) in :data:`SETTINGS`.
-
-    Attributes:
-        help: One or two sentences: the CLI help and the first line of the docstring entry.
-        details: More of the docstring entry (formulas, costs, sources); not on the CLI.
-        low: Smallest allowed value (``None``: no lower bound).
-        high: Largest allowed value (``None``: none). For a threshold, beyond it every
-            figure is trivially true or false; for a count, memory runs out.
-        low_open: ``low`` itself is not allowed.
-        high_open: ``high`` itself is not allowed.
-        choices: The allowed values of a string setting.
-        expected: What a value must be, when the range does not say it
-            (e.g. ``"a torch device string"``).
-        none_means: For a setting that may be ``None``: what ``None`` means ("all inputs").
-        flag: The command-line flag, when not ``--`` + the name with ``-`` for ``_``.
-        name: The field name.
-        kind: ``int``, ``float``, ``str``, ``bool``, or ``tuple`` (not checked here).
-        optional: ``None`` is allowed.
-        default: The field default.
-    """
-
-    help: str
-    details: str = ""
-    low: float | None = None
-    high: float | None = None
-    low_open: bool = False
-    high_open: bool = False
-    choices: tuple[str, ...] | None = None
-    expected: str | None = None
-    none_means: str | None = None
-    flag: str | None = None
-    name: str = ""
-    kind: type = object
-    optional: bool = False
-    default: Any = None
-
-    @property
-    def cli_flag(self) -> str:
-        """The command-line flag: ``flag``, else ``--`` + the name with dashes."""
-        return self.flag or "--" + self.name.replace("_", "-")
-
-    def _number(self, value: float | None) -> str:
-        return str(int(value)) if self.kind is int else f"{value:g}"
-
-    def interval(self) -> str:
-        """The allowed range in interval notation: ``[1, 100]``, ``(0, 1)``, ``[0, inf)``."""
-        low = "-inf" if self.low is None else self._number(self.low)
-        high = "inf" if self.high is None else self._number(self.high)
-        left = "(" if self.low_open or self.low is None else "["
-        right = ")" if self.high_open or self.high is None else "]"
-        return f"{left}{low}, {high}{right}"
-
-    def _expected_low(self) -> str:
-        """What the value must be, as stated when its type or lower bound is wrong."""
-        if self.expected is not None:
-            return self.expected
-        if self.choices is not None:
-            return f"one of {list(self.choices)}"
-        noun = {int: "an int", float: "a float", bool: "a bool"}.get(self.kind, "a value")
-        if self.high_open:
-            text = f"{noun} in {self.interval()}"
-        elif self.low is None:
-            text = noun
-        else:
-            text = f"{noun} {'>' if self.low_open else '>='} {self._number(self.low)}"
-        return f"None or {text}" if self.optional else text
-
-    def _expected_high(self) -> str:
-        """What the value must be, as stated when it is above ``high`` (or not finite)."""
-        if self.high_open:
-            return self._expected_low()
-        if self.kind is int:
-            text = f"an int in {self.interval()}"
-            return f"None or {text}" if self.optional else text
-        if self.high is None:
-            return f"finite and {self._expected_low()}"
-        return f"finite and <= {self._number(self.high)}"
-
-    def check(self, value: Any, where: str) -> None:
-        """Raise the one-template error when ``value`` is not allowed.
-
-        Raises:
-            InvalidParameterError: naming the setting, what it must be and the value.
-        """
-        if value is None and self.optional:
-            return
-        if self.kind is tuple:  # diagnostics: checked against the registry by analyze
-            return
-        if self.kind is str:
-            allowed = value in self.choices if self.choices else bool(value)
-            if not isinstance(value, str) or not allowed:
-                raise invalid_parameter(self.name, where, self._expected_low(), value)
-            return
-        types = {int: (int,), float: (int, float), bool: (bool,)}[self.kind]
-        if (isinstance(value, bool) and self.kind is not bool) or not isinstance(value, types):
-            raise invalid_parameter(self.name, where, self._expected_low(), value)
-        if self.low is not None and not (value > self.low if self.low_open
-                                         else value >= self.low):  # NaN fails here too
-            raise invalid_parameter(self.name, where, self._expected_low(), value)
-        finite = self.kind is int or math.isfinite(value)
-        if self.kind is float and not finite:
-            raise invalid_parameter(self.name, where, self._expected_high(), value)
-        if self.high is not None and not (value < self.high if self.high_open
-                                          else value <= self.high):
-            raise invalid_parameter(self.name, where, self._expected_high(), value)
-
-
-def setting(default: Any, help: str, **declaration: Any) -> Any:  # noqa: A002 - click's word
-    """Declare one :class:`Settings` field: ``name: type = setting(default, help, ...)``.
-
-    Args:
-        default: The default value (immutable).
-        help: The help text (see :class:`Setting`).
-        **declaration: The other :class:`Setting` attributes (``low``, ``high``,
-            ``low_open``, ``high_open``, ``choices``, ``details``, ``none_means``, ...).
-
-    Returns:
-        A ``dataclasses.field`` carrying the :class:`Setting` in its metadata.
-    """
-    return field(default=default, metadata={_KEY: Setting(help, **declaration)})
 
 
 @dataclass(frozen=True)
@@ -233,7 +104,8 @@ class Settings:
         "when it is at least this times the largest one (and fisher_rank_atol).",
         low=0, low_open=True, high=1.0)
     fisher_rank_atol: float = setting(
-        0.1, "Absolute floor of those eigenvalues (nats^2 per unit z^2).",
+        0.1, "Absolute floor of the eigenvalues counted toward identifiable_dims (nats^2 "
+        "per unit z^2).",
         details="The floor is relative to the prior's precision, 1 (z is measured in "
         "prior standard deviations for a learned prior): by the Laplace approximation "
         "the posterior variance along an eigenvector is about 1 / (1 + lambda), so "
@@ -255,7 +127,8 @@ class Settings:
         "at most ``min(negligible_swap_nats, negligible_swap_fraction * I(x; z_d))``.",
         low=0, low_open=True, high=1e6)
     negligible_swap_fraction: float = setting(
-        0.1, "Relative part of that threshold, times I(x; z_d).",
+        0.1, "Relative part of that threshold: a dimension is ignored only when its swap "
+        "delta's upper bound is also at most this times I(x; z_d).",
         details="A decoder that fully used z_d would show a mean delta of at least I(x; z_d).",
         low=0, low_open=True, high=1, high_open=True)
     fisher_bootstrap: int = setting(
@@ -282,7 +155,7 @@ class Settings:
         details="Costs O(mi_bootstrap * N * D), no model calls.", low=0, high=10**6)
     dtype: str = setting(
         "float32", "Precision of the decoder passes (bfloat16 / float16 under "
-        "torch.autocast); figures are accumulated in float64 either way.",
+        "torch.autocast); figures are accumulated in float64 either way (docs/performance.md).",
         details="Matrix products and convolutions run in the low precision, reductions "
         "such as log-softmax stay in float32 under autocast. The encoder pass always runs "
         "in the model's own precision. See docs/performance.md.", choices=DTYPES)
@@ -333,15 +206,13 @@ def _declarations() -> dict[str, Setting]:
     hints = typing.get_type_hints(Settings)
     out: dict[str, Setting] = {}
     for f in dataclasses.fields(Settings):
-        if _KEY not in f.metadata:
-            raise TypeError(f"Settings.{f.name} must be declared with setting(default, help, "
-                            "...) so that its range, help and CLI option exist.")
-        args = [a for a in typing.get_args(hints[f.name]) if a is not type(None)]
-        optional = type(None) in typing.get_args(hints[f.name])
-        hint = typing.get_origin(args[0]) or args[0] if optional else hints[f.name]
-        kind = typing.get_origin(hint) or hint
-        out[f.name] = dataclasses.replace(f.metadata[_KEY], name=f.name, kind=kind,
-                                          optional=optional, default=f.default)
+        # A field declared without setting() gets no help and no range; test_settings fails.
+        declared = f.metadata.get(SETTING_KEY, Setting(help=""))
+        args = typing.get_args(hints[f.name])
+        optional = type(None) in args
+        base = next(a for a in args if a is not type(None)) if optional else hints[f.name]
+        out[f.name] = dataclasses.replace(declared, name=f.name, kind=typing.get_origin(base)
+                                          or base, optional=optional, default=f.default)
     return out
 
 

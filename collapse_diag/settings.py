@@ -230,7 +230,7 @@ def _attributes_section() -> str:
         text = " ".join(part for part in (
             s.help, f"``None``: {s.none_means}." if s.none_means else "", s.details) if part)
         lines += textwrap.wrap(f"{s.name}: {text}", 92, initial_indent=" " * 8,
-                               subsequent_indent=" " * 12)
+                               subsequent_indent=" " * 12, break_on_hyphens=False)
     return "\n".join(lines) + "\n"
 
 

@@ -85,7 +85,12 @@ def setting_option(name: str, *, shown_default: Callable[[Setting], str] | None 
         A click decorator adding ``--flag`` (``--flag/--no-flag`` for a bool) whose
         parameter name is the setting's name.
     """
-    spec = SETTINGS[name]
+    return _option(SETTINGS[name], shown_default, note)
+
+
+def _option(spec: Setting, shown_default: Callable[[Setting], str] | None,
+            note: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    name = spec.name
     text = f"{spec.help} {note}".strip()
     if shown_default is not None:
         default, show = None, shown_default(spec)

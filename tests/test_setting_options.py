@@ -292,3 +292,40 @@ def test_the_docs_list_the_options_help_lists(command, heading):
     shown = {opt for p in main.commands[command].params for opt in p.opts
              if opt.startswith("--")}
     assert documented == shown
+
+
+# ---- the forms a future setting may take: a bool, a flag of its own ---------------------
+
+@pytest.mark.parametrize(("args", "expected"), [([], False), (["--fast"], True),
+                                                (["--no-fast"], False)])
+def test_a_bool_setting_is_a_flag_pair_with_its_own_name(args, expected):
+    from collapse_diag.setting import Setting
+    from collapse_diag_cli.setting_options import _option
+
+    spec = Setting(help="Go fast.", flag="--fast", name="fast_mode", kind=bool, default=False)
+
+    @click.command()
+    @_option(spec, None, "")
+    def command(fast_mode):
+        click.echo(repr(fast_mode))
+
+    result = CliRunner().invoke(command, args)
+    assert result.exit_code == 0 and result.output.strip() == repr(expected)
+    assert "--fast / --no-fast" in CliRunner().invoke(command, ["--help"]).output
+    with pytest.raises(InvalidParameterError, match="must be a bool"):
+        spec.check(1, "analyze")
+
+
+def test_track_leaves_an_unset_bool_setting_to_the_preset():
+    from collapse_diag.setting import Setting
+    from collapse_diag_cli.setting_options import _option
+
+    spec = Setting(help="Go fast.", name="fast_mode", kind=bool, default=False)
+
+    @click.command()
+    @_option(spec, lambda s: "the preset's", "")
+    def command(fast_mode):
+        click.echo(repr(fast_mode))
+
+    assert CliRunner().invoke(command, []).output.strip() == "None"
+    assert CliRunner().invoke(command, ["--fast-mode"]).output.strip() == "True"

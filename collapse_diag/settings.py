@@ -158,7 +158,7 @@ class Settings:
         "torch.autocast); figures are accumulated in float64 either way (docs/performance.md).",
         details="Matrix products and convolutions run in the low precision, reductions "
         "such as log-softmax stay in float32 under autocast. The encoder pass always runs "
-        "in the model's own precision. See docs/performance.md.", choices=DTYPES)
+        "in the model's own precision.", choices=DTYPES)
     swap_windows: int = setting(
         4, "Sequential latents only: the T steps are cut into this many consecutive "
         "windows for the swap test per time window.",
@@ -206,7 +206,8 @@ def _declarations() -> dict[str, Setting]:
     hints = typing.get_type_hints(Settings)
     out: dict[str, Setting] = {}
     for f in dataclasses.fields(Settings):
-        # A field declared without setting() gets no help and no range; test_settings fails.
+        # A field declared without setting() gets no help and no range, and
+        # tests/test_setting_options.py fails.
         declared = f.metadata.get(SETTING_KEY, Setting(help=""))
         args = typing.get_args(hints[f.name])
         optional = type(None) in args

@@ -1,5 +1,8 @@
 """Shared pieces of the ``collapse-diag`` commands: exit codes, error handling, common options.
 
+The options of the analysis settings are generated from their declarations
+(:mod:`collapse_diag_cli.setting_options`, re-exported here).
+
 Every command module imports from here (never from :mod:`collapse_diag_cli.main`),
 so that ``python -m collapse_diag_cli.main`` has no import cycle.
 """
@@ -20,6 +23,12 @@ from collapse_diag.exceptions import (
     CollapseDiagError,
 )
 from collapse_diag.formats import REPORT_FORMATS
+from collapse_diag_cli.setting_options import (  # noqa: F401 - re-exported for the commands
+    CLI_SETTINGS,
+    given_settings,
+    setting_option,
+    settings_options,
+)
 
 EXIT_CODES_HELP = """\b
 Exit codes:

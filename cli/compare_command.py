@@ -5,17 +5,18 @@ from __future__ import annotations
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
 from collapse_diag.exceptions import EXIT_DIAGNOSTIC_FAILED, EXIT_OK
 from collapse_diag.formats import COMPARISON_FORMATS
-from collapse_diag.settings import MAX_SEED
 from collapse_diag_cli.common import (
     EXIT_CODES_HELP,
     _common_options,
     _formats_option,
     handle_errors,
+    settings_options,
 )
 
 _FORMATS = COMPARISON_FORMATS
@@ -39,30 +40,20 @@ def _folder_name(index: int, name: str) -> str:
 @click.option("--data", "data_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Evaluation inputs for every checkpoint, instead of each one's stored data "
                    "(same inputs: identifiability across seeds can be computed).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,
-              help="Examples per encoder/decoder call when analysing checkpoints.")
-@click.option("--max-examples", type=click.IntRange(min=1), default=None,
-              help="Analyse a seeded random subset of at most this many inputs.")
-@click.option("--device", default="cpu", show_default=True, help="Torch device for the models.")
-@click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True,
-              help="Seed of the analyses.")
-@click.option("--nll-samples", type=click.IntRange(min=1), default=100, show_default=True,
-              help="K for the importance-weighted NLL bound (K decoder rows per input).")
-@click.option("--nll-examples", type=click.IntRange(min=1), default=200, show_default=True,
-              help="Inputs in the seeded subsample for -ELBO, NLL, PPL, rate and distortion.")
 @click.option("--factory", default=None,
               help="'module:callable' that builds the models of state-dict-only checkpoints.")
 @click.option("--trust-checkpoint", is_flag=True,
               help="Allow unpickling arbitrary Python objects (only for files you trust).")
+@settings_options()
 @_common_options
 @handle_errors
 def compare(models: tuple[str, ...], out_dir: Path, formats: tuple[str, ...],
-            data_path: Path | None, batch_size: int, max_examples: int | None, device: str,
-            seed: int, nll_samples: int, nll_examples: int, factory: str | None,
-            trust_checkpoint: bool, quiet: bool, debug: bool) -> None:
+            data_path: Path | None, factory: str | None, trust_checkpoint: bool, quiet: bool,
+            debug: bool, **settings: Any) -> None:
     """Compare MODELS side by side: report folders (from `analyze`) or checkpoints.
 
-    Checkpoints are analysed first, all with the same settings; their reports and
+    Checkpoints are analysed first, all with the same settings (the analysis options
+    below, as for `analyze`; report folders keep their own); their reports and
     encodings go to OUT/models/. Identifiability across seeds needs models analysed
     on the same inputs with saved encodings (`analyze --save-encodings`, or checkpoints).
     """
@@ -77,8 +68,7 @@ def compare(models: tuple[str, ...], out_dir: Path, formats: tuple[str, ...],
         raise click.UsageError("each model may be named only once.")
     comparison = run_compare(
         list(models), data=data_path, factory=factory, trust_checkpoint=trust_checkpoint,
-        show_progress=not quiet, seed=seed, batch_size=batch_size, max_examples=max_examples,
-        device=device, nll_samples=nll_samples, nll_examples=nll_examples,
+        show_progress=not quiet, **settings,
     )
     for index, model in enumerate(comparison.models):
         if model.source == "checkpoint":

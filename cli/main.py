@@ -20,7 +20,6 @@ from collapse_diag.exceptions import (
     CollapseDiagError,
     DataError,
 )
-from collapse_diag.settings import MAX_SEED, UPPER_BOUNDS
 from collapse_diag_cli.common import (
     EXIT_CODES_HELP,
     FORMATS,
@@ -28,6 +27,8 @@ from collapse_diag_cli.common import (
     _formats_option,
     _parse_formats,
     handle_errors,
+    setting_option,
+    settings_options,
     user_code_exit,
 )
 from collapse_diag_cli.compare_command import compare
@@ -61,21 +62,6 @@ def main() -> None:
               help="Folder for report.json, report.md, report.html and plots/.")
 @click.option("--format", "formats", default=",".join(FORMATS), show_default=True,
               callback=_parse_formats, help="Which documents to write: any of json,md,html.")
-@click.option("--batch-size", type=click.IntRange(1, UPPER_BOUNDS["batch_size"]), default=64,
-              show_default=True,
-              help="Examples per encoder/decoder call (lower it if the device runs out of "
-                   "memory).")
-@click.option("--max-examples", type=click.IntRange(1, UPPER_BOUNDS["max_examples"]),
-              default=None,
-              help="Analyse a seeded random subset of at most this many inputs.")
-@click.option("--device", default="cpu", show_default=True,
-              help="Torch device for the model: cpu, cuda, cuda:1, mps.")
-@click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True,
-              help="Seed of the run's random generator: same seed, same numbers.")
-@click.option("--dtype", type=click.Choice(["float32", "bfloat16", "float16"]),
-              default="float32", show_default=True,
-              help="Precision of the decoder passes (autocast); figures are accumulated in "
-                   "float64 either way. See docs/performance.md.")
 @click.option("--factory", default=None,
               help="'module:callable' that builds the model, for checkpoints holding only a "
                    "state dict (the current folder is importable). Overrides the file's.")
@@ -84,33 +70,12 @@ def main() -> None:
 @click.option("--trust-checkpoint", is_flag=True,
               help="Allow unpickling arbitrary Python objects (a fully pickled model). "
                    "Unpickling can run any code: only for files you trust.")
-@click.option("--kl-eps", type=click.FloatRange(0, UPPER_BOUNDS["kl_eps"], min_open=True),
-              default=0.01,
-              show_default=True, help="A dimension is collapsed when its mean KL is below "
-                                      "this (nats).")
-@click.option("--active-threshold", default=0.01,
-              type=click.FloatRange(0, UPPER_BOUNDS["active_threshold"], min_open=True),
-              show_default=True, help="A unit is active when Var_x[mu_d(x)] is at least this.")
-@click.option("--prior-samples", type=click.IntRange(2, UPPER_BOUNDS["prior_samples"]),
-              default=16, show_default=True,
-              help="Prior draws per input for likelihood flatness.")
-@click.option("--per-dim-swap-examples", default=128,
-              type=click.IntRange(0, UPPER_BOUNDS["per_dim_swap_examples"]),
-              show_default=True, help="Inputs in the first round of the per-dimension swap "
-                                      "(each costs latent_dim + 1 decoder rows); later rounds "
-                                      "double it until every dimension is decided.")
-@click.option("--per-dim-swap-max-examples", type=click.IntRange(min=1), default=None,
-              help="Budget of the per-dimension swap rounds, in inputs [default: all "
-                   "analysed inputs].")
 @click.option("--fail-on-collapse", is_flag=True,
               help="Exit with code 1 when the verdict is 'collapsed' (to gate a pipeline).")
-@click.option("--nll-samples", type=click.IntRange(min=1), default=100, show_default=True,
-              help="K for the importance-weighted NLL bound (K decoder rows per input).")
-@click.option("--nll-examples", type=click.IntRange(min=1), default=200, show_default=True,
-              help="Inputs in the seeded subsample for -ELBO, NLL, PPL, rate and distortion.")
 @click.option("--save-encodings", is_flag=True,
               help="Also write encodings.npz (mu and logvar per input) into --out, for "
                    "identifiability across seeds in `collapse-diag compare`.")
+@settings_options()
 @_common_options
 @handle_errors
 def analyze(checkpoint: str, data_path: str | None, out_dir: Path, formats: tuple[str, ...],
@@ -121,7 +86,7 @@ def analyze(checkpoint: str, data_path: str | None, out_dir: Path, formats: tupl
             fail_on_collapse: bool, nll_samples: int, nll_examples: int,
             save_encodings: bool, quiet: bool, debug: bool, dtype: str = "float32",
             labels_path: str | None = None, adapter: str | None = None,
-            state_dict_prefix: str | None = None) -> None:
+            state_dict_prefix: str | None = None, **settings: Any) -> None:
     """Analyse the VAE in CHECKPOINT and write a report to --out."""
     from collapse_diag.analysis import analyze as run_analysis
     from collapse_diag.checkpoint import load_checkpoint
@@ -146,7 +111,7 @@ def analyze(checkpoint: str, data_path: str | None, out_dir: Path, formats: tupl
             per_dim_swap_max_examples=per_dim_swap_max_examples,
             nll_samples=nll_samples, nll_examples=nll_examples,
             save_encodings=out_dir / "encodings.npz" if save_encodings else None,
-            dtype=dtype,
+            dtype=dtype, **settings,
         )
     written = _write(report, out_dir, formats)
     if not quiet:
@@ -208,8 +173,7 @@ def render(directory: Path, formats: tuple[str, ...], quiet: bool, debug: bool) 
 @click.option("--retrain", is_flag=True,
               help="Retrain the bundled models first (a few minutes on a CPU) instead of "
                    "using the shipped checkpoints.")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Seed of the analysis (and of the retraining).")
+@setting_option("seed", note="It also seeds the retraining.")
 @click.option("--format", "formats", default=",".join(FORMATS), show_default=True,
               callback=_parse_formats, help="Which documents to write: any of json,md,html.")
 @click.option("--track", "track_runs", is_flag=True,

@@ -9,16 +9,28 @@ from typing import Any
 import click
 
 from collapse_diag.exceptions import EXIT_COLLAPSED, EXIT_DIAGNOSTIC_FAILED, EXIT_OK
-from collapse_diag.settings import MAX_SEED, UPPER_BOUNDS
+from collapse_diag.presets import CHEAP, FULL
+from collapse_diag.setting import Setting
 from collapse_diag_cli.common import (
     EXIT_CODES_HELP,
     FORMATS,
     _common_options,
     _parse_formats,
+    given_settings,
     handle_errors,
+    settings_options,
 )
 
 __all__ = ["track"]
+
+
+def _preset_default(spec: Setting) -> str:
+    """What ``--help`` shows as the default: the cheap preset's value, and --full's."""
+    def shown(value: object) -> str:
+        return str(spec.none_means) if value is None else str(value)
+
+    cheap, full = (preset.get(spec.name, spec.default) for preset in (CHEAP, FULL))
+    return shown(cheap) if cheap == full else f"{shown(cheap)}; {shown(full)} with --full"
 
 
 @click.command(epilog=EXIT_CODES_HELP)
@@ -37,16 +49,6 @@ __all__ = ["track"]
                    "first checkpoint).")
 @click.option("--format", "formats", default=",".join(FORMATS), show_default=True,
               callback=_parse_formats, help="Which documents to write: any of json,md,html.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=None,
-              help="Examples per encoder/decoder call.")
-@click.option("--max-examples", type=click.IntRange(min=1), default=None,
-              help="Inputs analysed per checkpoint (cheap preset: 512).")
-@click.option("--device", default=None, help="Torch device for the model (default cpu).")
-@click.option("--seed", type=click.IntRange(0, MAX_SEED), default=None,
-              help="Seed, the same for every checkpoint (default 0).")
-@click.option("--kl-eps", type=click.FloatRange(0, UPPER_BOUNDS["kl_eps"], min_open=True),
-              default=None,
-              help="A dimension is collapsed when its mean KL is below this (default 0.01).")
 @click.option("--factory", default=None, help="'module:callable' that builds the model.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="JSON file of keyword arguments for the factory.")
@@ -54,22 +56,23 @@ __all__ = ["track"]
               help="Allow unpickling arbitrary Python objects: only for files you trust.")
 @click.option("--fail-on-collapse", is_flag=True,
               help="Exit with code 1 when the verdict at the last step is 'collapsed'.")
+@settings_options(shown_default=_preset_default)
 @_common_options
 @handle_errors
 def track(checkpoints: tuple[str, ...], out_dir: Path, order: str, full: bool,
-          data_path: Path | None, formats: tuple[str, ...], batch_size: int | None,
-          max_examples: int | None, device: str | None, seed: int | None,
-          kl_eps: float | None, factory: str | None, config_path: Path | None,
-          trust_checkpoint: bool, fail_on_collapse: bool, quiet: bool, debug: bool) -> None:
-    """Analyse every checkpoint of a run (files, folders, globs; or one monitor .jsonl log)."""
+          data_path: Path | None, formats: tuple[str, ...], factory: str | None,
+          config_path: Path | None, trust_checkpoint: bool, fail_on_collapse: bool,
+          quiet: bool, debug: bool, **settings: Any) -> None:
+    """Analyse every checkpoint of a run (files, folders, globs; or one monitor .jsonl log).
+
+    The analysis options override the cheap preset (or, with --full, the defaults).
+    """
     from collapse_diag.checkpoint import load_checkpoint
     from collapse_diag.data import load_data
     from collapse_diag.track import find_checkpoints, order_checkpoints
     from collapse_diag.track import track as run_track
 
-    overrides: dict[str, Any] = {k: v for k, v in {
-        "batch_size": batch_size, "max_examples": max_examples, "device": device,
-        "seed": seed, "kl_eps": kl_eps}.items() if v is not None}
+    overrides = given_settings(settings)
     data = None
     if data_path is not None:
         first = order_checkpoints(find_checkpoints(checkpoints), order)[0][1]

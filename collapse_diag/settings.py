@@ -1,4 +1,11 @@
-"""Every knob of an analysis, with its default, its meaning and its validation.
+"""Every knob of an analysis, declared once: default, help, range, choices.
+
+Each :class:`Settings` field is one :func:`~collapse_diag.setting.setting` declaration.
+Its :class:`~collapse_diag.setting.Setting` is the single source of the help text (the
+class docstring's ``Attributes`` section, the CLI ``--help``, the settings table of
+docs/cli.md), of the allowed range (:meth:`Settings.validate` and the CLI option types)
+and of the choices. Adding a setting is one declaration at the end of :class:`Settings`
+(then ``python -m collapse_diag_cli.setting_options docs/cli.md`` updates the docs).
 
 The settings are stored verbatim in ``report.json`` so that every figure records
 how it was produced. Construction only stores values; :meth:`Settings.validate`
@@ -8,161 +15,156 @@ checks them (the scikit-learn convention) and is called by ``analyze``.
 from __future__ import annotations
 
 import dataclasses
-import math
-from dataclasses import dataclass, field
+import textwrap
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
-from collapse_diag.exceptions import InvalidParameterError, invalid_parameter
+from collapse_diag.exceptions import InvalidParameterError
+from collapse_diag.setting import SETTING_KEY, Setting, setting
 
-__all__ = ["Settings", "DTYPES", "MAX_SEED", "UPPER_BOUNDS"]
+__all__ = ["Settings", "Setting", "setting", "SETTINGS", "DTYPES", "MAX_SEED", "UPPER_BOUNDS"]
 
 #: Decoder precisions ``Settings.dtype`` accepts (names of torch dtypes).
 DTYPES = ("float32", "bfloat16", "float16")
 
 #: Largest seed: every generator of the run (torch, numpy, scikit-learn) takes it.
 MAX_SEED = 2**32 - 1
-#: Largest value of each numeric setting (inclusive). Beyond it a threshold makes every
-#: figure trivially true or false, or a count exhausts memory; every float must be finite.
-UPPER_BOUNDS: dict[str, float] = {
-    "batch_size": 2**31 - 1,
-    "max_examples": 2**62,
-    "kl_eps": 100.0,
-    "active_threshold": 100.0,
-    "mi_samples": 10_000,
-    "mi_max_components": 10**9,
-    "mi_saturation_margin": 100.0,
-    "swap_bootstrap": 10**6,
-    "per_dim_swap_examples": 10**9,
-    "prior_samples": 10_000,
-    "flatness_threshold": 1e6,
-    "fisher_samples": 10_000,
-    "fisher_rank_rtol": 1.0,
-    "fisher_rank_atol": 1e6,
-    "swap_windows": 10**6,
-    "per_dim_swap_max_examples": 2**62,
-    "negligible_swap_nats": 1e6,
-    "fisher_bootstrap": 10**6,
-    "nll_samples": 10**6,
-    "nll_examples": 2**62,
-    "mi_minibatch_size": 10**9,
-    "mi_bootstrap": 10**6,
-}
 
 
 @dataclass(frozen=True)
 class Settings:
     """Settings of one analysis run.
 
-    Attributes:
-        seed: Seed of the run's one random generator.
-        batch_size: Examples per encoder / decoder call.
-        max_examples: Analyse a seeded random subset of at most this many inputs
-            (``None``: all).
-        device: Torch device the model runs on (``"cpu"``, ``"cuda"``, ...).
-        kl_eps: A dimension is collapsed when its mean KL is below this (nats);
-            also the per-input threshold of the (eps, delta)-collapse rate
-            (Lucas et al. 2019).
-        active_threshold: A unit is active when Var_x[mu_d(x)] >= this (Burda et al. 2015).
-        mi_samples: z samples per input in the mutual-information estimator.
-        mi_max_components: Most inputs the MI estimator uses; larger sets are
-            subsampled (seeded) so its cost stays O(mi_max_components^2 * D).
-        mi_saturation_margin: An MI estimate within this many nats of its ceiling
-            log(N) is flagged as saturated.
-        swap_bootstrap: Bootstrap resamples for the swap-delta confidence interval.
-        confidence: Level of every confidence interval.
-        alpha: Significance level of the decoder-sensitivity tests; also the
-            family-wise error of the per-dimension swap intervals (simultaneous
-            over the dimensions and the rounds).
-        per_dim_swap_examples: Inputs in round 1 of the per-dimension swap (0: off);
-            later rounds double it (see ``per_dim_swap_max_examples``). Each input
-            costs ``latent_dim + 1`` decoder rows in round 1 (its own code and one
-            per swapped coordinate): 128 * 33 rows is about 2 passes per input for
-            a 32-dim model on 2,000 inputs.
-        prior_samples: Prior draws per input for likelihood flatness and E_p log p(x|z).
-        flatness_threshold: An input's likelihood is flat in z when the std over
-            prior draws of log p(x|z) is below this many nats (per observation).
-            The default 0.3 ~ sqrt(0.1) matches ``fisher_rank_atol``: for a locally
-            linear log-likelihood, Var_{z~N(0,I)} log p(x|z) ~ sum of its Fisher
-            eigenvalues, so a flat input has no direction reaching 0.1.
-        fisher_samples: Posterior draws per input for the Fisher information of z.
-        fisher_rank_rtol: An eigenvalue of the latent Fisher matrix counts toward
-            ``identifiable_dims`` when it is >= this times the largest one...
-        fisher_rank_atol: ...and >= this absolute floor (nats^2 per unit z^2).
-            The floor is relative to the prior's precision, 1 (z is measured in
-            prior standard deviations for a learned prior): by the
-            Laplace approximation the posterior variance along an eigenvector is
-            about 1 / (1 + lambda), so lambda < 0.1 means the likelihood narrows
-            the prior by under 10%: practically flat, not identifiable.
-        diagnostics: Names of the diagnostics to run (``None``: all). The verdict
-            runs whenever kl and activity do (``analysis.VERDICT_INPUTS``).
-        per_dim_swap_max_examples: Budget of the adaptive per-dimension swap:
-            rounds of fresh inputs (``per_dim_swap_examples``, then doubling) stop
-            once every informative dimension is decided or this many inputs are
-            used (``None``: all analysed inputs). At most ``budget * (D + 1)``
-            decoder rows; later rounds decode only the undecided dimensions.
-        negligible_swap_nats: Cap of the negligible-effect threshold of the
-            per-dimension swap: a dimension is ``ignored`` only when the upper
-            bound of its swap delta is at most
-            ``min(negligible_swap_nats, negligible_swap_fraction * I(x; z_d))``.
-        negligible_swap_fraction: Relative part of that threshold: a decoder that
-            fully used z_d would show a mean delta of at least I(x; z_d).
-        fisher_bootstrap: Bootstrap resamples (over inputs) of the Fisher
-            information, for the intervals of its eigenvalues and diagonal.
-        nll_samples: K, codes drawn from q(z|x) per input for the importance-weighted
-            NLL bound (Burda et al. 2016). Costs K decoder rows per input of the
-            NLL subsample: the default 100 on 200 inputs is 20,000 rows (10 decoder
-            passes over 2,000 inputs). He et al. (2019) use K = 500; check
-            ``nll_convergence`` in the report to see whether K was enough.
-        nll_examples: Inputs in the seeded NLL subsample (``None``: all). -ELBO,
-            NLL, PPL, rate and distortion are all computed on it; the standard
-            error of the NLL falls as 1 / sqrt(nll_examples).
-        mi_minibatch_size: Batch size of He et al. (2019)'s minibatch MI estimator
-            (``mi_minibatch``). That estimate cannot exceed log(mi_minibatch_size):
-            it is biased low and given only to compare with published tables.
-        mi_bootstrap: Bootstrap resamples (over inputs with their z samples) for the
-            intervals on the mutual information, per-dimension MI and marginal KL;
-            0 leaves the intervals out. Costs O(mi_bootstrap * N * D), no model calls.
-        dtype: Precision of the decoder passes: ``"float32"`` (default), or
-            ``"bfloat16"`` / ``"float16"`` under ``torch.autocast`` (matrix
-            products and convolutions in the low precision, reductions such as
-            log-softmax kept in float32 by autocast, every figure accumulated in
-            float64). The encoder pass always runs in the model's own precision.
-        swap_windows: Sequential latents only: the T steps are cut into this many
-            consecutive windows (``min(swap_windows, T)``; window k covers steps
-            ``[floor(k T / W), floor((k + 1) T / W))``) for the swap test per time
-            window (``summary.swap_delta_by_window``). Costs ``W + 1`` decoder rows per
-            input of the window swap.
+    Each field is one :func:`setting` declaration; the ``Attributes`` section below is
+    generated from them (:data:`SETTINGS`).
     """
 
-    seed: int = 0
-    batch_size: int = 64
-    max_examples: int | None = None
-    device: str = "cpu"
-    kl_eps: float = 0.01
-    active_threshold: float = 0.01
-    mi_samples: int = 4
-    mi_max_components: int = 10_000
-    mi_saturation_margin: float = 0.5
-    swap_bootstrap: int = 2000
-    confidence: float = 0.95
-    alpha: float = 0.05
-    per_dim_swap_examples: int = 128
-    prior_samples: int = 16
-    flatness_threshold: float = 0.3
-    fisher_samples: int = 1
-    fisher_rank_rtol: float = 1e-3
-    fisher_rank_atol: float = 0.1
-    diagnostics: tuple[str, ...] | None = field(default=None)
-    per_dim_swap_max_examples: int | None = None
-    negligible_swap_nats: float = 0.01
-    negligible_swap_fraction: float = 0.1
-    fisher_bootstrap: int = 200
-    nll_samples: int = 100
-    nll_examples: int | None = 200
-    mi_minibatch_size: int = 32
-    mi_bootstrap: int = 1000
-    dtype: str = "float32"
-    swap_windows: int = 4
+    seed: int = setting(
+        0, "Seed of the run's one random generator: same seed and inputs, same numbers.",
+        details="It also seeds scikit-learn, which takes 32 bits.", low=0, high=MAX_SEED,
+        expected=f"an int in [0, {MAX_SEED}]")
+    batch_size: int = setting(
+        64, "Examples per encoder/decoder call (lower it if the device runs out of memory).",
+        low=1, high=2**31 - 1)
+    max_examples: int | None = setting(
+        None, "Analyse a seeded random subset of at most this many inputs.",
+        none_means="all inputs", low=1, high=2**62)
+    device: str = setting(
+        "cpu", "Torch device the model runs on: cpu, cuda, cuda:1, mps.",
+        expected="a torch device string")
+    kl_eps: float = setting(
+        0.01, "A dimension is collapsed when its mean KL is below this (nats); also the "
+        "per-input threshold of the (eps, delta)-collapse rate (Lucas et al. 2019).",
+        low=0, low_open=True, high=100.0)
+    active_threshold: float = setting(
+        0.01, "A unit is active when Var_x[mu_d(x)] is at least this (Burda et al. 2015).",
+        low=0, low_open=True, high=100.0)
+    mi_samples: int = setting(
+        4, "z samples per input in the mutual-information estimator.", low=1, high=10_000)
+    mi_max_components: int = setting(
+        10_000, "Most inputs the MI estimator uses; larger sets are subsampled (seeded).",
+        details="Its cost stays O(mi_max_components^2 * D).", low=2, high=10**9)
+    mi_saturation_margin: float = setting(
+        0.5, "An MI estimate within this many nats of its ceiling log(N) is flagged as "
+        "saturated.", low=0, low_open=True, high=100.0)
+    swap_bootstrap: int = setting(
+        2000, "Bootstrap resamples for the swap-delta confidence interval.", low=0, high=10**6)
+    confidence: float = setting(
+        0.95, "Level of every confidence interval.", low=0, low_open=True, high=1,
+        high_open=True)
+    alpha: float = setting(
+        0.05, "Significance level of the decoder-sensitivity tests; also the family-wise "
+        "error of the per-dimension swap intervals.",
+        details="The intervals are simultaneous over the dimensions and the rounds.",
+        low=0, low_open=True, high=1, high_open=True)
+    per_dim_swap_examples: int = setting(
+        128, "Inputs in round 1 of the per-dimension swap (0: off); later rounds double it "
+        "until every dimension is decided.",
+        details="Each input costs latent_dim + 1 decoder rows in round 1 (its own code and "
+        "one per swapped coordinate): 128 * 33 rows is about 2 passes per input for a "
+        "32-dim model on 2,000 inputs. See ``per_dim_swap_max_examples``.",
+        low=0, high=10**9)
+    prior_samples: int = setting(
+        16, "Prior draws per input for likelihood flatness and E_p log p(x|z).",
+        low=2, high=10_000)
+    flatness_threshold: float = setting(
+        0.3, "An input's likelihood is flat in z when the std over prior draws of "
+        "log p(x|z) is below this many nats (per observation).",
+        details="The default 0.3 ~ sqrt(0.1) matches ``fisher_rank_atol``: for a locally "
+        "linear log-likelihood, Var_{z~N(0,I)} log p(x|z) ~ sum of its Fisher "
+        "eigenvalues, so a flat input has no direction reaching 0.1.",
+        low=0, low_open=True, high=1e6)
+    fisher_samples: int = setting(
+        1, "Posterior draws per input for the Fisher information of z.", low=1, high=10_000)
+    fisher_rank_rtol: float = setting(
+        1e-3, "An eigenvalue of the latent Fisher matrix counts toward identifiable_dims "
+        "when it is at least this times the largest one (and fisher_rank_atol).",
+        low=0, low_open=True, high=1.0)
+    fisher_rank_atol: float = setting(
+        0.1, "Absolute floor of the eigenvalues counted toward identifiable_dims (nats^2 "
+        "per unit z^2).",
+        details="The floor is relative to the prior's precision, 1 (z is measured in "
+        "prior standard deviations for a learned prior): by the Laplace approximation "
+        "the posterior variance along an eigenvector is about 1 / (1 + lambda), so "
+        "lambda < 0.1 means the likelihood narrows the prior by under 10%: practically "
+        "flat, not identifiable.", low=0, high=1e6)
+    diagnostics: tuple[str, ...] | None = setting(
+        None, "Names of the diagnostics to run.", none_means="all",
+        details="The verdict runs whenever kl and activity do (``analysis.VERDICT_INPUTS``). "
+        "The names are checked against the diagnostics ``analyze`` knows.")
+    per_dim_swap_max_examples: int | None = setting(
+        None, "Budget of the adaptive per-dimension swap, in inputs: its rounds stop once "
+        "every informative dimension is decided or this many inputs are used.",
+        none_means="all analysed inputs",
+        details="At most ``budget * (D + 1)`` decoder rows; later rounds decode only the "
+        "undecided dimensions.", low=1, high=2**62)
+    negligible_swap_nats: float = setting(
+        0.01, "Cap of the negligible-effect threshold of the per-dimension swap (nats).",
+        details="A dimension is ``ignored`` only when the upper bound of its swap delta is "
+        "at most ``min(negligible_swap_nats, negligible_swap_fraction * I(x; z_d))``.",
+        low=0, low_open=True, high=1e6)
+    negligible_swap_fraction: float = setting(
+        0.1, "Relative part of that threshold: a dimension is ignored only when its swap "
+        "delta's upper bound is also at most this times I(x; z_d).",
+        details="A decoder that fully used z_d would show a mean delta of at least I(x; z_d).",
+        low=0, low_open=True, high=1, high_open=True)
+    fisher_bootstrap: int = setting(
+        200, "Bootstrap resamples (over inputs) of the Fisher information, for the "
+        "intervals of its eigenvalues and diagonal.", low=0, high=10**6)
+    nll_samples: int = setting(
+        100, "K for the importance-weighted NLL bound (K decoder rows per input).",
+        details="Burda et al. (2016). The default 100 on 200 inputs is 20,000 rows (10 "
+        "decoder passes over 2,000 inputs). He et al. (2019) use K = 500; check "
+        "``nll_convergence`` in the report to see whether K was enough.",
+        low=1, high=10**6)
+    nll_examples: int | None = setting(
+        200, "Inputs in the seeded subsample for -ELBO, NLL, PPL, rate and distortion.",
+        none_means="all inputs",
+        details="The standard error of the NLL falls as 1 / sqrt(nll_examples).",
+        low=1, high=2**62)
+    mi_minibatch_size: int = setting(
+        32, "Batch size of He et al. (2019)'s minibatch MI estimator (mi_minibatch).",
+        details="That estimate cannot exceed log(mi_minibatch_size): it is biased low and "
+        "given only to compare with published tables.", low=2, high=10**9)
+    mi_bootstrap: int = setting(
+        1000, "Bootstrap resamples for the intervals on the mutual information, "
+        "per-dimension MI and marginal KL (0: no intervals).",
+        details="Costs O(mi_bootstrap * N * D), no model calls.", low=0, high=10**6)
+    dtype: str = setting(
+        "float32", "Precision of the decoder passes (bfloat16 / float16 under "
+        "torch.autocast); figures are accumulated in float64 either way (docs/performance.md).",
+        details="Matrix products and convolutions run in the low precision, reductions "
+        "such as log-softmax stay in float32 under autocast. The encoder pass always runs "
+        "in the model's own precision.", choices=DTYPES)
+    swap_windows: int = setting(
+        4, "Sequential latents only: the T steps are cut into this many consecutive "
+        "windows for the swap test per time window.",
+        details="``min(swap_windows, T)`` windows; window k covers steps "
+        "``[floor(k T / W), floor((k + 1) T / W))`` (``summary.swap_delta_by_window``). "
+        "Costs ``W + 1`` decoder rows per input of the window swap.", low=1, high=10**6)
 
     @classmethod
     def from_kwargs(cls, where: str = "analyze", **kwargs: Any) -> Settings:
@@ -182,65 +184,13 @@ class Settings:
         return cls(**kwargs).validate(where)
 
     def validate(self, where: str = "analyze") -> Settings:
-        """Check every value; return ``self`` so calls can be chained.
+        """Check every value against its declaration; return ``self`` so calls can be chained.
 
         Raises:
             InvalidParameterError: naming the setting, the allowed range and the value.
         """
-        ints_min = {
-            "batch_size": 1,
-            "mi_samples": 1,
-            "mi_max_components": 2,
-            "swap_bootstrap": 0,
-            "per_dim_swap_examples": 0,
-            "prior_samples": 2,
-            "fisher_samples": 1,
-            "fisher_bootstrap": 0,
-            "nll_samples": 1,
-            "mi_minibatch_size": 2,
-            "mi_bootstrap": 0,
-            "swap_windows": 1,
-        }
-        for name, low in ints_min.items():
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise invalid_parameter(name, where, f"an int >= {low}", value)
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not (
-                0 <= self.seed <= MAX_SEED):
-            raise invalid_parameter("seed", where, f"an int in [0, {MAX_SEED}]", self.seed)
-        for name in ("max_examples", "per_dim_swap_max_examples", "nll_examples"):
-            value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
-                                      or value < 1):
-                raise invalid_parameter(name, where, "None or an int >= 1", value)
-        positives = (
-            "kl_eps",
-            "active_threshold",
-            "mi_saturation_margin",
-            "flatness_threshold",
-            "fisher_rank_rtol",
-            "negligible_swap_nats",
-        )
-        for name in positives:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-                raise invalid_parameter(name, where, "a float > 0", value)
-        if not isinstance(self.fisher_rank_atol, (int, float)) or self.fisher_rank_atol < 0:
-            raise invalid_parameter(
-                "fisher_rank_atol", where, "a float >= 0", self.fisher_rank_atol
-            )
-        for name in ("confidence", "alpha", "negligible_swap_fraction"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not 0 < value < 1:
-                raise invalid_parameter(name, where, "a float in (0, 1)", value)
-        for name, high in UPPER_BOUNDS.items():
-            value = getattr(self, name)
-            if value is not None and not (math.isfinite(value) and value <= high):
-                raise invalid_parameter(name, where, f"finite and <= {high:g}", value)
-        if self.dtype not in DTYPES:
-            raise invalid_parameter("dtype", where, f"one of {list(DTYPES)}", self.dtype)
-        if not isinstance(self.device, str) or not self.device:
-            raise invalid_parameter("device", where, "a torch device string", self.device)
+        for name, declared in SETTINGS.items():
+            declared.check(getattr(self, name), where)
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -249,3 +199,40 @@ class Settings:
         if out["diagnostics"] is not None:
             out["diagnostics"] = list(out["diagnostics"])
         return out
+
+
+def _declarations() -> dict[str, Setting]:
+    """Each field's :class:`Setting`, completed with its name, kind, optionality and default."""
+    hints = typing.get_type_hints(Settings)
+    out: dict[str, Setting] = {}
+    for f in dataclasses.fields(Settings):
+        # A field declared without setting() gets no help and no range, and
+        # tests/test_setting_options.py fails.
+        declared = f.metadata.get(SETTING_KEY, Setting(help=""))
+        args = typing.get_args(hints[f.name])
+        optional = type(None) in args
+        base = next(a for a in args if a is not type(None)) if optional else hints[f.name]
+        out[f.name] = dataclasses.replace(declared, name=f.name, kind=typing.get_origin(base)
+                                          or base, optional=optional, default=f.default)
+    return out
+
+
+#: Setting name -> its complete declaration, in field order (read-only).
+SETTINGS: Mapping[str, Setting] = MappingProxyType(_declarations())
+
+#: Largest value of each bounded numeric setting (inclusive), from the declarations.
+UPPER_BOUNDS: Mapping[str, float] = MappingProxyType({
+    name: s.high for name, s in SETTINGS.items() if s.high is not None and not s.high_open})
+
+
+def _attributes_section() -> str:
+    lines = ["", "", "    Attributes:"]
+    for s in SETTINGS.values():
+        text = " ".join(part for part in (
+            s.help, f"``None``: {s.none_means}." if s.none_means else "", s.details) if part)
+        lines += textwrap.wrap(f"{s.name}: {text}", 92, initial_indent=" " * 8,
+                               subsequent_indent=" " * 12, break_on_hyphens=False)
+    return "\n".join(lines) + "\n"
+
+
+Settings.__doc__ = (Settings.__doc__ or "").rstrip() + _attributes_section()

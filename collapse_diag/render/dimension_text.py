@@ -16,7 +16,7 @@ import numpy as np
 
 from collapse_diag.render.tables import fmt_num, fmt_pct, join_names
 from collapse_diag.report import Report
-from collapse_diag.report_values import (
+from collapse_diag.render.report_values import (
     dim_column,
     dim_labels,
     dim_statuses,

@@ -6,17 +6,12 @@ from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 from report_fixtures import failed_report, healthy_report, minimal_report, partial_report
 
-from collapse_diag.plots import (
-    PLOTS,
-    STATUS_COLORS,
-    all_figures,
-    figure_png,
-    missing_note,
-    plot_identifiability,
-    plot_information,
-    plot_kl,
-    plot_sensitivity,
-)
+from collapse_diag.render.colors import STATUS_COLORS
+from collapse_diag.render.plots import PLOTS, all_figures, figure_png, missing_note
+from collapse_diag.render.plots_identifiability import plot_identifiability
+from collapse_diag.render.plots_information import plot_information
+from collapse_diag.render.plots_kl import plot_kl
+from collapse_diag.render.plots_sensitivity import plot_sensitivity
 
 
 @pytest.fixture(scope="module")

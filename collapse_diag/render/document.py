@@ -3,8 +3,8 @@
 :func:`build_document` turns a Report into a :class:`Document`: the title, the
 verdict, and the sections (explanation, key figures, failures, plots, the
 per-dimension table, the sections the diagnostic specs add (``spec.sections``:
-known factors, likelihood figures), settings, provenance). The Markdown and HTML writers only print a Document, so
-both formats always hold the same content.
+known factors, likelihood figures), settings, provenance). The Markdown and
+HTML writers only print a Document, so both formats always hold the same content.
 """
 
 from __future__ import annotations

@@ -127,7 +127,7 @@ class DimensionColumn:
         header: Column title.
         format: One of :data:`COLUMN_FORMATS`.
         terminal: Also shown by ``collapse-diag analyze`` on the terminal.
-        overview: A row of the per-dimension overview heatmap (numeric columns only).
+        overview: A row of the per-dimension overview heatmap (``num`` or ``percent`` only).
     """
 
     key: str

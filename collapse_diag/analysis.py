@@ -1,5 +1,13 @@
 """``analyze``: one encoder pass, the diagnostics, and the :class:`~collapse_diag.report.Report`.
 
+``analyze`` runs in named steps: validate the settings (:func:`_settings`),
+prepare the inputs (:func:`_inputs`: checkpoint, data, labels, subsample), put
+the model in eval mode on its device, check it and refuse what cannot work
+(:func:`_check_before_encoding`), run the one encoder pass (``encode_all``),
+run the diagnostics of :data:`collapse_diag.diagnostics.registry.SPECS` in
+order (:func:`_run_diagnostics`), and assemble the report (:func:`_merge`,
+:func:`_provenance`).
+
 Failures are isolated (the modelscan convention): a diagnostic that raises is
 recorded in ``report.errors`` and the others still run. Problems with the model
 or the inputs themselves (protocol violations, empty data, bad settings) are

@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING
 
 from collapse_diag.diagnostics.registry import SPECS, display_order
 from collapse_diag.diagnostics.spec import PlotRef, resolve
-from collapse_diag.render.colors import STATUS_COLORS
 from collapse_diag.report import Report
 from collapse_diag.schema import SUMMARY_KEY as SK
 
@@ -33,7 +32,6 @@ if TYPE_CHECKING:
 __all__ = [
     "PLOTS",
     "SEQUENCE_PLOTS",
-    "STATUS_COLORS",
     "PlotSpec",
     "all_figures",
     "figure_png",

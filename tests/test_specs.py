@@ -3,7 +3,8 @@ diagnostic needs nothing but its spec in the registry.
 
 Checked: every spec's settings are Settings fields owned by it alone; its rows and
 columns are schema keys it writes (``Field.writer == spec.name``); the registry
-runs each spec after those it requires; every plot, section and explanation
+runs each spec after those it requires, and each reads exactly the earlier results
+it requires; every plot, section and explanation
 reference resolves to a function in ``collapse_diag.render``; importing the
 registry and the plot registry loads no plotting library; and a diagnostic
 added to the registry (a toy one, with a closed-form answer) is run by
@@ -65,6 +66,34 @@ def test_registry_order_satisfies_requires_and_runs_with():
         assert set(spec.requires) <= seen, (spec.name, set(spec.requires) - seen)
         assert set(spec.runs_with) <= seen, spec.name
         seen.add(spec.name)
+
+
+def test_each_diagnostic_reads_exactly_the_results_it_requires(monkeypatch):
+    running: list[str] = []
+    reads: dict[str, set[str]] = {spec.name: set() for spec in SPECS}
+    result = RunContext.result
+
+    def recorded(self, name):
+        reads[running[-1]].add(name)
+        return result(self, name)
+
+    def tracked(spec):
+        def run(context):
+            running.append(spec.name)
+            return spec.run(context)
+        return run
+
+    monkeypatch.setattr(RunContext, "result", recorded)
+    for spec in SPECS:
+        monkeypatch.setitem(analysis.DIAGNOSTICS, spec.name, tracked(spec))
+    model = ToyVAE((2.0, 1.0, 0.0), 0.5)
+    x = model.sample(60, seed=1)
+    report = analysis.analyze(model, x, labels={"sign": (x[:, 0] > 0).numpy().astype(int)},
+                              seed=0, swap_bootstrap=50, per_dim_swap_examples=16,
+                              fisher_bootstrap=20, mi_bootstrap=20, nll_samples=5,
+                              nll_examples=20, prior_samples=4)
+    assert report.errors == {} and running == [spec.name for spec in SPECS]
+    assert reads == {spec.name: set(spec.requires) for spec in SPECS}
 
 
 def test_rows_and_columns_are_schema_keys_their_diagnostic_writes():

@@ -61,8 +61,9 @@ DIAGNOSTICS: dict[str, Callable[[RunContext], Any]] = {spec.name: spec.run for s
 
 #: Settings that ``analyze`` itself or several diagnostics read; every other field of
 #: :class:`~collapse_diag.settings.Settings` is owned by one spec (``spec.settings``).
+#: (``fisher_rank_*``: identifiability and the verdict.)
 RUN_SETTINGS = ("seed", "batch_size", "max_examples", "device", "confidence", "alpha",
-                "diagnostics", "dtype")
+                "diagnostics", "dtype", "fisher_rank_rtol", "fisher_rank_atol")
 
 #: The verdict is not a diagnostic one may leave out: it runs whenever these run.
 VERDICT_INPUTS = SPEC_BY_NAME["verdict"].runs_with

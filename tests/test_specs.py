@@ -77,10 +77,23 @@ def test_each_diagnostic_reads_exactly_the_results_it_requires(monkeypatch):
         reads[running[-1]].add(name)
         return result(self, name)
 
+    used: dict[str, set[str]] = {spec.name: set() for spec in SPECS}
+
+    class Recorded:
+        """The run's settings, recording which fields the running diagnostic reads."""
+
+        def __init__(self, settings, name):
+            self._settings, self._name = settings, name
+
+        def __getattr__(self, field):
+            used[self._name].add(field)
+            return getattr(self._settings, field)
+
     def tracked(spec):
         def run(context):
             running.append(spec.name)
-            return spec.run(context)
+            return spec.run(dataclasses.replace(context,
+                                                settings=Recorded(context.settings, spec.name)))
         return run
 
     monkeypatch.setattr(RunContext, "result", recorded)
@@ -94,6 +107,11 @@ def test_each_diagnostic_reads_exactly_the_results_it_requires(monkeypatch):
                               nll_examples=20, prior_samples=4)
     assert report.errors == {} and running == [spec.name for spec in SPECS]
     assert reads == {spec.name: set(spec.requires) for spec in SPECS}
+    owner = {name: spec.name for spec in SPECS for name in spec.settings}
+    for spec in SPECS:  # a diagnostic reads its own settings and shared ones, no other's
+        assert {owner[name] for name in used[spec.name] if name in owner} <= {spec.name}, spec.name
+        # swap_windows is read for sequential latents only (this model has vector latents)
+        assert set(spec.settings) - used[spec.name] <= {"swap_windows"}, spec.name
 
 
 def test_rows_and_columns_are_schema_keys_their_diagnostic_writes():

@@ -378,8 +378,7 @@ SPEC = DiagnosticSpec(
     name="identifiability",
     run=_run,
     requires=("sensitivity",),
-    settings=("prior_samples", "flatness_threshold", "fisher_samples", "fisher_rank_rtol",
-              "fisher_rank_atol", "fisher_bootstrap"),
+    settings=("prior_samples", "flatness_threshold", "fisher_samples", "fisher_bootstrap"),
     uses_decoder=True,
     summary_rows=(
         SummaryRow(_SK.prior_reconstruction, "prior reconstruction E log p(x|z), z ~ p", "nats"),

@@ -4,7 +4,8 @@
 those before it: ``spec.requires``); the tables, the terminal, the plots, the
 document sections and the explanation show them in :func:`display_order`.
 Adding a diagnostic: write its module ending in ``SPEC = DiagnosticSpec(...)``
-and add one line here (docs/adding-a-diagnostic.md).
+and add it here: its name in the import and its `SPEC` in :data:`SPECS`
+(docs/adding-a-diagnostic.md).
 """
 
 from __future__ import annotations

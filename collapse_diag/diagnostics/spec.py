@@ -7,7 +7,7 @@ run. ``analyze`` runs them from it (the ``--diagnostics`` names, the
 over it: the key-figures and per-dimension tables (render/tables.py), the
 terminal (cli/terminal.py), the overview plot, the plots, the extra document
 sections and the plain-language explanation. Adding a diagnostic is one module
-with its ``SPEC``, one line in the registry, its test and its docs section.
+with its ``SPEC``, one entry in the registry, its test and its docs section.
 
 How plots, tables and explanations attach (the design choice). A diagnostic
 module must not import matplotlib or seaborn when it is imported (``--help``

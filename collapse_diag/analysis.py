@@ -1,5 +1,13 @@
 """``analyze``: one encoder pass, the diagnostics, and the :class:`~collapse_diag.report.Report`.
 
+``analyze`` runs in named steps: validate the settings (:func:`_settings`),
+prepare the inputs (:func:`_inputs`: checkpoint, data, labels, subsample), put
+the model in eval mode on its device, check it and refuse what cannot work
+(:func:`_check_before_encoding`), run the one encoder pass (``encode_all``),
+run the diagnostics of :data:`collapse_diag.diagnostics.registry.SPECS` in
+order (:func:`_run_diagnostics`), and assemble the report (:func:`_merge`,
+:func:`_provenance`).
+
 Failures are isolated (the modelscan convention): a diagnostic that raises is
 recorded in ``report.errors`` and the others still run. Problems with the model
 or the inputs themselves (protocol violations, empty data, bad settings) are
@@ -13,10 +21,9 @@ import datetime as _dt
 import hashlib
 import platform
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -31,130 +38,44 @@ from collapse_diag.data import (
     validate_data,
     validate_labels,
 )
-from collapse_diag.diagnostics.activity import activity_diagnostic
-from collapse_diag.diagnostics.identifiability import identifiability_diagnostic
-from collapse_diag.diagnostics.information import information_diagnostic
-from collapse_diag.diagnostics.kl import kl_diagnostic
-from collapse_diag.diagnostics.likelihood import likelihood_diagnostic
-from collapse_diag.diagnostics.probes import probe_factors
-from collapse_diag.diagnostics.sensitivity import sensitivity_diagnostic
-from collapse_diag.diagnostics.verdict import decide_verdict, informative_dims, swap_reference
-from collapse_diag.encodings import Encodings, encode_all
-from collapse_diag.exceptions import CollapseDiagError, DiagnosticError, invalid_parameter
+from collapse_diag.diagnostics.registry import SPEC_BY_NAME, SPECS
+from collapse_diag.diagnostics.spec import DiagnosticSpec, RunContext
+from collapse_diag.encodings import encode_all
+from collapse_diag.exceptions import invalid_parameter
 from collapse_diag.files import display_path
 from collapse_diag.labels_file import resolve_labels
 from collapse_diag.minimums import require_inputs
 from collapse_diag.protocol import ModelInfo, check_model, coerce_data
 from collapse_diag.report import Report, ReportSection
 from collapse_diag.rng import generator_for
+from collapse_diag.schema import DIMENSION_KEY as DK
+from collapse_diag.schema import PROVENANCE_KEY as PK
 from collapse_diag.settings import Settings
 
-__all__ = ["analyze", "DIAGNOSTICS"]
+__all__ = ["analyze", "DIAGNOSTICS", "RUN_SETTINGS"]
 
+#: Diagnostic name -> its ``run`` (collapse_diag/diagnostics/registry.py), in run order.
+#: ``analyze`` calls each through this mapping, so a benchmark may wrap them
+#: (benchmarks/bench_analyze.py); its keys are the names ``Settings.diagnostics`` takes.
+DIAGNOSTICS: dict[str, Callable[[RunContext], Any]] = {spec.name: spec.run for spec in SPECS}
 
-@dataclass
-class _Run:
-    """Everything a diagnostic may read, and the results computed so far."""
-
-    model: Any
-    data: Batch
-    labels: dict[str, np.ndarray] | None
-    info: ModelInfo
-    encodings: Encodings
-    settings: Settings
-    show_progress: bool
-    results: dict[str, Any] = field(default_factory=dict)
-
-    def generator(self, name: str) -> torch.Generator:
-        return generator_for(self.settings.seed, name)
-
-
-def _kl(run: _Run) -> Any:
-    return kl_diagnostic(run.encodings, eps=run.settings.kl_eps)
-
-
-def _activity(run: _Run) -> Any:
-    return activity_diagnostic(run.encodings, threshold=run.settings.active_threshold)
-
-
-def _information(run: _Run) -> Any:
-    s = run.settings
-    kl = run.results.get("kl") or kl_diagnostic(run.encodings, eps=s.kl_eps)
-    return information_diagnostic(
-        run.encodings, run.generator("information"), mean_kl=kl.total, samples=s.mi_samples,
-        max_components=s.mi_max_components, saturation_margin=s.mi_saturation_margin,
-        bootstrap=s.mi_bootstrap, confidence=s.confidence,
-    )
-
-
-def _decoder_args(run: _Run, name: str) -> tuple:
-    return (run.model, run.data, run.encodings, run.info, run.settings, run.generator(name))
-
-
-def _sensitivity(run: _Run) -> Any:
-    kl, activity = run.results.get("kl"), run.results.get("activity")
-    return sensitivity_diagnostic(*_decoder_args(run, "sensitivity"),
-                                  show_progress=run.show_progress,
-                                  informative=informative_dims(kl, activity),
-                                  information=swap_reference(run.results.get("information"), kl))
-
-
-def _identifiability(run: _Run) -> Any:
-    sensitivity = run.results.get("sensitivity")
-    return identifiability_diagnostic(
-        *_decoder_args(run, "identifiability"), show_progress=run.show_progress,
-        reconstruction=sensitivity.reconstruction if sensitivity is not None else None,
-    )
-
-
-def _likelihood(run: _Run) -> Any:
-    return likelihood_diagnostic(*_decoder_args(run, "likelihood"),
-                                 show_progress=run.show_progress)
-
-
-def _verdict(run: _Run) -> Any:
-    kl, activity = run.results.get("kl"), run.results.get("activity")
-    if kl is None or activity is None:
-        raise CollapseDiagError("the verdict needs the kl and activity diagnostics, which failed.")
-    return decide_verdict(kl, activity, run.results.get("sensitivity"),
-                          run.results.get("identifiability"), run.settings)
-
-
-def _probes(run: _Run) -> Any:
-    if not run.labels:
-        return None
-    if run.encodings.sequential:
-        raise DiagnosticError("the linear probes do not support sequential latents z [B, T, D] "
-                              "yet: analyse without --labels.")
-    return probe_factors(run.encodings.mu, run.labels, seed=run.settings.seed,
-                         logvar=run.encodings.logvar)
-
-
-#: The diagnostics, in the order they run (later ones read earlier results).
-DIAGNOSTICS: dict[str, Callable[[_Run], Any]] = {
-    "kl": _kl,
-    "activity": _activity,
-    "information": _information,
-    "sensitivity": _sensitivity,
-    "identifiability": _identifiability,
-    "verdict": _verdict,
-    "probes": _probes,
-    "likelihood": _likelihood,
-}
-
+#: Settings that ``analyze`` itself or several diagnostics read; every other field of
+#: :class:`~collapse_diag.settings.Settings` is owned by one spec (``spec.settings``).
+#: (``fisher_rank_*``: identifiability and the verdict.)
+RUN_SETTINGS = ("seed", "batch_size", "max_examples", "device", "confidence", "alpha",
+                "diagnostics", "dtype", "fisher_rank_rtol", "fisher_rank_atol")
 
 #: The verdict is not a diagnostic one may leave out: it runs whenever these run.
-VERDICT_INPUTS = ("kl", "activity")
+VERDICT_INPUTS = SPEC_BY_NAME["verdict"].runs_with
+
+#: The diagnostics whose decoder passes run under ``Settings.dtype``.
+DECODER_DIAGNOSTICS = tuple(spec.name for spec in SPECS if spec.uses_decoder)
 
 
-def _runs(name: str, selected: tuple[str, ...] | None) -> bool:
-    """Whether ``name`` runs under ``Settings.diagnostics = selected`` (``None``: all)."""
-    return (selected is None or name in selected
-            or (name == "verdict" and all(n in selected for n in VERDICT_INPUTS)))
-
-
-#: The diagnostics that call the decoder: they run under ``Settings.dtype``.
-DECODER_DIAGNOSTICS = ("sensitivity", "identifiability")
+def _runs(spec: DiagnosticSpec, selected: tuple[str, ...] | None) -> bool:
+    """Whether ``spec`` runs under ``Settings.diagnostics = selected`` (``None``: all)."""
+    return (selected is None or spec.name in selected
+            or (bool(spec.runs_with) and all(n in selected for n in spec.runs_with)))
 
 
 def _precision(name: str, dtype: str, device: torch.device) -> Any:
@@ -202,7 +123,7 @@ def _check_dtype(dtype: str, device: torch.device) -> None:
 
 def _merge(sections: list[ReportSection], latent_dim: int) -> tuple[dict, list[dict], dict]:
     summary: dict[str, Any] = {}
-    dimensions: list[dict[str, Any]] = [{"index": d} for d in range(latent_dim)]
+    dimensions: list[dict[str, Any]] = [{DK.index: d} for d in range(latent_dim)]
     distributions: dict[str, list[Any]] = {}
     for section in sections:
         summary.update(section.summary)
@@ -270,59 +191,19 @@ def analyze(
         DataError: empty or malformed inputs or labels.
         ProtocolError: the model breaks the protocol.
     """
-    cfg = Settings.from_kwargs("analyze", **settings)
-    unknown = sorted(set(cfg.diagnostics or ()) - set(DIAGNOSTICS))
-    if unknown:
-        raise invalid_parameter("diagnostics", "analyze", f"names from {list(DIAGNOSTICS)}",
-                                unknown)
+    cfg = _settings(settings)
     device = _resolve_device(cfg.device)
     _check_dtype(cfg.dtype, device)
-    model, data, stored, checkpoint, data_given = _unpack_checkpoint(model, data, checkpoint)
-    data = validate_data(data, "the data")
-    n_total = num_examples(data)
-    labels, labels_note = resolve_labels(labels, stored, n_total, data_given)
-    label_arrays = validate_labels(labels, n_total) if labels else None
-    index = subsample_indices(n_total, cfg.max_examples, generator_for(cfg.seed, "subsample"))
-    if len(index) < n_total:
-        data = take(data, index)
-        if label_arrays:
-            label_arrays = {k: v[index.numpy()] for k, v in label_arrays.items()}
-
-    was_training = bool(getattr(model, "training", False))
-    if isinstance(model, torch.nn.Module):
-        model.to(device)
-        model.eval()
-    try:
+    inputs = _inputs(model, data, labels, checkpoint, cfg)
+    model, data = inputs.model, inputs.data
+    with _eval_mode(model, device):
         data = coerce_data(model, data)
         info = check_model(model, to_device(take(data, slice(0, 4)), device))
-        if info.sequential and save_encodings is not None:
-            raise invalid_parameter("save_encodings", "analyze", "None for a model with "
-                                    "sequential latents (compare does not read [N, T, D] "
-                                    "encodings yet)", str(save_encodings))
-        require_inputs(num_examples(data), [name for name in DIAGNOSTICS
-                                            if _runs(name, cfg.diagnostics)])
+        _check_before_encoding(info, save_encodings, num_examples(data), cfg)
         encodings = encode_all(model, data, info, cfg.batch_size, device, show_progress,
                                generator_for(cfg.seed, "prior"))
-        run = _Run(model, data, label_arrays, info, encodings, cfg, show_progress)
-        sections, errors, timings = [], {}, {}
-        for name, diagnostic in DIAGNOSTICS.items():
-            if not _runs(name, cfg.diagnostics):
-                continue
-            start = time.perf_counter()
-            try:
-                with _precision(name, cfg.dtype, device):
-                    result = diagnostic(run)
-            except (Exception, SystemExit) as err:  # noqa: BLE001 - isolate failures, record them
-                errors[name] = f"{type(err).__name__}: {err}"
-                result = None
-            timings[name] = round(time.perf_counter() - start, 4)
-            if result is not None:
-                run.results[name] = result
-                sections.append(result.section())
-    finally:
-        if isinstance(model, torch.nn.Module) and was_training:
-            model.train()
-
+        context = RunContext(model, data, inputs.labels, info, encodings, cfg, show_progress)
+        sections, errors, timings = _run_diagnostics(context, device)
     summary, dimensions, distributions = _merge(sections, info.latent_dim)
     data_sha256 = _data_sha256(data)
     if save_encodings is not None:
@@ -335,25 +216,121 @@ def analyze(
         summary=summary,
         dimensions=dimensions,
         settings=cfg.to_dict(),
-        checkpoint=dict(checkpoint) if checkpoint else None,
-        provenance={
-            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "model": type(model).__name__,
-            "n_examples_total": n_total,
-            "data_sha256": data_sha256,
-            "has_prior": info.has_prior,
-            "has_num_tokens": info.has_num_tokens,
-            "latent_steps": info.steps,
-            "labels": labels_note,
-            "device": str(device),
-            "versions": {
-                "collapse_diag": __version__,
-                "python": platform.python_version(),
-                "torch": torch.__version__,
-                "numpy": np.__version__,
-            },
-        },
+        checkpoint=dict(inputs.checkpoint) if inputs.checkpoint else None,
+        provenance=_provenance(model, inputs, info, data_sha256, device),
         distributions=distributions,
         errors=errors,
         timings=timings,
     )
+
+
+def _settings(settings: dict[str, Any]) -> Settings:
+    """The validated settings; ``diagnostics`` must name registered diagnostics."""
+    cfg = Settings.from_kwargs("analyze", **settings)
+    unknown = sorted(set(cfg.diagnostics or ()) - set(DIAGNOSTICS))
+    if unknown:
+        raise invalid_parameter("diagnostics", "analyze", f"names from {list(DIAGNOSTICS)}",
+                                unknown)
+    return cfg
+
+
+class _Inputs(NamedTuple):
+    """The model and the inputs to analyse, after the ``max_examples`` subsample."""
+
+    model: Any
+    data: Batch
+    labels: dict[str, np.ndarray] | None
+    labels_note: str
+    checkpoint: Mapping[str, str] | None
+    n_total: int
+
+
+def _inputs(model: Any, data: Batch | None, labels: Mapping[str, Any] | str | Path | None,
+            checkpoint: Mapping[str, str] | None, cfg: Settings) -> _Inputs:
+    """Unpack a checkpoint, validate the data and labels, draw the seeded subsample."""
+    model, data, stored, checkpoint, data_given = _unpack_checkpoint(model, data, checkpoint)
+    data = validate_data(data, "the data")
+    n_total = num_examples(data)
+    labels, labels_note = resolve_labels(labels, stored, n_total, data_given)
+    label_arrays = validate_labels(labels, n_total) if labels else None
+    index = subsample_indices(n_total, cfg.max_examples, generator_for(cfg.seed, "subsample"))
+    if len(index) < n_total:
+        data = take(data, index)
+        if label_arrays:
+            label_arrays = {k: v[index.numpy()] for k, v in label_arrays.items()}
+    return _Inputs(model, data, label_arrays, labels_note, checkpoint, n_total)
+
+
+@contextlib.contextmanager
+def _eval_mode(model: Any, device: torch.device) -> Iterator[None]:
+    """An ``nn.Module`` on ``device`` in eval mode; its training mode is restored after."""
+    was_training = bool(getattr(model, "training", False))
+    if isinstance(model, torch.nn.Module):
+        model.to(device)
+        model.eval()
+    try:
+        yield
+    finally:
+        if isinstance(model, torch.nn.Module) and was_training:
+            model.train()
+
+
+def _check_before_encoding(info: ModelInfo, save_encodings: str | Path | None, n: int,
+                           cfg: Settings) -> None:
+    """Refuse before the encoder pass: saved sequential encodings, too few inputs."""
+    if info.sequential and save_encodings is not None:
+        raise invalid_parameter("save_encodings", "analyze", "None for a model with "
+                                "sequential latents (compare does not read [N, T, D] "
+                                "encodings yet)", str(save_encodings))
+    require_inputs(n, [spec.name for spec in SPECS if _runs(spec, cfg.diagnostics)])
+
+
+def _run_diagnostics(context: RunContext, device: torch.device
+                     ) -> tuple[list[ReportSection], dict[str, str], dict[str, float]]:
+    """Run the selected diagnostics in registry order, isolating failures (modelscan).
+
+    Returns:
+        The report sections of the results, the error message per failed
+        diagnostic and the seconds each took.
+    """
+    cfg = context.settings
+    sections: list[ReportSection] = []
+    errors: dict[str, str] = {}
+    timings: dict[str, float] = {}
+    for spec in SPECS:
+        if not _runs(spec, cfg.diagnostics):
+            continue
+        start = time.perf_counter()
+        try:
+            with _precision(spec.name, cfg.dtype, device):
+                result = DIAGNOSTICS[spec.name](context)
+        except (Exception, SystemExit) as err:  # noqa: BLE001 - isolate failures, record them
+            errors[spec.name] = f"{type(err).__name__}: {err}"
+            result = None
+        timings[spec.name] = round(time.perf_counter() - start, 4)
+        if result is not None:
+            context.results[spec.name] = result
+            sections.append(result.section())
+    return sections, errors, timings
+
+
+def _provenance(model: Any, inputs: _Inputs, info: ModelInfo, data_sha256: str,
+                device: torch.device) -> dict[str, Any]:
+    """How the report was produced (schema ``PROVENANCE``)."""
+    return {
+        PK.created: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        PK.model: type(model).__name__,
+        PK.n_examples_total: inputs.n_total,
+        PK.data_sha256: data_sha256,
+        PK.has_prior: info.has_prior,
+        PK.has_num_tokens: info.has_num_tokens,
+        PK.latent_steps: info.steps,
+        PK.labels: inputs.labels_note,
+        PK.device: str(device),
+        PK.versions: {
+            "collapse_diag": __version__,
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "numpy": np.__version__,
+        },
+    }

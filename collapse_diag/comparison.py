@@ -27,8 +27,8 @@ from typing import Any
 from collapse_diag.comparison_sources import ComparedModel, load_source
 from collapse_diag.exceptions import invalid_parameter
 from collapse_diag.latent_matching import match_latents
+from collapse_diag.render.report_values import finite
 from collapse_diag.report import Report, to_jsonable
-from collapse_diag.report_values import finite
 from collapse_diag.schema import RENAMED_STATUSES, SUMMARY
 
 __all__ = ["COLUMNS", "ComparedModel", "Comparison", "Column", "compare", "model_statuses"]

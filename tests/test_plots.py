@@ -6,17 +6,13 @@ from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 from report_fixtures import failed_report, healthy_report, minimal_report, partial_report
 
-from collapse_diag.plots import (
-    PLOTS,
-    STATUS_COLORS,
-    all_figures,
-    figure_png,
-    missing_note,
-    plot_identifiability,
-    plot_information,
-    plot_kl,
-    plot_sensitivity,
-)
+from collapse_diag.diagnostics.registry import display_order
+from collapse_diag.render.colors import STATUS_COLORS
+from collapse_diag.render.plots import PLOTS, all_figures, figure_png, missing_note
+from collapse_diag.render.plots_identifiability import plot_identifiability
+from collapse_diag.render.plots_information import plot_information
+from collapse_diag.render.plots_kl import plot_kl
+from collapse_diag.render.plots_sensitivity import plot_sensitivity
 
 
 @pytest.fixture(scope="module")
@@ -25,8 +21,10 @@ def healthy_figures():
 
 
 def test_registry_order_and_captions():
-    assert list(PLOTS) == ["kl", "activity", "information", "sensitivity", "identifiability",
-                           "likelihood", "overview"]
+    specs = [ref.name for spec in display_order() for ref in spec.plots if not ref.sequential]
+    assert list(PLOTS) == [*specs, "overview"]
+    assert specs[:6] == ["kl", "activity", "information", "sensitivity", "identifiability",
+                         "likelihood"]
     for spec in PLOTS.values():
         assert spec.title and len(spec.caption) > 40 and spec.sources
 

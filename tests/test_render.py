@@ -16,9 +16,9 @@ from report_fixtures import (
 )
 
 from collapse_diag.exceptions import InvalidParameterError
-from collapse_diag.plots import PLOTS
 from collapse_diag.render import explain, render_directory, write_report
 from collapse_diag.render.markdown import escape_markdown
+from collapse_diag.render.plots import PLOTS
 from collapse_diag.report import Report
 
 DPI = 30

@@ -7,9 +7,9 @@ from click.testing import CliRunner
 
 from collapse_diag import analyze, save_checkpoint
 from collapse_diag.examples.sequence_vae import build_sequence_vae, sample_inputs
-from collapse_diag.plots import PLOTS, plots_for
-from collapse_diag.plots_sequence import SEQUENCE_PLOTS, kl_matrix
 from collapse_diag.render.explain import explain
+from collapse_diag.render.plots import PLOTS, SEQUENCE_PLOTS, plots_for
+from collapse_diag.render.plots_sequence import kl_matrix
 from collapse_diag.render.sequence_text import sequence_text, step_ranges
 from collapse_diag.report import Report
 from collapse_diag_cli.main import main

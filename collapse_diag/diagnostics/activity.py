@@ -15,11 +15,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from collapse_diag.diagnostics.spec import (
+    DiagnosticSpec,
+    DimensionColumn,
+    PlotRef,
+    RunContext,
+    SummaryRow,
+)
 from collapse_diag.encodings import Encodings
 from collapse_diag.exceptions import DiagnosticError
 from collapse_diag.report import ReportSection
+from collapse_diag.schema import DIMENSION_KEY as DK
+from collapse_diag.schema import SUMMARY_KEY as SK
 
-__all__ = ["ActivityResult", "SIGNALS", "NOISY_SNR", "activity_diagnostic", "signal_class"]
+__all__ = ["ActivityResult", "NOISY_SNR", "SIGNALS", "SPEC", "activity_diagnostic",
+           "signal_class"]
 
 #: Values of the per-dimension ``signal`` field, in display order.
 SIGNALS = ("clear", "noisy", "weak")
@@ -81,15 +91,15 @@ class ActivityResult:
     def section(self) -> ReportSection:
         """Fields for report.json: ``active_units``, ``signal_counts``, per-dimension columns."""
         return ReportSection(
-            summary={"active_units": self.active_units, "signal_counts": self.signal_counts},
+            summary={SK.active_units: self.active_units, SK.signal_counts: self.signal_counts},
             dimensions={
-                "mu_variance": self.mu_variance.tolist(),
-                "posterior_variance": self.posterior_variance.tolist(),
-                "active": self.active.tolist(),
-                "signal": [str(v) for v in self.signal],
-                "mu_variance_by_step": _rows(self.mu_variance_by_step, len(self.active)),
-                "posterior_variance_by_step": _rows(self.posterior_variance_by_step,
-                                                    len(self.active)),
+                DK.mu_variance: self.mu_variance.tolist(),
+                DK.posterior_variance: self.posterior_variance.tolist(),
+                DK.active: self.active.tolist(),
+                DK.signal: [str(v) for v in self.signal],
+                DK.mu_variance_by_step: _rows(self.mu_variance_by_step, len(self.active)),
+                DK.posterior_variance_by_step: _rows(self.posterior_variance_by_step,
+                                                     len(self.active)),
             },
         )
 
@@ -172,3 +182,34 @@ def _sequence_activity(mu: np.ndarray, logvar: np.ndarray, valid: np.ndarray,
     return _result(mu_variance, posterior_variance, threshold,
                    mu_variance_by_step=np.where(reached, var_t, np.nan).T,
                    posterior_variance_by_step=np.where(reached, post_t, np.nan).T)
+
+
+def _run(context: RunContext) -> ActivityResult:
+    return activity_diagnostic(context.encodings, threshold=context.settings.active_threshold)
+
+
+SPEC = DiagnosticSpec(
+    name="activity",
+    run=_run,
+    settings=("active_threshold",),
+    summary_rows=(
+        SummaryRow(SK.active_units, "active units (Var mu >= active_threshold)", "of_dims",
+                   terminal="active units"),
+        SummaryRow(SK.signal_counts, "signal (clear / noisy / weak)", "counts"),
+    ),
+    columns=(
+        DimensionColumn(DK.signal, "signal", "text", terminal=True),
+        DimensionColumn(DK.mu_variance, "Var mu(x)", "num", terminal=True, overview=True),
+        DimensionColumn(DK.posterior_variance, "E sigma²(x)", "num", terminal=True,
+                        overview=True),
+    ),
+    plots=(
+        PlotRef("activity", "Activity map",
+                "One point per dimension: how far mu(x) moves across inputs (x) against the "
+                "mean posterior variance (y). Left of the dashed line the signal is too weak "
+                "(mu(x) barely moves); above the dotted diagonal it is too noisy (sigma² "
+                "exceeds the spread of mu).",
+                "collapse_diag.render.plots_activity:plot_activity"),
+    ),
+    explanation=("collapse_diag.render.dimension_text:signal_text",),
+)

@@ -352,3 +352,54 @@ def identifiability_diagnostic(
         decoder_calls=calls,
         decoder_rows=rows_done,
     )
+
+
+# --- the diagnostic's spec (collapse_diag/diagnostics/spec.py) ---------------------------
+from collapse_diag.diagnostics.spec import (  # noqa: E402 - the spec block closes the module
+    DiagnosticSpec,
+    DimensionColumn,
+    PlotRef,
+    RunContext,
+    SummaryRow,
+)
+from collapse_diag.schema import DIMENSION_KEY as _DK  # noqa: E402
+from collapse_diag.schema import SUMMARY_KEY as _SK  # noqa: E402
+
+
+def _run(context: RunContext) -> IdentifiabilityResult:
+    sensitivity = context.result("sensitivity")
+    return identifiability_diagnostic(
+        *context.decoder_args("identifiability"), show_progress=context.show_progress,
+        reconstruction=sensitivity.reconstruction if sensitivity is not None else None,
+    )
+
+
+SPEC = DiagnosticSpec(
+    name="identifiability",
+    run=_run,
+    requires=("sensitivity",),
+    settings=("prior_samples", "flatness_threshold", "fisher_samples", "fisher_bootstrap"),
+    uses_decoder=True,
+    summary_rows=(
+        SummaryRow(_SK.prior_reconstruction, "prior reconstruction E log p(x|z), z ~ p", "nats"),
+        SummaryRow(_SK.prior_gap, "prior gap", "nats"),
+        SummaryRow(_SK.likelihood_flatness, "likelihood flatness", "nats"),
+        SummaryRow(_SK.likelihood_flatness_per_token, "likelihood flatness per token", "nats"),
+        SummaryRow(_SK.flat_fraction, "inputs with a flat likelihood", "percent"),
+        SummaryRow(_SK.identifiable_dims, "identifiable directions (Fisher rank)", "of_dims"),
+        SummaryRow(_SK.identifiability_counts, "Fisher directions by grade", "counts"),
+    ),
+    columns=(
+        DimensionColumn(_DK.fisher, "Fisher", "num", terminal=True, overview=True),
+        DimensionColumn(_DK.contraction_ci, "contraction interval", "interval"),
+        DimensionColumn(_DK.identifiability, "identifiability", "text"),
+    ),
+    plots=(
+        PlotRef("identifiability", "Identifiability",
+                "Eigenvalues of the Fisher information of z (left): directions below the "
+                "cut-off do not change p(x|z). Right: per input, how much log p(x|z) varies "
+                "over prior draws; left of the dashed line the likelihood is flat in z.",
+                "collapse_diag.render.plots_identifiability:plot_identifiability"),
+    ),
+    explanation=("collapse_diag.render.dimension_text:identifiability_text",),
+)

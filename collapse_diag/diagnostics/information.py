@@ -84,22 +84,23 @@ class InformationResult:
 
     def section(self) -> ReportSection:
         """Fields for report.json: the MI summary fields and the per-dimension MI columns."""
-        dims = {"mutual_information": self.per_dimension.tolist()}
+        # _DK, _SK: the schema keys, imported with the spec block at the end of the module
+        dims = {_DK.mutual_information: self.per_dimension.tolist()}
         if self.per_dimension_ci is not None and self.per_dimension_zero_like is not None:
-            dims["mutual_information_ci"] = self.per_dimension_ci.tolist()
-            dims["mi_indistinguishable_from_zero"] = self.per_dimension_zero_like.tolist()
+            dims[_DK.mutual_information_ci] = self.per_dimension_ci.tolist()
+            dims[_DK.mi_indistinguishable_from_zero] = self.per_dimension_zero_like.tolist()
         return ReportSection(
             summary={
-                "mutual_information": self.mutual_information,
-                "marginal_kl": self.marginal_kl,
-                "mi_ceiling": self.ceiling,
-                "mi_examples": self.n_used,
-                "mi_saturated": self.saturated,
-                "mi_negative": self.negative,
-                "mutual_information_ci": list(self.mi_ci) if self.mi_ci else None,
-                "marginal_kl_ci": list(self.marginal_kl_ci) if self.marginal_kl_ci else None,
-                "mi_indistinguishable_from_zero": self.zero_like,
-                "mi_indistinguishable_from_ceiling": self.ceiling_like,
+                _SK.mutual_information: self.mutual_information,
+                _SK.marginal_kl: self.marginal_kl,
+                _SK.mi_ceiling: self.ceiling,
+                _SK.mi_examples: self.n_used,
+                _SK.mi_saturated: self.saturated,
+                _SK.mi_negative: self.negative,
+                _SK.mutual_information_ci: list(self.mi_ci) if self.mi_ci else None,
+                _SK.marginal_kl_ci: list(self.marginal_kl_ci) if self.marginal_kl_ci else None,
+                _SK.mi_indistinguishable_from_zero: self.zero_like,
+                _SK.mi_indistinguishable_from_ceiling: self.ceiling_like,
             },
             dimensions=dims,
         )
@@ -369,3 +370,54 @@ def information_diagnostic(
         negative=bool(mi < 0),
         **cis,
     )
+
+
+# --- the diagnostic's spec (collapse_diag/diagnostics/spec.py) ---------------------------
+from collapse_diag.diagnostics.spec import (  # noqa: E402 - the spec block closes the module
+    DiagnosticSpec,
+    DimensionColumn,
+    PlotRef,
+    RunContext,
+    SummaryRow,
+)
+from collapse_diag.schema import DIMENSION_KEY as _DK  # noqa: E402
+from collapse_diag.schema import SUMMARY_KEY as _SK  # noqa: E402
+
+
+def _run(context: RunContext) -> InformationResult:
+    from collapse_diag.diagnostics.kl import kl_diagnostic
+
+    s = context.settings
+    kl = context.result("kl") or kl_diagnostic(context.encodings, eps=s.kl_eps)
+    return information_diagnostic(
+        context.encodings, context.generator("information"), mean_kl=kl.total,
+        samples=s.mi_samples, max_components=s.mi_max_components,
+        saturation_margin=s.mi_saturation_margin, bootstrap=s.mi_bootstrap,
+        confidence=s.confidence,
+    )
+
+
+SPEC = DiagnosticSpec(
+    name="information",
+    run=_run,
+    requires=("kl",),
+    settings=("mi_samples", "mi_max_components", "mi_saturation_margin", "mi_bootstrap"),
+    summary_rows=(
+        SummaryRow(_SK.mutual_information, "mutual information I(x; z)", "nats_flagged",
+                   related=(_SK.mi_saturated, _SK.mi_negative), terminal="MI"),
+        SummaryRow(_SK.marginal_kl, "marginal KL(q(z) || p(z))", "nats"),
+        SummaryRow(_SK.mi_ceiling, "MI ceiling log N", "nats"),
+    ),
+    columns=(
+        DimensionColumn(_DK.mutual_information, "MI (nats)", "num", terminal=True,
+                        overview=True),
+    ),
+    plots=(
+        PlotRef("information", "Information split",
+                "The mean KL is the mutual information I(x; z) (what z tells about x) plus the "
+                "marginal KL(q(z) || p(z)) (how far the average code is from the prior). No MI "
+                "estimate can exceed the dashed ceiling log N.",
+                "collapse_diag.render.plots_information:plot_information"),
+    ),
+    explanation=("collapse_diag.render.explain:information_text",),
+)

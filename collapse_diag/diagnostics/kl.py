@@ -12,11 +12,21 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike
 
+from collapse_diag.diagnostics.spec import (
+    DiagnosticSpec,
+    DimensionColumn,
+    PlotRef,
+    RunContext,
+    SummaryRow,
+)
 from collapse_diag.encodings import Encodings
 from collapse_diag.exceptions import DiagnosticError
 from collapse_diag.report import ReportSection
+from collapse_diag.schema import DIMENSION_KEY as DK
+from collapse_diag.schema import DISTRIBUTION_KEY as PK
+from collapse_diag.schema import SUMMARY_KEY as SK
 
-__all__ = ["KLResult", "gaussian_kl", "kl_diagnostic"]
+__all__ = ["KLResult", "SPEC", "gaussian_kl", "kl_diagnostic"]
 
 #: Negative KL values smaller in magnitude than this are rounding, and are set to 0.
 _ROUNDING = 1e-12
@@ -86,15 +96,15 @@ class KLResult:
         """Fields for report.json: ``kl``, ``collapsed_units``; per-dimension and per-input KL."""
         by_step = self.by_step
         return ReportSection(
-            summary={"kl": self.total, "collapsed_units": self.collapsed_units,
-                     "kl_by_step": None if by_step is None else by_step.sum(axis=0).tolist()},
+            summary={SK.kl: self.total, SK.collapsed_units: self.collapsed_units,
+                     SK.kl_by_step: None if by_step is None else by_step.sum(axis=0).tolist()},
             dimensions={
-                "kl": self.per_dimension.tolist(),
-                "kl_collapse_rate": self.collapse_rate.tolist(),
-                "kl_by_step": ([None] * len(self.per_dimension) if by_step is None
-                               else by_step.tolist()),
+                DK.kl: self.per_dimension.tolist(),
+                DK.kl_collapse_rate: self.collapse_rate.tolist(),
+                DK.kl_by_step: ([None] * len(self.per_dimension) if by_step is None
+                                else by_step.tolist()),
             },
-            distributions={"kl_per_input": self.per_input.tolist()},
+            distributions={PK.kl_per_input: self.per_input.tolist()},
         )
 
 
@@ -171,3 +181,40 @@ def _sequence_kl(kl: np.ndarray, valid: np.ndarray, eps: float) -> KLResult:
         eps=float(eps),
         by_step=by_step,
     )
+
+
+def _run(context: RunContext) -> KLResult:
+    return kl_diagnostic(context.encodings, eps=context.settings.kl_eps)
+
+
+SPEC = DiagnosticSpec(
+    name="kl",
+    run=_run,
+    settings=("kl_eps",),
+    summary_rows=(
+        SummaryRow(SK.kl, "mean KL(q(z|x) || p(z))", "nats", terminal="KL"),
+        SummaryRow(SK.collapsed_units, "collapsed units (KL < kl_eps)", "of_dims"),
+    ),
+    columns=(
+        DimensionColumn(DK.kl, "KL (nats)", "num", terminal=True, overview=True),
+        DimensionColumn(DK.kl_collapse_rate, "collapse rate", "percent", terminal=True,
+                        overview=True),
+    ),
+    plots=(
+        PlotRef("kl", "KL per dimension",
+                "Mean KL(q(z_d|x) || p(z_d)) of each dimension, largest first, coloured by "
+                "status. Bars under the dashed kl_eps line are collapsed: their posterior is "
+                "the prior.",
+                "collapse_diag.render.plots_kl:plot_kl"),
+        PlotRef("kl_heatmap", "KL over dimensions and time steps",
+                "Each cell is the mean KL of one latent dimension at one step, over the inputs "
+                "valid at that step: dark columns are steps where z carries no information.",
+                "collapse_diag.render.plots_sequence:plot_kl_heatmap", sequential=True),
+        PlotRef("sequence_position", "KL and swap effect by position",
+                "Top: KL summed over dimensions at each step. Bottom: how much worse each input "
+                "is explained when the steps of one window come from another input's z (equal "
+                "valid length); grey windows show no effect the test detects.",
+                "collapse_diag.render.plots_sequence:plot_by_position", reads=("sensitivity",),
+                sequential=True),
+    ),
+)

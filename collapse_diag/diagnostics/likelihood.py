@@ -328,3 +328,40 @@ def likelihood_diagnostic(
         decoder_calls=calls,
         decoder_rows=m * k,
     )
+
+
+# --- the diagnostic's spec (collapse_diag/diagnostics/spec.py) ---------------------------
+from collapse_diag.diagnostics.spec import (  # noqa: E402 - the spec block closes the module
+    DiagnosticSpec,
+    PlotRef,
+    RunContext,
+    SectionRef,
+)
+
+
+def _run(context: RunContext) -> LikelihoodResult:
+    return likelihood_diagnostic(*context.decoder_args("likelihood"),
+                                 show_progress=context.show_progress)
+
+
+SPEC = DiagnosticSpec(
+    name="likelihood",
+    run=_run,
+    settings=("nll_samples", "nll_examples", "mi_minibatch_size"),
+    uses_decoder=False,  # its decoder passes stay float32 under --dtype (docs/performance.md)
+    plots=(
+        PlotRef("likelihood", "NLL bound against K",
+                "The importance-weighted bound on the NLL with K' = 1, 10, 100, ... of the K "
+                "codes drawn per input, with its standard error over inputs; the dashed line is "
+                "-ELBO. A curve still falling at the right needs a larger nll_samples.",
+                "collapse_diag.render.plots_likelihood:plot_likelihood"),
+    ),
+    sections=(
+        SectionRef("Likelihood figures", "likelihood-figures",
+                   "The figures papers print: -ELBO, the importance-weighted NLL bound (Burda et "
+                   "al. 2016) with its standard error over inputs, perplexity for text, rate and "
+                   "distortion (Alemi et al. 2018), and He et al. (2019)'s minibatch MI for "
+                   "comparison with published tables.",
+                   "collapse_diag.render.likelihood_table:likelihood_table"),
+    ),
+)

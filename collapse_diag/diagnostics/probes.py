@@ -41,13 +41,16 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from collapse_diag.exceptions import DataError, invalid_parameter
+from collapse_diag.diagnostics.spec import DiagnosticSpec, RunContext, SectionRef
+from collapse_diag.exceptions import DataError, DiagnosticError, invalid_parameter
 from collapse_diag.report import ReportSection
+from collapse_diag.schema import PROBE_KEY as PK
+from collapse_diag.schema import SUMMARY_KEY as SK
 
 if TYPE_CHECKING:
     from sklearn.model_selection import StratifiedKFold
 
-__all__ = ["PROBE_MARGIN", "ProbeResult", "ProbesResult", "probe_factors"]
+__all__ = ["PROBE_MARGIN", "SPEC", "ProbeResult", "ProbesResult", "probe_factors"]
 
 #: Accuracy over the majority-class baseline at which a probe counts as recovering
 #: its factor (the report's explanation) and one dimension as carrying it (about
@@ -100,16 +103,16 @@ class ProbesResult:
         """
         probes = {
             name: {
-                "accuracy": r.accuracy,
-                "baseline": r.baseline,
-                "dimensions": list(r.dimensions),
-                "accuracy_mu": r.accuracy_mu,
-                "folds": r.folds,
+                PK.accuracy: r.accuracy,
+                PK.baseline: r.baseline,
+                PK.dimensions: list(r.dimensions),
+                PK.accuracy_mu: r.accuracy_mu,
+                PK.folds: r.folds,
             }
             for name, r in self.factors.items()
         }
         return ReportSection(
-            summary={"probes": probes, "probes_skipped": dict(self.skipped)},
+            summary={SK.probes: probes, SK.probes_skipped: dict(self.skipped)},
             dimensions={},
             distributions={},
         )
@@ -244,3 +247,28 @@ def probe_factors(
         results[name] = ProbeResult(accuracy, baseline, dims, accuracy_mu, k)
     return ProbesResult(factors=results, skipped=skipped, margin=margin,
                         sampled=logvar is not None)
+
+
+def _run(context: RunContext) -> ProbesResult | None:
+    if not context.labels:
+        return None
+    if context.encodings.sequential:
+        raise DiagnosticError("the linear probes do not support sequential latents z [B, T, D] "
+                              "yet: analyse without --labels.")
+    return probe_factors(context.encodings.mu, context.labels, seed=context.settings.seed,
+                         logvar=context.encodings.logvar)
+
+
+SPEC = DiagnosticSpec(
+    name="probes",
+    run=_run,
+    sections=(
+        SectionRef("Known factors", "known-factors",
+                   "Accuracy of a linear probe predicting each labelled factor from one sampled "
+                   "code z ~ q(z|x) per input (what the decoder receives), beside the same probe "
+                   "on the noiseless means mu(x), against the baseline accuracy of a predictor "
+                   "that does not look at z.",
+                   "collapse_diag.render.tables:probes_table"),
+    ),
+    explanation=("collapse_diag.render.explain:probes_text",),
+)

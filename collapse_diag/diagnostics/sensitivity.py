@@ -406,3 +406,64 @@ def _per_dim(model: Any, data: Batch, z: np.ndarray, pi: np.ndarray, order: np.n
                                new[pi[keep]], new[order], info, settings, *rest)
     return dataclasses.replace(result, examples=keep[result.examples])
 
+
+
+# --- the diagnostic's spec (collapse_diag/diagnostics/spec.py) ---------------------------
+from collapse_diag.diagnostics.spec import (  # noqa: E402 - the spec block closes the module
+    DiagnosticSpec,
+    DimensionColumn,
+    PlotRef,
+    RunContext,
+    SummaryRow,
+)
+from collapse_diag.schema import DIMENSION_KEY as _DK  # noqa: E402
+from collapse_diag.schema import SUMMARY_KEY as _SK  # noqa: E402
+
+
+def _run(context: RunContext) -> SensitivityResult:
+    from collapse_diag.diagnostics.verdict import informative_dims, swap_reference
+
+    kl, activity = context.result("kl"), context.result("activity")
+    return sensitivity_diagnostic(
+        *context.decoder_args("sensitivity"), show_progress=context.show_progress,
+        informative=informative_dims(kl, activity),
+        information=swap_reference(context.result("information"), kl))
+
+
+SPEC = DiagnosticSpec(
+    name="sensitivity",
+    run=_run,
+    requires=("kl", "activity", "information"),
+    settings=("swap_bootstrap", "per_dim_swap_examples", "per_dim_swap_max_examples",
+              "negligible_swap_nats", "negligible_swap_fraction", "swap_windows"),
+    uses_decoder=True,
+    summary_rows=(
+        SummaryRow(_SK.swap_delta, "swap delta", "nats_ci", related=(_SK.swap_ci,),
+                   terminal="swap delta"),
+        SummaryRow(_SK.swap_delta_per_token, "swap delta per token", "nats"),
+        SummaryRow(_SK.swap_p_value, "swap p-value", "p_value"),
+        SummaryRow(_SK.decoder_use_counts, "per-dimension swap: decoder use", "counts"),
+        SummaryRow(_SK.per_dim_swap_rounds, "per-dimension swap: inputs, rounds",
+                   "inputs_rounds", related=(_SK.per_dim_swap_examples, _SK.per_dim_swap_budget)),
+        SummaryRow(_SK.reconstruction, "reconstruction E log p(x|z), z ~ q", "nats"),
+    ),
+    columns=(
+        DimensionColumn(_DK.swap_delta, "swap delta (nats)", "num", terminal=True,
+                        overview=True),
+        DimensionColumn(_DK.swap_ci, "swap delta interval", "interval", terminal=True),
+        DimensionColumn(_DK.swap_threshold, "negligible below", "num"),
+        DimensionColumn(_DK.swap_examples, "swap inputs", "num"),
+        DimensionColumn(_DK.swap_inputs_needed, "inputs to decide", "num"),
+        DimensionColumn(_DK.swap_delta_per_token, "swap delta / token", "num"),
+        DimensionColumn(_DK.swap_p_value, "swap p", "p_value"),
+    ),
+    plots=(
+        PlotRef("sensitivity", "Decoder sensitivity",
+                "How much worse each input is explained when given another input's z (left; "
+                "mass at 0 means the decoder ignores z), and the same for one dimension at a "
+                "time (right).",
+                "collapse_diag.render.plots_sensitivity:plot_sensitivity"),
+    ),
+    explanation=("collapse_diag.render.explain:decoder_text",
+                 "collapse_diag.render.sequence_text:sequence_text"),
+)

@@ -42,8 +42,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from collapse_diag.diagnostics.fisher_grades import fisher_cutoff
+from collapse_diag.diagnostics.spec import DiagnosticSpec, DimensionColumn, RunContext, SummaryRow
+from collapse_diag.exceptions import CollapseDiagError
 from collapse_diag.report import ReportSection
+from collapse_diag.schema import DIMENSION_KEY as DK
 from collapse_diag.schema import STATUSES
+from collapse_diag.schema import SUMMARY_KEY as SK
 from collapse_diag.settings import Settings
 
 if TYPE_CHECKING:
@@ -52,7 +56,7 @@ if TYPE_CHECKING:
     from collapse_diag.diagnostics.kl import KLResult
     from collapse_diag.diagnostics.sensitivity import SensitivityResult
 
-__all__ = ["STATUSES", "VerdictResult", "decide_verdict", "holm",
+__all__ = ["SPEC", "STATUSES", "VerdictResult", "decide_verdict", "holm",
            "informative_dims", "swap_reference"]
 
 
@@ -84,7 +88,7 @@ def swap_reference(information: Any, kl: KLResult | None) -> np.ndarray | None:
     is missing; ``None`` (the absolute cap alone) when both are.
     """
     if information is not None:
-        mi = information.section().dimensions.get("mutual_information")
+        mi = information.section().dimensions.get(DK.mutual_information)
         if mi is not None:
             return np.array([np.nan if v is None else v for v in mi], dtype=np.float64)
     return None if kl is None else np.asarray(kl.per_dimension, dtype=np.float64)
@@ -122,12 +126,12 @@ class VerdictResult:
         """The report fields: verdict, reason, counts; ``status`` and ``swap_p_holm`` per dim."""
         return ReportSection(
             summary={
-                "status_counts": dict(self.status_counts),
-                "verdict": self.verdict,
-                "verdict_reason": self.verdict_reason,
+                SK.status_counts: dict(self.status_counts),
+                SK.verdict: self.verdict,
+                SK.verdict_reason: self.verdict_reason,
             },
-            dimensions={"status": list(self.status),
-                        "swap_p_holm": self.swap_p_holm.tolist()},
+            dimensions={DK.status: list(self.status),
+                        DK.swap_p_holm: self.swap_p_holm.tolist()},
         )
 
 
@@ -256,3 +260,26 @@ def _verdict(
         f"Partial: {counts['used']} of {dim} latent dimensions are used ({others}), "
         f"and {whole} ({swap})."
     )
+
+
+def _run(context: RunContext) -> VerdictResult:
+    kl, activity = context.result("kl"), context.result("activity")
+    if kl is None or activity is None:
+        raise CollapseDiagError("the verdict needs the kl and activity diagnostics, which failed.")
+    return decide_verdict(kl, activity, context.result("sensitivity"),
+                          context.result("identifiability"), context.settings)
+
+
+SPEC = DiagnosticSpec(
+    name="verdict",
+    run=_run,
+    requires=("kl", "activity", "sensitivity", "identifiability"),
+    runs_with=("kl", "activity"),
+    leads=True,
+    summary_rows=(
+        SummaryRow(SK.verdict, "verdict", "text"),
+        SummaryRow(SK.status_counts, "status counts", "counts"),
+    ),
+    columns=(DimensionColumn(DK.status, "status", "text", terminal=True),),
+    explanation=("collapse_diag.render.dimension_text:statuses_text",),
+)

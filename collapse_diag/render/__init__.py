@@ -21,10 +21,10 @@ from pathlib import Path
 
 from collapse_diag.exceptions import invalid_parameter
 from collapse_diag.formats import REPORT_FORMATS
-from collapse_diag.plots import PLOTS, plots_for
 from collapse_diag.render.document import build_document
 from collapse_diag.render.documents import draw_pngs, render_documents
 from collapse_diag.render.explain import explain
+from collapse_diag.render.plots import PLOTS, SEQUENCE_PLOTS, plots_for
 from collapse_diag.report import Report, write_text_atomic
 
 __all__ = ["FORMATS", "explain", "render_directory", "write_report"]
@@ -84,8 +84,6 @@ def write_report(report: Report, out_dir: str | Path,
         plots = out / "plots"
         for name, data in pngs.items():
             write_text_atomic(plots / f"{name}.png", data)
-        from collapse_diag.plots_sequence import SEQUENCE_PLOTS
-
         # a plot drawn by an earlier run, missing now
         for name in (PLOTS.keys() | SEQUENCE_PLOTS.keys()) - pngs.keys():
             (plots / f"{name}.png").unlink(missing_ok=True)

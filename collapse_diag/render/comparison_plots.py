@@ -18,8 +18,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 
 from collapse_diag.comparison import Comparison, model_statuses
-from collapse_diag.plots import STATUS_COLORS
-from collapse_diag.report_values import dim_column, finite, setting
+from collapse_diag.render.colors import STATUS_COLORS
+from collapse_diag.render.report_values import dim_column, finite, setting
 from collapse_diag.schema import RENAMED_STATUSES
 
 __all__ = ["COMPARISON_PLOTS", "short_names"]

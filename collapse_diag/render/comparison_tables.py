@@ -12,8 +12,8 @@ import io
 from typing import Any
 
 from collapse_diag.comparison import COLUMNS, Comparison
+from collapse_diag.render.report_values import finite
 from collapse_diag.render.tables import MISSING, Table, fmt_num
-from collapse_diag.report_values import finite
 
 __all__ = ["BEST_MARK", "csv_text", "data_table", "identifiability_table", "standard_table",
            "tex_text"]

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from collapse_diag.render.tables import fmt_num, fmt_pct, join_names
-from collapse_diag.report import Report
-from collapse_diag.report_values import (
+from collapse_diag.render.report_values import (
     dim_column,
     dim_labels,
     dim_statuses,
@@ -24,6 +22,8 @@ from collapse_diag.report_values import (
     setting,
     status_counts,
 )
+from collapse_diag.render.tables import fmt_num, fmt_pct, join_names
+from collapse_diag.report import Report
 
 __all__ = ["MEANING", "decoder_dims_text", "identifiability_text", "signal_groups",
            "signal_text", "statuses_text"]

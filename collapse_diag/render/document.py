@@ -1,9 +1,10 @@
 """What a human-readable report says, in order, independent of its file format.
 
 :func:`build_document` turns a Report into a :class:`Document`: the title, the
-verdict, and the sections (explanation, key figures, failures, plots, tables,
-settings, provenance). The Markdown and HTML writers only print a Document, so
-both formats always hold the same content.
+verdict, and the sections (explanation, key figures, failures, plots, the
+per-dimension table, the sections the diagnostic specs add (``spec.sections``:
+known factors, likelihood figures), settings, provenance). The Markdown and
+HTML writers only print a Document, so both formats always hold the same content.
 """
 
 from __future__ import annotations
@@ -12,19 +13,20 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import PurePath
 
-from collapse_diag.plots import missing_note, plots_for
+from collapse_diag.diagnostics.registry import display_order
+from collapse_diag.diagnostics.spec import resolve
 from collapse_diag.render.explain import explain, verdict_parts
-from collapse_diag.render.likelihood_table import likelihood_table
+from collapse_diag.render.plots import missing_note, plots_for
 from collapse_diag.render.tables import (
     Table,
     dimension_table,
     errors_table,
-    probes_table,
     provenance_table,
     settings_table,
     summary_table,
 )
 from collapse_diag.report import Report
+from collapse_diag.schema import SUMMARY_KEY as SK
 
 __all__ = ["Document", "FigureBlock", "Section", "build_document"]
 
@@ -34,7 +36,7 @@ class FigureBlock:
     """One plot slot.
 
     Attributes:
-        name: Key in :data:`collapse_diag.plots.PLOTS` (and the PNG file name).
+        name: Key in :data:`collapse_diag.render.plots.PLOTS` (and the PNG file name).
         title: Heading of the plot.
         caption: How to read it.
         note: Why it was left out, or ``None`` when it was drawn.
@@ -97,14 +99,6 @@ def build_document(report: Report, drawn: Collection[str]) -> Document:
         Section("What this means", "what-this-means", tuple(explain(report))),
         Section("Key figures", "key-figures", tables=(summary_table(report),)),
     ]
-    likelihood = likelihood_table(report)
-    if likelihood is not None:
-        sections.append(Section(
-            "Likelihood figures", "likelihood-figures",
-            ("The figures papers print: -ELBO, the importance-weighted NLL bound (Burda et al. "
-             "2016) with its standard error over inputs, perplexity for text, rate and "
-             "distortion (Alemi et al. 2018), and He et al. (2019)'s minibatch MI for "
-             "comparison with published tables.",), tables=(likelihood,)))
     errors = errors_table(report)
     if errors is not None:
         sections.append(Section(
@@ -117,15 +111,19 @@ def build_document(report: Report, drawn: Collection[str]) -> Document:
         ("One row per latent dimension; KL, MI and swap deltas in nats. The status rule is "
          "documented in docs/statuses.md of collapse-diag.",),
         tables=(dimension_table(report),)))
-    probes = probes_table(report)
-    if probes is not None:
-        sections.append(Section(
-            "Known factors", "known-factors",
-            ("Accuracy of a linear probe predicting each labelled factor from one sampled "
-             "code z ~ q(z|x) per input (what the decoder receives), beside the same probe on "
-             "the noiseless means mu(x), against the baseline accuracy of a predictor that "
-             "does not look at z.",),
-            tables=(probes,)))
+    sections += _spec_sections(report)
     sections.append(Section("Settings", "settings", tables=(settings_table(report),)))
     sections.append(Section("Provenance", "provenance", tables=(provenance_table(report),)))
-    return Document(title, label, reason, report.summary.get("verdict"), tuple(sections))
+    return Document(title, label, reason, report.summary.get(SK.verdict), tuple(sections))
+
+
+def _spec_sections(report: Report) -> list[Section]:
+    """The sections the diagnostics add (``spec.sections``), those with a table to show."""
+    sections = []
+    for spec in display_order():
+        for ref in spec.sections:
+            table = resolve(ref.table)(report)
+            if table is not None:
+                sections.append(Section(ref.title, ref.anchor, (ref.paragraph,),
+                                        tables=(table,)))
+    return sections

@@ -12,10 +12,10 @@ import base64
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from collapse_diag.plots import figure_png
 from collapse_diag.render.document import Document
 from collapse_diag.render.html import render_html
 from collapse_diag.render.markdown import render_markdown
+from collapse_diag.render.plots import figure_png
 
 __all__ = ["draw_pngs", "render_documents"]
 

@@ -8,6 +8,11 @@ or too *noisy* (sigma(x) swamps the spread of mu(x)); whether the decoder reads 
 marginal KL (Hoffman & Johnson 2016); what the graded identifiability figures say
 (Wang, Blei & Cunningham 2021); and what linear probes of known factors found. A figure that
 is missing is said to be missing, never guessed.
+
+The paragraphs are those the diagnostic specs name (``spec.explanation``), in
+display order (collapse_diag/diagnostics/registry.py); this module writes the
+decoder, information and probe paragraphs, render/dimension_text.py and
+render/sequence_text.py the others.
 """
 
 from __future__ import annotations
@@ -15,16 +20,10 @@ from __future__ import annotations
 import numpy as np
 
 from collapse_diag.diagnostics.probes import PROBE_MARGIN
-from collapse_diag.render.dimension_text import (
-    decoder_dims_text,
-    identifiability_text,
-    signal_text,
-    statuses_text,
-)
-from collapse_diag.render.sequence_text import sequence_text
-from collapse_diag.render.tables import fmt_num, fmt_p, fmt_pct, join_names
-from collapse_diag.report import Report
-from collapse_diag.report_values import (
+from collapse_diag.diagnostics.registry import display_order
+from collapse_diag.diagnostics.spec import resolve
+from collapse_diag.render.dimension_text import decoder_dims_text
+from collapse_diag.render.report_values import (
     dim_column,
     dim_labels,
     dim_statuses,
@@ -32,8 +31,13 @@ from collapse_diag.report_values import (
     setting,
     status_counts,
 )
+from collapse_diag.render.tables import fmt_num, fmt_p, fmt_pct, join_names
+from collapse_diag.report import Report
+from collapse_diag.schema import DIMENSION_KEY as DK
+from collapse_diag.schema import PROBE_KEY as PRK
+from collapse_diag.schema import SUMMARY_KEY as SK
 
-__all__ = ["explain", "verdict_parts"]
+__all__ = ["decoder_text", "explain", "information_text", "probes_text", "verdict_parts"]
 
 
 def _n(count: int, noun: str) -> str:
@@ -42,7 +46,7 @@ def _n(count: int, noun: str) -> str:
 
 def verdict_parts(report: Report) -> tuple[str, str]:
     """``("Verdict: collapsed.", reason)``; the reason is generated when none was stored."""
-    verdict, reason = report.summary.get("verdict"), report.summary.get("verdict_reason")
+    verdict, reason = report.summary.get(SK.verdict), report.summary.get(SK.verdict_reason)
     if not reason:
         counts = status_counts(report)
         reason = (f"{counts.get('used', 0)} of {report.latent_dim} latent dimensions are used."
@@ -51,20 +55,21 @@ def verdict_parts(report: Report) -> tuple[str, str]:
     return label, str(reason)
 
 
-def _decoder(report: Report) -> str:
+def decoder_text(report: Report) -> str:
+    """Whether the decoder reads z: the swap tests with their intervals (sensitivity)."""
     s, alpha = report.summary, float(setting(report, "alpha"))
-    delta = finite(s.get("swap_delta"))
+    delta = finite(s.get(SK.swap_delta))
     if delta is None:
         return ("Whether the decoder reads z cannot be told: the decoder-sensitivity figures "
                 "(the swap test) are missing.")
-    p, sig = finite(s.get("swap_p_value")), s.get("swap_significant")
+    p, sig = finite(s.get(SK.swap_p_value)), s.get(SK.swap_significant)
     reads = bool(sig) if sig is not None else (p is not None and p < alpha and delta > 0)
-    ci = [finite(v) for v in s.get("swap_ci") or []]
+    ci = [finite(v) for v in s.get(SK.swap_ci) or []]
     evidence = [f"{setting(report, 'confidence'):.0%} CI {fmt_num(ci[0])} to {fmt_num(ci[1])} "
                 "nats"] if len(ci) == 2 and None not in ci else []
     if p is not None:
         evidence.append(f"p {fmt_p(p)}" if p < 1e-3 else f"p = {fmt_p(p)}")
-    per_token = finite(s.get("swap_delta_per_token"))
+    per_token = finite(s.get(SK.swap_delta_per_token))
     if per_token is not None:
         evidence.append(f"{fmt_num(per_token)} nats per token")
     paren = f" ({'; '.join(evidence)})" if evidence else ""
@@ -76,7 +81,7 @@ def _decoder(report: Report) -> str:
                 f"changes its log-likelihood by only {fmt_num(delta)} nats on average{paren}, "
                 f"which is not significant at alpha = {fmt_num(alpha)}. The decoder models x on "
                 "its own, as a strong autoregressive decoder can."]
-    gap = finite(s.get("prior_gap"))
+    gap = finite(s.get(SK.prior_gap))
     if gap is not None:
         text.append(f"Decoding from the input's own posterior instead of a prior draw is worth "
                     f"{fmt_num(gap)} nats per input (the prior gap).")
@@ -84,7 +89,7 @@ def _decoder(report: Report) -> str:
     if per_dim:
         text.append(per_dim)
     elif per_dim is None:  # a schema-1 report: Holm-corrected Wilcoxon p-values only
-        pvals = dim_column(report, "swap_p_holm")
+        pvals = dim_column(report, DK.swap_p_holm)
         if np.isfinite(pvals).any():
             count = int((pvals < alpha).sum())
             text.append(f"Swapping one coordinate at a time, {count} of {report.latent_dim} "
@@ -108,14 +113,15 @@ def _with_interval(value: float, interval: tuple[float, float] | None, level: st
            f"{fmt_num(interval[1])})"
 
 
-def _information(report: Report) -> str:
+def information_text(report: Report) -> str:
+    """How the mean KL splits into MI and marginal KL, with intervals (information)."""
     s = report.summary
-    mi, mkl, kl = (finite(s.get(k)) for k in ("mutual_information", "marginal_kl", "kl"))
+    mi, mkl, kl = (finite(s.get(k)) for k in (SK.mutual_information, SK.marginal_kl, SK.kl))
     if mi is None:
         return ("How the KL splits into information about x and mismatch with the prior cannot "
                 "be told: the information figures are missing.")
     level = fmt_pct(float(setting(report, "confidence")))
-    mi_ci, mkl_ci = _interval(s.get("mutual_information_ci")), _interval(s.get("marginal_kl_ci"))
+    mi_ci, mkl_ci = _interval(s.get(SK.mutual_information_ci)), _interval(s.get(SK.marginal_kl_ci))
     total = f"The mean KL of {fmt_num(kl)} nats splits" if kl is not None else "The KL splits"
     text = [f"{total} into {_with_interval(mi, mi_ci, level)} of mutual information between x "
             "and z (what the code tells about the input)"
@@ -125,16 +131,16 @@ def _information(report: Report) -> str:
     if kl is not None and kl >= float(setting(report, "kl_eps")) and max(mi, 0.0) < 0.5 * kl:
         text.append("Most of the KL pays for a mismatch between the average code and the prior, "
                     "not for information about x.")
-    ceiling = finite(s.get("mi_ceiling"))
-    zero_like, ceiling_like = s.get("mi_indistinguishable_from_zero"), \
-        s.get("mi_indistinguishable_from_ceiling")
+    ceiling = finite(s.get(SK.mi_ceiling))
+    zero_like, ceiling_like = s.get(SK.mi_indistinguishable_from_zero), \
+        s.get(SK.mi_indistinguishable_from_ceiling)
     if zero_like is True:
         text.append("The interval reaches 0: the code carries no information about x that "
-                    f"{s.get('mi_examples', 'these')} inputs can detect.")
-    elif s.get("mi_negative") or mi < 0:
+                    f"{s.get(SK.mi_examples, 'these')} inputs can detect.")
+    elif s.get(SK.mi_negative) or mi < 0:
         text.append(f"The MI estimate is below zero ({fmt_num(mi)} nats). MI cannot be negative: "
                     "read it as zero within the estimator's noise.")
-    if (ceiling_like is True or (ceiling_like is None and s.get("mi_saturated"))) \
+    if (ceiling_like is True or (ceiling_like is None and s.get(SK.mi_saturated))) \
             and ceiling is not None:
         text.append(f"The {'interval' if ceiling_like is True else 'estimate'} reaches within "
                     f"{fmt_num(setting(report, 'mi_saturation_margin'))} nats of the ceiling "
@@ -142,25 +148,26 @@ def _information(report: Report) -> str:
                     "of inputs and is a lower bound: analyse more inputs to measure it.")
     zero_dims = [name for name, row, status in zip(dim_labels(report), report.dimensions,
                                                     dim_statuses(report))
-                 if isinstance(row, dict) and row.get("mi_indistinguishable_from_zero") is True
+                 if isinstance(row, dict) and row.get(DK.mi_indistinguishable_from_zero) is True
                  and status != "collapsed"]  # collapsed ones are already said to carry nothing
     if zero_dims and zero_like is not True:
         text.append(f"Per dimension, the MI interval of {join_names(zero_dims)} reaches 0: "
                     "on its own, each of these coordinates tells nothing detectable about x.")
     return " ".join(text)
 
-def _probes(report: Report) -> str | None:
-    probes = report.summary.get("probes")
+def probes_text(report: Report) -> str | None:
+    """What the linear probes of known factors found (probes); ``None`` without labels."""
+    probes = report.summary.get(SK.probes)
     if not isinstance(probes, dict) or not probes:
         return None
     text = []
     for factor, probe in sorted(probes.items()):
-        acc = finite(probe.get("accuracy")) if isinstance(probe, dict) else None
-        base = finite(probe.get("baseline")) if isinstance(probe, dict) else None
+        acc = finite(probe.get(PRK.accuracy)) if isinstance(probe, dict) else None
+        base = finite(probe.get(PRK.baseline)) if isinstance(probe, dict) else None
         if acc is None or base is None:
             text.append(f"The probe for {factor} has no result.")
         elif acc - base >= PROBE_MARGIN:
-            dims = [f"z{i}" for i in probe.get("dimensions") or []]
+            dims = [f"z{i}" for i in probe.get(PRK.dimensions) or []]
             where = f", mostly from {join_names(dims)}" if dims else ""
             text.append(f"A linear probe recovers {factor} from a sampled z at {fmt_num(acc)} vs a "
                         f"{fmt_num(base)} baseline{where}.")
@@ -180,9 +187,7 @@ def explain(report: Report) -> list[str]:
     Returns:
         Plain-text paragraphs (no markup), in reading order.
     """
-    paragraphs = [statuses_text(report), signal_text(report), _decoder(report),
-                  sequence_text(report), _information(report), identifiability_text(report),
-                  _probes(report)]
+    paragraphs = [resolve(ref)(report) for spec in display_order() for ref in spec.explanation]
     if report.errors:
         paragraphs.append(f"Some diagnostics failed ({join_names(sorted(report.errors))}), so "
                           "what they would have said is missing here; their messages are under "

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from html import escape
 
-from collapse_diag.plots import STATUS_COLORS
+from collapse_diag.render.colors import STATUS_COLORS
 from collapse_diag.render.document import Document
 from collapse_diag.render.tables import Table
 

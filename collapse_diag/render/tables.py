@@ -2,7 +2,9 @@
 
 Each table is a :class:`Table` of already formatted cells plus raw sort keys;
 the Markdown and HTML writers only decide how to print it, so what a table
-holds is decided here, once.
+holds is decided here, once. The key-figures rows and the per-dimension columns
+are those the diagnostic specs declare (``spec.summary_rows``, ``spec.columns``;
+collapse_diag/diagnostics/spec.py); this module implements their number formats.
 """
 
 from __future__ import annotations
@@ -10,12 +12,18 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterable
 from typing import Any, NamedTuple
 
+from collapse_diag.diagnostics.registry import display_order
+from collapse_diag.diagnostics.spec import DimensionColumn, SummaryRow
+from collapse_diag.render.report_values import finite, setting
 from collapse_diag.report import Report
-from collapse_diag.report_values import finite, setting
+from collapse_diag.schema import DIMENSION_KEY as DK
+from collapse_diag.schema import PROBE_KEY as PRK
+from collapse_diag.schema import SUMMARY_KEY as SK
 
 __all__ = [
     "MISSING",
     "Table",
+    "dimension_columns",
     "dimension_table",
     "errors_table",
     "fmt_counts",
@@ -27,6 +35,8 @@ __all__ = [
     "probes_table",
     "provenance_table",
     "settings_table",
+    "summary_cell",
+    "summary_rows",
     "summary_table",
     "text_table",
 ]
@@ -136,26 +146,62 @@ def fmt_counts(counts: Any) -> str | None:
     return ", ".join(parts) if parts else "none"
 
 
-#: Per-dimension columns: report key, header, formatter.
-_DIMENSION_COLUMNS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
-    ("status", "status", _text),
-    ("signal", "signal", _text),
-    ("kl", "KL (nats)", fmt_num),
-    ("kl_collapse_rate", "collapse rate", fmt_pct),
-    ("mu_variance", "Var mu(x)", fmt_num),
-    ("posterior_variance", "E sigma²(x)", fmt_num),
-    ("mutual_information", "MI (nats)", fmt_num),
-    ("swap_delta", "swap delta (nats)", fmt_num),
-    ("swap_ci", "swap delta interval", fmt_interval),
-    ("swap_threshold", "negligible below", fmt_num),
-    ("swap_examples", "swap inputs", fmt_num),
-    ("swap_inputs_needed", "inputs to decide", fmt_num),
-    ("swap_delta_per_token", "swap delta / token", fmt_num),
-    ("swap_p_value", "swap p", fmt_p),
-    ("fisher", "Fisher", fmt_num),
-    ("contraction_ci", "contraction interval", fmt_interval),
-    ("identifiability", "identifiability", _text),
-)
+def _of_dims(report: Report, row: SummaryRow) -> str:
+    return f"{int(report.summary[row.key])} of {report.latent_dim}"
+
+
+def _nats(report: Report, row: SummaryRow) -> str:
+    return f"{fmt_num(report.summary[row.key])} nats"
+
+
+def _nats_ci(report: Report, row: SummaryRow) -> str:
+    ci = [finite(v) for v in report.summary.get(row.related[0]) or []]
+    if len(ci) != 2 or None in ci:
+        return _nats(report, row)
+    return (f"{_nats(report, row)} ({setting(report, 'confidence'):.0%} CI {fmt_num(ci[0])} to "
+            f"{fmt_num(ci[1])})")
+
+
+def _nats_flagged(report: Report, row: SummaryRow) -> str:
+    flags = [key.rsplit("_", 1)[-1] for key in row.related if report.summary.get(key)]
+    return _nats(report, row) + (f" ({', '.join(flags)})" if flags else "")
+
+
+def _inputs_rounds(report: Report, row: SummaryRow) -> str:
+    s, (used, budget) = report.summary, row.related
+    return f"{s.get(used)} of at most {s.get(budget)}, {s[row.key]} round(s)"
+
+
+#: Key-figures row formats (``spec.SummaryRow.format``): ``(report, row) -> cell``, called
+#: when ``summary[row.key]`` is there (a number for the numeric formats).
+_ROW_FORMATTERS: dict[str, Callable[[Report, SummaryRow], str | None]] = {
+    "text": lambda report, row: str(report.summary[row.key]),
+    "nats": _nats,
+    "of_dims": _of_dims,
+    "counts": lambda report, row: fmt_counts(report.summary[row.key]),
+    "p_value": lambda report, row: fmt_p(report.summary[row.key]),
+    "percent": lambda report, row: fmt_pct(report.summary[row.key]),
+    "nats_ci": _nats_ci,
+    "nats_flagged": _nats_flagged,
+    "inputs_rounds": _inputs_rounds,
+}
+#: Formats whose value must be a finite number (otherwise the row is left out).
+_NUMERIC_ROWS = ("nats", "of_dims", "percent", "nats_ci", "nats_flagged", "p_value",
+                 "inputs_rounds")
+
+#: Per-dimension column formats (``spec.DimensionColumn.format``).
+_COLUMN_FORMATTERS: dict[str, Callable[[Any], str]] = {
+    "text": _text,
+    "num": fmt_num,
+    "percent": fmt_pct,
+    "interval": fmt_interval,
+    "p_value": fmt_p,
+}
+
+
+def dimension_columns() -> list[DimensionColumn]:
+    """Every per-dimension column of the specs, in display order (the verdict's status first)."""
+    return [column for spec in display_order() for column in spec.columns]
 
 
 def dimension_table(report: Report, keys: Collection[str] | None = None) -> Table:
@@ -163,64 +209,37 @@ def dimension_table(report: Report, keys: Collection[str] | None = None) -> Tabl
 
     Args:
         report: The report.
-        keys: Show only these columns (report keys of :data:`_DIMENSION_COLUMNS`, in
-            that order); default all. The terminal shows a subset.
+        keys: Show only these columns (``dimensions[d]`` keys of :func:`dimension_columns`,
+            in that order); default all. The terminal shows a subset.
     """
-    columns = [c for c in _DIMENSION_COLUMNS if keys is None or c[0] in keys]
+    columns = [c for c in dimension_columns() if keys is None or c.key in keys]
     columns = [c for c in columns
-               if any(isinstance(d, dict) and d.get(c[0]) is not None for d in report.dimensions)]
-    raw = [[d.get("index", i) if isinstance(d, dict) else i]
-           + [d.get(key) if isinstance(d, dict) else None for key, _, _ in columns]
+               if any(isinstance(d, dict) and d.get(c.key) is not None for d in report.dimensions)]
+    raw = [[d.get(DK.index, i) if isinstance(d, dict) else i]
+           + [d.get(c.key) if isinstance(d, dict) else None for c in columns]
            for i, d in enumerate(report.dimensions)]
-    table = _table(["dim"] + [h for _, h, _ in columns], raw,
-                   [lambda v: f"z{v}"] + [f for _, _, f in columns])
+    table = _table(["dim"] + [c.header for c in columns], raw,
+                   [lambda v: f"z{v}"] + [_COLUMN_FORMATTERS[c.format] for c in columns])
     return table._replace(sortable=True)
 
 
+def summary_rows() -> list[SummaryRow]:
+    """Every key-figures row of the specs, in display order (the verdict first)."""
+    return [row for spec in display_order() for row in spec.summary_rows]
+
+
+def summary_cell(report: Report, row: SummaryRow) -> str | None:
+    """The formatted value of ``row`` in ``report``, or ``None`` when it was not computed."""
+    value = report.summary.get(row.key)
+    if value is None or (row.format in _NUMERIC_ROWS and finite(value) is None):
+        return None
+    return _ROW_FORMATTERS[row.format](report, row)
+
+
 def summary_table(report: Report) -> Table:
-    """The model-level figures that were computed: verdict, KL, MI, swap test, identifiability."""
-    s, d = report.summary, report.latent_dim
-    ci = [finite(v) for v in s.get("swap_ci") or []]
-    ci_text = (f" ({setting(report, 'confidence'):.0%} CI {fmt_num(ci[0])} to {fmt_num(ci[1])})"
-               if len(ci) == 2 and None not in ci else "")
-    flags = [flag for key, flag in (("mi_saturated", "saturated"), ("mi_negative", "negative"))
-             if s.get(key)]
-
-    def of_d(key: str) -> str | None:
-        return None if finite(s.get(key)) is None else f"{int(s[key])} of {d}"
-
-    def nats(key: str, extra: str = "") -> str | None:
-        return None if finite(s.get(key)) is None else f"{fmt_num(s[key])} nats{extra}"
-
-    rows = [
-        ("verdict", s.get("verdict")),
-        ("mean KL(q(z|x) || p(z))", nats("kl")),
-        ("collapsed units (KL < kl_eps)", of_d("collapsed_units")),
-        ("active units (Var mu >= active_threshold)", of_d("active_units")),
-        ("signal (clear / noisy / weak)", fmt_counts(s.get("signal_counts"))),
-        ("mutual information I(x; z)", nats("mutual_information",
-                                            f" ({', '.join(flags)})" if flags else "")),
-        ("marginal KL(q(z) || p(z))", nats("marginal_kl")),
-        ("MI ceiling log N", nats("mi_ceiling")),
-        ("swap delta", nats("swap_delta", ci_text)),
-        ("swap delta per token", nats("swap_delta_per_token")),
-        ("swap p-value", None if s.get("swap_p_value") is None else fmt_p(s["swap_p_value"])),
-        ("per-dimension swap: decoder use", fmt_counts(s.get("decoder_use_counts"))),
-        ("per-dimension swap: inputs, rounds", None if s.get("per_dim_swap_rounds") is None
-         else f"{s.get('per_dim_swap_examples')} of at most {s.get('per_dim_swap_budget')}, "
-              f"{s['per_dim_swap_rounds']} round(s)"),
-        ("reconstruction E log p(x|z), z ~ q", nats("reconstruction")),
-        ("prior reconstruction E log p(x|z), z ~ p", nats("prior_reconstruction")),
-        ("prior gap", nats("prior_gap")),
-        ("likelihood flatness", nats("likelihood_flatness")),
-        ("likelihood flatness per token", nats("likelihood_flatness_per_token")),
-        ("inputs with a flat likelihood", None if finite(s.get("flat_fraction")) is None
-         else fmt_pct(s["flat_fraction"])),
-        ("identifiable directions (Fisher rank)", of_d("identifiable_dims")),
-        ("Fisher directions by grade", fmt_counts(s.get("identifiability_counts"))),
-        ("status counts", fmt_counts(s.get("status_counts"))),
-    ]
-    kept = [[label, value] for label, value in rows if value is not None]
+    """The model-level figures that were computed: each spec's rows (:func:`summary_rows`)."""
+    cells = [[row.label, summary_cell(report, row)] for row in summary_rows()]
+    kept = [[label, value] for label, value in cells if value is not None]
     return Table(["figure", "value"], kept, [[a, b] for a, b in kept])
 
 
@@ -254,11 +273,11 @@ def provenance_table(report: Report) -> Table:
 
 def probes_table(report: Report) -> Table | None:
     """Linear probes of known factors from a sampled z (and from mu(x)), or ``None`` when none."""
-    probes = report.summary.get("probes")
+    probes = report.summary.get(SK.probes)
     if not isinstance(probes, dict) or not probes:
         return None
-    raw = [[factor, p.get("accuracy"), p.get("accuracy_mu"), p.get("baseline"),
-            [f"z{i}" for i in p.get("dimensions") or []]]
+    raw = [[factor, p.get(PRK.accuracy), p.get(PRK.accuracy_mu), p.get(PRK.baseline),
+            [f"z{i}" for i in p.get(PRK.dimensions) or []]]
            for factor, p in sorted(probes.items()) if isinstance(p, dict)]
     return _table(["factor", "accuracy from z", "accuracy from mu(x)", "baseline",
                    "dimensions used"], raw, [str, fmt_num, fmt_num, fmt_num, _text])

@@ -17,8 +17,8 @@ from matplotlib.colors import ListedColormap, LogNorm
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from collapse_diag.plots import STATUS_COLORS
-from collapse_diag.report_values import STATUS_ORDER, finite
+from collapse_diag.render.colors import STATUS_COLORS
+from collapse_diag.render.report_values import STATUS_ORDER, finite
 
 __all__ = ["TRAJECTORY_PLOTS", "plot_kl_heatmap", "plot_status", "plot_curves",
            "status_color", "SERIES"]

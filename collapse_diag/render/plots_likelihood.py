@@ -1,6 +1,6 @@
 """The plot of the importance-weighted NLL bound against K (one analysed model).
 
-Registered in :data:`collapse_diag.plots.PLOTS` as ``"likelihood"``. Like every
+Named by the likelihood diagnostic's spec as plot ``"likelihood"``. Like every
 plot, a function ``(report) -> Figure | None`` on a bare Figure (no pyplot).
 """
 
@@ -10,8 +10,9 @@ import numpy as np
 import seaborn as sns
 from matplotlib.figure import Figure
 
+from collapse_diag.render.report_values import finite
 from collapse_diag.report import Report
-from collapse_diag.report_values import finite
+from collapse_diag.schema import SUMMARY_KEY as SK
 
 __all__ = ["plot_likelihood"]
 
@@ -20,7 +21,7 @@ _LINE, _ELBO = "#332288", "#555555"
 
 def plot_likelihood(report: Report) -> Figure | None:
     """NLL bound at K' = 1, 10, 100, ..., K with its standard error; -ELBO for reference."""
-    conv = report.summary.get("nll_convergence")
+    conv = report.summary.get(SK.nll_convergence)
     if not isinstance(conv, dict) or not conv.get("samples"):
         return None
     k = np.asarray(conv["samples"], dtype=float)
@@ -31,7 +32,7 @@ def plot_likelihood(report: Report) -> Figure | None:
         ax = fig.subplots()
         ax.errorbar(k, nll, yerr=se, marker="o", ms=5, capsize=3, color=_LINE,
                     label="IW bound on NLL ± standard error")
-        neg_elbo = finite(report.summary.get("neg_elbo"))
+        neg_elbo = finite(report.summary.get(SK.neg_elbo))
         if neg_elbo is not None:
             ax.axhline(neg_elbo, color=_ELBO, ls="--", lw=1, label=f"-ELBO = {neg_elbo:.4g}")
         ax.set(xscale="log" if k.max() > 1 else "linear",

@@ -1,9 +1,10 @@
 """Plots for sequential latents: KL over (dimension x step), KL and swap effect by position.
 
-Registered in :data:`SEQUENCE_PLOTS` and drawn only for reports of sequential
-models (``summary.kl_by_step`` not null; :func:`collapse_diag.plots.plots_for`),
-so vector-latent documents are unchanged. Like every plot, a function
-``(report) -> Figure | None`` on a bare Figure (no pyplot).
+Named by the kl diagnostic's spec (``PlotRef(..., sequential=True)``) and drawn
+only for reports of sequential models (``summary.kl_by_step`` not null;
+:func:`collapse_diag.render.plots.plots_for`), so vector-latent documents are
+unchanged. Like every plot, a function ``(report) -> Figure | None`` on a bare
+Figure (no pyplot).
 """
 
 from __future__ import annotations
@@ -12,23 +13,19 @@ import numpy as np
 import seaborn as sns
 from matplotlib.figure import Figure
 
-from collapse_diag.plots import PlotSpec
+from collapse_diag.render.report_values import setting
 from collapse_diag.report import Report
+from collapse_diag.schema import DIMENSION_KEY as DK
+from collapse_diag.schema import SUMMARY_KEY as SK
 
-__all__ = ["SEQUENCE_PLOTS", "is_sequential", "kl_matrix", "plot_kl_heatmap",
-           "plot_by_position"]
+__all__ = ["kl_matrix", "plot_by_position", "plot_kl_heatmap"]
 
 _KL, _SWAP, _FLAT = "#332288", "#D55E00", "#999999"
 
 
-def is_sequential(report: Report) -> bool:
-    """The report is of a model with sequential latents (``summary.kl_by_step`` is a list)."""
-    return isinstance(report.summary.get("kl_by_step"), list)
-
-
 def kl_matrix(report: Report) -> np.ndarray | None:
     """Per-dimension ``kl_by_step`` as an array ``(D, T)`` (NaN for null), or ``None``."""
-    rows = [row.get("kl_by_step") for row in report.dimensions]
+    rows = [row.get(DK.kl_by_step) for row in report.dimensions]
     if not rows or any(not isinstance(r, list) for r in rows):
         return None
     return np.array([[np.nan if v is None else float(v) for v in r] for r in rows])
@@ -56,18 +53,18 @@ def plot_kl_heatmap(report: Report) -> Figure | None:
 
 def plot_by_position(report: Report) -> Figure | None:
     """KL summed over dimensions per step (top) and the swap effect per time window (bottom)."""
-    total = report.summary.get("kl_by_step")
+    total = report.summary.get(SK.kl_by_step)
     if not isinstance(total, list):
         return None
     kl = np.array([np.nan if v is None else float(v) for v in total])
     steps = np.arange(len(kl))
-    windows = report.summary.get("swap_delta_by_window") or []
-    alpha = float(report.settings.get("alpha", 0.05))
+    windows = report.summary.get(SK.swap_delta_by_window) or []
+    alpha = float(setting(report, "alpha"))
     with sns.axes_style("whitegrid"), sns.plotting_context("notebook", font_scale=0.85):
         fig = Figure(figsize=(8.0, 5.2), layout="constrained")
         top, bottom = fig.subplots(2, 1, sharex=True)
         top.plot(steps, kl, marker="o", ms=4, color=_KL)
-        top.axhline(float(report.settings.get("kl_eps", 0.01)), color="black", ls="--", lw=1,
+        top.axhline(float(setting(report, "kl_eps")), color="black", ls="--", lw=1,
                     label="kl_eps")
         top.set(ylabel="KL summed over dims [nats]", title="KL and swap effect by position")
         top.legend(fontsize=8)
@@ -84,19 +81,3 @@ def plot_by_position(report: Report) -> Figure | None:
         bottom.set(xlabel="time step", ylabel="swap delta [nats]")
         bottom.set_title(f"per time window (coloured: p < {alpha:g})", fontsize=9)
     return fig
-
-
-#: The plots of sequential reports, after those of :data:`collapse_diag.plots.PLOTS`.
-SEQUENCE_PLOTS: dict[str, PlotSpec] = {
-    "kl_heatmap": PlotSpec(
-        "KL over dimensions and time steps",
-        "Each cell is the mean KL of one latent dimension at one step, over the inputs "
-        "valid at that step: dark columns are steps where z carries no information.",
-        ("kl",), plot_kl_heatmap),
-    "sequence_position": PlotSpec(
-        "KL and swap effect by position",
-        "Top: KL summed over dimensions at each step. Bottom: how much worse each input is "
-        "explained when the steps of one window come from another input's z (equal valid "
-        "length); grey windows show no effect the test detects.",
-        ("kl", "sensitivity"), plot_by_position),
-}

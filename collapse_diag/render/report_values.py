@@ -12,7 +12,9 @@ from typing import Any
 import numpy as np
 
 from collapse_diag.report import Report
+from collapse_diag.schema import DIMENSION_KEY as DK
 from collapse_diag.schema import STATUSES
+from collapse_diag.schema import SUMMARY_KEY as SK
 from collapse_diag.settings import Settings
 
 __all__ = [
@@ -62,19 +64,19 @@ def dim_column(report: Report, key: str) -> np.ndarray:
 
 def dim_labels(report: Report) -> list[str]:
     """Names ``z0``, ``z1``, ... of the dimensions, in report order."""
-    return [f"z{d.get('index', i) if isinstance(d, dict) else i}"
+    return [f"z{d.get(DK.index, i) if isinstance(d, dict) else i}"
             for i, d in enumerate(report.dimensions)]
 
 
 def dim_statuses(report: Report) -> list[str]:
     """Status of each dimension; ``"unknown"`` where none was computed."""
-    return [d.get("status") if isinstance(d, dict) and d.get("status") in STATUS_ORDER
+    return [d.get(DK.status) if isinstance(d, dict) and d.get(DK.status) in STATUS_ORDER
             else "unknown" for d in report.dimensions]
 
 
 def status_counts(report: Report) -> dict[str, int]:
     """Dimensions per status, from ``summary.status_counts`` or else counted; ``{}`` if none."""
-    counts = report.summary.get("status_counts")
+    counts = report.summary.get(SK.status_counts)
     if isinstance(counts, dict) and counts:
         return {k: int(v) for k, v in counts.items() if finite(v) is not None}
     statuses = [s for s in dim_statuses(report) if s != "unknown"]

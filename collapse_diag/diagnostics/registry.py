@@ -1,0 +1,45 @@
+"""The diagnostics in the order they run, one :class:`~.spec.DiagnosticSpec` each.
+
+``analyze`` runs :data:`SPECS` in this order (a diagnostic reads the results of
+those before it: ``spec.requires``); the tables, the terminal, the plots, the
+document sections and the explanation show them in :func:`display_order`.
+Adding a diagnostic: write its module ending in ``SPEC = DiagnosticSpec(...)``
+and add it here: its name in the import and its `SPEC` in :data:`SPECS`
+(docs/adding-a-diagnostic.md).
+"""
+
+from __future__ import annotations
+
+from collapse_diag.diagnostics import (
+    activity,
+    identifiability,
+    information,
+    kl,
+    likelihood,
+    probes,
+    sensitivity,
+    verdict,
+)
+from collapse_diag.diagnostics.spec import DiagnosticSpec
+
+__all__ = ["SPECS", "SPEC_BY_NAME", "display_order"]
+
+#: Every diagnostic, in the order they run.
+SPECS: tuple[DiagnosticSpec, ...] = (
+    kl.SPEC,
+    activity.SPEC,
+    information.SPEC,
+    sensitivity.SPEC,
+    identifiability.SPEC,
+    verdict.SPEC,
+    probes.SPEC,
+    likelihood.SPEC,
+)
+
+#: Name -> spec.
+SPEC_BY_NAME: dict[str, DiagnosticSpec] = {spec.name: spec for spec in SPECS}
+
+
+def display_order() -> tuple[DiagnosticSpec, ...]:
+    """:data:`SPECS` with the leading ones (``spec.leads``: the verdict) first."""
+    return tuple(sorted(SPECS, key=lambda spec: not spec.leads))

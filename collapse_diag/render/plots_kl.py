@@ -1,0 +1,42 @@
+"""The KL-per-dimension plot (the kl diagnostic)."""
+
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from collapse_diag.render.plots_style import status_bars, styled, width
+from collapse_diag.render.report_values import (
+    dim_column,
+    dim_labels,
+    dim_statuses,
+    setting,
+)
+from collapse_diag.report import Report
+from collapse_diag.schema import DIMENSION_KEY as DK
+
+__all__ = ["plot_kl"]
+
+
+@styled
+def plot_kl(report: Report) -> Figure | None:
+    """Mean KL per dimension, sorted, coloured by status, with the ``kl_eps`` line."""
+    kl = dim_column(report, DK.kl)
+    keep = np.flatnonzero(np.isfinite(kl))
+    if keep.size == 0:
+        return None
+    keep = keep[np.argsort(-kl[keep], kind="stable")]
+    labels, statuses = dim_labels(report), dim_statuses(report)
+    eps = float(setting(report, "kl_eps"))
+    fig = Figure(figsize=(width(keep.size), 4.2), layout="constrained")
+    ax = fig.subplots()
+    status_bars(ax, [labels[i] for i in keep], kl[keep], [statuses[i] for i in keep],
+                 annotate=True)
+    positive = kl[keep][kl[keep] > 0]
+    ax.set_yscale("log")
+    ax.set_ylim(min([eps, *positive]) / 4, max(kl[keep].max(), eps) * 4)
+    ax.axhline(eps, color="black", ls="--", lw=1, label=f"kl_eps = {eps:g} nats")
+    ax.set(xlabel="latent dimension (sorted by KL)",
+           ylabel="mean KL(q(z_d|x) || p(z_d))  [nats]", title="KL per dimension")
+    ax.legend(title="status", loc="upper right")
+    return fig

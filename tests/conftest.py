@@ -1,3 +1,4 @@
+import copy
 import shutil
 import sys
 from pathlib import Path
@@ -42,6 +43,21 @@ def toy_checkpoint(user_dir):
     save_checkpoint(path, model, "models:ToyVAE",
                     {"weights": [2.0, 1.0, 0.0], "noise": 0.5}, data=model.sample(400))
     return path
+
+
+@pytest.fixture(scope="session")
+def _real_reports():
+    """The reports of tests/real_reports.py, each from one real ``analyze`` run per session."""
+    from real_reports import build_all
+
+    return build_all()
+
+
+@pytest.fixture
+def reports(_real_reports):
+    """Copies of the real reports (healthy, collapsed, partial, sequential, failed, kl_only):
+    a test may change its copy without touching the others' (tests/real_reports.py)."""
+    return copy.deepcopy(_real_reports)
 
 
 try:  # deterministic property tests in CI, no per-example deadline on a busy 2-core machine

@@ -53,7 +53,47 @@ NOT_YET_CONVERTED = (
     "collapse_diag/report_values.py",
     "collapse_diag/render/report_values.py",
     "cli/terminal.py",
+    # owned by the cli-options helper (issue 15 item 3), converted after its merge:
+    "cli/main.py",
+    "cli/compare_command.py",
+    "cli/track_command.py",  # reads trajectory rows: collapse_diag/trajectory_fields.py keys
+    # owned by no helper this round: the lead converts it (report.json's own upgrade and reads)
+    "collapse_diag/report.py",
 )
+
+
+def _settings_names() -> frozenset[str]:
+    from dataclasses import fields
+
+    from collapse_diag.settings import Settings
+
+    return frozenset(f.name for f in fields(Settings))
+
+
+#: Modules whose dicts with a report key's name are not reports, and which names those are.
+#: Only the names listed are let through, so a real report key read there still fails.
+NOT_REPORT_KEYS: dict[str, tuple[frozenset[str], str]] = {
+    "collapse_diag/settings.py": (_settings_names(), "Settings field names (bounds, defaults)"),
+    "collapse_diag/presets.py": (_settings_names(), "Settings field names of the presets"),
+    "collapse_diag/minimums.py": (frozenset({"kl", "identifiability", "probes", "verdict"}),
+                                  "MIN_INPUTS is keyed by diagnostic names"),
+    "collapse_diag/checkpoint.py": (frozenset({"labels"}), "a checkpoint file's own keys"),
+    "collapse_diag/adapters/native.py": (frozenset({"labels", "model"}),
+                                         "a checkpoint file's own keys"),
+    "collapse_diag/adapters/lightning.py": (frozenset({"labels"}),
+                                            "a checkpoint file's own keys"),
+    "collapse_diag/adapters/pythae.py": (frozenset({"reconstruction"}),
+                                         "the output dict of a pythae decoder"),
+    "collapse_diag/encodings_file.py": (frozenset({"data_sha256"}),
+                                        "an array name inside encodings.npz"),
+    "collapse_diag/examples/train.py": (frozenset({"latent_dim", "kl", "active_units", "labels",
+                                                   "model"}),
+                                        "model configs and the training loop's own figures"),
+    "collapse_diag/render/comparison_plots.py": (frozenset({"nll_convergence"}),
+                                                 "a plot name (file comparison_<name>.png)"),
+    "collapse_diag/render/trajectory_plots.py": (frozenset({"status"}),
+                                                 "a plot name (file trajectory-plots/<name>.png)"),
+}
 
 #: The modules that declare keys: schema.py, and nothing else reads report keys as text.
 DECLARING = ("collapse_diag/schema.py",)
@@ -105,19 +145,27 @@ def test_no_report_key_is_spelled_outside_the_schema():
     for module in _modules():
         if _exempt(module):
             continue
-        hits = literal_keys((ROOT / module).read_text(encoding="utf-8"))
+        allowed = NOT_REPORT_KEYS.get(module, (frozenset(), ""))[0]
+        hits = [(line, key) for line, key in literal_keys((ROOT / module).read_text(
+            encoding="utf-8")) if key not in allowed]
         if hits:
             offenders[module] = hits
     assert not offenders, ("report keys spelled as literals (use collapse_diag.schema's "
                            f"SUMMARY_KEY, DIMENSION_KEY, ...): {offenders}")
 
 
-def test_the_exemptions_name_real_files():
-    """Each NOT_YET_CONVERTED entry matches a file: a stale entry is a hole in the test."""
+def test_the_exemptions_name_real_files_and_real_hits():
+    """A stale exemption is a hole in the test: every entry must still be needed."""
     modules = _modules()
+    moving = ("collapse_diag/render/plots", "collapse_diag/render/report_values.py")
     stale = [e for e in NOT_YET_CONVERTED if not any(m.startswith(e) for m in modules)
-             and e not in ("collapse_diag/render/plots", "collapse_diag/render/report_values.py")]
+             and e not in moving]
     assert not stale, stale
+    for module, (names, _) in NOT_REPORT_KEYS.items():
+        if module.endswith(("settings.py", "presets.py")):
+            continue  # every Settings name is allowed there, used or not
+        used = {key for _, key in literal_keys((ROOT / module).read_text(encoding="utf-8"))}
+        assert names <= used, (module, sorted(names - used))
 
 
 @pytest.mark.parametrize("source, expected", [

@@ -46,18 +46,19 @@ def toy_checkpoint(user_dir):
 
 
 @pytest.fixture(scope="session")
-def _real_reports():
-    """The reports of tests/real_reports.py, each from one real ``analyze`` run per session."""
+def analysed():
+    """The reports of tests/real_reports.py, each from one real ``analyze`` run per session
+    (shared: read them, never change them; ``reports`` gives copies)."""
     from real_reports import build_all
 
     return build_all()
 
 
 @pytest.fixture
-def reports(_real_reports):
+def reports(analysed):
     """Copies of the real reports (healthy, collapsed, partial, sequential, failed, kl_only):
     a test may change its copy without touching the others' (tests/real_reports.py)."""
-    return copy.deepcopy(_real_reports)
+    return copy.deepcopy(analysed)
 
 
 try:  # deterministic property tests in CI, no per-example deadline on a busy 2-core machine

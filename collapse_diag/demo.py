@@ -14,7 +14,7 @@ from typing import Any
 
 from collapse_diag.analysis import analyze
 from collapse_diag.checkpoint import load_checkpoint
-from collapse_diag.headlines import label
+from collapse_diag.headlines import HEADLINE, label
 from collapse_diag.render import write_report
 from collapse_diag.render.tables import text_table
 from collapse_diag.report import Report
@@ -24,9 +24,10 @@ from collapse_diag.schema import SUMMARY_KEY as S
 
 __all__ = ["FIGURES", "run_demo", "comparison_table"]
 
-#: The summary figures the demo table shows after the verdict and the status counts, in order
-#: (titles from collapse_diag/headlines.py); ``probes`` shows the best probe.
-FIGURES = (S.kl, S.mutual_information, S.swap_delta, S.swap_p_value, S.probes)
+#: The summary figures the demo table shows after the verdict and the status counts, in order:
+#: the headline figures, then the swap p-value and the best probe (titles from
+#: collapse_diag/headlines.py).
+FIGURES = (*HEADLINE, S.swap_p_value, S.probes)
 
 
 def _best_probe(probes: dict[str, Any]) -> str:

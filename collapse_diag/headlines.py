@@ -3,9 +3,10 @@
 A headline figure is a ``summary`` field (collapse_diag/schema.py) that the
 comparison table (collapse_diag/comparison.py ``COLUMNS``), the demo table
 (collapse_diag/demo.py), the trajectory rows and plots
-(collapse_diag/trajectory.py ``TRACKED``) and the monitor's scalars show. Each
-of those lists names its fields through ``SUMMARY_KEY`` and takes the title of
-a column or axis from here, the unit from the schema.
+(collapse_diag/trajectory_fields.py ``TRACKED``) and the monitor's scalars show.
+Each of those lists names its fields through ``SUMMARY_KEY``, starts from
+:data:`HEADLINE` where it shows the headline figures, and takes the title of a
+column or axis from :data:`LABELS`, the unit from the schema.
 """
 
 from __future__ import annotations
@@ -13,7 +14,12 @@ from __future__ import annotations
 from collapse_diag.schema import SUMMARY
 from collapse_diag.schema import SUMMARY_KEY as S
 
-__all__ = ["LABELS", "axis_label", "label"]
+__all__ = ["HEADLINE", "LABELS", "axis_label", "label"]
+
+#: The headline figures every one-line or one-row summary of a report shows, in order:
+#: the demo table (demo.FIGURES), the trajectory's curves and the monitor's scalars
+#: (trajectory_fields.TRACKED) read it; cli/terminal.py's summary line shows the same four.
+HEADLINE = (S.kl, S.mutual_information, S.active_units, S.swap_delta)
 
 #: Summary key -> its short name in tables and on axes.
 LABELS: dict[str, str] = {

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from collapse_diag.headlines import axis_label
+from collapse_diag.headlines import HEADLINE, axis_label
 from collapse_diag.schema import DIMENSION_KEY as D
 from collapse_diag.schema import SUMMARY_KEY as S
 from collapse_diag.schema import Field, Keys
@@ -72,15 +72,13 @@ class Tracked:
     scalar: bool = False
 
 
-#: The one declaration of what a trajectory keeps of a report's summary, in row order;
+#: The one declaration of what a trajectory keeps of a report's summary, in row order (the
+#: headline figures of collapse_diag/headlines.py first);
 #: SUMMARY_FIELDS, SCALAR_FIELDS (monitor.scalars) and SERIES (the plots) derive from it.
 #: ``neg_elbo`` is derived when the report has none, see :func:`row_from_report`.
 TRACKED: tuple[Tracked, ...] = (
-    Tracked(S.kl, curve=True, scalar=True),
-    Tracked(S.mutual_information, curve=True, scalar=True),
-    Tracked(S.active_units, curve=True, scalar=True),
+    *(Tracked(key, curve=True, scalar=True) for key in HEADLINE),
     Tracked(S.collapsed_units, scalar=True),
-    Tracked(S.swap_delta, curve=True, scalar=True),
     Tracked(S.swap_p_value),
     Tracked(S.reconstruction),
     Tracked(S.neg_elbo, curve=True, scalar=True),

@@ -32,12 +32,12 @@ from collapse_diag.report import Report, to_jsonable
 from collapse_diag.report_values import finite
 from collapse_diag.schema import DIMENSION_KEY as D
 from collapse_diag.schema import PROVENANCE_KEY as P
-from collapse_diag.schema import RENAMED_STATUSES, SUMMARY
+from collapse_diag.schema import RENAMED_STATUSES, SUMMARY, Field, Keys
 from collapse_diag.schema import SUMMARY_KEY as S
 from collapse_diag.schema import TOP_LEVEL_KEY as T
 
-__all__ = ["COLLAPSED", "COLUMNS", "EXTRA_FIELDS", "USED", "ComparedModel", "Comparison",
-           "Column", "compare", "model_statuses"]
+__all__ = ["COLLAPSED", "COLUMNS", "COMPARISON_KEY", "EXTRA_FIELDS", "MODEL_KEY", "USED",
+           "ComparedModel", "Comparison", "Column", "compare", "model_statuses"]
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,18 @@ class Column:
     key: str
     header: str
     better: str | None
+
+
+def _keys(part: str, names: str) -> Keys:
+    return Keys(part, {n: Field(n, "", None, part) for n in names.split()})
+
+
+#: Keys of comparison.json (docs/report-schema.md, "comparison.json"): its own names, some of
+#: which (``checkpoint``, ``identifiability``) happen to be report keys too.
+COMPARISON_KEY = _keys("comparison.json",
+                       "models columns rows best same_data data_groups identifiability notes")
+#: Keys of an entry of comparison.json's ``models``.
+MODEL_KEY = _keys("comparison.json models[i]", "name source checkpoint has_encodings")
 
 
 def _summary_column(key: str, better: str | None) -> Column:
@@ -117,17 +129,20 @@ class Comparison:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form (comparison.json)."""
-        return to_jsonable(dict(
-            models=[dict(name=m.name, source=m.source, checkpoint=m.report.checkpoint,
-                         has_encodings=m.encodings is not None) for m in self.models],
-            columns=[dict(key=c.key, header=c.header, better=c.better) for c in COLUMNS],
-            rows=list(self.rows),
-            best=self.best,
-            same_data=self.same_data,
-            data_groups=self.data_groups,
-            identifiability=list(self.identifiability),
-            notes=list(self.notes),
-        ))
+        c, m = COMPARISON_KEY, MODEL_KEY
+        return to_jsonable({
+            c.models: [{m.name: model.name, m.source: model.source,
+                        m.checkpoint: model.report.checkpoint,
+                        m.has_encodings: model.encodings is not None} for model in self.models],
+            c.columns: [{"key": col.key, "header": col.header, "better": col.better}
+                        for col in COLUMNS],
+            c.rows: list(self.rows),
+            c.best: self.best,
+            c.same_data: self.same_data,
+            c.data_groups: self.data_groups,
+            c.identifiability: list(self.identifiability),
+            c.notes: list(self.notes),
+        })
 
 
 def model_statuses(report: Report) -> list[str | None]:

@@ -172,3 +172,17 @@ class _Resources(HTMLParser):
             value = attrs.get(key) or ""
             if value and not value.startswith(("data:", "#")):
                 self.external.append(value)
+
+
+def test_the_doc_lists_the_declared_comparison_keys():
+    """docs/report-schema.md's comparison.json block names exactly COMPARISON_KEY and MODEL_KEY."""
+    import re
+    from pathlib import Path
+
+    from collapse_diag.comparison import COMPARISON_KEY, MODEL_KEY
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "report-schema.md").read_text()
+    block = doc.split("## comparison.json", 1)[1].split("```\n{", 1)[1].split("\n}\n```", 1)[0]
+    assert set(re.findall(r'^  "([a-z_]+)":', block, re.M)) == set(dir(COMPARISON_KEY))
+    models = block.split('"models": [{', 1)[1].split("}, ...]", 1)[0]
+    assert set(re.findall(r'"([a-z_]+)":', models)) == set(dir(MODEL_KEY))

@@ -12,7 +12,9 @@ as a key*:
 * the key argument of a report accessor (``dim_column(report, "kl")``).
 
 Other strings are left alone: ``diagnostics=["kl", "activity"]`` names
-diagnostics, ``Settings(...)`` keywords are settings, a message may say "kl".
+diagnostics, a message may say "kl". Keyword arguments are parameter names, not
+literals, and are not looked at (``Settings(device=...)``, but also
+``dict(kl=...)``: a gap this test does not close).
 Code spells report keys through the ``Keys`` namespaces (``SUMMARY_KEY.kl``);
 a file whose own JSON (trajectory.json, comparison.json) has keys that happen
 to share a report key's name declares them in its own namespace too.

@@ -1,7 +1,7 @@
 """collapse_diag/schema.py declares every report field that is written or read.
 
 Real ``analyze`` runs on the toy models (labels so the probes run, ``num_tokens``,
-a learned prior; and the sequential, partial and failed runs of
+a learned prior; and the sequential and failed runs of
 tests/real_reports.py) must write only declared keys; every reader (render, plots,
 terminal, demo, compare and its documents, trajectory, monitor), run on those
 reports through dicts that record each key looked up, must read only declared
@@ -171,7 +171,7 @@ def test_every_key_the_readers_read_is_declared(reports, analysed, tmp_path):
     from collapse_diag_cli.terminal import dimension_table, summary_line
 
     all_logs: dict[str, set] = {}
-    more = {name: analysed[name] for name in ("partial", "sequential", "failed")}
+    more = {name: analysed[name] for name in ("sequential", "failed")}
     for name, report in {**reports, **more}.items():
         inst, logs = _instrumented(report)
         write_report(inst, tmp_path / name, formats=("md", "html"), dpi=30)

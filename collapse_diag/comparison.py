@@ -26,12 +26,18 @@ from typing import Any
 
 from collapse_diag.comparison_sources import ComparedModel, load_source
 from collapse_diag.exceptions import invalid_parameter
+from collapse_diag.headlines import label
 from collapse_diag.latent_matching import match_latents
 from collapse_diag.render.report_values import finite
 from collapse_diag.report import Report, to_jsonable
-from collapse_diag.schema import RENAMED_STATUSES, SUMMARY
+from collapse_diag.schema import DIMENSION_KEY as D
+from collapse_diag.schema import PROVENANCE_KEY as P
+from collapse_diag.schema import RENAMED_STATUSES, SUMMARY, Field, Keys
+from collapse_diag.schema import SUMMARY_KEY as S
+from collapse_diag.schema import TOP_LEVEL_KEY as T
 
-__all__ = ["COLUMNS", "ComparedModel", "Comparison", "Column", "compare", "model_statuses"]
+__all__ = ["COLLAPSED", "COLUMNS", "COMPARISON_KEY", "EXTRA_FIELDS", "MODEL_KEY", "USED",
+           "ComparedModel", "Comparison", "Column", "compare", "model_statuses"]
 
 
 @dataclass(frozen=True)
@@ -49,20 +55,42 @@ class Column:
     better: str | None
 
 
-#: The standard columns, in table order. KL is not marked: more rate is not better per se.
+def _keys(part: str, names: str) -> Keys:
+    return Keys(part, {n: Field(n, "", None, part) for n in names.split()})
+
+
+#: Keys of comparison.json (docs/report-schema.md, "comparison.json"): its own names, some of
+#: which (``checkpoint``, ``identifiability``) happen to be report keys too.
+COMPARISON_KEY = _keys("comparison.json",
+                       "models columns rows best same_data data_groups identifiability notes")
+#: Keys of an entry of comparison.json's ``models``.
+MODEL_KEY = _keys("comparison.json models[i]", "name source checkpoint has_encodings")
+
+
+def _summary_column(key: str, better: str | None) -> Column:
+    return Column(key, label(key), better)
+
+
+#: Row keys of the two columns counted from ``dimensions[d].status`` (statuses, not fields).
+USED, COLLAPSED = "used", "collapsed"
+#: The standard columns, in table order (the one list of them: the table, comparison.json,
+#: .csv and .tex read it; headers of summary fields from collapse_diag/headlines.py). KL is
+#: not marked: more rate is not better per se.
 COLUMNS: tuple[Column, ...] = (
-    Column("neg_elbo", "-ELBO", "lower"),
-    Column("nll", "NLL", "lower"),
-    Column("ppl", "PPL", "lower"),
-    Column("kl", "KL", None),
-    Column("mutual_information", "MI", "higher"),
-    Column("mi_minibatch", "MI (minibatch)", "higher"),
-    Column("active_units", "AU", "higher"),
-    Column("verdict", "verdict", None),
-    Column("used", "used", "higher"),
-    Column("collapsed", "collapsed", "lower"),
-    Column("swap_delta", "swap delta", "higher"),
+    _summary_column(S.neg_elbo, "lower"),
+    _summary_column(S.nll, "lower"),
+    _summary_column(S.ppl, "lower"),
+    _summary_column(S.kl, None),
+    _summary_column(S.mutual_information, "higher"),
+    _summary_column(S.mi_minibatch, "higher"),
+    _summary_column(S.active_units, "higher"),
+    _summary_column(S.verdict, None),
+    Column(USED, USED, "higher"),
+    Column(COLLAPSED, COLLAPSED, "lower"),
+    _summary_column(S.swap_delta, "higher"),
 )
+#: Further summary figures every row carries (for the NLL cell, the rate-distortion plot, CSV).
+EXTRA_FIELDS = (S.nll_se, S.rate, S.distortion)
 
 
 @dataclass(frozen=True)
@@ -72,7 +100,8 @@ class Comparison:
     Attributes:
         models: The compared models, in the order given.
         rows: One dict per model: ``name``, ``data_group`` and every :data:`COLUMNS` key,
-            plus ``nll_se``, ``rate``, ``distortion`` and ``status_counts``.
+            plus the :data:`EXTRA_FIELDS` (``nll_se``, ``rate``, ``distortion``),
+            ``status_counts``, ``latent_dim`` and ``n_examples``.
         best: Column key -> names of the models holding its best value, within each
             data group of at least two models.
         data_groups: Group label (``"A"``, ``"B"``, ...) -> ``{"data_sha256", "models"}``.
@@ -100,18 +129,19 @@ class Comparison:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form (comparison.json)."""
+        c, m = COMPARISON_KEY, MODEL_KEY
         return to_jsonable({
-            "models": [{"name": m.name, "source": m.source,
-                        "checkpoint": m.report.checkpoint,
-                        "has_encodings": m.encodings is not None} for m in self.models],
-            "columns": [{"key": c.key, "header": c.header, "better": c.better}
-                        for c in COLUMNS],
-            "rows": list(self.rows),
-            "best": self.best,
-            "same_data": self.same_data,
-            "data_groups": self.data_groups,
-            "identifiability": list(self.identifiability),
-            "notes": list(self.notes),
+            c.models: [{m.name: model.name, m.source: model.source,
+                        m.checkpoint: model.report.checkpoint,
+                        m.has_encodings: model.encodings is not None} for model in self.models],
+            c.columns: [{"key": col.key, "header": col.header, "better": col.better}
+                        for col in COLUMNS],
+            c.rows: list(self.rows),
+            c.best: self.best,
+            c.same_data: self.same_data,
+            c.data_groups: self.data_groups,
+            c.identifiability: list(self.identifiability),
+            c.notes: list(self.notes),
         })
 
 
@@ -119,7 +149,7 @@ def model_statuses(report: Report) -> list[str | None]:
     """Status of each dimension as stored (``active`` read as ``used``); ``None`` where absent."""
     out = []
     for d in report.dimensions:
-        status = d.get("status") if isinstance(d, dict) else None
+        status = d.get(D.status) if isinstance(d, dict) else None
         out.append(RENAMED_STATUSES.get(status, status) if isinstance(status, str) else None)
     return out
 
@@ -129,13 +159,14 @@ def _row(model: ComparedModel, group: str) -> dict[str, Any]:
     statuses = [st for st in model_statuses(model.report) if st is not None]
     counts = {st: statuses.count(st) for st in dict.fromkeys(statuses)}
     row: dict[str, Any] = {"name": model.name, "data_group": group}
-    for column in COLUMNS:  # "used" and "collapsed" are counted here, not summary fields
+    for column in COLUMNS:  # USED and COLLAPSED are counted here, not summary fields
         row[column.key] = s.get(column.key) if column.key in SUMMARY else None
-    row.update(used=counts.get("used", 0) if statuses else None,
-               collapsed=counts.get("collapsed", 0) if statuses else None,
-               status_counts=counts, nll_se=s.get("nll_se"), rate=s.get("rate"),
-               distortion=s.get("distortion"), latent_dim=model.report.latent_dim,
-               n_examples=model.report.n_examples)
+    row[USED] = counts.get(USED, 0) if statuses else None
+    row[COLLAPSED] = counts.get(COLLAPSED, 0) if statuses else None
+    row[S.status_counts] = counts
+    row.update({key: s.get(key) for key in EXTRA_FIELDS})
+    row[T.latent_dim] = model.report.latent_dim
+    row[T.n_examples] = model.report.n_examples
     return row
 
 
@@ -168,7 +199,7 @@ def _pair(a: ComparedModel, b: ComparedModel) -> dict[str, Any] | str:
     dims = []
     for m in (a, b):
         statuses = model_statuses(m.report)
-        dims.append([d for d, st in enumerate(statuses) if st == "used"])
+        dims.append([d for d, st in enumerate(statuses) if st == USED])
     entry: dict[str, Any] = {"a": a.name, "b": b.name, "dims_a": dims[0], "dims_b": dims[1],
                              "mcc": None, "mcc_spearman": None, "cca": None, "matched": []}
     if not dims[0] or not dims[1]:
@@ -228,15 +259,15 @@ def compare(
         from collapse_diag.settings import Settings
 
         Settings.from_kwargs("compare", **settings)  # reject bad settings before any work
-    analyse = {"data": data, "factory": factory, "trust_checkpoint": trust_checkpoint,
-               "show_progress": show_progress, "settings": settings}
+    analyse = dict(data=data, factory=factory, trust_checkpoint=trust_checkpoint,
+                   show_progress=show_progress, settings=settings)
     models = tuple(load_source(s, n, analyse) for s, n in zip(sources, names, strict=True))
 
-    hashes = [str((m.report.provenance or {}).get("data_sha256") or f"unknown:{m.name}")
+    hashes = [str((m.report.provenance or {}).get(P.data_sha256) or f"unknown:{m.name}")
               for m in models]
     labels = {h: chr(ord("A") + i) if i < 26 else f"G{i}"
               for i, h in enumerate(dict.fromkeys(hashes))}
-    groups = {labels[h]: {"data_sha256": None if h.startswith("unknown:") else h,
+    groups = {labels[h]: {P.data_sha256: None if h.startswith("unknown:") else h,
                           "models": [m.name for m, mh in zip(models, hashes) if mh == h]}
               for h in labels}
     rows = tuple(_row(m, labels[h]) for m, h in zip(models, hashes, strict=True))

@@ -16,6 +16,7 @@ from typing import Any
 from collapse_diag.encodings import Encodings
 from collapse_diag.exceptions import DataError, invalid_parameter
 from collapse_diag.report import Report
+from collapse_diag.schema import PROVENANCE_KEY as P
 
 __all__ = ["ComparedModel", "load_source"]
 
@@ -69,7 +70,7 @@ def load_source(source: Any, name: str, analyse: dict[str, Any]) -> ComparedMode
         encodings = None
         if npz.is_file():
             encodings, data_hash = load_encodings(npz)
-            if data_hash != (report.provenance or {}).get("data_sha256", data_hash) or \
+            if data_hash != (report.provenance or {}).get(P.data_sha256, data_hash) or \
                     encodings.n_examples != report.n_examples:
                 raise DataError(f"{str(npz)!r} does not belong to {str(report_path)!r} (other "
                                 "inputs): rerun `collapse-diag analyze --save-encodings`.")

@@ -14,46 +14,51 @@ from typing import Any
 
 from collapse_diag.analysis import analyze
 from collapse_diag.checkpoint import load_checkpoint
+from collapse_diag.headlines import HEADLINE, label
 from collapse_diag.render import write_report
 from collapse_diag.render.tables import text_table
 from collapse_diag.report import Report
+from collapse_diag.schema import PROBE_KEY as PR
 from collapse_diag.schema import STATUSES
+from collapse_diag.schema import SUMMARY_KEY as S
 
-__all__ = ["run_demo", "comparison_table"]
+__all__ = ["FIGURES", "run_demo", "comparison_table"]
 
-_COLUMNS = (
-    ("model", None),
-    ("verdict", "verdict"),
-    *((status, ("status_counts", status)) for status in STATUSES),
-    ("KL", "kl"),
-    ("MI", "mutual_information"),
-    ("swap delta", "swap_delta"),
-    ("swap p", "swap_p_value"),
-    ("best probe", "probes"),
-)
+#: The summary figures the demo table shows after the verdict and the status counts, in order:
+#: the headline figures, then the swap p-value and the best probe (titles from
+#: collapse_diag/headlines.py).
+FIGURES = (*HEADLINE, S.swap_p_value, S.probes)
 
 
-def _value(report: Report, key: Any) -> str:
-    s = report.summary
-    if key == "probes":
-        probes = s.get("probes") or {}
-        if not probes:
-            return "-"
-        name, best = max(probes.items(), key=lambda kv: kv[1]["accuracy"] - kv[1]["baseline"])
-        return f"{name} {best['accuracy']:.2f}/{best['baseline']:.2f}"
-    value = s.get(key[0], {}).get(key[1]) if isinstance(key, tuple) else s.get(key)
+def _best_probe(probes: dict[str, Any]) -> str:
+    if not probes:
+        return "-"
+    name, best = max(probes.items(),
+                     key=lambda kv: kv[1][PR.accuracy] - kv[1][PR.baseline])
+    return f"{name} {best[PR.accuracy]:.2f}/{best[PR.baseline]:.2f}"
+
+
+def _cell(value: Any, key: str) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
-        return f"{value:.2g}" if key == "swap_p_value" else f"{value:.3f}"
+        return f"{value:.2g}" if key == S.swap_p_value else f"{value:.3f}"
     return str(value)
+
+
+def _cells(report: Report) -> list[str]:
+    s = report.summary
+    counts = s.get(S.status_counts) or {}
+    return ([_cell(s.get(S.verdict), S.verdict)]
+            + [_cell(counts.get(status), status) for status in STATUSES]
+            + [_best_probe(s.get(key) or {}) if key == S.probes else _cell(s.get(key), key)
+               for key in FIGURES])
 
 
 def comparison_table(reports: dict[str, Report]) -> str:
     """Fixed-width table: one row per model, its verdict, unit counts and headline figures."""
-    rows = [[title for title, _ in _COLUMNS]]
-    for name, report in reports.items():
-        rows.append([name] + [_value(report, key) for _, key in _COLUMNS[1:]])
+    rows = [["model", label(S.verdict), *STATUSES, *(label(key) for key in FIGURES)]]
+    rows += [[name, *_cells(report)] for name, report in reports.items()]
     return text_table(rows)
 
 
@@ -97,13 +102,13 @@ def run_demo(
                          show_progress=show_progress, seed=seed)
         written = write_report(report, out_dir / name, formats)
         reports[name] = report
-        echo(f"{name}: verdict {report.summary.get('verdict', 'n/a')} -> "
+        echo(f"{name}: verdict {report.summary.get(S.verdict, 'n/a')} -> "
              f"{next(iter(written.values())).parent}")
     echo("")
     echo(comparison_table(reports))
     echo("")
     for name, report in reports.items():
-        reason = report.summary.get("verdict_reason")
+        reason = report.summary.get(S.verdict_reason)
         if reason:
             echo(f"{name}: {reason}")
     main_document = "report.html" if "html" in formats else "report.md"

@@ -34,30 +34,41 @@ from collapse_diag.data import Batch, num_examples, subsample_indices, take, val
 from collapse_diag.exceptions import invalid_parameter
 from collapse_diag.presets import preset_settings
 from collapse_diag.rng import generator_for
+from collapse_diag.schema import DIMENSION_KEY as D
+from collapse_diag.schema import SUMMARY_KEY as S
+from collapse_diag.schema import TOP_LEVEL_KEY as T
 from collapse_diag.settings import Settings
-from collapse_diag.trajectory import MONITOR_KIND, TRAJECTORY_SCHEMA_VERSION, row_from_report
+from collapse_diag.trajectory import MONITOR_KEY as M
+from collapse_diag.trajectory import (
+    MONITOR_KIND,
+    SCALAR_FIELDS,
+    TRAJECTORY_SCHEMA_VERSION,
+    row_from_report,
+)
+from collapse_diag.trajectory import ROW_KEY as R
 
 __all__ = ["DEFAULT_EVERY", "CollapseMonitor", "scalars"]
 
 #: Default steps between two measurements (its overhead: benchmarks/bench_monitor.py).
 DEFAULT_EVERY = 500
-_SCALARS = ("kl", "mutual_information", "active_units", "collapsed_units", "swap_delta",
-            "neg_elbo")
+#: The Settings field naming the device (a setting, not the report's provenance.device).
+_DEVICE = "device"
 
 
 def scalars(row: Mapping[str, Any], prefix: str = "collapse") -> dict[str, float]:
     """The numbers of a monitor row as flat scalar names (for TensorBoard or a logger).
 
-    ``prefix/kl``, ``prefix/mutual_information``, ..., ``prefix/kl_z{d}`` and
+    ``prefix/kl``, ``prefix/mutual_information``, ... (the summary figures of
+    :data:`~collapse_diag.trajectory.SCALAR_FIELDS`), ``prefix/kl_z{d}`` and
     ``prefix/status_{name}`` (dimensions per status); missing figures are left out.
     """
-    summary = row.get("summary") or {}
-    out = {f"{prefix}/{k}": float(summary[k]) for k in _SCALARS
+    summary = row.get(R.summary) or {}
+    out = {f"{prefix}/{k}": float(summary[k]) for k in SCALAR_FIELDS
            if isinstance(summary.get(k), (int, float)) and not isinstance(summary[k], bool)}
-    for dim in row.get("dimensions") or []:
-        if isinstance(dim.get("kl"), (int, float)):
-            out[f"{prefix}/kl_z{dim['index']}"] = float(dim["kl"])
-    for name, count in (summary.get("status_counts") or {}).items():
+    for dim in row.get(R.dimensions) or []:
+        if isinstance(dim.get(D.kl), (int, float)):
+            out[f"{prefix}/kl_z{dim[D.index]}"] = float(dim[D.kl])
+    for name, count in (summary.get(S.status_counts) or {}).items():
         out[f"{prefix}/status_{name}"] = float(count)
     return out
 
@@ -116,8 +127,8 @@ class CollapseMonitor:
         self.rows: list[dict[str, Any]] = []
 
     def _device(self) -> str:
-        if "device" in self.settings:
-            return str(self.settings["device"])
+        if _DEVICE in self.settings:
+            return str(self.settings[_DEVICE])
         params = getattr(self.model, "parameters", None)
         first = next(iter(params()), None) if callable(params) else None
         return str(first.device) if first is not None else "cpu"
@@ -141,15 +152,15 @@ class CollapseMonitor:
         try:
             with torch.no_grad():
                 report = analyze(self.model, self.data,
-                                 **{**self.settings, "device": self._device()})
+                                 **dict(self.settings, device=self._device()))
         finally:
             for module, flag in zip(modules, flags):
                 module.training = flag
         record = report.to_dict()
         row = row_from_report(record, step)
-        line = {"kind": MONITOR_KIND, "schema_version": TRAJECTORY_SCHEMA_VERSION, **row,
-                "preset": "full" if self.full else "cheap", "settings": record["settings"],
-                "seconds": round(time.perf_counter() - start, 4)}
+        line = {M.kind: MONITOR_KIND, M.schema_version: TRAJECTORY_SCHEMA_VERSION, **row,
+                M.preset: "full" if self.full else "cheap", M.settings: record[T.settings],
+                M.seconds: round(time.perf_counter() - start, 4)}
         if self.out is not None:
             self.out.parent.mkdir(parents=True, exist_ok=True)
             with open(self.out, "a", encoding="utf-8") as handle:

@@ -40,6 +40,7 @@ from collapse_diag.data import Batch, validate_data
 from collapse_diag.exceptions import CheckpointError, DataError, invalid_parameter
 from collapse_diag.presets import preset_settings
 from collapse_diag.report import SCHEMA_VERSION, write_text_atomic
+from collapse_diag.schema import TOP_LEVEL_KEY as T
 from collapse_diag.settings import Settings
 from collapse_diag.trajectory import build_trajectory, read_monitor_log, row_from_report
 
@@ -161,9 +162,8 @@ def order_checkpoints(paths: Sequence[Path], order: str = "step") -> list[tuple[
 
 
 def _cache_key(sha: str, settings: Settings, data_sha: str, overrides: Mapping[str, Any]) -> str:
-    fields = {"checkpoint": sha, "settings": settings.to_dict(), "data": data_sha,
-              "overrides": overrides, "collapse_diag": __version__,
-              "report_schema": SCHEMA_VERSION}
+    fields = dict(checkpoint=sha, settings=settings.to_dict(), data=data_sha,
+                  overrides=overrides, collapse_diag=__version__, report_schema=SCHEMA_VERSION)
     return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -172,7 +172,7 @@ def _read_cache(path: Path) -> dict[str, Any] | None:
         payload = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None  # missing or half-written by an interrupted run: analyse again
-    return payload if isinstance(payload, dict) and "summary" in payload else None
+    return payload if isinstance(payload, dict) and T.summary in payload else None
 
 
 def _bar(items: list, show: bool) -> Any:
@@ -243,10 +243,10 @@ def track(
         data, labels = first.data, first.labels
     data = validate_data(data, "the data")
     data_sha = _data_sha256(data)
-    overrides = {"factory": factory, "config": config if isinstance(config, Mapping)
-                 else (file_sha256(config) if config else None),
-                 "labels": _data_sha256({str(k): torch.as_tensor(np.asarray(v))
-                                         for k, v in labels.items()}) if labels else None}
+    overrides = dict(factory=factory, config=config if isinstance(config, Mapping)
+                     else (file_sha256(config) if config else None),
+                     labels=_data_sha256({str(k): torch.as_tensor(np.asarray(v))
+                                          for k, v in labels.items()}) if labels else None)
     rows, analysed, reused = [], [], []
     (out / "cache").mkdir(parents=True, exist_ok=True)
     for step, path in _bar(ordered, show_progress):

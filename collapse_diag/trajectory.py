@@ -31,12 +31,40 @@ import numpy as np
 from collapse_diag._version import __version__
 from collapse_diag.exceptions import DataError
 from collapse_diag.report import to_jsonable
+from collapse_diag.schema import DIMENSION_KEY as D
 from collapse_diag.schema import RENAMED_STATUSES
+from collapse_diag.schema import SUMMARY_KEY as S
+from collapse_diag.schema import TOP_LEVEL_KEY as T
+from collapse_diag.trajectory_fields import (
+    DIMENSION_FIELDS,
+    MONITOR_KEY,
+    MONITOR_KIND,
+    ROW_FIELDS,
+    ROW_KEY,
+    SCALAR_FIELDS,
+    SERIES,
+    SUMMARY_FIELDS,
+    TRACKED,
+    TRAJECTORY_KEY,
+    TRAJECTORY_SCHEMA_VERSION,
+    Tracked,
+)
+from collapse_diag.trajectory_fields import MONITOR_KEY as M
+from collapse_diag.trajectory_fields import ROW_KEY as R
+from collapse_diag.trajectory_fields import TRAJECTORY_KEY as J
 
 __all__ = [
     "TRAJECTORY_SCHEMA_VERSION",
     "MONITOR_KIND",
+    "ROW_KEY",
+    "ROW_FIELDS",
+    "TRAJECTORY_KEY",
+    "MONITOR_KEY",
+    "Tracked",
+    "TRACKED",
     "SUMMARY_FIELDS",
+    "SCALAR_FIELDS",
+    "SERIES",
     "DIMENSION_FIELDS",
     "row_from_report",
     "compute_events",
@@ -44,17 +72,6 @@ __all__ = [
     "build_trajectory",
     "read_monitor_log",
 ]
-
-#: Version of the trajectory.json (and monitor JSONL line) schema.
-TRAJECTORY_SCHEMA_VERSION = 1
-#: ``kind`` of a monitor log line.
-MONITOR_KIND = "collapse-diag monitor"
-#: Summary figures kept in a row (``neg_elbo`` is derived, see :func:`row_from_report`).
-SUMMARY_FIELDS = ("kl", "mutual_information", "active_units", "collapsed_units", "swap_delta",
-                  "swap_p_value", "reconstruction", "neg_elbo", "verdict", "status_counts")
-#: Per-dimension figures kept in a row.
-DIMENSION_FIELDS = ("index", "kl", "mu_variance", "mutual_information", "swap_delta", "status")
-
 
 def _status(value: Any) -> Any:
     return RENAMED_STATUSES.get(value, value) if isinstance(value, str) else value
@@ -77,31 +94,31 @@ def row_from_report(report: Mapping[str, Any], step: int,
     Returns:
         The row (plain JSON values).
     """
-    summary = dict(report.get("summary") or {})
-    if summary.get("neg_elbo") is None and summary.get("kl") is not None \
-            and summary.get("reconstruction") is not None:
-        summary["neg_elbo"] = summary["kl"] - summary["reconstruction"]
+    summary = dict(report.get(T.summary) or {})
+    if summary.get(S.neg_elbo) is None and summary.get(S.kl) is not None \
+            and summary.get(S.reconstruction) is not None:
+        summary[S.neg_elbo] = summary[S.kl] - summary[S.reconstruction]
     kept = {k: summary[k] for k in SUMMARY_FIELDS if k in summary}
-    if isinstance(kept.get("status_counts"), Mapping):
-        kept["status_counts"] = {_status(k): v for k, v in kept["status_counts"].items()}
+    if isinstance(kept.get(S.status_counts), Mapping):
+        kept[S.status_counts] = {_status(k): v for k, v in kept[S.status_counts].items()}
     dims = []
-    for i, row in enumerate(report.get("dimensions") or []):
+    for i, row in enumerate(report.get(T.dimensions) or []):
         entry = {k: row[k] for k in DIMENSION_FIELDS if k in row}
-        entry.setdefault("index", i)
-        if "status" in entry:
-            entry["status"] = _status(entry["status"])
+        entry.setdefault(D.index, i)
+        if D.status in entry:
+            entry[D.status] = _status(entry[D.status])
         dims.append(entry)
-    return to_jsonable({"step": int(step), "checkpoint": dict(checkpoint) if checkpoint else None,
-                        "summary": kept, "dimensions": dims,
-                        "errors": dict(report.get("errors") or {})})
+    return to_jsonable({R.step: int(step), R.checkpoint: dict(checkpoint) if checkpoint else None,
+                        R.summary: kept, R.dimensions: dims,
+                        R.errors: dict(report.get(T.errors) or {})})
 
 
 def _kl_matrix(rows: Sequence[Mapping[str, Any]], latent_dim: int) -> np.ndarray:
     """Per-dimension KL ``[n_rows, latent_dim]``; NaN where missing."""
     out = np.full((len(rows), latent_dim), np.nan)
     for t, row in enumerate(rows):
-        for d, dim in enumerate((row.get("dimensions") or [])[:latent_dim]):
-            value = dim.get("kl")
+        for d, dim in enumerate((row.get(R.dimensions) or [])[:latent_dim]):
+            value = dim.get(D.kl)
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 out[t, d] = float(value)
     return out
@@ -259,28 +276,28 @@ def build_trajectory(rows: Iterable[Mapping[str, Any]], *, settings: Mapping[str
     Raises:
         DataError: no rows.
     """
-    by_step = {int(r["step"]): dict(r) for r in rows}
+    by_step = {int(r[R.step]): dict(r) for r in rows}
     if not by_step:
         raise DataError("no steps to track: the checkpoints or the monitor log are empty.")
     ordered = [by_step[s] for s in sorted(by_step)]
-    steps = [r["step"] for r in ordered]
-    latent_dim = max(len(r.get("dimensions") or []) for r in ordered)
+    steps = [r[R.step] for r in ordered]
+    latent_dim = max(len(r.get(R.dimensions) or []) for r in ordered)
     kl_eps = float(settings.get("kl_eps", 0.01))
     kl = _kl_matrix(ordered, latent_dim)
-    verdicts = [(r.get("summary") or {}).get("verdict") for r in ordered]
+    verdicts = [(r.get(R.summary) or {}).get(S.verdict) for r in ordered]
     events = compute_events(steps, kl, verdicts, kl_eps)
     explanation = explain_events(events, steps, kl[-1], verdicts[-1], kl_eps)
     return to_jsonable({
-        "schema_version": TRAJECTORY_SCHEMA_VERSION,
-        "collapse_diag_version": __version__,
-        "source": source,
-        "preset": preset,
-        "settings": dict(settings),
-        "data_sha256": data_sha256,
-        "latent_dim": latent_dim,
-        "rows": ordered,
-        "events": events,
-        "explanation": explanation,
+        J.schema_version: TRAJECTORY_SCHEMA_VERSION,
+        J.collapse_diag_version: __version__,
+        J.source: source,
+        J.preset: preset,
+        J.settings: dict(settings),
+        J.data_sha256: data_sha256,
+        J.latent_dim: latent_dim,
+        J.rows: ordered,
+        J.events: events,
+        J.explanation: explanation,
     })
 
 
@@ -312,14 +329,13 @@ def read_monitor_log(path: str | Path) -> tuple[list[dict[str, Any]], dict[str, 
             if number == len(lines):  # a line cut short by an interrupted run
                 break
             raise DataError(f"{str(path)!r} line {number} is not JSON ({err}).") from err
-        if not isinstance(record, dict) or record.get("kind") != MONITOR_KIND:
+        if not isinstance(record, dict) or record.get(M.kind) != MONITOR_KIND:
             raise DataError(f"{str(path)!r} line {number} is not a collapse-diag monitor record.")
-        if record.get("schema_version") != TRAJECTORY_SCHEMA_VERSION:
-            raise DataError(f"{str(path)!r} line {number} has schema_version "
-                            f"{record.get('schema_version')!r}; this collapse-diag reads "
-                            f"{TRAJECTORY_SCHEMA_VERSION}.")
-        rows.append({k: record.get(k) for k in ("step", "checkpoint", "summary", "dimensions",
-                                                "errors")})
-        settings = record.get("settings") or settings
-        preset = record.get("preset", preset)
+        version = record.get(M.schema_version)
+        if version != TRAJECTORY_SCHEMA_VERSION:
+            raise DataError(f"{str(path)!r} line {number} has schema_version {version!r}; this "
+                            f"collapse-diag reads {TRAJECTORY_SCHEMA_VERSION}.")
+        rows.append({k: record.get(k) for k in ROW_FIELDS})
+        settings = record.get(M.settings) or settings
+        preset = record.get(M.preset, preset)
     return rows, settings, preset

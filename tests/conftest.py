@@ -1,3 +1,4 @@
+import copy
 import shutil
 import sys
 from pathlib import Path
@@ -42,6 +43,22 @@ def toy_checkpoint(user_dir):
     save_checkpoint(path, model, "models:ToyVAE",
                     {"weights": [2.0, 1.0, 0.0], "noise": 0.5}, data=model.sample(400))
     return path
+
+
+@pytest.fixture(scope="session")
+def analysed():
+    """The reports of tests/real_reports.py, each from one real ``analyze`` run per session
+    (shared: read them, never change them; ``reports`` gives copies)."""
+    from real_reports import build_all
+
+    return build_all()
+
+
+@pytest.fixture
+def reports(analysed):
+    """Copies of the real reports (healthy, collapsed, partial, sequential, failed, kl_only):
+    a test may change its copy without touching the others' (tests/real_reports.py)."""
+    return copy.deepcopy(analysed)
 
 
 try:  # deterministic property tests in CI, no per-example deadline on a busy 2-core machine

@@ -1,4 +1,6 @@
-"""`compare` in library use: columns, best values, data groups, identifiability across seeds."""
+"""`compare` in library use: columns, best values, data groups, identifiability across seeds.
+
+The compared reports are real ``analyze`` runs (tests/real_reports.py)."""
 
 from __future__ import annotations
 
@@ -7,8 +9,8 @@ from html.parser import HTMLParser
 
 import numpy as np
 import pytest
-from models_for_tests import LinearVAE, exact_linear_gaussian, sample_linear_data
-from report_fixtures import collapsed_report, healthy_report, partial_report
+from models_for_tests import LinearVAE, exact_linear_gaussian, sample_linear_data, toy_data
+from scipy.stats import norm
 
 from collapse_diag import InvalidParameterError, analyze, compare, write_comparison
 from collapse_diag.comparison import ComparedModel, model_statuses
@@ -18,14 +20,21 @@ FAST = {"swap_bootstrap": 20, "nll_samples": 4, "nll_examples": 50, "prior_sampl
         "per_dim_swap_examples": 16}
 
 
-def test_rows_best_values_and_data_groups():
-    other = partial_report()
-    other.provenance = {**other.provenance, "data_sha256": "ab" * 32}
-    c = compare([healthy_report(), collapsed_report(), other], names=["h", "c", "p"])
+def test_rows_best_values_and_data_groups(analysed):
+    h, col, p = analysed["healthy"], analysed["collapsed"], analysed["partial"]
+    c = compare([h, col, p], names=["h", "c", "p"])
     assert [r["name"] for r in c.rows] == ["h", "c", "p"]
+    # healthy and collapsed were analysed on the same inputs, partial on others
     assert [r["data_group"] for r in c.rows] == ["A", "A", "B"] and not c.same_data
-    assert c.data_groups["B"] == {"data_sha256": "ab" * 32, "models": ["p"]}
-    # Within group A: healthy has the lower NLL / -ELBO, more AU and used dims.
+    assert c.data_groups["B"] == {"data_sha256": p.provenance["data_sha256"], "models": ["p"]}
+    # The collapsed decoder ignores z, so every importance weight is p(x|z) = p(x) =
+    # N(x; 0, 0.25 I): its NLL bound is exact (float64, 1e-9 nats).
+    x = toy_data(3, 200, seed=1).numpy()
+    exact = -norm(0.0, 0.5).logpdf(x).sum(axis=1).mean()
+    assert c.rows[1]["nll"] == pytest.approx(exact, abs=1e-9)
+    # healthy's p(x) = N(0, 1.25 I) fits x (variance 1.09) far better: lower NLL and -ELBO,
+    # more AU and used dimensions, fewer collapsed ones
+    assert c.rows[0]["nll"] < exact - 1.0
     assert c.best["nll"] == ["h"] and c.best["neg_elbo"] == ["h"] and c.best["ppl"] == ["h"]
     assert c.best["active_units"] == ["h"] and c.best["used"] == ["h"]
     assert c.best["collapsed"] == ["h"]
@@ -33,34 +42,42 @@ def test_rows_best_values_and_data_groups():
     assert all("p" not in names for names in c.best.values())  # alone in its group
     assert any("2 different sets of inputs" in note for note in c.notes)
     row = c.rows[0]
-    assert row["used"] == 8 and row["collapsed"] == 0 and row["nll"] == 84.9
+    assert row["used"] == 3 and row["collapsed"] == 0 and row["nll"] == h.summary["nll"]
+    assert row["rate"] == h.summary["rate"] and row["nll_se"] == h.summary["nll_se"]
     assert c.rows[2]["status_counts"] == {"used": 2, "undetermined": 1, "ignored": 1,
-                                          "uninformative": 2, "collapsed": 2}
+                                          "uninformative": 1, "collapsed": 1}
 
 
-def test_statuses_are_opaque_strings_and_active_reads_as_used():
-    report = partial_report()
-    report.dimensions[4]["status"] = "undetermined"
-    report.dimensions[2]["status"] = "active"  # the schema-1 name of "used"
-    assert model_statuses(report)[:5] == ["used", "used", "used", "ignored", "undetermined"]
-    c = compare([report, healthy_report()])
+def test_statuses_are_opaque_strings_and_active_reads_as_used(reports):
+    """A Report built in library use may still name the used status ``active`` (schema 1)."""
+    report = reports["partial"]
+    report.dimensions[2]["status"] = "active"
+    assert model_statuses(report) == ["used", "undetermined", "used", "collapsed",
+                                      "uninformative", "used"]
+    c = compare([report, reports["healthy"]])
     assert c.rows[0]["status_counts"]["undetermined"] == 1 and c.rows[0]["used"] == 3
 
 
-def test_comparison_json_has_the_documented_shape():
-    c = compare([healthy_report(), collapsed_report()], names=["a", "b"])
+def test_comparison_json_has_the_documented_shape(analysed):
+    c = compare([analysed["healthy"], analysed["collapsed"]], names=["a", "b"])
     payload = json.loads(json.dumps(c.to_dict(), allow_nan=False))
-    assert set(payload) >= {"models", "columns", "rows", "best", "same_data", "data_groups",
-                            "identifiability", "notes"}
+    assert list(payload) == ["models", "columns", "rows", "best", "same_data", "data_groups",
+                             "identifiability", "notes"]
+    assert payload["models"][0] == {"name": "a", "source": "library",
+                                    "checkpoint": analysed["healthy"].checkpoint,
+                                    "has_encodings": False}
+    assert [c["key"] for c in payload["columns"]] == [
+        "neg_elbo", "nll", "ppl", "kl", "mutual_information", "mi_minibatch", "active_units",
+        "verdict", "used", "collapsed", "swap_delta"]
     assert payload["identifiability"] == []  # no encodings
     assert any("no saved encodings" in n for n in payload["notes"])
 
 
-def test_needs_two_distinct_models():
+def test_needs_two_distinct_models(analysed):
     with pytest.raises(InvalidParameterError, match="at least two"):
-        compare([healthy_report()])
+        compare([analysed["healthy"]])
     with pytest.raises(InvalidParameterError, match="names"):
-        compare([healthy_report(), collapsed_report()], names=["x", "x"])
+        compare([analysed["healthy"], analysed["collapsed"]], names=["x", "x"])
 
 
 def _permuted_copy(model: LinearVAE, perm, sign) -> LinearVAE:
@@ -119,9 +136,10 @@ def test_encodings_round_trip_and_mismatch_is_refused(seeds, tmp_path):
         compare([str(bad), str(folders["b"])])
 
 
-def test_writes_five_files_and_a_self_contained_html(seeds, tmp_path):
+def test_writes_five_files_and_a_self_contained_html(seeds, tmp_path, analysed):
     folders, _ = seeds
-    c = compare([ComparedModel("x", healthy_report()), str(folders["a"]), str(folders["b"])])
+    c = compare([ComparedModel("x", analysed["healthy"]), str(folders["a"]),
+                 str(folders["b"])])
     written = write_comparison(c, tmp_path)
     assert set(written) == {"json", "md", "html", "csv", "tex"}
     assert all((tmp_path / f"comparison.{f}").is_file() for f in written)
@@ -154,3 +172,17 @@ class _Resources(HTMLParser):
             value = attrs.get(key) or ""
             if value and not value.startswith(("data:", "#")):
                 self.external.append(value)
+
+
+def test_the_doc_lists_the_declared_comparison_keys():
+    """docs/report-schema.md's comparison.json block names exactly COMPARISON_KEY and MODEL_KEY."""
+    import re
+    from pathlib import Path
+
+    from collapse_diag.comparison import COMPARISON_KEY, MODEL_KEY
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "report-schema.md").read_text()
+    block = doc.split("## comparison.json", 1)[1].split("```\n{", 1)[1].split("\n}\n```", 1)[0]
+    assert set(re.findall(r'^  "([a-z_]+)":', block, re.M)) == set(dir(COMPARISON_KEY))
+    models = block.split('"models": [{', 1)[1].split("}, ...]", 1)[0]
+    assert set(re.findall(r'"([a-z_]+)":', models)) == set(dir(MODEL_KEY))

@@ -73,7 +73,17 @@ def test_demo_reports_are_deterministic(demo_dir, tmp_path):
     assert stable(tmp_path / name / "report.json") == stable(out / name / "report.json")
 
 
-def test_comparison_table_handles_missing_figures():
-    report = Report(n_examples=3, latent_dim=2, summary={}, dimensions=[{"index": 0}] * 2)
-    table = comparison_table({"m": report})
-    assert table.splitlines()[1].split()[:2] == ["m", "-"]
+def test_comparison_table_handles_missing_figures(analysed):
+    """A real run without a verdict (diagnostics=["kl"]): dashes, and the KL it has."""
+    from collapse_diag.schema import STATUSES
+
+    kl_only, healthy = analysed["kl_only"], analysed["healthy"]
+    lines = comparison_table({"m": kl_only, "h": healthy}).splitlines()
+    assert lines[0].split()[:3] == ["model", "verdict", STATUSES[0]]
+    cells = lines[1].split()
+    assert cells[:2 + len(STATUSES)] == ["m"] + ["-"] * (1 + len(STATUSES))
+    assert f"{kl_only.summary['kl']:.3f}" in cells
+    row = lines[2].split()
+    assert row[:3] == ["h", "healthy", "3"]  # three used dimensions
+    probe = healthy.summary["probes"]["sign"]
+    assert lines[2].endswith(f"sign {probe['accuracy']:.2f}/{probe['baseline']:.2f}")

@@ -14,7 +14,6 @@ from models_for_tests import (
     exact_linear_gaussian,
     sample_linear_data,
 )
-from report_fixtures import healthy_report, minimal_report
 from scipy.stats import multivariate_normal, norm
 from toy_models import ToyVAE
 
@@ -213,10 +212,17 @@ def test_toy_vae_float32_matches_its_closed_form():
     np.testing.assert_allclose(res.bound, truth, atol=1e-4)
 
 
-def test_likelihood_table_in_the_report_documents():
-    document = build_document(healthy_report(), drawn=())
+def test_likelihood_table_in_the_report_documents(analysed):
+    from collapse_diag.render.tables import fmt_num
+
+    report = analysed["healthy"]  # num_tokens: per-token figures and perplexity
+    s = report.summary
+    document = build_document(report, drawn=())
     section = next(s for s in document.sections if s.title == "Likelihood figures")
     rows = dict(section.tables[0].rows)
-    assert rows["NLL (importance-weighted bound ± SE)"].startswith("84.9 ± 0.6")
-    assert "perplexity exp(NLL per token)" in rows
-    assert likelihood_table(minimal_report()) is None
+    assert rows["NLL (importance-weighted bound ± SE)"] == (
+        f"{fmt_num(s['nll'], 4)} ± {fmt_num(s['nll_se'], 2)} nats per input")
+    assert rows["NLL estimated with"] == "K = 10 codes per input, on 50 inputs"
+    assert rows["perplexity exp(NLL per token)"] == fmt_num(math.exp(s["nll_per_token"]), 4)
+    assert "perplexity exp(NLL per token)" not in dict(likelihood_table(analysed["partial"]).rows)
+    assert likelihood_table(analysed["kl_only"]) is None

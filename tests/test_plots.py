@@ -1,23 +1,22 @@
-"""Plots: one Figure per plot when its figures are there, None (and a note) when not."""
+"""Plots: one Figure per plot when its figures are there, None (and a note) when not.
+
+The reports are real ``analyze`` runs (tests/real_reports.py)."""
 
 import matplotlib.pyplot as plt
 import pytest
 from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
-from report_fixtures import failed_report, healthy_report, minimal_report, partial_report
+from real_reports import FAILURE
 
 from collapse_diag.diagnostics.registry import display_order
 from collapse_diag.render.colors import STATUS_COLORS
 from collapse_diag.render.plots import PLOTS, all_figures, figure_png, missing_note
-from collapse_diag.render.plots_identifiability import plot_identifiability
-from collapse_diag.render.plots_information import plot_information
 from collapse_diag.render.plots_kl import plot_kl
-from collapse_diag.render.plots_sensitivity import plot_sensitivity
 
 
 @pytest.fixture(scope="module")
-def healthy_figures():
-    return all_figures(healthy_report())
+def healthy_figures(analysed):
+    return all_figures(analysed["healthy"])
 
 
 def test_registry_order_and_captions():
@@ -49,50 +48,34 @@ def test_plots_carry_legends_and_labels(healthy_figures):
         assert all(ax.get_legend() is not None for ax in axes), name
 
 
-def test_bars_use_the_status_colour():
-    report = partial_report()
+def test_bars_use_the_status_colour(analysed):
+    report = analysed["partial"]  # used, undetermined, ignored, collapsed, uninformative, used
     ax = plot_kl(report).axes[0]
     colours = {to_hex(p.get_facecolor()) for p in ax.patches if p.get_height() > 0}
-    used = {STATUS_COLORS[d["status"]].lower() for d in report.dimensions}
-    assert colours == used
+    shown = {STATUS_COLORS[d["status"]].lower() for d in report.dimensions if d["kl"] > 0}
+    assert len(shown) == 4  # the collapsed z3 has KL 0 exactly: no bar
+    assert colours == shown
 
 
-def test_missing_figures_give_none_and_a_note():
-    report = failed_report()
+def test_missing_figures_give_none_and_a_note(analysed):
+    report = analysed["failed"]
     figures = all_figures(report)
-    assert figures["information"] is None  # disabled
+    assert figures["information"] is None  # not run
     assert figures["sensitivity"] is None and figures["identifiability"] is None  # failed
     assert all(figures[name] is not None for name in ("kl", "activity", "overview"))
     assert "failed" in missing_note(report, "sensitivity")
-    assert "decoder returned NaN" in missing_note(report, "sensitivity")
+    assert FAILURE in missing_note(report, "sensitivity")
     assert "not computed" in missing_note(report, "information")
 
 
-def test_nothing_is_drawn_for_an_empty_report():
-    assert all(fig is None for fig in all_figures(minimal_report()).values())
+def test_only_what_was_computed_is_drawn(analysed):
+    figures = all_figures(analysed["kl_only"])
+    assert {name for name, fig in figures.items() if fig is not None} == {"kl", "overview"}
 
 
-def test_a_panel_without_figures_is_left_out_not_drawn_empty():
-    report = healthy_report()
-    report.distributions = {}
-    assert len(plot_sensitivity(report).axes) == 1  # per-dimension bars only
-    assert len(plot_identifiability(report).axes) == 1  # Fisher eigenvalues only
-    for dim in report.dimensions:
-        dim["mutual_information"] = None
-    assert len(plot_information(report).axes) == 1  # the split, no per-dimension panel
-
-
-def test_nan_and_null_values_are_skipped():
-    report = healthy_report()
-    report.dimensions[0]["kl"] = float("nan")
-    report.dimensions[1]["kl"] = None
-    ax = plot_kl(report).axes[0]
-    assert len([t for t in ax.get_xticklabels() if t.get_text()]) == report.latent_dim - 2
-
-
-def test_no_pyplot_figures_are_left_open(healthy_figures):
+def test_no_pyplot_figures_are_left_open(healthy_figures, analysed):
     before = plt.get_fignums()
-    all_figures(failed_report())
+    all_figures(analysed["failed"])
     assert plt.get_fignums() == before
 
 

@@ -1,10 +1,12 @@
 """collapse_diag/schema.py declares every report field that is written or read.
 
 Real ``analyze`` runs on the toy models (labels so the probes run, ``num_tokens``,
-a learned prior) must write only declared keys; every reader (render, plots,
-terminal, demo, compare, trajectory, monitor), run on those reports through
-dicts that record each key looked up, must read only declared keys; and
-docs/report-schema.md must document exactly the declared fields.
+a learned prior; and the sequential and failed runs of
+tests/real_reports.py) must write only declared keys; every reader (render, plots,
+terminal, demo, compare and its documents, trajectory, monitor), run on those
+reports through dicts that record each key looked up, must read only declared
+keys; and docs/report-schema.md must document exactly the declared fields.
+tests/test_report_keys.py checks that no module spells those keys as literals.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from collapse_diag.comparison import compare
 from collapse_diag.demo import comparison_table
 from collapse_diag.monitor import scalars
 from collapse_diag.render import write_report
+from collapse_diag.render.comparison import write_comparison
 from collapse_diag.render.explain import explain
 from collapse_diag.report import Report
 from collapse_diag.trajectory import DIMENSION_FIELDS, SUMMARY_FIELDS, row_from_report
@@ -164,11 +167,12 @@ def _assert_declared(logs: dict[str, set]) -> None:
         assert accessed <= set(tables[name]), (name, sorted(accessed - set(tables[name])))
 
 
-def test_every_key_the_readers_read_is_declared(reports, tmp_path):
+def test_every_key_the_readers_read_is_declared(reports, analysed, tmp_path):
     from collapse_diag_cli.terminal import dimension_table, summary_line
 
     all_logs: dict[str, set] = {}
-    for name, report in reports.items():
+    more = {name: analysed[name] for name in ("sequential", "failed")}
+    for name, report in {**reports, **more}.items():
         inst, logs = _instrumented(report)
         write_report(inst, tmp_path / name, formats=("md", "html"), dpi=30)
         explain(inst)
@@ -179,7 +183,8 @@ def test_every_key_the_readers_read_is_declared(reports, tmp_path):
         for key, value in logs.items():
             all_logs.setdefault(key, set()).update(value)
     pair = [_instrumented(reports["tokens"]), _instrumented(reports["toy"])]
-    compare([pair[0][0], pair[1][0]], names=["a", "b"])
+    write_comparison(compare([pair[0][0], pair[1][0]], names=["a", "b"]), tmp_path / "cmp",
+                     dpi=30)
     for _, logs in pair:
         _assert_declared(logs)
     # the readers really were instrumented: they read the headline figures
@@ -245,25 +250,6 @@ def test_the_fisher_cut_off_is_stored_and_counts_the_rank(reports):
     cut = strict.summary["fisher_rank_cutoff"]
     assert cut == pytest.approx(0.5 * max(strict.summary["fisher_eigenvalues"]))
     assert strict.summary["identifiable_dims"] == 1  # 4 < 8: only the first direction
-
-
-def test_the_render_fixtures_use_only_declared_fields():
-    """tests/report_fixtures.py builds reports by hand: they may hold only declared fields.
-
-    (``failed_report`` nulls figures on purpose, to test the readers' null-safety.)
-    """
-    import report_fixtures
-
-    for build in (report_fixtures.healthy_report, report_fixtures.collapsed_report,
-                  report_fixtures.partial_report, report_fixtures.minimal_report,
-                  report_fixtures.failed_report):
-        report = build()
-        assert set(report.summary) <= set(schema.SUMMARY), build.__name__
-        for row in report.dimensions:
-            assert set(row) <= set(schema.DIMENSION), build.__name__
-            assert row.get("status") in (*schema.STATUSES, None), build.__name__
-        assert set(report.distributions) <= set(schema.DISTRIBUTIONS), build.__name__
-        assert set(report.provenance) <= set(schema.PROVENANCE), build.__name__
 
 
 def test_the_documented_probe_margin_is_the_one_applied():

@@ -11,16 +11,15 @@ from collapse_diag.render.explain import explain
 from collapse_diag.render.plots import PLOTS, SEQUENCE_PLOTS, plots_for
 from collapse_diag.render.plots_sequence import kl_matrix
 from collapse_diag.render.sequence_text import sequence_text, step_ranges
-from collapse_diag.report import Report
 from collapse_diag_cli.main import main
 
 FAST = dict(mi_samples=4, swap_bootstrap=50, prior_samples=4, fisher_samples=2, nll_samples=8)
 
 
-@pytest.fixture(scope="module")
-def first_half_report():
-    model = build_sequence_vae()
-    return analyze(model, sample_inputs(model, 200, seed=1, min_length=12), seed=3, **FAST)
+@pytest.fixture
+def first_half_report(analysed):
+    """The bundled sequence VAE on 200 inputs (tests/real_reports.py ``sequential``)."""
+    return analysed["sequential"]
 
 
 def test_explanation_says_where_z_is_used(first_half_report):
@@ -32,22 +31,21 @@ def test_explanation_says_where_z_is_used(first_half_report):
     assert text in explain(first_half_report)
 
 
-def test_step_ranges_and_no_text_for_vector_reports():
+def test_step_ranges_and_no_text_for_vector_reports(analysed):
     assert step_ranges([True, True, False, True, True]) == [(0, 1), (3, 4)]
     assert step_ranges([False, False]) == []
-    vector = Report(n_examples=2, latent_dim=1, summary={"kl_by_step": None},
-                    dimensions=[{"index": 0}])
+    vector = analysed["healthy"]
+    assert vector.summary["kl_by_step"] is None
     assert sequence_text(vector) is None
     assert plots_for(vector) is PLOTS
 
 
-def test_sequence_plots_drawn_for_sequential_reports_only(first_half_report):
+def test_sequence_plots_drawn_for_sequential_reports_only(first_half_report, analysed):
     assert list(plots_for(first_half_report)) == [*PLOTS, *SEQUENCE_PLOTS]
     for spec in SEQUENCE_PLOTS.values():
         assert spec(first_half_report) is not None
     assert kl_matrix(first_half_report).shape == (2, 16)
-    vector = Report(n_examples=2, latent_dim=1, summary={}, dimensions=[{"index": 0}])
-    assert all(spec(vector) is None for spec in SEQUENCE_PLOTS.values())
+    assert all(spec(analysed["healthy"]) is None for spec in SEQUENCE_PLOTS.values())
 
 
 def test_analyze_cli_on_a_saved_sequential_checkpoint(tmp_path):

@@ -98,3 +98,19 @@ def test_monitor_log_errors_and_truncated_last_line(tmp_path):
         read_monitor_log(path)
     with pytest.raises(DataError, match="cannot read"):
         read_monitor_log(tmp_path / "missing.jsonl")
+
+
+def test_the_doc_lists_the_declared_row_keys_and_tracked_fields():
+    """docs/trajectory-schema.md documents the keys of collapse_diag/trajectory_fields.py."""
+    import re
+    from pathlib import Path
+
+    from collapse_diag.trajectory import DIMENSION_FIELDS, ROW_FIELDS, SUMMARY_FIELDS
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "trajectory-schema.md").read_text()
+    section = doc.split("## rows[t]\n", 1)[1].split("\n## ", 1)[0]
+    cells = {m.group(1): m.group(2) for m in re.finditer(r"^\| `([a-z_.\[\]]+)` \| (.*) \|$",
+                                                         section, re.M)}
+    assert [k.split("[")[0] for k in cells if "." not in k] == list(ROW_FIELDS)
+    assert set(re.findall(r"`([a-z_]+)`", cells["summary"])) == set(SUMMARY_FIELDS)
+    assert re.findall(r"`([a-z_]+)`", cells["dimensions[d]"]) == list(DIMENSION_FIELDS)

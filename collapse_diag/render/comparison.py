@@ -36,6 +36,7 @@ from collapse_diag.render.comparison_tables import (
 from collapse_diag.render.document import Document, FigureBlock, Section
 from collapse_diag.render.documents import draw_pngs, render_documents
 from collapse_diag.report import write_text_atomic
+from collapse_diag.schema import SUMMARY_KEY as S
 
 __all__ = ["COMPARISON_FORMATS", "build_comparison_document", "write_comparison"]
 
@@ -87,7 +88,7 @@ def build_comparison_document(comparison: Comparison, drawn: Iterable[str]) -> D
                                      "they were analysed on (provenance.data_sha256) is "
                                      "the same.",), tables=(data_table(comparison),)),
     ]
-    verdicts = [str(r.get("verdict") or "no verdict") for r in comparison.rows]
+    verdicts = [str(r.get(S.verdict) or "no verdict") for r in comparison.rows]
     reason = "; ".join(f"{row['name']}: {v}" for row, v in zip(comparison.rows, verdicts))
     return Document(f"Comparison of {n} models", f"{n} models.", reason + ".", None,
                     tuple(sections))

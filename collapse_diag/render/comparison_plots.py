@@ -20,7 +20,9 @@ from matplotlib.patches import Patch, Rectangle
 from collapse_diag.comparison import Comparison, model_statuses
 from collapse_diag.render.colors import STATUS_COLORS
 from collapse_diag.render.report_values import dim_column, finite, setting
+from collapse_diag.schema import DIMENSION_KEY as D
 from collapse_diag.schema import RENAMED_STATUSES
+from collapse_diag.schema import SUMMARY_KEY as S
 
 __all__ = ["COMPARISON_PLOTS", "short_names"]
 
@@ -62,7 +64,7 @@ def plot_kl_sorted(comparison: Comparison) -> Figure | None:
     """Per-dimension KL of every model, sorted decreasing, on one log axis."""
     curves = [(label, np.sort(kl[np.isfinite(kl)])[::-1])
               for label, kl in zip(short_names(comparison.names),
-                                   (dim_column(m.report, "kl") for m in comparison.models))]
+                                   (dim_column(m.report, D.kl) for m in comparison.models))]
     curves = [(label, kl) for label, kl in curves if kl.size]
     if not curves:
         return None
@@ -83,7 +85,7 @@ def plot_kl_sorted(comparison: Comparison) -> Figure | None:
 @_styled
 def plot_rate_distortion(comparison: Comparison) -> Figure | None:
     """Every model as a point (rate R, distortion D); dotted lines of equal -ELBO = R + D."""
-    points = [(label, finite(row.get("rate")), finite(row.get("distortion")), row["data_group"])
+    points = [(label, finite(row.get(S.rate)), finite(row.get(S.distortion)), row["data_group"])
               for label, row in zip(short_names(comparison.names), comparison.rows)]
     points = [p for p in points if p[1] is not None and p[2] is not None]
     if not points:
@@ -141,10 +143,11 @@ def plot_nll_convergence(comparison: Comparison) -> Figure | None:
     """The IW-NLL bound at K' = 1, 10, 100, ..., K of every model, with its standard error."""
     curves = []
     for label, model in zip(short_names(comparison.names), comparison.models):
-        conv = model.report.summary.get("nll_convergence")
+        conv = model.report.summary.get(S.nll_convergence)
         if isinstance(conv, dict) and conv.get("samples"):
-            se = [finite(v) or 0.0 for v in conv.get("nll_se") or [None] * len(conv["samples"])]
-            curves.append((label, conv["samples"], conv["nll"], se))
+            k = conv["samples"]
+            se = [finite(v) or 0.0 for v in conv.get(S.nll_se) or [None] * len(k)]
+            curves.append((label, k, conv[S.nll], se))
     if not curves:
         return None
     fig = Figure(figsize=(8.5, 4.4), layout="constrained")

@@ -11,9 +11,12 @@ import csv
 import io
 from typing import Any
 
-from collapse_diag.comparison import COLUMNS, Comparison
+from collapse_diag.comparison import COLUMNS, EXTRA_FIELDS, Comparison
 from collapse_diag.render.report_values import finite
 from collapse_diag.render.tables import MISSING, Table, fmt_num
+from collapse_diag.schema import PROVENANCE_KEY as P
+from collapse_diag.schema import SUMMARY_KEY as S
+from collapse_diag.schema import TOP_LEVEL_KEY as T
 
 __all__ = ["BEST_MARK", "csv_text", "data_table", "identifiability_table", "standard_table",
            "tex_text"]
@@ -24,8 +27,8 @@ BEST_MARK = " ★"
 
 def _cell(row: dict[str, Any], key: str) -> str:
     value = row.get(key)
-    if key == "nll" and finite(value) is not None and finite(row.get("nll_se")) is not None:
-        return f"{fmt_num(value, 4)} ± {fmt_num(row['nll_se'], 2)}"
+    if key == S.nll and finite(value) is not None and finite(row.get(S.nll_se)) is not None:
+        return f"{fmt_num(value, 4)} ± {fmt_num(row[S.nll_se], 2)}"
     if isinstance(value, str):
         return value
     return fmt_num(value, 4) if value is not None else MISSING
@@ -73,15 +76,15 @@ def identifiability_table(comparison: Comparison) -> Table | None:
 
 def data_table(comparison: Comparison) -> Table:
     """Data groups: their label, input hash (first 16 hex digits) and models."""
-    rows = [[label, (g["data_sha256"] or "unknown")[:16], ", ".join(g["models"])]
+    rows = [[label, (g[P.data_sha256] or "unknown")[:16], ", ".join(g["models"])]
             for label, g in comparison.data_groups.items()]
     return Table(["data group", "data sha256", "models"], rows, [list(r) for r in rows])
 
 
 def csv_text(comparison: Comparison) -> str:
     """comparison.csv: one row per model, raw numbers (empty when missing), ``best`` columns."""
-    fields = (["name", "data_group"] + [c.key for c in COLUMNS]
-              + ["nll_se", "rate", "distortion", "latent_dim", "n_examples", "best"])
+    fields = (["name", "data_group"] + [c.key for c in COLUMNS] + list(EXTRA_FIELDS)
+              + [T.latent_dim, T.n_examples, "best"])
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(fields)

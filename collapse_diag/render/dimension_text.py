@@ -24,6 +24,8 @@ from collapse_diag.render.report_values import (
 )
 from collapse_diag.render.tables import fmt_num, fmt_pct, join_names
 from collapse_diag.report import Report
+from collapse_diag.schema import DIMENSION_KEY as D
+from collapse_diag.schema import SUMMARY_KEY as S
 
 __all__ = ["MEANING", "decoder_dims_text", "identifiability_text", "signal_groups",
            "signal_text", "statuses_text"]
@@ -60,7 +62,7 @@ def statuses_text(report: Report) -> str:
     if unknown > 0:
         parts.append(f"{unknown} {'has' if unknown == 1 else 'have'} no status")
     text = f"Of the {_n(report.latent_dim, 'latent dimension')}, " + "; ".join(parts) + "."
-    kl = finite(report.summary.get("kl"))
+    kl = finite(report.summary.get(S.kl))
     if kl is not None:
         text += (f" On average the posterior q(z|x) sits {fmt_num(kl)} nats from the prior p(z): "
                  "this is the KL term of the ELBO, summed over dimensions.")
@@ -76,9 +78,9 @@ def signal_groups(report: Report) -> dict[str, list[int]]:
     """
     from collapse_diag.diagnostics.activity import SIGNALS, signal_class
 
-    signal = _column(report, "signal")
+    signal = _column(report, D.signal)
     if all(v is None for v in signal):
-        mv, pv = dim_column(report, "mu_variance"), dim_column(report, "posterior_variance")
+        mv, pv = dim_column(report, D.mu_variance), dim_column(report, D.posterior_variance)
         ok = np.isfinite(mv) & np.isfinite(pv)
         computed = signal_class(np.where(ok, mv, 0), np.where(ok, pv, 0),
                                 float(setting(report, "active_threshold")))
@@ -92,7 +94,7 @@ def signal_text(report: Report) -> str:
     if not any(groups.values()):
         return ("Whether the signal from x was too weak or too noisy cannot be told: the activity "
                 "figures (Var mu(x), E sigma²(x)) are missing.")
-    mv, pv = dim_column(report, "mu_variance"), dim_column(report, "posterior_variance")
+    mv, pv = dim_column(report, D.mu_variance), dim_column(report, D.posterior_variance)
     names, thr = dim_labels(report), float(setting(report, "active_threshold"))
 
     def listed(group: list[int]) -> str:
@@ -123,7 +125,7 @@ def signal_text(report: Report) -> str:
 
 
 def _how_to_decide(report: Report) -> str:
-    budget, used = report.summary.get("per_dim_swap_budget"), report.n_examples
+    budget, used = report.summary.get(S.per_dim_swap_budget), report.n_examples
     if isinstance(budget, int) and budget < used:
         return (f"raise --per-dim-swap-max-examples (now {budget}) up to the {used} analysed "
                 "inputs, or analyse more inputs with --data")
@@ -136,18 +138,18 @@ def decoder_dims_text(report: Report) -> str | None:
     ``None`` for a report without ``decoder_use`` (schema 1); ``""`` when no dimension is
     informative (nothing to decide).
     """
-    use, ci = _column(report, "decoder_use"), _column(report, "swap_ci")
+    use, ci = _column(report, D.decoder_use), _column(report, D.swap_ci)
     if all(v is None for v in use):
         return None
     s, names, statuses = report.summary, dim_labels(report), dim_statuses(report)
-    if s.get("per_dim_swap_rounds") == 0:
+    if s.get(S.per_dim_swap_rounds) == 0:
         return ("The per-dimension swap was not run (per_dim_swap_examples = 0): decoder use "
                 "per dimension comes from the Fisher information alone, which shows use only "
                 "when its lower bound clears the cut-off.")
-    thr, needed = dim_column(report, "swap_threshold"), _column(report, "swap_inputs_needed")
+    thr, needed = dim_column(report, D.swap_threshold), _column(report, D.swap_inputs_needed)
     alpha = float(setting(report, "alpha"))
-    text = [f"Swapping one coordinate at a time ({s.get('per_dim_swap_examples')} inputs in "
-            f"{_n(int(s.get('per_dim_swap_rounds') or 0), 'round')}; intervals of the mean "
+    text = [f"Swapping one coordinate at a time ({s.get(S.per_dim_swap_examples)} inputs in "
+            f"{_n(int(s.get(S.per_dim_swap_rounds) or 0), 'round')}; intervals of the mean "
             f"effect hold for all {report.latent_dim} dimensions and rounds at once with "
             f"{1 - alpha:.0%} confidence):"]
 
@@ -199,8 +201,8 @@ def _pct_range(values: list, grades: list, which: str) -> str:
 def identifiability_text(report: Report) -> str:
     """Flatness and the graded Fisher information; the Wang et al. sentence only when true."""
     s, d = report.summary, report.latent_dim
-    flat, ident = finite(s.get("flat_fraction")), finite(s.get("identifiable_dims"))
-    grades = s.get("fisher_directions")
+    flat, ident = finite(s.get(S.flat_fraction)), finite(s.get(S.identifiable_dims))
+    grades = s.get(S.fisher_directions)
     if flat is None and ident is None:
         return "What the identifiability figures say cannot be told: they are missing."
     used = status_counts(report).get("used", 0)
@@ -217,7 +219,7 @@ def identifiability_text(report: Report) -> str:
     atol = float(setting(report, "fisher_rank_atol"))
     practically_flat = False
     if isinstance(grades, list) and grades:
-        ci = s.get("fisher_contraction_ci") or [None] * len(grades)
+        ci = s.get(S.fisher_contraction_ci) or [None] * len(grades)
         count = {g: grades.count(g) for g in ("identifiable", "weak", "inconclusive", "flat")}
         parts = [f"{count['identifiable']} identifiable (contraction at least "
                  f"{fmt_pct(atol / (1 + atol))})"] if count["identifiable"] else []

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from collapse_diag.render.tables import fmt_num
 from collapse_diag.report import Report
+from collapse_diag.schema import DIMENSION_KEY as D
+from collapse_diag.schema import SUMMARY_KEY as S
 
 __all__ = ["sequence_text", "step_ranges"]
 
@@ -54,10 +56,10 @@ def _kl_sentence(kl: list, eps: float) -> str | None:
 
 
 def _window_sentence(windows: list, alpha: float) -> str | None:
-    measured = [w for w in windows if w.get("swap_delta") is not None]
+    measured = [w for w in windows if w.get(S.swap_delta) is not None]
     if not measured:
         return None
-    read = [w for w in measured if (w.get("p_value") or 1.0) < alpha and w["swap_delta"] > 0]
+    read = [w for w in measured if (w.get("p_value") or 1.0) < alpha and w[S.swap_delta] > 0]
     names = [f"{w['start']}–{w['stop'] - 1}" for w in read]
     if not read:
         return ("Swapping z between inputs of equal length changes log p(x|z) in no time window "
@@ -66,7 +68,7 @@ def _window_sentence(windows: list, alpha: float) -> str | None:
         return f"The decoder reads z in every time window (swap test p < {alpha:g})."
     last = max(w["stop"] for w in read)
     late = all(w["start"] >= last for w in measured if w not in read)
-    detail = "; ".join(f"steps {n}: {fmt_num(w['swap_delta'])} nats" for n, w in
+    detail = "; ".join(f"steps {n}: {fmt_num(w[S.swap_delta])} nats" for n, w in
                        zip(names, read))
     text = (f"The decoder reads z only in the window(s) of steps {', '.join(names)} (swap delta "
             f"{detail}); swapping the other windows changes nothing the test detects.")
@@ -77,22 +79,22 @@ def _window_sentence(windows: list, alpha: float) -> str | None:
 
 def sequence_text(report: Report) -> str | None:
     """One paragraph on where in the sequence z is used, or ``None`` for vector latents."""
-    kl = report.summary.get("kl_by_step")
+    kl = report.summary.get(S.kl_by_step)
     if not isinstance(kl, list):
         return None
     eps = float(report.settings.get("kl_eps", 0.01))
     alpha = float(report.settings.get("alpha", 0.05))
     text = [s for s in (_kl_sentence(kl, eps),
-                        _window_sentence(report.summary.get("swap_delta_by_window") or [], alpha))
+                        _window_sentence(report.summary.get(S.swap_delta_by_window) or [], alpha))
             if s]
     for row in report.dimensions[:8]:
-        by_step = row.get("kl_by_step")
+        by_step = row.get(D.kl_by_step)
         if not isinstance(by_step, list):
             continue
         on = step_ranges([v is not None and v >= eps for v in by_step])
         if on and on != [(0, len(by_step) - 1)]:
-            text.append(f"Dimension {row['index']} carries information at {_ranges_text(on)}.")
-    unpaired = report.summary.get("swap_unpaired_inputs")
+            text.append(f"Dimension {row[D.index]} carries information at {_ranges_text(on)}.")
+    unpaired = report.summary.get(S.swap_unpaired_inputs)
     if unpaired:
         text.append(f"{unpaired} input(s) had no other input of the same valid length and were "
                     "left out of the swap tests.")

@@ -17,8 +17,12 @@ from collapse_diag.render import _check_formats
 from collapse_diag.render.document import Document, FigureBlock, Section
 from collapse_diag.render.documents import draw_pngs, render_documents
 from collapse_diag.render.tables import Table
-from collapse_diag.render.trajectory_plots import SERIES, TRAJECTORY_PLOTS
+from collapse_diag.render.trajectory_plots import TRAJECTORY_PLOTS
 from collapse_diag.report import write_text_atomic
+from collapse_diag.schema import SUMMARY_KEY as S
+from collapse_diag.trajectory_fields import ROW_KEY as R
+from collapse_diag.trajectory_fields import SERIES
+from collapse_diag.trajectory_fields import TRAJECTORY_KEY as J
 
 __all__ = ["PLOTS_FOLDER", "build_trajectory_document", "write_trajectory"]
 
@@ -44,17 +48,17 @@ def _table(headers: list[str], cells: list[list[Any]], sortable: bool = True) ->
 
 def _steps_table(trajectory: Mapping[str, Any]) -> Table:
     cells = []
-    for row in trajectory["rows"]:
-        s = row.get("summary") or {}
-        name = PurePath((row.get("checkpoint") or {}).get("path", "")).name or None
-        counts = s.get("status_counts") or {}
-        cells.append([row["step"], name, s.get("verdict"), *(s.get(k) for k in SERIES),
+    for row in trajectory[J.rows]:
+        s = row.get(R.summary) or {}
+        name = PurePath((row.get(R.checkpoint) or {}).get("path", "")).name or None
+        counts = s.get(S.status_counts) or {}
+        cells.append([row[R.step], name, s.get(S.verdict), *(s.get(k) for k in SERIES),
                       ", ".join(f"{v} {k}" for k, v in counts.items() if v) or None])
     return _table(["step", "checkpoint", "verdict", *SERIES, "statuses"], cells)
 
 
 def _events_table(trajectory: Mapping[str, Any]) -> Table:
-    events = trajectory["events"]
+    events = trajectory[J.events]
     revivals = events.get("dimension_revival_steps") or []
     cells = [[f"z{d}", step, ", ".join(f"{s:,}" for s in revivals[d]) or None]
              for d, step in enumerate(events["dimension_collapse_steps"])]
@@ -64,32 +68,32 @@ def _events_table(trajectory: Mapping[str, Any]) -> Table:
 def build_trajectory_document(trajectory: Mapping[str, Any], drawn: Iterable[str]) -> Document:
     """Lay out the trajectory's Markdown and HTML documents."""
     drawn = set(drawn)
-    rows = trajectory["rows"]
-    final = (rows[-1].get("summary") or {}).get("verdict") if rows else None
-    collapsed = trajectory["events"]["verdict_collapsed_step"]
+    rows = trajectory[J.rows]
+    final = (rows[-1].get(R.summary) or {}).get(S.verdict) if rows else None
+    collapsed = trajectory[J.events]["verdict_collapsed_step"]
     if collapsed is None:
         reason = "The verdict never became collapsed."
     elif final == "collapsed":
         reason = f"The verdict first became collapsed at step {collapsed:,}."
     else:
         reason = (f"The verdict was collapsed at step {collapsed:,} and is {final or 'n/a'} at "
-                  f"the last step ({rows[-1]['step']:,}).")
+                  f"the last step ({rows[-1][R.step]:,}).")
     figures = tuple(FigureBlock(name, title, caption,
                                 None if name in drawn else "Not drawn: its figures are missing.")
                     for name, (_, title, caption) in TRAJECTORY_PLOTS.items())
-    settings = trajectory.get("settings") or {}
+    settings = trajectory.get(J.settings) or {}
     sections = (
-        Section("What happened", "what-happened", tuple(trajectory["explanation"])),
+        Section("What happened", "what-happened", tuple(trajectory[J.explanation])),
         Section("Plots", "plots", figures=figures),
         Section("Events", "events",
                 ("The step from which each dimension stays collapsed (KL below kl_eps to the "
                  "last step), and the steps at which a collapsed dimension revived.",),
                 tables=(_events_table(trajectory),)),
-        Section("Steps", "steps", (f"One row per analysed step ({trajectory['source']}); "
+        Section("Steps", "steps", (f"One row per analysed step ({trajectory[J.source]}); "
                                    "KL, MI, swap delta and -ELBO in nats.",),
                 tables=(_steps_table(trajectory),)),
         Section("Settings", "settings",
-                (f"Preset: {trajectory.get('preset') or 'custom'} (docs/watching-collapse.md).",),
+                (f"Preset: {trajectory.get(J.preset) or 'custom'} (docs/watching-collapse.md).",),
                 tables=(_table(["setting", "value"],
                                [[k, json.dumps(v)] for k, v in settings.items()], False),)),
     )

@@ -2,7 +2,7 @@
 
 Each takes the trajectory and returns a :class:`matplotlib.figure.Figure`, or
 ``None`` when the figures it needs are missing. Built on bare Figures (no
-pyplot), inside seaborn's whitegrid style, as in :mod:`collapse_diag.plots`.
+pyplot), inside seaborn's whitegrid style, as in :mod:`collapse_diag.render.plots_style`.
 """
 
 from __future__ import annotations
@@ -19,19 +19,15 @@ from matplotlib.patches import Patch
 
 from collapse_diag.render.colors import STATUS_COLORS
 from collapse_diag.render.report_values import STATUS_ORDER, finite
+from collapse_diag.schema import DIMENSION_KEY as D
+from collapse_diag.trajectory_fields import ROW_KEY as R
+from collapse_diag.trajectory_fields import SERIES
+from collapse_diag.trajectory_fields import TRAJECTORY_KEY as J
 
 __all__ = ["TRAJECTORY_PLOTS", "plot_kl_heatmap", "plot_status", "plot_curves",
            "status_color", "SERIES"]
 
 Trajectory = Mapping[str, Any]
-#: Summary curves: field -> axis label.
-SERIES = {
-    "kl": "KL [nats]",
-    "mutual_information": "MI I(x; z) [nats]",
-    "active_units": "active units",
-    "swap_delta": "swap delta [nats]",
-    "neg_elbo": "-ELBO [nats]",
-}
 
 
 def status_color(status: str) -> str:
@@ -49,23 +45,23 @@ def _styled(func: Callable[[Trajectory], Figure | None]) -> Callable[[Trajectory
 
 
 def _steps(trajectory: Trajectory) -> list[int]:
-    return [int(r["step"]) for r in trajectory.get("rows") or []]
+    return [int(r[R.step]) for r in trajectory.get(J.rows) or []]
 
 
 def _dim_matrix(trajectory: Trajectory, key: str) -> list[list[Any]]:
     """``[latent_dim][n_rows]`` values of a per-dimension field (``None`` where missing)."""
-    rows = trajectory.get("rows") or []
-    width = int(trajectory.get("latent_dim") or 0)
+    rows = trajectory.get(J.rows) or []
+    width = int(trajectory.get(J.latent_dim) or 0)
     out: list[list[Any]] = [[None] * len(rows) for _ in range(width)]
     for t, row in enumerate(rows):
-        for d, dim in enumerate((row.get("dimensions") or [])[:width]):
+        for d, dim in enumerate((row.get(R.dimensions) or [])[:width]):
             out[d][t] = dim.get(key)
     return out
 
 
 def _dim_order(trajectory: Trajectory, kl: np.ndarray) -> list[int]:
     """Dimensions by collapse step (earliest first), never-collapsed last by final KL."""
-    steps = (trajectory.get("events") or {}).get("dimension_collapse_steps") or []
+    steps = (trajectory.get(J.events) or {}).get("dimension_collapse_steps") or []
     final = np.nan_to_num(kl[:, -1], nan=-1.0) if kl.size else np.zeros(0)
 
     def key(d: int) -> tuple[int, float, int]:
@@ -87,10 +83,10 @@ def plot_kl_heatmap(trajectory: Trajectory) -> Figure | None:
     """Per-dimension KL over steps (log colour scale), dimensions ordered by collapse step."""
     steps = _steps(trajectory)
     kl = np.array([[np.nan if finite(v) is None else float(v) for v in series]
-                   for series in _dim_matrix(trajectory, "kl")], dtype=float)
+                   for series in _dim_matrix(trajectory, D.kl)], dtype=float)
     if kl.size == 0 or not np.isfinite(kl).any():
         return None
-    eps = float((trajectory.get("settings") or {}).get("kl_eps", 0.01))
+    eps = float((trajectory.get(J.settings) or {}).get("kl_eps", 0.01))
     floor = eps / 100
     order = _dim_order(trajectory, kl)
     values = np.clip(kl[order], floor, None)
@@ -110,14 +106,14 @@ def plot_kl_heatmap(trajectory: Trajectory) -> Figure | None:
 def plot_status(trajectory: Trajectory) -> Figure | None:
     """Per-dimension status over steps, one colour per status."""
     steps = _steps(trajectory)
-    statuses = _dim_matrix(trajectory, "status")
+    statuses = _dim_matrix(trajectory, D.status)
     if not statuses or all(s is None for row in statuses for s in row):
         return None
     names = [s or "unknown" for row in statuses for s in row]
     present = [s for s in STATUS_ORDER if s in names] + sorted(set(names) - set(STATUS_ORDER))
     codes = np.array([[present.index(s or "unknown") for s in row] for row in statuses])
     kl = np.array([[np.nan if finite(v) is None else float(v) for v in series]
-                   for series in _dim_matrix(trajectory, "kl")], dtype=float)
+                   for series in _dim_matrix(trajectory, D.kl)], dtype=float)
     order = _dim_order(trajectory, kl) if kl.size else list(range(len(statuses)))
     fig = Figure(figsize=(min(14.0, 3.0 + 0.45 * len(steps)), 1.2 + 0.35 * len(order)),
                  layout="constrained")
@@ -135,19 +131,19 @@ def plot_status(trajectory: Trajectory) -> Figure | None:
 @_styled
 def plot_curves(trajectory: Trajectory) -> Figure | None:
     """Summary figures (KL, MI, active units, swap delta, -ELBO) against step."""
-    rows = trajectory.get("rows") or []
+    rows = trajectory.get(J.rows) or []
     steps = np.array(_steps(trajectory), dtype=float)
     series = {}
     for key in SERIES:
-        values = np.array([np.nan if finite((r.get("summary") or {}).get(key)) is None
-                           else float(r["summary"][key]) for r in rows], dtype=float)
+        values = np.array([np.nan if finite((r.get(R.summary) or {}).get(key)) is None
+                           else float(r[R.summary][key]) for r in rows], dtype=float)
         if np.isfinite(values).any():
             series[key] = values
     if not series:
         return None
     fig = Figure(figsize=(7.5, 1.9 * len(series) + 0.6), layout="constrained")
     axes = np.atleast_1d(fig.subplots(len(series), 1, sharex=True))
-    collapsed = (trajectory.get("events") or {}).get("verdict_collapsed_step")
+    collapsed = (trajectory.get(J.events) or {}).get("verdict_collapsed_step")
     for ax, (key, values) in zip(axes, series.items()):
         keep = np.isfinite(values)
         ax.plot(steps[keep], values[keep], marker="o", ms=3, color="#332288")

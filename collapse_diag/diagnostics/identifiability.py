@@ -49,8 +49,9 @@ measurements, both from batched decoder passes:
       flat           high < a, low ~ 0         (indistinguishable from a flat likelihood)
       inconclusive   low < a <= high
 
-Every z is drawn up front on the CPU in float64 with the run's generator, in
-fixed blocks of inputs, so the numbers do not depend on the batch size or device.
+Every z is drawn on the CPU in float64, keyed on the input's index
+(:mod:`collapse_diag.rng`), so the numbers do not depend on the batch size, the
+device or the number of processes.
 """
 
 from __future__ import annotations
@@ -63,7 +64,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from collapse_diag.data import Batch, iter_batches, num_examples, repeat, to_device
+from collapse_diag import distributed
+from collapse_diag.data import Batch, num_examples, repeat, to_device
+from collapse_diag.diagnostics._decoder import (
+    decode,
+    inputs_per_call,
+    mean_or_none,
+    per_token,
+    shard_batches,
+)
 from collapse_diag.diagnostics.fisher_grades import (
     GRADES,
     contraction,
@@ -71,23 +80,19 @@ from collapse_diag.diagnostics.fisher_grades import (
     fisher_cutoff,
     grade,
 )
-from collapse_diag.diagnostics.sensitivity import (
-    decode,
-    inputs_per_call,
-    mean_or_none,
-    per_token,
-)
 from collapse_diag.encodings import Encodings
 from collapse_diag.exceptions import DiagnosticError
 from collapse_diag.progress import progress
 from collapse_diag.protocol import ModelInfo, call_log_likelihood
 from collapse_diag.report import ReportSection
+from collapse_diag.rng import KeyedNormals
 from collapse_diag.settings import Settings
 
 __all__ = ["GRADES", "IdentifiabilityResult", "identifiability_diagnostic", "fisher_rank",
            "fisher_bootstrap", "grade"]
 
-_SAMPLE_BLOCK = 4096  # inputs whose noise is drawn in one generator call
+
+
 def fisher_rank(eigenvalues: np.ndarray, rtol: float, atol: float) -> tuple[int, float]:
     """Effective rank of a PSD matrix: eigenvalues ``>= max(rtol * largest, atol)`` and ``> 0``.
 
@@ -97,33 +102,6 @@ def fisher_rank(eigenvalues: np.ndarray, rtol: float, atol: float) -> tuple[int,
     largest = float(np.max(eigenvalues)) if len(eigenvalues) else 0.0
     cutoff = fisher_cutoff(largest, rtol, atol)
     return int(np.sum((eigenvalues >= cutoff) & (eigenvalues > 0))), cutoff
-
-
-class _BlockNormals:
-    """Standard normals of shape ``(n, *tail)``, drawn in fixed blocks of inputs.
-
-    The draws depend only on ``n``, ``tail`` and the generator, never on how the
-    caller slices them; slices must be requested in increasing order.
-    """
-
-    def __init__(self, n: int, tail: tuple[int, ...], generator: torch.Generator) -> None:
-        self.n, self.tail, self.generator = n, tail, generator
-        self.blocks: dict[int, np.ndarray] = {}
-        self.next_block = 0
-
-    def rows(self, rows: slice) -> np.ndarray:
-        first, last = rows.start // _SAMPLE_BLOCK, (rows.stop - 1) // _SAMPLE_BLOCK
-        while self.next_block <= last:
-            size = min(_SAMPLE_BLOCK, self.n - self.next_block * _SAMPLE_BLOCK)
-            self.blocks[self.next_block] = torch.randn(
-                size, *self.tail, generator=self.generator, dtype=torch.float64
-            ).numpy()
-            self.next_block += 1
-        for old in [k for k in self.blocks if k < first]:
-            del self.blocks[old]
-        joined = np.concatenate([self.blocks[k] for k in range(first, last + 1)])
-        offset = first * _SAMPLE_BLOCK
-        return joined[rows.start - offset:rows.stop - offset]
 
 
 def _codes(mean: np.ndarray, logvar: np.ndarray, noise: np.ndarray) -> np.ndarray:
@@ -223,6 +201,83 @@ class IdentifiabilityResult:
         )
 
 
+def prior_flatness(model: Any, data: Batch, encodings: Encodings, info: ModelInfo,
+                   settings: Settings, generator: torch.Generator,
+                   show_progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Per input mean and std (ddof 1) of log p(x|z_k) over K = ``prior_samples`` prior draws.
+
+    Rows ``repeat(x, K)`` with codes z_k ~ p(z); the noise of input i is keyed on i
+    (stream ``"prior"``, :class:`~collapse_diag.rng.KeyedNormals`). This process
+    decodes its shard; the two ``(N,)`` arrays are gathered onto every process.
+    """
+    n, dim, k, device = encodings.n_examples, encodings.latent_dim, settings.prior_samples, \
+        settings.device
+    prior_mu, prior_logvar = encodings.prior()
+    normals = KeyedNormals(generator, "prior", n, (k, dim))
+    step = inputs_per_call(settings.batch_size, k)
+
+    def compute(start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        mean, std = np.empty(stop - start), np.empty(stop - start)
+        with torch.no_grad():
+            for rows, batch in progress(shard_batches(data, start, stop, step), "prior draws",
+                                        -(-(stop - start) // step), show_progress):
+                b, at = rows.stop - rows.start, slice(rows.start - start, rows.stop - start)
+                codes = _codes(prior_mu[rows], prior_logvar[rows],
+                               normals.rows(rows.start, rows.stop))
+                ll = decode(model, repeat(to_device(batch, device), k), codes, info, device)
+                ll = ll.reshape(k, b)
+                # Shifting by the first draw keeps the std exactly 0 when log p(x|z) is constant.
+                mean[at], std[at] = ll.mean(axis=0), (ll - ll[0]).std(axis=0, ddof=1)
+        return mean, std
+
+    return distributed.map_shard(n, compute)
+
+
+def fisher_gradients(model: Any, data: Batch, encodings: Encodings, info: ModelInfo,
+                     settings: Settings, generator: torch.Generator,
+                     show_progress: bool = False) -> np.ndarray:
+    """Score vectors g = d/dz log p(x|z) at S = ``fisher_samples`` draws z ~ q(z|x), ``(N, S, D)``.
+
+    One backward pass per call; with a learned prior g is multiplied by the prior's
+    standard deviation. The noise of input i is keyed on i (stream ``"fisher"``). This
+    process decodes its shard; the array is gathered onto every process.
+    """
+    n, dim, s, device = encodings.n_examples, encodings.latent_dim, settings.fisher_samples, \
+        settings.device
+    normals = KeyedNormals(generator, "fisher", n, (s, dim))
+    step = inputs_per_call(settings.batch_size, s)
+
+    def compute(start: int, stop: int) -> tuple[np.ndarray]:
+        grads = np.zeros((stop - start, s, dim))
+        with torch.enable_grad(), _grad_context(device):
+            for rows, batch in progress(shard_batches(data, start, stop, step),
+                                        "Fisher information", -(-(stop - start) // step),
+                                        show_progress):
+                codes = _codes(encodings.mu[rows], encodings.logvar[rows],
+                               normals.rows(rows.start, rows.stop))
+                z = torch.tensor(codes, dtype=info.dtype, device=device, requires_grad=True)
+                ll = call_log_likelihood(model, repeat(to_device(batch, device), s), z)
+                grad = None
+                if ll.requires_grad:
+                    (grad,) = torch.autograd.grad(ll.sum(), z, allow_unused=True)
+                if grad is None:  # log p(x|z) does not depend on z at all
+                    g = np.zeros(codes.shape)
+                else:
+                    g = grad.detach().to("cpu", torch.float64).numpy()
+                if not np.all(np.isfinite(g)):
+                    raise DiagnosticError(
+                        "the gradient of log_likelihood(x, z) with respect to z contains "
+                        "NaN/Inf: check the decoder's numerics (e.g. clamp, log-softmax)."
+                    )
+                if encodings.prior_logvar is not None:  # z in prior standard deviations
+                    g = g * np.tile(np.exp(0.5 * encodings.prior_logvar[rows]), (s, 1))
+                grads[rows.start - start:rows.stop - start] = \
+                    g.reshape(s, -1, dim).transpose(1, 0, 2)
+        return (grads,)
+
+    return distributed.map_shard(n, compute)[0]
+
+
 def identifiability_diagnostic(
     model: Any,
     data: Batch,
@@ -235,9 +290,11 @@ def identifiability_diagnostic(
 ) -> IdentifiabilityResult:
     """Likelihood flatness under prior draws and the latent Fisher information.
 
-    Random draws, in this order, from ``generator`` (CPU, float64): prior noise
-    ``(N, K, D)`` then posterior noise ``(N, S, D)``, each in blocks of 4096 inputs,
-    then the bootstrap indices.
+    Random draws (CPU, float64): prior noise ``(N, K, D)`` and posterior noise
+    ``(N, S, D)``, keyed on each input's index (streams ``"prior"`` and ``"fisher"``
+    of :class:`~collapse_diag.rng.KeyedNormals`; they leave ``generator``'s state
+    alone), then the bootstrap indices from ``generator``. Under ``torchrun`` each
+    process decodes its shard of the inputs (:mod:`collapse_diag.distributed`).
 
     Decoder cost: ``N K`` rows in calls of ``inputs_per_call(batch_size, K)``
     inputs, plus ``N S`` rows with a backward pass in calls of
@@ -271,51 +328,13 @@ def identifiability_diagnostic(
     n, dim = encodings.n_examples, encodings.latent_dim
     if num_examples(data) != n:
         raise DiagnosticError(f"data holds {num_examples(data)} inputs but encodings {n}.")
-    device, k, s = settings.device, settings.prior_samples, settings.fisher_samples
-    calls = rows_done = 0
-
-    # Prior draws: rows repeat(x, K) with codes z_k ~ p(z).
-    prior_mu, prior_logvar = encodings.prior()
-    prior_ll, std = np.empty(n), np.empty(n)
-    normals = _BlockNormals(n, (k, dim), generator)
-    step = inputs_per_call(settings.batch_size, k)
-    with torch.no_grad():
-        for rows, batch in progress(iter_batches(data, step), "prior draws", -(-n // step),
-                                    show_progress):
-            b = rows.stop - rows.start
-            codes = _codes(prior_mu[rows], prior_logvar[rows], normals.rows(rows))
-            ll = decode(model, repeat(to_device(batch, device), k), codes, info, device)
-            ll = ll.reshape(k, b)
-            # Shifting by the first draw keeps the std exactly 0 when log p(x|z) is constant.
-            prior_ll[rows], std[rows] = ll.mean(axis=0), (ll - ll[0]).std(axis=0, ddof=1)
-            calls, rows_done = calls + 1, rows_done + k * b
-
-    # Fisher information: one backward pass per call, gradients w.r.t. z only.
-    grads = np.zeros((n, s, dim))
-    normals = _BlockNormals(n, (s, dim), generator)
-    step = inputs_per_call(settings.batch_size, s)
-    with torch.enable_grad(), _grad_context(device):
-        for rows, batch in progress(iter_batches(data, step), "Fisher information",
-                                    -(-n // step), show_progress):
-            codes = _codes(encodings.mu[rows], encodings.logvar[rows], normals.rows(rows))
-            z = torch.tensor(codes, dtype=info.dtype, device=device, requires_grad=True)
-            ll = call_log_likelihood(model, repeat(to_device(batch, device), s), z)
-            grad = None
-            if ll.requires_grad:
-                (grad,) = torch.autograd.grad(ll.sum(), z, allow_unused=True)
-            if grad is None:  # log p(x|z) does not depend on z at all
-                g = np.zeros(codes.shape)
-            else:
-                g = grad.detach().to("cpu", torch.float64).numpy()
-            if not np.all(np.isfinite(g)):
-                raise DiagnosticError(
-                    "the gradient of log_likelihood(x, z) with respect to z contains NaN/Inf: "
-                    "check the decoder's numerics (e.g. clamp, log-softmax)."
-                )
-            if encodings.prior_logvar is not None:  # measure z in prior standard deviations
-                g = g * np.tile(np.exp(0.5 * encodings.prior_logvar[rows]), (s, 1))
-            grads[rows] = g.reshape(s, -1, dim).transpose(1, 0, 2)
-            calls, rows_done = calls + 1, rows_done + len(codes)
+    k, s = settings.prior_samples, settings.fisher_samples
+    prior_ll, std = prior_flatness(model, data, encodings, info, settings, generator,
+                                   show_progress)
+    grads = fisher_gradients(model, data, encodings, info, settings, generator, show_progress)
+    calls = sum(distributed.total(-(-len(distributed.shard(n)) // step)) for step in
+                (inputs_per_call(settings.batch_size, k), inputs_per_call(settings.batch_size, s)))
+    rows_done = n * (k + s)
 
     flat_grads = grads.reshape(n * s, dim)
     fisher_matrix = flat_grads.T @ flat_grads / (n * s)

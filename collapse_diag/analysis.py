@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from collapse_diag import distributed
 from collapse_diag._version import __version__
 from collapse_diag.data import (
     Batch,
@@ -275,7 +276,8 @@ def analyze(
     if unknown:
         raise invalid_parameter("diagnostics", "analyze", f"names from {list(DIAGNOSTICS)}",
                                 unknown)
-    device = _resolve_device(cfg.device)
+    device = distributed.setup(_resolve_device(cfg.device))  # torchrun: join, cuda:LOCAL_RANK
+    show_progress = show_progress and distributed.is_main()
     _check_dtype(cfg.dtype, device)
     model, data, stored, checkpoint, data_given = _unpack_checkpoint(model, data, checkpoint)
     data = validate_data(data, "the data")
@@ -325,7 +327,7 @@ def analyze(
 
     summary, dimensions, distributions = _merge(sections, info.latent_dim)
     data_sha256 = _data_sha256(data)
-    if save_encodings is not None:
+    if save_encodings is not None and distributed.is_main():
         from collapse_diag.encodings_file import save_encodings as write_encodings
 
         write_encodings(save_encodings, encodings, data_sha256)

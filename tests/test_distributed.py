@@ -142,11 +142,11 @@ CASES = {
     "toy": lambda: (ToyVAE(), ToyVAE().sample(260, seed=3)),
     "tokens": lambda: _vector_prior_tokens()[:2],
     "learned prior": lambda: _vector_prior_tokens()[2:],
-    "sequence": lambda: (build_sequence_vae(), sample_inputs(build_sequence_vae(), 200, seed=1,
+    "sequence": lambda: (build_sequence_vae(), sample_inputs(build_sequence_vae(), 120, seed=1,
                                                              min_length=12)),
     "sequence, conditional prior": lambda: (build_sequence_vae(prior_ar=0.5),
                                             sample_inputs(build_sequence_vae(prior_ar=0.5),
-                                                          200, seed=1, min_length=12)),
+                                                          120, seed=1, min_length=12)),
 }
 
 
@@ -162,9 +162,7 @@ def test_shard_by_shard_report_equals_the_plain_report(case, monkeypatch):
     monkeypatch.setattr(distributed, "map_shard", _serial(3, block=40))  # not block-aligned
     sharded = analyze(model, data, **settings).to_dict()
     assert differences(small_blocks, sharded) == []
-    assert small_blocks["summary"] != plain["summary"] or case == "toy"  # blocks are the key
-    monkeypatch.setattr(rng_mod, "RANDOM_BLOCK", 64)
-    assert differences(plain, analyze(model, data, **settings).to_dict()) == []
+    assert differences(plain, small_blocks) != []  # the keyed blocks are part of the key
 
 
 # --- torchrun on the command line -----------------------------------------------------------

@@ -171,8 +171,10 @@ OPTIONS = ["--format", "json", "--quiet", "--seed", "3", "--per-dim-swap-example
            "--prior-samples", "4", "--nll-samples", "8"]
 
 
-@pytest.mark.skipif(not (torch.distributed.is_available() and torch.distributed.is_gloo_available()),
-                    reason="torch.distributed with the gloo backend is not available")
+GLOO = torch.distributed.is_available() and torch.distributed.is_gloo_available()
+
+
+@pytest.mark.skipif(not GLOO, reason="torch.distributed with the gloo backend is not available")
 def test_torchrun_two_processes_write_the_report_of_a_plain_run(toy_checkpoint, user_dir):
     from collapse_diag_cli.main import main
 

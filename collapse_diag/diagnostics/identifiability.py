@@ -86,6 +86,9 @@ from collapse_diag.progress import progress
 from collapse_diag.protocol import ModelInfo, call_log_likelihood
 from collapse_diag.report import ReportSection
 from collapse_diag.rng import KeyedNormals
+from collapse_diag.schema import DIMENSION_KEY as D
+from collapse_diag.schema import DISTRIBUTION_KEY
+from collapse_diag.schema import SUMMARY_KEY as S
 from collapse_diag.settings import Settings
 
 __all__ = ["GRADES", "IdentifiabilityResult", "identifiability_diagnostic", "fisher_rank",
@@ -175,29 +178,29 @@ class IdentifiabilityResult:
         """The report fields: summary, per-dimension ``fisher``, per-input ``likelihood_std``."""
         return ReportSection(
             summary={
-                "prior_reconstruction": self.prior_reconstruction,
-                "prior_reconstruction_per_token": self.prior_reconstruction_per_token,
-                "prior_gap": self.prior_gap,
-                "likelihood_flatness": self.likelihood_flatness,
-                "likelihood_flatness_per_token": self.likelihood_flatness_per_token,
-                "flat_fraction": self.flat_fraction,
-                "fisher_eigenvalues": self.fisher_eigenvalues.tolist(),
-                "identifiable_dims": self.identifiable_dims,
-                "fisher_rank_cutoff": self.rank_cutoff,
-                "fisher_eigenvalues_ci": self.eigenvalue_ci.tolist(),
-                "fisher_contraction": contraction(self.fisher_eigenvalues).tolist(),
-                "fisher_contraction_ci": contraction(self.eigenvalue_ci).tolist(),
-                "fisher_directions": list(self.direction_grades),
-                "identifiability_counts": {g: self.direction_grades.count(g) for g in GRADES},
+                S.prior_reconstruction: self.prior_reconstruction,
+                S.prior_reconstruction_per_token: self.prior_reconstruction_per_token,
+                S.prior_gap: self.prior_gap,
+                S.likelihood_flatness: self.likelihood_flatness,
+                S.likelihood_flatness_per_token: self.likelihood_flatness_per_token,
+                S.flat_fraction: self.flat_fraction,
+                S.fisher_eigenvalues: self.fisher_eigenvalues.tolist(),
+                S.identifiable_dims: self.identifiable_dims,
+                S.fisher_rank_cutoff: self.rank_cutoff,
+                S.fisher_eigenvalues_ci: self.eigenvalue_ci.tolist(),
+                S.fisher_contraction: contraction(self.fisher_eigenvalues).tolist(),
+                S.fisher_contraction_ci: contraction(self.eigenvalue_ci).tolist(),
+                S.fisher_directions: list(self.direction_grades),
+                S.identifiability_counts: {g: self.direction_grades.count(g) for g in GRADES},
             },
             dimensions={
-                "fisher": self.fisher.tolist(),
-                "fisher_ci": self.fisher_ci.tolist(),
-                "contraction": contraction(self.fisher).tolist(),
-                "contraction_ci": contraction(self.fisher_ci).tolist(),
-                "identifiability": list(self.dimension_grades),
+                D.fisher: self.fisher.tolist(),
+                D.fisher_ci: self.fisher_ci.tolist(),
+                D.contraction: contraction(self.fisher).tolist(),
+                D.contraction_ci: contraction(self.fisher_ci).tolist(),
+                D.identifiability: list(self.dimension_grades),
             },
-            distributions={"likelihood_std": self.likelihood_std.tolist()},
+            distributions={DISTRIBUTION_KEY.likelihood_std: self.likelihood_std.tolist()},
         )
 
 

@@ -53,6 +53,7 @@ from collapse_diag.progress import progress
 from collapse_diag.protocol import ModelInfo
 from collapse_diag.report import ReportSection
 from collapse_diag.rng import KeyedNormals
+from collapse_diag.schema import SUMMARY_KEY as S
 from collapse_diag.settings import Settings
 
 __all__ = [
@@ -203,20 +204,20 @@ class LikelihoodResult:
         nll_tok = self._per_token(-self.bound)
         return ReportSection(
             summary={
-                "neg_elbo": self.neg_elbo,
-                "neg_elbo_per_token": self._per_token(self.rate_per_input
+                S.neg_elbo: self.neg_elbo,
+                S.neg_elbo_per_token: self._per_token(self.rate_per_input
                                                       + self.distortion_per_input),
-                "nll": self.nll,
-                "nll_se": self.nll_se,
-                "nll_per_token": nll_tok,
-                "nll_samples": self.samples,
-                "nll_examples": int(len(self.examples)),
-                "nll_convergence": self.convergence,
-                "ppl": None if nll_tok is None else math.exp(min(nll_tok, 700.0)),
-                "rate": self.rate,
-                "distortion": self.distortion,
-                "mi_minibatch": self.mi_minibatch,
-                "mi_minibatch_size": self.mi_minibatch_size,
+                S.nll: self.nll,
+                S.nll_se: self.nll_se,
+                S.nll_per_token: nll_tok,
+                S.nll_samples: self.samples,
+                S.nll_examples: int(len(self.examples)),
+                S.nll_convergence: self.convergence,
+                S.ppl: None if nll_tok is None else math.exp(min(nll_tok, 700.0)),
+                S.rate: self.rate,
+                S.distortion: self.distortion,
+                S.mi_minibatch: self.mi_minibatch,
+                S.mi_minibatch_size: self.mi_minibatch_size,
             },
             dimensions={},
         )

@@ -64,6 +64,9 @@ from collapse_diag.exceptions import DiagnosticError
 from collapse_diag.progress import progress
 from collapse_diag.protocol import ModelInfo
 from collapse_diag.report import ReportSection
+from collapse_diag.schema import DIMENSION_KEY as D
+from collapse_diag.schema import DISTRIBUTION_KEY
+from collapse_diag.schema import SUMMARY_KEY as S
 from collapse_diag.settings import Settings
 
 __all__ = [
@@ -186,32 +189,32 @@ class SensitivityResult:
         pd = self.per_dim
         return ReportSection(
             summary={
-                "swap_delta": self.swap_delta,
-                "swap_delta_per_token": self.swap_delta_per_token,
-                "swap_ci": list(self.swap_ci),
-                "swap_p_value": self.swap_p_value,
-                "swap_significant": self.swap_significant,
-                "per_dim_swap_examples": self.per_dim_swap_examples,
-                "per_dim_swap_rounds": pd.rounds,
-                "per_dim_swap_budget": pd.budget,
-                "per_dim_swap_error": pd.error,
-                "decoder_use_counts": {k: pd.decision.count(k) for k in DECISIONS},
-                "reconstruction": self.reconstruction,
-                "reconstruction_per_token": self.reconstruction_per_token,
-                "swap_delta_by_window": self.windows,
-                "swap_unpaired_inputs": self.unpaired,
+                S.swap_delta: self.swap_delta,
+                S.swap_delta_per_token: self.swap_delta_per_token,
+                S.swap_ci: list(self.swap_ci),
+                S.swap_p_value: self.swap_p_value,
+                S.swap_significant: self.swap_significant,
+                S.per_dim_swap_examples: self.per_dim_swap_examples,
+                S.per_dim_swap_rounds: pd.rounds,
+                S.per_dim_swap_budget: pd.budget,
+                S.per_dim_swap_error: pd.error,
+                S.decoder_use_counts: {k: pd.decision.count(k) for k in DECISIONS},
+                S.reconstruction: self.reconstruction,
+                S.reconstruction_per_token: self.reconstruction_per_token,
+                S.swap_delta_by_window: self.windows,
+                S.swap_unpaired_inputs: self.unpaired,
             },
             dimensions={
-                "swap_delta": self.dim_swap_delta.tolist(),
-                "swap_delta_per_token": per_tok.tolist() if per_tok is not None else [None] * d,
-                "swap_p_value": self.dim_p_values.tolist(),
-                "swap_ci": [[float(lo), float(hi)] for lo, hi in zip(pd.low, pd.high)],
-                "swap_examples": pd.count.tolist(),
-                "swap_threshold": pd.threshold.tolist(),
-                "decoder_use": list(pd.decision),
-                "swap_inputs_needed": list(pd.inputs_needed),
+                D.swap_delta: self.dim_swap_delta.tolist(),
+                D.swap_delta_per_token: per_tok.tolist() if per_tok is not None else [None] * d,
+                D.swap_p_value: self.dim_p_values.tolist(),
+                D.swap_ci: [[float(lo), float(hi)] for lo, hi in zip(pd.low, pd.high)],
+                D.swap_examples: pd.count.tolist(),
+                D.swap_threshold: pd.threshold.tolist(),
+                D.decoder_use: list(pd.decision),
+                D.swap_inputs_needed: list(pd.inputs_needed),
             },
-            distributions={"swap_delta": self.delta.tolist()},
+            distributions={DISTRIBUTION_KEY.swap_delta: self.delta.tolist()},
         )
 
 

@@ -21,6 +21,7 @@ from models_for_tests import (
 
 import collapse_diag.diagnostics.identifiability as ident_mod
 import collapse_diag.rng as rng_mod
+from collapse_diag.diagnostics.fisher import grad_context
 from collapse_diag.diagnostics.identifiability import fisher_rank, identifiability_diagnostic
 from collapse_diag.encodings import encode_all
 from collapse_diag.exceptions import DiagnosticError
@@ -217,7 +218,7 @@ def test_fisher_pass_leaves_parameter_gradients_alone():
 
 def test_cudnn_is_disabled_only_inside_the_cuda_gradient_context():
     before = torch.backends.cudnn.enabled
-    with ident_mod._grad_context("cuda"):
+    with grad_context("cuda"):
         assert not torch.backends.cudnn.enabled
     assert torch.backends.cudnn.enabled == before
 

@@ -23,6 +23,7 @@ __all__ = [
     "MAX_ROWS_PER_CALL",
     "decode",
     "derangement",
+    "draw_major_codes",
     "inputs_per_call",
     "mean_or_none",
     "nanmean",
@@ -81,6 +82,15 @@ def shard_batches(data: Batch, start: int, stop: int, step: int
     for lo in range(start, stop, step):
         rows = slice(lo, min(lo + step, stop))
         yield rows, take(data, rows)
+
+
+def draw_major_codes(mean: np.ndarray, logvar: np.ndarray, noise: np.ndarray) -> np.ndarray:
+    """Codes ``mean + sigma * noise`` for noise ``(b, k, D)``, ordered draw-major ``(k * b, D)``.
+
+    Row ``j * b + i`` is draw j of input i, matching ``repeat(x, k)``.
+    """
+    z = mean[:, None] + np.exp(0.5 * logvar)[:, None] * noise
+    return z.transpose(1, 0, 2).reshape(-1, mean.shape[1])
 
 
 def per_token(values: np.ndarray, tokens: np.ndarray | None) -> np.ndarray | None:

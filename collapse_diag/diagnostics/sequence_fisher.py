@@ -33,11 +33,10 @@ from collapse_diag.data import Batch, num_examples, repeat, to_device
 from collapse_diag.diagnostics._decoder import (
     decode,
     inputs_per_call,
-    mean_or_none,
-    per_token,
     shard_batches,
 )
 from collapse_diag.diagnostics.fisher_grades import grade
+from collapse_diag.diagnostics.flatness import flatness_figures
 from collapse_diag.encodings import Encodings
 from collapse_diag.protocol import ModelInfo, call_prior
 from collapse_diag.rng import KeyedNormals
@@ -136,18 +135,9 @@ def sequence_identifiability(model: Any, data: Batch, encodings: Encodings, info
     changes: dict[str, Any] = {}
     if info.has_prior:  # the flat run drew from the prior at the posterior draw: redo, ancestral
         prior_ll, std, calls, rows = _ancestral_flatness(model, data, info, settings, generator)
-        tokens = encodings.num_tokens
-        std_tok = per_token(std, tokens)
-        flat_inputs = std < settings.flatness_threshold
-        prior_rec = float(prior_ll.mean())
         changes.update(
-            prior_log_likelihood=prior_ll, prior_reconstruction=prior_rec,
-            prior_reconstruction_per_token=mean_or_none(per_token(prior_ll, tokens)),
-            prior_gap=(None if result.prior_gap is None else float(reconstruction) - prior_rec),
-            likelihood_std=std, likelihood_std_per_token=std_tok,
-            likelihood_flatness=float(std.mean()),
-            likelihood_flatness_per_token=mean_or_none(std_tok),
-            flat=flat_inputs, flat_fraction=float(flat_inputs.mean()),
+            **flatness_figures(prior_ll, std, encodings.num_tokens, settings.flatness_threshold,
+                               reconstruction),
             decoder_calls=result.decoder_calls + calls, decoder_rows=result.decoder_rows + rows)
     fisher = result.fisher.reshape(t, d).sum(axis=0)
     ci = result.fisher_ci.reshape(t, d, 2)

@@ -7,16 +7,22 @@ N inputs (its 1,000 stored ones tiled), then times, as subprocesses:
 * ``python -m torch.distributed.run --standalone --nproc_per_node=K ... analyze ...``
   for each K of ``--processes`` (default 2).
 
+and, to separate the start-up (interpreter, imports, loading the checkpoint,
+joining the job) from the analysis, the same launchers running this script in
+``--worker`` mode, which times ``collapse_diag.analyze(...)`` itself in each process.
+
 Every process gets ``--threads`` intra-op threads (``OMP_NUM_THREADS``, default 1)
 so that K processes use K threads in all. It prints the wall time of each command,
-the time inside the analysis (the sum of ``report.timings``, without start-up and
-the encoder pass), the speed-up over K = 1, and checks that the reports agree
-(largest relative difference of any figure; timings and ``created`` excluded).
+the time of ``analyze()`` (encoder pass and diagnostics), the time of the
+diagnostics alone (the sum of ``report.timings``), the speed-ups over K = 1, and
+checks that the reports agree (largest relative difference of any figure; timings,
+``created`` and ``device`` excluded).
 
 Usage::
 
     python benchmarks/bench_distributed.py [--n 2000] [--processes 2] [--threads 1]
         [--repeat 2] [--batch-size 64]
+    (internally: ... bench_distributed.py --worker CHECKPOINT OUT.json BATCH_SIZE)
 """
 
 from __future__ import annotations
@@ -78,7 +84,31 @@ def _run(command: list[str], out: Path, threads: int) -> tuple[float, dict]:
     return wall, json.loads((out / "report.json").read_text())
 
 
+def _worker(checkpoint: str, out: str, batch_size: int) -> None:
+    """Time ``analyze()`` in this process; rank 0 writes ``{"seconds": ...}`` to ``out``."""
+    from collapse_diag import analyze, distributed
+
+    loaded = load_checkpoint(checkpoint)
+    start = time.perf_counter()
+    analyze(loaded, batch_size=batch_size)
+    seconds = time.perf_counter() - start
+    if distributed.is_main():
+        Path(out).write_text(json.dumps({"seconds": seconds}))
+    distributed.finish()
+
+
+def _run_worker(command: list[str], threads: int) -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    env.pop("WORLD_SIZE", None)
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"failed ({done.returncode}): {' '.join(command)}\n{done.stderr[-2000:]}")
+
+
 def main() -> None:
+    if len(sys.argv) == 5 and sys.argv[1] == "--worker":
+        _worker(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--processes", type=int, nargs="+", default=[2])
@@ -92,32 +122,36 @@ def main() -> None:
         common = ["analyze", str(path), "--format", "json", "--quiet",
                   "--batch-size", str(args.batch_size), "--max-examples", str(args.n)]
         plain = [sys.executable, "-m", "collapse_diag_cli.main"]
-        results: dict[int, list[tuple[float, float]]] = {}
+        results: dict[int, list[tuple[float, float, float]]] = {}
         reports: dict[int, dict] = {}
         for k in [1, *args.processes]:
+            launcher = plain if k == 1 else [
+                sys.executable, "-m", "torch.distributed.run", "--standalone",
+                f"--nproc_per_node={k}"]
             for r in range(args.repeat):
                 out = folder / f"k{k}_{r}"
-                launcher = plain if k == 1 else [
-                    sys.executable, "-m", "torch.distributed.run", "--standalone",
-                    f"--nproc_per_node={k}", "-m", "collapse_diag_cli.main"]
-                wall, report = _run([*launcher, *common, "--out", str(out)], out, args.threads)
-                inside = sum(report["timings"].values())
-                results.setdefault(k, []).append((wall, inside))
+                module = [*launcher, "-m", "collapse_diag_cli.main"] if k > 1 else launcher
+                wall, report = _run([*module, *common, "--out", str(out)], out, args.threads)
+                timing = folder / f"t{k}_{r}.json"
+                script = [sys.executable] if k == 1 else launcher
+                _run_worker([*script, __file__, "--worker", str(path), str(timing),
+                             str(args.batch_size)], args.threads)
+                seconds = json.loads(timing.read_text())["seconds"]
+                results.setdefault(k, []).append((wall, seconds, sum(report["timings"].values())))
                 reports[k] = report
         print(f"demo text VAE (text_healthy), N = {args.n}, batch size {args.batch_size}, "
               f"{args.threads} thread(s) per process, {os.cpu_count()} CPU(s), "
-              f"best of {args.repeat}")
-        print("| K | wall (command) | diagnostics (sum of timings) | speed-up wall | "
-              "speed-up diagnostics | largest difference vs K = 1 |")
+              f"best of {args.repeat}, load average {os.getloadavg()[0]:.1f}")
+        print("| K | command (wall) | analyze() | diagnostics | speed-up: command, analyze(), "
+              "diagnostics | largest difference vs K = 1 |")
         print("|---|---|---|---|---|---|")
-        base_wall = min(w for w, _ in results[1])
-        base_inside = min(i for _, i in results[1])
-        for k, runs in results.items():
-            wall, inside = min(w for w, _ in runs), min(i for _, i in runs)
+        best = {k: [min(run[i] for run in runs) for i in range(3)] for k, runs in results.items()}
+        for k, (wall, seconds, inside) in best.items():
+            base = best[1]
             diff = _largest_difference(reports[1], reports[k])
-            print(f"| {k} | {wall:.2f} s | {inside:.2f} s | {base_wall / wall:.2f}x | "
-                  f"{base_inside / inside:.2f}x | {diff:.1e} |")
-
+            print(f"| {k} | {wall:.2f} s | {seconds:.2f} s | {inside:.2f} s | "
+                  f"{base[0] / wall:.2f}x, {base[1] / seconds:.2f}x, {base[2] / inside:.2f}x | "
+                  f"{diff:.1e} |")
 
 if __name__ == "__main__":
     main()

@@ -195,3 +195,62 @@ def test_torchrun_two_processes_write_the_report_of_a_plain_run(toy_checkpoint, 
     two = json.loads((user_dir / "k2" / "report.json").read_text())
     assert differences(one, two) == []
     assert one["n_examples"] == 400 and one["summary"]["per_dim_swap_examples"] >= 128
+
+
+_WORKER = '''
+import json, sys
+import numpy as np, torch
+from collapse_diag import distributed
+from collapse_diag.exceptions import DataError
+
+assert distributed.setup(torch.device("cpu")) == torch.device("cpu")
+here = distributed.world()
+out = {"rank": here.rank, "size": here.size}
+rows = distributed.shard(150)
+values = np.arange(rows.start, rows.stop)
+out["ints"] = distributed.gather_rows(values, rows, 150).tolist()
+mask = distributed.gather_rows((values % 3 == 0)[:, None], rows, 150)
+out["mask"] = [mask.dtype.str, mask.shape[1], int(mask.sum())]
+out["total"] = distributed.total(here.rank + 1)
+
+
+def fail_on_rank_1(start, stop):
+    if distributed.world().rank == 1:
+        raise DataError("bad input on the second process")
+    return (np.zeros(stop - start),)
+
+
+try:
+    distributed.map_shard(150, fail_on_rank_1)
+    out["error"] = None
+except Exception as err:
+    out["error"] = [type(err).__name__, str(err)]
+out["after"] = distributed.map_shard(5, lambda a, b: (np.arange(a, b) * 2.0,))[0].tolist()
+distributed.finish()
+with open(sys.argv[1] + f".{here.rank}.json", "w") as handle:
+    json.dump(out, handle)
+'''
+
+
+@pytest.mark.skipif(not GLOO, reason="torch.distributed with the gloo backend is not available")
+def test_torchrun_gather_and_a_failure_on_one_process(tmp_path):
+    """Real gloo collectives: uneven shards, bool and int rows, a failure on rank 1 only."""
+    script = tmp_path / "worker.py"
+    script.write_text(_WORKER)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop("WORLD_SIZE", None)
+    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+                          "--standalone", str(script), str(tmp_path / "out")],
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    ranks = [json.loads((tmp_path / f"out.{r}.json").read_text()) for r in range(2)]
+    for r, out in enumerate(ranks):
+        assert out["rank"] == r and out["size"] == 2
+        assert out["ints"] == list(range(150))  # shards 0..63 and 64..149, gathered in order
+        assert out["mask"] == [np.dtype(bool).str, 1, 50]
+        assert out["total"] == 3
+        assert out["after"] == [0.0, 2.0, 4.0, 6.0, 8.0]  # lock-step; rank 1 holds none
+    assert ranks[1]["error"] == ["DataError", "bad input on the second process"]
+    assert ranks[0]["error"][0] == "DiagnosticError"
+    assert ranks[0]["error"][1] == ("DataError: bad input on the second process "
+                                    "(in process 1 of the torchrun job)")

@@ -70,7 +70,7 @@ def setup(device: torch.device) -> torch.device:
 
     Reads torchrun's environment (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``,
     ``MASTER_ADDR``/``MASTER_PORT``). Backend ``nccl`` when ``device`` is CUDA
-    (this process then uses ``cuda:LOCAL_RANK``), else ``gloo``. A process group
+    (``cuda`` without an index then means ``cuda:LOCAL_RANK``), else ``gloo``. A process group
     the caller initialised already is used as it is. Not launched: ``device``.
 
     Args:
@@ -79,7 +79,8 @@ def setup(device: torch.device) -> torch.device:
     if not _launched() and _dist() is None:
         return device
     if device.type == "cuda":
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        if device.index is None:  # "cuda": one GPU per process; "cuda:i" is kept as asked
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         torch.cuda.set_device(device)
     if _dist() is None:
         torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")

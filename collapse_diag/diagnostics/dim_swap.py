@@ -15,6 +15,8 @@ a decision (``used`` / ``ignored`` / ``undetermined``,
 :mod:`~collapse_diag.diagnostics.swap_decision`). The rounds stop when every
 informative dimension is decided or the budget is spent. The decisions depend
 only on the deltas, which depend only on the seed (never on the batch size).
+Under ``torchrun`` each round's new inputs are sharded across the processes and
+the deltas gathered, so every process takes the same decisions (lock-step).
 """
 
 from __future__ import annotations

@@ -239,6 +239,9 @@ def sensitivity_diagnostic(
     inputs, plus at most ``B (D + 1)`` rows for the per-dimension swap
     (B = ``min(N, per_dim_swap_max_examples)``; ``n_1 (D + 1)`` when round 1 of
     ``n_1 = per_dim_swap_examples`` inputs decides every informative dimension).
+    Under ``torchrun`` every process draws the same codes, decodes its shard of the
+    inputs (of each round) and gathers the log-likelihoods
+    (:func:`~collapse_diag.distributed.map_shard`); the statistics run on every process.
 
     Args:
         model: Protocol model on ``settings.device``, in eval mode.

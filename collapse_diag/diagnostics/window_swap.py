@@ -17,7 +17,8 @@ A decoder that reads z only early in the sequence gives delta ~ 0 for the late
 windows. Each window reports the mean delta and the one-sided Wilcoxon p-value
 (H1: own code preferred) over the paired inputs, at most
 ``per_dim_swap_max_examples`` of them, in the seeded order of the per-dimension
-swap. Each input costs ``W + 1`` decoder rows, stacked into few calls.
+swap. Each input costs ``W + 1`` decoder rows, stacked into few calls; under
+``torchrun`` the inputs are sharded across the processes and the deltas gathered.
 """
 
 from __future__ import annotations

@@ -31,8 +31,9 @@ from typing import Any
 import torch
 
 from collapse_diag.data import iter_batches, to_device
+from collapse_diag.diagnostics._decoder import inputs_per_call
 from collapse_diag.diagnostics.identifiability import identifiability_diagnostic
-from collapse_diag.diagnostics.sensitivity import inputs_per_call, sensitivity_diagnostic
+from collapse_diag.diagnostics.sensitivity import sensitivity_diagnostic
 from collapse_diag.encodings import encode_all
 from collapse_diag.examples.corpus import load_corpus
 from collapse_diag.examples.text_vae import build_text_vae

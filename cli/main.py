@@ -113,7 +113,15 @@ def analyze(checkpoint: str, data_path: str | None, out_dir: Path, formats: tupl
             save_encodings=out_dir / "encodings.npz" if save_encodings else None,
             dtype=dtype, **settings,
         )
-    written = _write(report, out_dir, formats)
+    from collapse_diag import distributed
+
+    if not distributed.is_main():  # torchrun: rank 0 alone writes and prints
+        distributed.finish()
+        sys.exit(_exit_code(report, fail_on_collapse, echo=False))
+    try:
+        written = _write(report, out_dir, formats)
+    finally:
+        distributed.finish()
     if not quiet:
         click.echo(dimension_table(report))
         click.echo()
@@ -140,10 +148,11 @@ def _write(report: Any, out_dir: Path, formats: tuple[str, ...]) -> dict[str, Pa
         ) from err
 
 
-def _exit_code(report: Any, fail_on_collapse: bool) -> int:
+def _exit_code(report: Any, fail_on_collapse: bool, echo: bool = True) -> int:
     if report.errors:
         for name, message in report.errors.items():
-            click.echo(f"error: diagnostic {name} failed: {message}", err=True)
+            if echo:
+                click.echo(f"error: diagnostic {name} failed: {message}", err=True)
         return EXIT_DIAGNOSTIC_FAILED
     if fail_on_collapse and report.summary.get("verdict") == "collapsed":
         return EXIT_COLLAPSED

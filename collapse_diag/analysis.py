@@ -28,6 +28,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
+from collapse_diag import distributed
 from collapse_diag._version import __version__
 from collapse_diag.data import (
     Batch,
@@ -192,7 +193,8 @@ def analyze(
         ProtocolError: the model breaks the protocol.
     """
     cfg = _settings(settings)
-    device = _resolve_device(cfg.device)
+    device = distributed.setup(_resolve_device(cfg.device))  # torchrun: join, cuda:LOCAL_RANK
+    show_progress = show_progress and distributed.is_main()
     _check_dtype(cfg.dtype, device)
     inputs = _inputs(model, data, labels, checkpoint, cfg)
     model, data = inputs.model, inputs.data
@@ -206,7 +208,7 @@ def analyze(
         sections, errors, timings = _run_diagnostics(context, device)
     summary, dimensions, distributions = _merge(sections, info.latent_dim)
     data_sha256 = _data_sha256(data)
-    if save_encodings is not None:
+    if save_encodings is not None and distributed.is_main():
         from collapse_diag.encodings_file import save_encodings as write_encodings
 
         write_encodings(save_encodings, encodings, data_sha256)

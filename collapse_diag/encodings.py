@@ -13,7 +13,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from collapse_diag.data import Batch, iter_batches, num_examples, to_device
+from collapse_diag import distributed
+from collapse_diag.data import Batch, num_examples, to_device
+from collapse_diag.diagnostics._decoder import shard_batches
 from collapse_diag.progress import progress
 from collapse_diag.protocol import (
     ModelInfo,
@@ -99,8 +101,13 @@ class Encodings:
         return self.prior_mu, self.prior_logvar
 
 
-def _np64(parts: list[torch.Tensor]) -> np.ndarray:
-    """Concatenate per-batch outputs on their device, then one copy to the host in float64."""
+def _np64(parts: list[torch.Tensor], tail: tuple[int, ...]) -> np.ndarray:
+    """Concatenate per-batch outputs on their device, then one copy to the host in float64.
+
+    No parts (an empty shard): an empty ``(0, *tail)`` array.
+    """
+    if not parts:
+        return np.empty((0, *tail))
     return torch.cat(parts).to("cpu", torch.float64).numpy()
 
 
@@ -140,18 +147,45 @@ def encode_all(
         generator: Seeded CPU generator for the posterior draw a conditional prior reads
             (sequential latents with ``prior(x, z)`` only; default seed 0).
 
+    Under ``torchrun`` each process encodes its shard of the inputs
+    (:func:`~collapse_diag.distributed.shard`) and the encodings are gathered, so
+    every process holds those of all inputs.
+
     Returns:
         The :class:`Encodings` of all inputs, in input order.
     """
     n = num_examples(data)
-    mus, logvars, pmus, plogvars, tokens, masks = [], [], [], [], [], []
     noise = None
     if info.sequential and info.has_prior:  # one draw for all inputs: batch-size independent
         generator = generator if generator is not None else torch.Generator().manual_seed(0)
         noise = torch.randn((n, info.steps, info.latent_dim), generator=generator,
                             dtype=torch.float64)
-    batches = progress(iter_batches(data, batch_size), "encoder pass",
-                       -(-n // batch_size), show_progress)
+
+    def compute(start: int, stop: int) -> tuple[np.ndarray, ...]:
+        return _encode_rows(model, data, info, batch_size, device, show_progress, noise,
+                            start, stop)
+
+    parts = list(distributed.map_shard(n, compute))  # this process's shard, then gathered
+    mu, logvar = parts.pop(0), parts.pop(0)
+    prior_mu, prior_logvar = (parts.pop(0), parts.pop(0)) if info.has_prior else (None, None)
+    tokens = parts.pop(0) if info.has_num_tokens else None
+    mask = (parts.pop(0) if info.has_mask
+            else np.ones((n, info.steps), dtype=bool) if info.sequential else None)
+    return Encodings(mu=mu, logvar=logvar, prior_mu=prior_mu, prior_logvar=prior_logvar,
+                     num_tokens=tokens, mask=mask)
+
+
+def _encode_rows(model: Any, data: Batch, info: ModelInfo, batch_size: int,
+                 device: torch.device | str, show_progress: bool, noise: torch.Tensor | None,
+                 start: int, stop: int) -> tuple[np.ndarray, ...]:
+    """Encoder outputs of inputs ``start .. stop - 1``, each ``stop - start`` rows (maybe 0).
+
+    In this order: mu, logvar, [prior mu, prior logvar], [num_tokens], [mask].
+    """
+    lat = (info.steps, info.latent_dim) if info.sequential else (info.latent_dim,)
+    mus, logvars, pmus, plogvars, tokens, masks = [], [], [], [], [], []
+    batches = progress(shard_batches(data, start, stop, batch_size), "encoder pass",
+                       -(-(stop - start) // batch_size), show_progress)
     # Outputs stay on the device until the end: no host synchronisation per batch.
     with torch.no_grad():
         for rows, batch in batches:
@@ -173,12 +207,12 @@ def encode_all(
                 plogvars.append(plogvar.detach())
             if info.has_num_tokens:
                 tokens.append(call_num_tokens(model, batch).detach())
-    return Encodings(
-        mu=_np64(mus),
-        logvar=_np64(logvars),
-        prior_mu=_np64(pmus) if pmus else None,
-        prior_logvar=_np64(plogvars) if plogvars else None,
-        num_tokens=_np64(tokens) if tokens else None,
-        mask=(torch.cat(masks).cpu().numpy() if masks
-              else np.ones((n, info.steps), dtype=bool) if info.sequential else None),
-    )
+    out = [_np64(mus, lat), _np64(logvars, lat)]
+    if info.has_prior:
+        out += [_np64(pmus, lat), _np64(plogvars, lat)]
+    if info.has_num_tokens:
+        out.append(_np64(tokens, ()))
+    if info.has_mask:
+        out.append(torch.cat(masks).cpu().numpy() if masks
+                   else np.zeros((0, info.steps), dtype=bool))
+    return tuple(out)

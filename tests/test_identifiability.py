@@ -20,6 +20,8 @@ from models_for_tests import (
 )
 
 import collapse_diag.diagnostics.identifiability as ident_mod
+import collapse_diag.rng as rng_mod
+from collapse_diag.diagnostics.fisher import grad_context
 from collapse_diag.diagnostics.identifiability import fisher_rank, identifiability_diagnostic
 from collapse_diag.encodings import encode_all
 from collapse_diag.exceptions import DiagnosticError
@@ -101,7 +103,7 @@ def test_ignored_dimensions_have_zero_fisher():
 
 @pytest.mark.parametrize("batch_size", [1, 7, 64])
 def test_results_do_not_depend_on_batch_size(batch_size, monkeypatch):
-    monkeypatch.setattr(ident_mod, "_SAMPLE_BLOCK", 16)  # make batches cross sampling blocks
+    monkeypatch.setattr(rng_mod, "RANDOM_BLOCK", 16)  # make batches cross keyed sampling blocks
     model, data = toy_vae("uic"), toy_data(3, 40)
     kw = {"prior_samples": 4, "fisher_samples": 2}
     ref = run(model, data, Settings(batch_size=40, **kw))
@@ -216,7 +218,7 @@ def test_fisher_pass_leaves_parameter_gradients_alone():
 
 def test_cudnn_is_disabled_only_inside_the_cuda_gradient_context():
     before = torch.backends.cudnn.enabled
-    with ident_mod._grad_context("cuda"):
+    with grad_context("cuda"):
         assert not torch.backends.cudnn.enabled
     assert torch.backends.cudnn.enabled == before
 

@@ -20,10 +20,9 @@ from models_for_tests import (
 )
 from scipy.stats import wilcoxon
 
+from collapse_diag.diagnostics._decoder import derangement, inputs_per_call
 from collapse_diag.diagnostics.sensitivity import (
     bootstrap_ci,
-    derangement,
-    inputs_per_call,
     sensitivity_diagnostic,
     wilcoxon_greater,
 )

@@ -240,10 +240,19 @@ def test_vector_report_figures_unchanged_from_main(tmp_path):
                 prior_samples=4, fisher_samples=2, nll_samples=8).to_dict()
     new = {"kl_by_step", "swap_delta_by_window", "swap_unpaired_inputs", "mu_variance_by_step",
            "posterior_variance_by_step", "fisher_rank_cutoff"}  # the last: issue 15
+    # Monte-Carlo estimates over the draws that are now keyed on the input's index
+    # (collapse_diag/rng.py, issue 11 item 5: prior draws, Fisher samples, importance
+    # samples) changed their random numbers; their known answers are checked in
+    # test_identifiability.py and test_likelihood.py. Their grades and counts did not change.
+    new |= {"prior_reconstruction", "prior_gap", "likelihood_flatness", "likelihood_std",
+            "fisher_eigenvalues", "fisher_eigenvalues_ci", "fisher_contraction",
+            "fisher_contraction_ci", "fisher", "fisher_ci", "contraction", "contraction_ci",
+            "neg_elbo", "nll", "nll_se", "nll_convergence", "distortion"}
     for section in ("summary", "distributions", "errors"):
-        assert {k: v for k, v in r[section].items() if k not in new} == base[section]
+        assert {k: v for k, v in r[section].items() if k not in new} == \
+            {k: v for k, v in base[section].items() if k not in new}
     assert [{k: v for k, v in row.items() if k not in new} for row in r["dimensions"]] == \
-        base["dimensions"]
+        [{k: v for k, v in row.items() if k not in new} for row in base["dimensions"]]
     assert r["summary"]["kl_by_step"] is None and r["summary"]["swap_delta_by_window"] is None
     assert all(row["kl_by_step"] is None for row in r["dimensions"])
 

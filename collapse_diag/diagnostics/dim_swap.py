@@ -15,18 +15,23 @@ a decision (``used`` / ``ignored`` / ``undetermined``,
 :mod:`~collapse_diag.diagnostics.swap_decision`). The rounds stop when every
 informative dimension is decided or the budget is spent. The decisions depend
 only on the deltas, which depend only on the seed (never on the batch size).
+Under ``torchrun`` each round's new inputs are sharded across the processes and
+the deltas gathered, so every process takes the same decisions (lock-step).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
 import torch
 
+from collapse_diag import distributed
 from collapse_diag.data import Batch, repeat, take, to_device
+from collapse_diag.diagnostics._decoder import decode, inputs_per_call
 from collapse_diag.diagnostics.swap_decision import (
     decide,
     inputs_to_decide,
@@ -85,8 +90,6 @@ class DimSwapResult:
 def _decode_dims(model: Any, data: Batch, z: np.ndarray, pi: np.ndarray, idx: np.ndarray,
                  dims: np.ndarray, info: ModelInfo, settings: Settings) -> np.ndarray:
     """Deltas ``(len(idx), len(dims))``; variant 0 is the own code, 1 + j swaps ``dims[j]``."""
-    from collapse_diag.diagnostics.sensitivity import decode
-
     b, k = len(idx), len(dims)
     codes = np.repeat(z[idx][None], k + 1, axis=0)  # (k + 1, b, [T,] D)
     # the last axis is the dimension: sequential codes swap dimension d at every step
@@ -95,6 +98,18 @@ def _decode_dims(model: Any, data: Batch, z: np.ndarray, pi: np.ndarray, idx: np
     ll = decode(model, x, codes.reshape((-1,) + z.shape[1:]), info, settings.device)
     ll = ll.reshape(k + 1, b)
     return (ll[0][None] - ll[1:]).T
+
+
+def _round_shard(model: Any, data: Batch, z: np.ndarray, pi: np.ndarray, use: np.ndarray,
+                 dims: np.ndarray, info: ModelInfo, settings: Settings, step: int,
+                 bar: tuple[str, bool], start: int, stop: int) -> tuple[np.ndarray]:
+    """Deltas ``(stop - start, len(dims))`` of the inputs ``use[start:stop]``, ``step`` per call."""
+    out = np.empty((stop - start, len(dims)))
+    for lo in progress(range(start, stop, step), bar[0], -(-(stop - start) // step), bar[1]):
+        idx = use[lo:min(lo + step, stop)]
+        out[lo - start:lo - start + len(idx)] = _decode_dims(model, data, z, pi, idx, dims,
+                                                             info, settings)
+    return (out,)
 
 
 def adaptive_dim_swap(
@@ -126,8 +141,6 @@ def adaptive_dim_swap(
         threshold: Negligible-effect threshold per dimension, ``(D,)``.
         show_progress: Progress bars on stderr.
     """
-    from collapse_diag.diagnostics.sensitivity import inputs_per_call
-
     n, dim = z.shape[0], z.shape[-1]
     budget = n if settings.per_dim_swap_max_examples is None else min(
         n, settings.per_dim_swap_max_examples)
@@ -145,12 +158,12 @@ def adaptive_dim_swap(
             if rounds > 0 and pending.size == 0:
                 break
             step = inputs_per_call(settings.batch_size, len(dims) + 1)
-            for start in progress(range(done, size, step), f"per-dimension swap, round "
-                                  f"{rounds + 1}", -(-(size - done) // step), show_progress):
-                idx = order[start:min(start + step, size)]
-                delta[start:start + len(idx), dims] = _decode_dims(model, data, z, pi, idx, dims,
-                                                                   info, settings)
-                calls, rows = calls + 1, rows + (len(dims) + 1) * len(idx)
+            bar = (f"per-dimension swap, round {rounds + 1}", show_progress)
+            shard = partial(_round_shard, model, data, z, pi, order[done:size], dims, info,
+                            settings, step, bar)
+            (delta[done:size, dims],) = distributed.map_shard(size - done, shard)
+            calls += distributed.total(-(-len(distributed.shard(size - done)) // step))
+            rows += (len(dims) + 1) * (size - done)
             done, rounds = size, rounds + 1
             for d in dims:
                 column = delta[:done, d]

@@ -43,14 +43,17 @@ import numpy as np
 import torch
 from scipy.special import logsumexp
 
+from collapse_diag import distributed
 from collapse_diag.data import Batch, num_examples, subsample_indices, take, to_device
+from collapse_diag.diagnostics._decoder import MAX_ROWS_PER_CALL, decode
 from collapse_diag.diagnostics.kl import gaussian_kl
-from collapse_diag.diagnostics.sensitivity import MAX_ROWS_PER_CALL, decode
 from collapse_diag.encodings import Encodings
 from collapse_diag.exceptions import DiagnosticError
 from collapse_diag.progress import progress
 from collapse_diag.protocol import ModelInfo
 from collapse_diag.report import ReportSection
+from collapse_diag.rng import KeyedNormals
+from collapse_diag.schema import SUMMARY_KEY as S
 from collapse_diag.settings import Settings
 
 __all__ = [
@@ -201,20 +204,20 @@ class LikelihoodResult:
         nll_tok = self._per_token(-self.bound)
         return ReportSection(
             summary={
-                "neg_elbo": self.neg_elbo,
-                "neg_elbo_per_token": self._per_token(self.rate_per_input
+                S.neg_elbo: self.neg_elbo,
+                S.neg_elbo_per_token: self._per_token(self.rate_per_input
                                                       + self.distortion_per_input),
-                "nll": self.nll,
-                "nll_se": self.nll_se,
-                "nll_per_token": nll_tok,
-                "nll_samples": self.samples,
-                "nll_examples": int(len(self.examples)),
-                "nll_convergence": self.convergence,
-                "ppl": None if nll_tok is None else math.exp(min(nll_tok, 700.0)),
-                "rate": self.rate,
-                "distortion": self.distortion,
-                "mi_minibatch": self.mi_minibatch,
-                "mi_minibatch_size": self.mi_minibatch_size,
+                S.nll: self.nll,
+                S.nll_se: self.nll_se,
+                S.nll_per_token: nll_tok,
+                S.nll_samples: self.samples,
+                S.nll_examples: int(len(self.examples)),
+                S.nll_convergence: self.convergence,
+                S.ppl: None if nll_tok is None else math.exp(min(nll_tok, 700.0)),
+                S.rate: self.rate,
+                S.distortion: self.distortion,
+                S.mi_minibatch: self.mi_minibatch,
+                S.mi_minibatch_size: self.mi_minibatch_size,
             },
             dimensions={},
         )
@@ -241,9 +244,11 @@ def likelihood_diagnostic(
 ) -> LikelihoodResult:
     """-ELBO, IW-NLL with its standard error and convergence in K, PPL, rate, distortion, MI.
 
-    Random draws, in this order, from ``generator`` (CPU, float64): the
-    minibatch-MI noise ``(N, D)``, the subsample, then the posterior noise in
-    blocks of ``b = ceil(4096 / K)`` inputs ``(b, K, D)``; nothing depends on ``batch_size``.
+    Random draws (CPU, float64): from ``generator``, in this order, the
+    minibatch-MI noise ``(N, D)`` and the subsample; then the posterior noise
+    ``(M, K, D)``, keyed on the position in the subsample (stream ``"posterior"``,
+    :class:`~collapse_diag.rng.KeyedNormals`). Nothing depends on ``batch_size`` or on
+    the number of processes (under ``torchrun`` each decodes its shard of the subsample).
 
     Decoder cost: ``M * K`` rows, ``M = min(N, nll_examples)``, ``K = nll_samples``,
     in calls of ``max(4096, batch_size)`` rows (input-major: the K codes of one
@@ -293,27 +298,36 @@ def likelihood_diagnostic(
     m = len(sub)
     mu, logvar = encodings.mu[sub], encodings.logvar[sub]
     prior_mu, prior_logvar = (p[sub] for p in encodings.prior())
-    log_w, ll = np.empty((m, k)), np.empty((m, k))
     rows_per_call = max(MAX_ROWS_PER_CALL, settings.batch_size)
-    calls = 0
     block = _draw_block(k)
-    blocks = range(0, m, block)
-    with torch.no_grad():
-        for start in progress(blocks, "likelihood", len(blocks), show_progress):
-            idx = np.arange(start, min(start + block, m))
-            noise = torch.randn(len(idx), k, dim, generator=generator,
-                                dtype=torch.float64).numpy()
-            z = mu[idx, None] + np.exp(0.5 * logvar[idx, None]) * noise  # (b, K, D)
-            flat_z, owner = z.reshape(-1, dim), np.repeat(idx, k)
-            flat_ll = np.empty(len(owner))
-            for lo in range(0, len(owner), rows_per_call):
-                rows = slice(lo, lo + rows_per_call)
-                x = to_device(take(data, torch.from_numpy(sub[owner[rows]])), settings.device)
-                flat_ll[rows] = decode(model, x, flat_z[rows], info, settings.device)
-                calls += 1
-            ll[idx] = flat_ll.reshape(len(idx), k)
-            log_w[idx] = (ll[idx] + log_normal(z, prior_mu[idx, None], prior_logvar[idx, None])
-                          - log_normal(z, mu[idx, None], logvar[idx, None]))
+    normals = KeyedNormals(generator, "posterior", m, (k, dim))
+
+    def compute(first: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        """Log p(x|z_k) and log w_k ``(stop - first, K)`` of subsample positions first..stop-1."""
+        log_w, ll = np.empty((stop - first, k)), np.empty((stop - first, k))
+        blocks = range(first, stop, block)
+        with torch.no_grad():
+            for start in progress(blocks, "likelihood", len(blocks), show_progress):
+                idx = np.arange(start, min(start + block, stop))
+                noise = normals.rows(int(idx[0]), int(idx[-1]) + 1)
+                z = mu[idx, None] + np.exp(0.5 * logvar[idx, None]) * noise  # (b, K, D)
+                flat_z, owner = z.reshape(-1, dim), np.repeat(idx, k)
+                flat_ll = np.empty(len(owner))
+                for lo in range(0, len(owner), rows_per_call):
+                    rows = slice(lo, lo + rows_per_call)
+                    x = to_device(take(data, torch.from_numpy(sub[owner[rows]])),
+                                  settings.device)
+                    flat_ll[rows] = decode(model, x, flat_z[rows], info, settings.device)
+                at = idx - first
+                ll[at] = flat_ll.reshape(len(idx), k)
+                log_w[at] = (ll[at] + log_normal(z, prior_mu[idx, None], prior_logvar[idx, None])
+                             - log_normal(z, mu[idx, None], logvar[idx, None]))
+        return log_w, ll
+
+    log_w, ll = distributed.map_shard(m, compute)
+    mine = len(distributed.shard(m))
+    calls = distributed.total(sum(-(-min(block, mine - lo) * k // rows_per_call)
+                                  for lo in range(0, mine, block)))
     tokens = encodings.num_tokens
     return LikelihoodResult(
         examples=sub,

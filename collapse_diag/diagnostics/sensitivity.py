@@ -45,64 +45,38 @@ import numpy as np
 import torch
 from scipy.stats import wilcoxon
 
-from collapse_diag.data import Batch, iter_batches, num_examples, repeat, take, to_device
+from collapse_diag import distributed
+from collapse_diag.data import Batch, num_examples, repeat, take, to_device
+from collapse_diag.diagnostics._decoder import (
+    decode,
+    derangement,
+    inputs_per_call,
+    mean_or_none,
+    nanmean,
+    per_token,
+    shard_batches,
+)
 from collapse_diag.diagnostics.dim_swap import DimSwapResult, adaptive_dim_swap
 from collapse_diag.diagnostics.swap_decision import DECISIONS, negligible_thresholds
 from collapse_diag.diagnostics.window_swap import aligned_derangement, window_swap
 from collapse_diag.encodings import Encodings
 from collapse_diag.exceptions import DiagnosticError
 from collapse_diag.progress import progress
-from collapse_diag.protocol import ModelInfo, call_log_likelihood
+from collapse_diag.protocol import ModelInfo
 from collapse_diag.report import ReportSection
+from collapse_diag.schema import DIMENSION_KEY as D
+from collapse_diag.schema import DISTRIBUTION_KEY
+from collapse_diag.schema import SUMMARY_KEY as S
 from collapse_diag.settings import Settings
 
 __all__ = [
-    "MAX_ROWS_PER_CALL",
     "SensitivityResult",
     "sensitivity_diagnostic",
-    "derangement",
     "wilcoxon_greater",
     "bootstrap_ci",
-    "inputs_per_call",
-    "decode",
-    "per_token",
-    "mean_or_none",
 ]
 
-#: A decoder call stacks ``variants`` z codes per input; the number of inputs per
-#: call is reduced so that a call has at most this many rows (or ``batch_size``
-#: rows when that is larger). See :func:`inputs_per_call`.
-MAX_ROWS_PER_CALL = 4096
 _BOOTSTRAP_ELEMENTS = 1 << 20  # resampled indices held in memory at once
-
-
-def inputs_per_call(batch_size: int, variants: int, max_rows: int = MAX_ROWS_PER_CALL) -> int:
-    """Inputs per decoder call when each input is decoded with ``variants`` codes.
-
-    ``batch_size`` inputs per call (``batch_size * variants`` rows), unless that
-    exceeds ``max(max_rows, batch_size)`` rows, in which case fewer inputs (at least 1).
-    """
-    return max(1, min(batch_size, max(max_rows, batch_size) // variants))
-
-
-def derangement(n: int, generator: torch.Generator) -> np.ndarray:
-    """Seeded random derangement of ``range(n)``: ``pi[i] != i`` for every i.
-
-    A uniformly random n-cycle: ``pi[perm[j]] = perm[(j + 1) % n]`` for a random
-    permutation ``perm`` (equivalent to Sattolo's algorithm).
-
-    Raises:
-        DiagnosticError: ``n < 2`` (no input has another input to swap with).
-    """
-    if n < 2:
-        raise DiagnosticError(
-            f"the swap test needs at least 2 inputs to exchange codes between; got {n}. "
-            "Analyse more inputs."
-        )
-    perm = torch.randperm(n, generator=generator).numpy()
-    pi = np.empty(n, dtype=np.int64)
-    pi[perm] = np.roll(perm, -1)
-    return pi
 
 
 def wilcoxon_greater(delta: np.ndarray) -> float:
@@ -139,37 +113,6 @@ def bootstrap_ci(
         means.append(v[idx].mean(dim=1).numpy())
     low, high = np.quantile(np.concatenate(means), [(1 - confidence) / 2, (1 + confidence) / 2])
     return float(low), float(high)
-
-
-def decode(model: Any, x: Batch, z: np.ndarray, info: ModelInfo, device: str) -> np.ndarray:
-    """``log p(x|z)`` for rows ``x`` (on ``device``) and codes ``z`` (float64 array), as float64."""
-    zt = torch.from_numpy(np.ascontiguousarray(z)).to(device=device, dtype=info.dtype)
-    return call_log_likelihood(model, x, zt).detach().to("cpu", torch.float64).numpy()
-
-
-def per_token(values: np.ndarray, tokens: np.ndarray | None) -> np.ndarray | None:
-    """``values / tokens`` along the input axis (axis 0), or ``None`` without token counts."""
-    if tokens is None:
-        return None
-    shape = (-1,) + (1,) * (np.ndim(values) - 1)
-    return values / np.asarray(tokens, dtype=np.float64).reshape(shape)
-
-
-def mean_or_none(values: np.ndarray | None, axis: int | None = None) -> Any:
-    """Mean of ``values`` (over ``axis``), ``None`` when ``values`` is ``None``, NaN when empty."""
-    if values is None:
-        return None
-    if values.shape[0] == 0:
-        return math.nan if axis is None else np.full(values.shape[1], math.nan)
-    return values.mean(axis=axis) if axis is not None else float(values.mean())
-
-
-def _nanmean(values: np.ndarray) -> np.ndarray:
-    """Column means over the finite entries; NaN for a column with none (or no rows)."""
-    finite = np.isfinite(values)
-    count = finite.sum(axis=0)
-    total = np.where(finite, values, 0.0).sum(axis=0)
-    return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
 
 @dataclass(frozen=True)
@@ -246,32 +189,32 @@ class SensitivityResult:
         pd = self.per_dim
         return ReportSection(
             summary={
-                "swap_delta": self.swap_delta,
-                "swap_delta_per_token": self.swap_delta_per_token,
-                "swap_ci": list(self.swap_ci),
-                "swap_p_value": self.swap_p_value,
-                "swap_significant": self.swap_significant,
-                "per_dim_swap_examples": self.per_dim_swap_examples,
-                "per_dim_swap_rounds": pd.rounds,
-                "per_dim_swap_budget": pd.budget,
-                "per_dim_swap_error": pd.error,
-                "decoder_use_counts": {k: pd.decision.count(k) for k in DECISIONS},
-                "reconstruction": self.reconstruction,
-                "reconstruction_per_token": self.reconstruction_per_token,
-                "swap_delta_by_window": self.windows,
-                "swap_unpaired_inputs": self.unpaired,
+                S.swap_delta: self.swap_delta,
+                S.swap_delta_per_token: self.swap_delta_per_token,
+                S.swap_ci: list(self.swap_ci),
+                S.swap_p_value: self.swap_p_value,
+                S.swap_significant: self.swap_significant,
+                S.per_dim_swap_examples: self.per_dim_swap_examples,
+                S.per_dim_swap_rounds: pd.rounds,
+                S.per_dim_swap_budget: pd.budget,
+                S.per_dim_swap_error: pd.error,
+                S.decoder_use_counts: {k: pd.decision.count(k) for k in DECISIONS},
+                S.reconstruction: self.reconstruction,
+                S.reconstruction_per_token: self.reconstruction_per_token,
+                S.swap_delta_by_window: self.windows,
+                S.swap_unpaired_inputs: self.unpaired,
             },
             dimensions={
-                "swap_delta": self.dim_swap_delta.tolist(),
-                "swap_delta_per_token": per_tok.tolist() if per_tok is not None else [None] * d,
-                "swap_p_value": self.dim_p_values.tolist(),
-                "swap_ci": [[float(lo), float(hi)] for lo, hi in zip(pd.low, pd.high)],
-                "swap_examples": pd.count.tolist(),
-                "swap_threshold": pd.threshold.tolist(),
-                "decoder_use": list(pd.decision),
-                "swap_inputs_needed": list(pd.inputs_needed),
+                D.swap_delta: self.dim_swap_delta.tolist(),
+                D.swap_delta_per_token: per_tok.tolist() if per_tok is not None else [None] * d,
+                D.swap_p_value: self.dim_p_values.tolist(),
+                D.swap_ci: [[float(lo), float(hi)] for lo, hi in zip(pd.low, pd.high)],
+                D.swap_examples: pd.count.tolist(),
+                D.swap_threshold: pd.threshold.tolist(),
+                D.decoder_use: list(pd.decision),
+                D.swap_inputs_needed: list(pd.inputs_needed),
             },
-            distributions={"swap_delta": self.delta.tolist()},
+            distributions={DISTRIBUTION_KEY.swap_delta: self.delta.tolist()},
         )
 
 
@@ -296,6 +239,9 @@ def sensitivity_diagnostic(
     inputs, plus at most ``B (D + 1)`` rows for the per-dimension swap
     (B = ``min(N, per_dim_swap_max_examples)``; ``n_1 (D + 1)`` when round 1 of
     ``n_1 = per_dim_swap_examples`` inputs decides every informative dimension).
+    Under ``torchrun`` every process draws the same codes, decodes its shard of the
+    inputs (of each round) and gathers the log-likelihoods
+    (:func:`~collapse_diag.distributed.map_shard`); the statistics run on every process.
 
     Args:
         model: Protocol model on ``settings.device``, in eval mode.
@@ -328,19 +274,26 @@ def sensitivity_diagnostic(
     else:
         pi, paired = derangement(n, generator), None
     order = torch.randperm(n, generator=generator).numpy()
-    device, calls, rows_done = settings.device, 0, 0
+    device = settings.device
 
-    # Whole-vector swap: rows [x; x] with codes [z_i; z_pi(i)] in one call.
-    ll_own, ll_swap = np.empty(n), np.empty(n)
+    # Whole-vector swap: rows [x; x] with codes [z_i; z_pi(i)] in one call, this
+    # process's shard of the inputs; the per-input figures are gathered.
     step = inputs_per_call(settings.batch_size, 2)
-    with torch.no_grad():
-        for rows, batch in progress(iter_batches(data, step), "swap test", -(-n // step),
-                                    show_progress):
-            b = rows.stop - rows.start
-            x = repeat(to_device(batch, device), 2)
-            ll = decode(model, x, np.concatenate([z[rows], z[pi[rows]]]), info, device)
-            ll_own[rows], ll_swap[rows] = ll[:b], ll[b:]
-            calls, rows_done = calls + 1, rows_done + 2 * b
+
+    def swap_shard(start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        own, swapped = np.empty(stop - start), np.empty(stop - start)
+        with torch.no_grad():
+            for rows, batch in progress(shard_batches(data, start, stop, step), "swap test",
+                                        -(-(stop - start) // step), show_progress):
+                b, at = rows.stop - rows.start, slice(rows.start - start, rows.stop - start)
+                x = repeat(to_device(batch, device), 2)
+                ll = decode(model, x, np.concatenate([z[rows], z[pi[rows]]]), info, device)
+                own[at], swapped[at] = ll[:b], ll[b:]
+        return own, swapped
+
+    ll_own, ll_swap = distributed.map_shard(n, swap_shard)
+    calls = distributed.total(-(-len(distributed.shard(n)) // step))
+    rows_done = 2 * n
 
     windows = None
     if paired is not None:
@@ -377,9 +330,9 @@ def sensitivity_diagnostic(
         reconstruction_per_token=mean_or_none(per_token(ll_own, tokens)),
         permutation=pi,
         per_dim=per_dim,
-        dim_swap_delta=_nanmean(dim_delta),
+        dim_swap_delta=nanmean(dim_delta),
         dim_swap_delta_per_token=(None if tok_sub is None
-                                  else _nanmean(per_token(dim_delta, tok_sub))),
+                                  else nanmean(per_token(dim_delta, tok_sub))),
         dim_p_values=(np.array([wilcoxon_greater(col[np.isfinite(col)]) for col in dim_delta.T])
                       if m else np.full(dim, math.nan)),
         decoder_calls=calls + per_dim.calls,

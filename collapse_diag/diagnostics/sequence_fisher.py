@@ -28,10 +28,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from collapse_diag.data import Batch, iter_batches, repeat, to_device
+from collapse_diag import distributed
+from collapse_diag.data import Batch, num_examples, repeat, to_device
+from collapse_diag.diagnostics._decoder import (
+    decode,
+    inputs_per_call,
+    shard_batches,
+)
 from collapse_diag.diagnostics.fisher_grades import grade
+from collapse_diag.diagnostics.flatness import flatness_figures
 from collapse_diag.encodings import Encodings
 from collapse_diag.protocol import ModelInfo, call_prior
+from collapse_diag.rng import KeyedNormals
 from collapse_diag.settings import Settings
 
 __all__ = ["FlatModel", "ancestral_prior_sample", "sequence_identifiability"]
@@ -76,27 +84,31 @@ def ancestral_prior_sample(model: Any, x: Batch, info: ModelInfo, noise: torch.T
 
 def _ancestral_flatness(model: Any, data: Batch, info: ModelInfo, settings: Settings,
                         generator: torch.Generator) -> tuple[np.ndarray, np.ndarray, int, int]:
-    """Per input mean and std (ddof 1) of log p(x|z_k) over K ancestral prior draws."""
-    from collapse_diag.data import num_examples
-    from collapse_diag.diagnostics.identifiability import _BlockNormals
-    from collapse_diag.diagnostics.sensitivity import decode, inputs_per_call
+    """Per input mean and std (ddof 1) of log p(x|z_k) over K ancestral prior draws.
 
+    The noise of input i is keyed on i (stream ``"ancestral"``); this process
+    decodes its shard and the two ``(N,)`` arrays are gathered onto every process.
+    """
     n, k, device = num_examples(data), settings.prior_samples, settings.device
-    # drawn in fixed blocks of inputs: independent of the batch size, bounded memory
-    normals = _BlockNormals(n, (k, info.steps, info.latent_dim), generator)
-    mean, std = np.empty(n), np.empty(n)
-    step, calls = inputs_per_call(settings.batch_size, k), 0
-    with torch.no_grad():
-        for rows, batch in iter_batches(data, step):
-            b = rows.stop - rows.start
-            x = repeat(to_device(batch, device), k)  # draw-major rows, like the vector case
-            eps = torch.from_numpy(normals.rows(rows).transpose(1, 0, 2, 3).reshape(
-                k * b, info.steps, info.latent_dim)).to(device)
-            z = ancestral_prior_sample(model, x, info, eps)
-            ll = decode(model, x, z.detach().to("cpu", torch.float64).numpy(), info,
-                        device).reshape(k, b)
-            mean[rows], std[rows] = ll.mean(axis=0), (ll - ll[0]).std(axis=0, ddof=1)
-            calls += 1
+    normals = KeyedNormals(generator, "ancestral", n, (k, info.steps, info.latent_dim))
+    step = inputs_per_call(settings.batch_size, k)
+
+    def compute(start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        mean, std = np.empty(stop - start), np.empty(stop - start)
+        with torch.no_grad():
+            for rows, batch in shard_batches(data, start, stop, step):
+                b, at = rows.stop - rows.start, slice(rows.start - start, rows.stop - start)
+                x = repeat(to_device(batch, device), k)  # draw-major rows, like the vector case
+                eps = torch.from_numpy(normals.rows(rows.start, rows.stop).transpose(
+                    1, 0, 2, 3).reshape(k * b, info.steps, info.latent_dim)).to(device)
+                z = ancestral_prior_sample(model, x, info, eps)
+                ll = decode(model, x, z.detach().to("cpu", torch.float64).numpy(), info,
+                            device).reshape(k, b)
+                mean[at], std[at] = ll.mean(axis=0), (ll - ll[0]).std(axis=0, ddof=1)
+        return mean, std
+
+    mean, std = distributed.map_shard(n, compute)
+    calls = distributed.total(-(-len(distributed.shard(n)) // step))
     return mean, std, calls, n * k
 
 
@@ -108,14 +120,13 @@ def sequence_identifiability(model: Any, data: Batch, encodings: Encodings, info
 
     See the module docstring for the flattening, the per-dimension reduction and the
     ancestral prior draws. Random draws: those of the vector diagnostic on the
-    flattened code, then (conditional prior only) the ancestral noise ``(N, K, T, D)`` in
-    blocks of inputs. With a conditional prior the Fisher gradients are scaled by the
-    prior's standard deviation at the posterior draw of the encoder pass (the vector
-    rule, with that draw's prior), and the flat run's own prior draws are discarded.
+    flattened code, then (conditional prior only) the ancestral noise ``(N, K, T, D)``,
+    keyed on each input's index (stream ``"ancestral"``). With a conditional prior the
+    Fisher gradients are scaled by the prior's standard deviation at the posterior draw
+    of the encoder pass (the vector rule, with that draw's prior), and the flat run's own
+    prior draws are discarded.
     """
     from collapse_diag.diagnostics.identifiability import identifiability_diagnostic
-    from collapse_diag.diagnostics.sensitivity import mean_or_none, per_token
-
     t, d = info.steps, info.latent_dim
     flat = encodings.flat()
     flat_info = dataclasses.replace(info, latent_dim=t * d, steps=None, has_mask=False)
@@ -124,18 +135,9 @@ def sequence_identifiability(model: Any, data: Batch, encodings: Encodings, info
     changes: dict[str, Any] = {}
     if info.has_prior:  # the flat run drew from the prior at the posterior draw: redo, ancestral
         prior_ll, std, calls, rows = _ancestral_flatness(model, data, info, settings, generator)
-        tokens = encodings.num_tokens
-        std_tok = per_token(std, tokens)
-        flat_inputs = std < settings.flatness_threshold
-        prior_rec = float(prior_ll.mean())
         changes.update(
-            prior_log_likelihood=prior_ll, prior_reconstruction=prior_rec,
-            prior_reconstruction_per_token=mean_or_none(per_token(prior_ll, tokens)),
-            prior_gap=(None if result.prior_gap is None else float(reconstruction) - prior_rec),
-            likelihood_std=std, likelihood_std_per_token=std_tok,
-            likelihood_flatness=float(std.mean()),
-            likelihood_flatness_per_token=mean_or_none(std_tok),
-            flat=flat_inputs, flat_fraction=float(flat_inputs.mean()),
+            **flatness_figures(prior_ll, std, encodings.num_tokens, settings.flatness_threshold,
+                               reconstruction),
             decoder_calls=result.decoder_calls + calls, decoder_rows=result.decoder_rows + rows)
     fisher = result.fisher.reshape(t, d).sum(axis=0)
     ci = result.fisher_ci.reshape(t, d, 2)

@@ -17,7 +17,8 @@ A decoder that reads z only early in the sequence gives delta ~ 0 for the late
 windows. Each window reports the mean delta and the one-sided Wilcoxon p-value
 (H1: own code preferred) over the paired inputs, at most
 ``per_dim_swap_max_examples`` of them, in the seeded order of the per-dimension
-swap. Each input costs ``W + 1`` decoder rows, stacked into few calls.
+swap. Each input costs ``W + 1`` decoder rows, stacked into few calls; under
+``torchrun`` the inputs are sharded across the processes and the deltas gathered.
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from collapse_diag import distributed
 from collapse_diag.data import Batch, repeat, take, to_device
+from collapse_diag.diagnostics._decoder import decode, derangement, inputs_per_call
 from collapse_diag.exceptions import DiagnosticError
 from collapse_diag.protocol import ModelInfo
 from collapse_diag.settings import Settings
@@ -50,8 +53,6 @@ def aligned_derangement(mask: np.ndarray, generator: torch.Generator
     Raises:
         DiagnosticError: no two inputs share a mask (nothing can be swapped).
     """
-    from collapse_diag.diagnostics.sensitivity import derangement
-
     n = mask.shape[0]
     _, group = np.unique(np.asarray(mask, bool), axis=0, return_inverse=True)
     group = group.reshape(-1)
@@ -93,24 +94,30 @@ def window_swap(model: Any, data: Batch, z: np.ndarray, pi: np.ndarray, order: n
         One dict per window: ``start``, ``stop`` (steps, stop exclusive), ``swap_delta``
         (mean, nats; NaN when no input reaches the window), ``p_value``, ``examples``.
     """
-    from collapse_diag.diagnostics.sensitivity import decode, inputs_per_call, wilcoxon_greater
+    from collapse_diag.diagnostics.sensitivity import wilcoxon_greater
 
     windows = time_windows(z.shape[1], settings.swap_windows)
     cap = settings.per_dim_swap_max_examples
     use = order[: len(order) if cap is None else min(cap, len(order))]
     k = len(windows)
-    delta = np.empty((len(use), k))
     step = inputs_per_call(settings.batch_size, k + 1)
-    with torch.no_grad():
-        for start in range(0, len(use), step):
-            idx = use[start:start + step]
-            codes = np.repeat(z[idx][None], k + 1, axis=0)  # (k + 1, b, T, D)
-            for j, (lo, hi) in enumerate(windows):
-                codes[1 + j, :, lo:hi] = z[pi[idx], lo:hi]
-            x = repeat(to_device(take(data, torch.from_numpy(idx)), settings.device), k + 1)
-            ll = decode(model, x, codes.reshape((-1,) + z.shape[1:]), info, settings.device)
-            ll = ll.reshape(k + 1, len(idx))
-            delta[start:start + len(idx)] = (ll[0][None] - ll[1:]).T
+
+    def window_shard(start: int, stop: int) -> tuple[np.ndarray]:
+        """Deltas ``(stop - start, W)`` of the inputs ``use[start:stop]``."""
+        delta = np.empty((stop - start, k))
+        with torch.no_grad():
+            for lo in range(start, stop, step):
+                idx = use[lo:min(lo + step, stop)]
+                codes = np.repeat(z[idx][None], k + 1, axis=0)  # (k + 1, b, T, D)
+                for j, (first, last) in enumerate(windows):
+                    codes[1 + j, :, first:last] = z[pi[idx], first:last]
+                x = repeat(to_device(take(data, torch.from_numpy(idx)), settings.device), k + 1)
+                ll = decode(model, x, codes.reshape((-1,) + z.shape[1:]), info, settings.device)
+                ll = ll.reshape(k + 1, len(idx))
+                delta[lo - start:lo - start + len(idx)] = (ll[0][None] - ll[1:]).T
+        return (delta,)
+
+    (delta,) = distributed.map_shard(len(use), window_shard)
     out = []
     for j, (lo, hi) in enumerate(windows):
         reached = mask[use, lo:hi].any(axis=1)  # inputs with a valid step in the window

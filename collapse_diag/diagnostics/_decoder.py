@@ -1,0 +1,118 @@
+"""Helpers shared by the decoder diagnostics: batched decoding, sizes of calls, small reductions.
+
+The decoder diagnostics (sensitivity, dim_swap, window_swap, identifiability,
+sequence_fisher, likelihood) stack the z codes they need into few decoder
+calls; these helpers size the calls, run them, and walk over this process's
+shard of the inputs (:func:`~collapse_diag.distributed.shard`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import torch
+
+from collapse_diag.data import Batch, take
+from collapse_diag.exceptions import DiagnosticError
+from collapse_diag.protocol import ModelInfo, call_log_likelihood
+
+__all__ = [
+    "MAX_ROWS_PER_CALL",
+    "decode",
+    "derangement",
+    "draw_major_codes",
+    "inputs_per_call",
+    "mean_or_none",
+    "nanmean",
+    "per_token",
+    "shard_batches",
+]
+
+#: A decoder call stacks ``variants`` z codes per input; the number of inputs per
+#: call is reduced so that a call has at most this many rows (or ``batch_size``
+#: rows when that is larger). See :func:`inputs_per_call`.
+MAX_ROWS_PER_CALL = 4096
+
+
+def inputs_per_call(batch_size: int, variants: int, max_rows: int = MAX_ROWS_PER_CALL) -> int:
+    """Inputs per decoder call when each input is decoded with ``variants`` codes.
+
+    ``batch_size`` inputs per call (``batch_size * variants`` rows), unless that
+    exceeds ``max(max_rows, batch_size)`` rows, in which case fewer inputs (at least 1).
+    """
+    return max(1, min(batch_size, max(max_rows, batch_size) // variants))
+
+
+def derangement(n: int, generator: torch.Generator) -> np.ndarray:
+    """Seeded random derangement of ``range(n)``: ``pi[i] != i`` for every i.
+
+    A uniformly random n-cycle: ``pi[perm[j]] = perm[(j + 1) % n]`` for a random
+    permutation ``perm`` (equivalent to Sattolo's algorithm).
+
+    Raises:
+        DiagnosticError: ``n < 2`` (no input has another input to swap with).
+    """
+    if n < 2:
+        raise DiagnosticError(
+            f"the swap test needs at least 2 inputs to exchange codes between; got {n}. "
+            "Analyse more inputs."
+        )
+    perm = torch.randperm(n, generator=generator).numpy()
+    pi = np.empty(n, dtype=np.int64)
+    pi[perm] = np.roll(perm, -1)
+    return pi
+
+
+def decode(model: Any, x: Batch, z: np.ndarray, info: ModelInfo, device: str) -> np.ndarray:
+    """``log p(x|z)`` for rows ``x`` (on ``device``) and codes ``z`` (float64 array), as float64."""
+    zt = torch.from_numpy(np.ascontiguousarray(z)).to(device=device, dtype=info.dtype)
+    return call_log_likelihood(model, x, zt).detach().to("cpu", torch.float64).numpy()
+
+
+def shard_batches(data: Batch, start: int, stop: int, step: int
+                  ) -> Iterator[tuple[slice, Batch]]:
+    """Batches of at most ``step`` inputs covering inputs ``start .. stop - 1``.
+
+    Yields ``(rows, batch)``: ``rows`` is the slice of global input indices,
+    ``batch`` those inputs (on the CPU).
+    """
+    for lo in range(start, stop, step):
+        rows = slice(lo, min(lo + step, stop))
+        yield rows, take(data, rows)
+
+
+def draw_major_codes(mean: np.ndarray, logvar: np.ndarray, noise: np.ndarray) -> np.ndarray:
+    """Codes ``mean + sigma * noise`` for noise ``(b, k, D)``, ordered draw-major ``(k * b, D)``.
+
+    Row ``j * b + i`` is draw j of input i, matching ``repeat(x, k)``.
+    """
+    z = mean[:, None] + np.exp(0.5 * logvar)[:, None] * noise
+    return z.transpose(1, 0, 2).reshape(-1, mean.shape[1])
+
+
+def per_token(values: np.ndarray, tokens: np.ndarray | None) -> np.ndarray | None:
+    """``values / tokens`` along the input axis (axis 0), or ``None`` without token counts."""
+    if tokens is None:
+        return None
+    shape = (-1,) + (1,) * (np.ndim(values) - 1)
+    return values / np.asarray(tokens, dtype=np.float64).reshape(shape)
+
+
+def mean_or_none(values: np.ndarray | None, axis: int | None = None) -> Any:
+    """Mean of ``values`` (over ``axis``), ``None`` when ``values`` is ``None``, NaN when empty."""
+    if values is None:
+        return None
+    if values.shape[0] == 0:
+        return math.nan if axis is None else np.full(values.shape[1], math.nan)
+    return values.mean(axis=axis) if axis is not None else float(values.mean())
+
+
+def nanmean(values: np.ndarray) -> np.ndarray:
+    """Column means over the finite entries; NaN for a column with none (or no rows)."""
+    finite = np.isfinite(values)
+    count = finite.sum(axis=0)
+    total = np.where(finite, values, 0.0).sum(axis=0)
+    return np.where(count > 0, total / np.maximum(count, 1), np.nan)

@@ -61,6 +61,7 @@ def compare(models: tuple[str, ...], out_dir: Path, formats: tuple[str, ...],
     from collapse_diag.encodings_file import ENCODINGS_FILE, save_encodings
     from collapse_diag.render.comparison import write_comparison
     from collapse_diag.render.tables import text_table
+    from collapse_diag.schema import PROVENANCE_KEY
 
     if len(models) < 2:
         raise click.UsageError("compare needs at least two models.")
@@ -76,7 +77,7 @@ def compare(models: tuple[str, ...], out_dir: Path, formats: tuple[str, ...],
             model.report.write_json(folder / "report.json")
             if model.encodings is not None:
                 save_encodings(folder / ENCODINGS_FILE, model.encodings,
-                               (model.report.provenance or {}).get("data_sha256", ""))
+                               (model.report.provenance or {}).get(PROVENANCE_KEY.data_sha256, ""))
     written = write_comparison(comparison, out_dir, formats)
     rows = [["model", "data", "-ELBO", "NLL", "PPL", "KL", "MI", "AU", "verdict"]]
     for row in comparison.rows:

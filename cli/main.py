@@ -78,20 +78,17 @@ def main() -> None:
 @settings_options()
 @_common_options
 @handle_errors
-def analyze(checkpoint: str, data_path: str | None, out_dir: Path, formats: tuple[str, ...],
-            batch_size: int, max_examples: int | None, device: str, seed: int,
-            factory: str | None, config_path: str | None, trust_checkpoint: bool,
-            kl_eps: float, active_threshold: float, prior_samples: int,
-            per_dim_swap_examples: int, per_dim_swap_max_examples: int | None,
-            fail_on_collapse: bool, nll_samples: int, nll_examples: int,
-            save_encodings: bool, quiet: bool, debug: bool, dtype: str = "float32",
-            labels_path: str | None = None, adapter: str | None = None,
-            state_dict_prefix: str | None = None, **settings: Any) -> None:
+def analyze(checkpoint: str, data_path: str | None, labels_path: str | None,
+            adapter: str | None, state_dict_prefix: str | None, out_dir: Path,
+            formats: tuple[str, ...], factory: str | None, config_path: str | None,
+            trust_checkpoint: bool, fail_on_collapse: bool, save_encodings: bool,
+            quiet: bool, debug: bool, **settings: Any) -> None:
     """Analyse the VAE in CHECKPOINT and write a report to --out."""
     from collapse_diag.analysis import analyze as run_analysis
     from collapse_diag.checkpoint import load_checkpoint
     from collapse_diag.data import load_data
     from collapse_diag.files import display_path
+    from collapse_diag.schema import PROVENANCE_KEY, SUMMARY_KEY
     from collapse_diag_cli.terminal import dimension_table, summary_line
 
     with user_code_exit():
@@ -103,15 +100,8 @@ def analyze(checkpoint: str, data_path: str | None, out_dir: Path, formats: tupl
             raise DataError(f"checkpoint {display_path(checkpoint)!r} holds no 'data': pass the "
                             "evaluation inputs with --data FILE.")
         report = run_analysis(
-            loaded, data, labels=labels_path, show_progress=not quiet, seed=seed,
-            batch_size=batch_size,
-            max_examples=max_examples, device=device, kl_eps=kl_eps,
-            active_threshold=active_threshold, prior_samples=prior_samples,
-            per_dim_swap_examples=per_dim_swap_examples,
-            per_dim_swap_max_examples=per_dim_swap_max_examples,
-            nll_samples=nll_samples, nll_examples=nll_examples,
-            save_encodings=out_dir / "encodings.npz" if save_encodings else None,
-            dtype=dtype, **settings,
+            loaded, data, labels=labels_path, show_progress=not quiet,
+            save_encodings=out_dir / "encodings.npz" if save_encodings else None, **settings,
         )
     from collapse_diag import distributed
 
@@ -127,9 +117,9 @@ def analyze(checkpoint: str, data_path: str | None, out_dir: Path, formats: tupl
         click.echo()
     click.echo(summary_line(report))
     if not quiet:
-        click.echo(f"labels: {report.provenance.get('labels', 'none')}")
-    if report.summary.get("verdict_reason") and not quiet:
-        click.echo(report.summary["verdict_reason"])
+        click.echo(f"labels: {report.provenance.get(PROVENANCE_KEY.labels, 'none')}")
+    if report.summary.get(SUMMARY_KEY.verdict_reason) and not quiet:
+        click.echo(report.summary[SUMMARY_KEY.verdict_reason])
     click.echo(f"report: {', '.join(display_path(p) for p in written.values())}")
     sys.exit(_exit_code(report, fail_on_collapse))
 
@@ -154,7 +144,7 @@ def _exit_code(report: Any, fail_on_collapse: bool, echo: bool = True) -> int:
             if echo:
                 click.echo(f"error: diagnostic {name} failed: {message}", err=True)
         return EXIT_DIAGNOSTIC_FAILED
-    if fail_on_collapse and report.summary.get("verdict") == "collapsed":
+    if fail_on_collapse and report.verdict == "collapsed":
         return EXIT_COLLAPSED
     return EXIT_OK
 

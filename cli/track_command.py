@@ -69,8 +69,10 @@ def track(checkpoints: tuple[str, ...], out_dir: Path, order: str, full: bool,
     """
     from collapse_diag.checkpoint import load_checkpoint
     from collapse_diag.data import load_data
+    from collapse_diag.schema import SUMMARY_KEY
     from collapse_diag.track import find_checkpoints, order_checkpoints
     from collapse_diag.track import track as run_track
+    from collapse_diag.trajectory_fields import ROW_KEY, TRAJECTORY_KEY
 
     overrides = given_settings(settings)
     data = None
@@ -95,10 +97,11 @@ def track(checkpoints: tuple[str, ...], out_dir: Path, order: str, full: bool,
     click.echo(f"{len(trajectory['rows'])} step(s): {len(result.analysed)} analysed, "
                f"{len(result.reused)} from the cache")
     click.echo(f"trajectory: {', '.join(str(p) for p in result.written.values())}")
-    failed = [row["step"] for row in trajectory["rows"] if row.get("errors")]
+    failed = [row[ROW_KEY.step] for row in trajectory[TRAJECTORY_KEY.rows]
+              if row.get(ROW_KEY.errors)]
     if failed:
         click.echo(f"error: diagnostics failed at step(s) {failed} (see trajectory.json)",
                    err=True)
         sys.exit(EXIT_DIAGNOSTIC_FAILED)
-    last = trajectory["rows"][-1]["summary"].get("verdict")
+    last = trajectory[TRAJECTORY_KEY.rows][-1][ROW_KEY.summary].get(SUMMARY_KEY.verdict)
     sys.exit(EXIT_COLLAPSED if fail_on_collapse and last == "collapsed" else EXIT_OK)

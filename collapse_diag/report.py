@@ -26,7 +26,11 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from collapse_diag.exceptions import DataError
+from collapse_diag.schema import DIMENSION_KEY as D
+from collapse_diag.schema import PROVENANCE_KEY as P
 from collapse_diag.schema import RENAMED_STATUSES, TOP_LEVEL
+from collapse_diag.schema import SUMMARY_KEY as S
+from collapse_diag.schema import TOP_LEVEL_KEY as T
 
 __all__ = ["SCHEMA_VERSION", "READABLE_VERSIONS", "Report", "ReportSection", "to_jsonable",
            "upgrade_payload", "write_text_atomic"]
@@ -43,21 +47,21 @@ def upgrade_payload(payload: dict[str, Any]) -> dict[str, Any]:
     ``summary.status_counts`` key ``active`` becomes ``used``, and
     ``provenance.upgraded_from_schema`` records the original version.
     """
-    if payload.get("schema_version") != 1:
+    if payload.get(T.schema_version) != 1:
         return payload
     out = dict(payload)
-    out["dimensions"] = [
-        {**row, "status": RENAMED_STATUSES[row["status"]]}
-        if isinstance(row, dict) and row.get("status") in RENAMED_STATUSES
-        else row for row in payload.get("dimensions") or []
+    out[T.dimensions] = [
+        {**row, D.status: RENAMED_STATUSES[row[D.status]]}
+        if isinstance(row, dict) and row.get(D.status) in RENAMED_STATUSES
+        else row for row in payload.get(T.dimensions) or []
     ]
-    summary = dict(payload.get("summary") or {})
-    counts = summary.get("status_counts")
+    summary = dict(payload.get(T.summary) or {})
+    counts = summary.get(S.status_counts)
     if isinstance(counts, dict):
-        summary["status_counts"] = {RENAMED_STATUSES.get(k, k): v for k, v in counts.items()}
-    out["summary"] = summary
-    out["provenance"] = {**(payload.get("provenance") or {}), "upgraded_from_schema": 1}
-    out["schema_version"] = SCHEMA_VERSION
+        summary[S.status_counts] = {RENAMED_STATUSES.get(k, k): v for k, v in counts.items()}
+    out[T.summary] = summary
+    out[T.provenance] = {**(payload.get(T.provenance) or {}), P.upgraded_from_schema: 1}
+    out[T.schema_version] = SCHEMA_VERSION
     return out
 
 
@@ -144,7 +148,7 @@ class Report:
     @property
     def verdict(self) -> str | None:
         """The overall verdict (``healthy``/``partial``/``collapsed``), if computed."""
-        return self.summary.get("verdict")
+        return self.summary.get(S.verdict)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON dict in the documented key order (NaN -> null)."""
@@ -162,15 +166,15 @@ class Report:
         Raises:
             DataError: the dict is not a collapse-diag report of a known schema version.
         """
-        if not isinstance(payload, dict) or "schema_version" not in payload:
+        if not isinstance(payload, dict) or T.schema_version not in payload:
             raise DataError("this is not a collapse-diag report.json (no 'schema_version').")
-        if payload["schema_version"] not in READABLE_VERSIONS:
+        if payload[T.schema_version] not in READABLE_VERSIONS:
             raise DataError(
-                f"report.json has schema_version {payload['schema_version']!r}; this version "
+                f"report.json has schema_version {payload[T.schema_version]!r}; this version "
                 f"of collapse-diag reads versions {list(READABLE_VERSIONS)}."
             )
         payload = upgrade_payload(payload)
-        missing = [k for k in ("n_examples", "latent_dim", "summary", "dimensions")
+        missing = [k for k in (T.n_examples, T.latent_dim, T.summary, T.dimensions)
                    if k not in payload]
         if missing:
             raise DataError(f"report.json lacks the required key(s) {missing}.")

@@ -20,6 +20,8 @@ __all__ = [
     "DISTRIBUTIONS",
     "Field",
     "Keys",
+    "NLL_CONVERGENCE",
+    "NLL_CONVERGENCE_KEY",
     "PROBE",
     "PROBE_KEY",
     "PROVENANCE",
@@ -28,6 +30,8 @@ __all__ = [
     "STATUSES",
     "SUMMARY",
     "SUMMARY_KEY",
+    "SWAP_WINDOW",
+    "SWAP_WINDOW_KEY",
     "TOP_LEVEL",
     "TOP_LEVEL_KEY",
 ]
@@ -316,6 +320,24 @@ PROBE: dict[str, Field] = _index((
     _f("folds", "count", "probes", "cross-validation folds used"),
 ))
 
+#: ``summary.nll_convergence``: the bound at growing sample counts.
+NLL_CONVERGENCE: dict[str, Field] = _index((
+    _f("samples", "count", "likelihood", "sample counts K' = 1, 10, 100, ..., K"),
+    _f("nll", "nats", "likelihood",
+       "the bound with the first K' draws, one per entry of `samples`"),
+    _f("nll_se", "nats", "likelihood", "its standard error over inputs (null for one input)"),
+))
+
+#: ``summary.swap_delta_by_window[j]``: one time window of a sequential latent.
+SWAP_WINDOW: dict[str, Field] = _index((
+    _f("start", "step", "sensitivity", "first step of the window (0-based)"),
+    _f("stop", "step", "sensitivity", "one past its last step"),
+    _f("swap_delta", "nats", "sensitivity",
+       "mean log p(x|z) - log p(x|z with the window's steps from the partner's z)"),
+    _f("p_value", "probability", "sensitivity", "one-sided Wilcoxon signed-rank p-value"),
+    _f("examples", "count", "sensitivity", "paired inputs with a valid step in the window"),
+))
+
 #: ``provenance``: how the report was produced (written by ``analyze``).
 PROVENANCE: dict[str, Field] = _index((
     _f("created", "ISO 8601 time (UTC)", None, "when the report was made"),
@@ -384,5 +406,7 @@ SUMMARY_KEY = Keys("summary", SUMMARY)
 DIMENSION_KEY = Keys("dimensions[d]", DIMENSION)
 DISTRIBUTION_KEY = Keys("distributions", DISTRIBUTIONS)
 PROBE_KEY = Keys("summary.probes[factor]", PROBE)
+NLL_CONVERGENCE_KEY = Keys("summary.nll_convergence", NLL_CONVERGENCE)
+SWAP_WINDOW_KEY = Keys("summary.swap_delta_by_window[j]", SWAP_WINDOW)
 PROVENANCE_KEY = Keys("provenance", PROVENANCE)
 TOP_LEVEL_KEY = Keys("report", TOP_LEVEL)

@@ -53,6 +53,7 @@ from collapse_diag.progress import progress
 from collapse_diag.protocol import ModelInfo
 from collapse_diag.report import ReportSection
 from collapse_diag.rng import KeyedNormals
+from collapse_diag.schema import NLL_CONVERGENCE_KEY as C
 from collapse_diag.schema import SUMMARY_KEY as S
 from collapse_diag.settings import Settings
 
@@ -230,7 +231,7 @@ def _convergence(log_w: np.ndarray) -> dict[str, list[Any]]:
         values = -iw_bound(log_w[:, :k])
         nll.append(float(values.mean()))
         se.append(float(values.std(ddof=1) / math.sqrt(len(values))) if len(values) > 1 else None)
-    return {"samples": grid, "nll": nll, "nll_se": se}
+    return {C.samples: grid, C.nll: nll, C.nll_se: se}
 
 
 def likelihood_diagnostic(

@@ -33,6 +33,7 @@ from collapse_diag.data import Batch, repeat, take, to_device
 from collapse_diag.diagnostics._decoder import decode, derangement, inputs_per_call
 from collapse_diag.exceptions import DiagnosticError
 from collapse_diag.protocol import ModelInfo
+from collapse_diag.schema import SWAP_WINDOW_KEY as W
 from collapse_diag.settings import Settings
 
 __all__ = ["aligned_derangement", "time_windows", "window_swap"]
@@ -122,7 +123,7 @@ def window_swap(model: Any, data: Batch, z: np.ndarray, pi: np.ndarray, order: n
     for j, (lo, hi) in enumerate(windows):
         reached = mask[use, lo:hi].any(axis=1)  # inputs with a valid step in the window
         column = delta[reached, j]
-        out.append({"start": lo, "stop": hi,
-                    "swap_delta": float(column.mean()) if column.size else float("nan"),
-                    "p_value": wilcoxon_greater(column), "examples": int(column.size)})
+        out.append({W.start: lo, W.stop: hi,
+                    W.swap_delta: float(column.mean()) if column.size else float("nan"),
+                    W.p_value: wilcoxon_greater(column), W.examples: int(column.size)})
     return out

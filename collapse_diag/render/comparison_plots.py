@@ -21,6 +21,7 @@ from collapse_diag.comparison import Comparison, model_statuses
 from collapse_diag.render.colors import STATUS_COLORS
 from collapse_diag.render.report_values import dim_column, finite, setting
 from collapse_diag.schema import DIMENSION_KEY as D
+from collapse_diag.schema import NLL_CONVERGENCE_KEY as C
 from collapse_diag.schema import RENAMED_STATUSES
 from collapse_diag.schema import SUMMARY_KEY as S
 
@@ -144,8 +145,8 @@ def plot_nll_convergence(comparison: Comparison) -> Figure | None:
     curves = []
     for label, model in zip(short_names(comparison.names), comparison.models):
         conv = model.report.summary.get(S.nll_convergence)
-        if isinstance(conv, dict) and conv.get("samples"):
-            k = conv["samples"]
+        if isinstance(conv, dict) and conv.get(C.samples):
+            k = conv[C.samples]
             se = [finite(v) or 0.0 for v in conv.get(S.nll_se) or [None] * len(k)]
             curves.append((label, k, conv[S.nll], se))
     if not curves:

@@ -12,6 +12,7 @@ from matplotlib.figure import Figure
 
 from collapse_diag.render.report_values import finite
 from collapse_diag.report import Report
+from collapse_diag.schema import NLL_CONVERGENCE_KEY as C
 from collapse_diag.schema import SUMMARY_KEY as SK
 
 __all__ = ["plot_likelihood"]
@@ -22,11 +23,11 @@ _LINE, _ELBO = "#332288", "#555555"
 def plot_likelihood(report: Report) -> Figure | None:
     """NLL bound at K' = 1, 10, 100, ..., K with its standard error; -ELBO for reference."""
     conv = report.summary.get(SK.nll_convergence)
-    if not isinstance(conv, dict) or not conv.get("samples"):
+    if not isinstance(conv, dict) or not conv.get(C.samples):
         return None
-    k = np.asarray(conv["samples"], dtype=float)
-    nll = np.array([finite(v) if finite(v) is not None else np.nan for v in conv["nll"]])
-    se = np.array([finite(v) or 0.0 for v in conv.get("nll_se") or [None] * len(k)])
+    k = np.asarray(conv[C.samples], dtype=float)
+    nll = np.array([finite(v) if finite(v) is not None else np.nan for v in conv[C.nll]])
+    se = np.array([finite(v) or 0.0 for v in conv.get(C.nll_se) or [None] * len(k)])
     with sns.axes_style("whitegrid"), sns.plotting_context("notebook", font_scale=0.85):
         fig = Figure(figsize=(7.5, 4.2), layout="constrained")
         ax = fig.subplots()

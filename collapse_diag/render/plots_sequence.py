@@ -17,6 +17,7 @@ from collapse_diag.render.report_values import setting
 from collapse_diag.report import Report
 from collapse_diag.schema import DIMENSION_KEY as DK
 from collapse_diag.schema import SUMMARY_KEY as SK
+from collapse_diag.schema import SWAP_WINDOW_KEY as W
 
 __all__ = ["kl_matrix", "plot_by_position", "plot_kl_heatmap"]
 
@@ -69,12 +70,12 @@ def plot_by_position(report: Report) -> Figure | None:
         top.set(ylabel="KL summed over dims [nats]", title="KL and swap effect by position")
         top.legend(fontsize=8)
         for w in windows:
-            delta = w.get("swap_delta")
+            delta = w.get(W.swap_delta)
             if delta is None:
                 continue
-            p = w.get("p_value")
+            p = w.get(W.p_value)
             used = p is not None and p < alpha and delta > 0
-            bottom.bar((w["start"] + w["stop"] - 1) / 2, delta, width=w["stop"] - w["start"],
+            bottom.bar((w[W.start] + w[W.stop] - 1) / 2, delta, width=w[W.stop] - w[W.start],
                        color=_SWAP if used else _FLAT, alpha=0.8, edgecolor="white")
         if not windows:
             bottom.text(0.5, 0.5, "swap test not run", ha="center", transform=bottom.transAxes)

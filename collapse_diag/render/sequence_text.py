@@ -14,6 +14,7 @@ from collapse_diag.render.tables import fmt_num
 from collapse_diag.report import Report
 from collapse_diag.schema import DIMENSION_KEY as D
 from collapse_diag.schema import SUMMARY_KEY as S
+from collapse_diag.schema import SWAP_WINDOW_KEY as W
 
 __all__ = ["sequence_text", "step_ranges"]
 
@@ -56,23 +57,23 @@ def _kl_sentence(kl: list, eps: float) -> str | None:
 
 
 def _window_sentence(windows: list, alpha: float) -> str | None:
-    measured = [w for w in windows if w.get(S.swap_delta) is not None]
+    measured = [w for w in windows if w.get(W.swap_delta) is not None]
     if not measured:
         return None
-    read = [w for w in measured if (w.get("p_value") or 1.0) < alpha and w[S.swap_delta] > 0]
+    read = [w for w in measured if (w.get(W.p_value) or 1.0) < alpha and w[W.swap_delta] > 0]
     names = [f"{w['start']}–{w['stop'] - 1}" for w in read]
     if not read:
         return ("Swapping z between inputs of equal length changes log p(x|z) in no time window "
                 f"(p >= {alpha:g} in each): the decoder does not read z at any position.")
     if len(read) == len(measured):
         return f"The decoder reads z in every time window (swap test p < {alpha:g})."
-    last = max(w["stop"] for w in read)
-    late = all(w["start"] >= last for w in measured if w not in read)
-    detail = "; ".join(f"steps {n}: {fmt_num(w[S.swap_delta])} nats" for n, w in
+    last = max(w[W.stop] for w in read)
+    late = all(w[W.start] >= last for w in measured if w not in read)
+    detail = "; ".join(f"steps {n}: {fmt_num(w[W.swap_delta])} nats" for n, w in
                        zip(names, read))
     text = (f"The decoder reads z only in the window(s) of steps {', '.join(names)} (swap delta "
             f"{detail}); swapping the other windows changes nothing the test detects.")
-    if late and min(w["start"] for w in read) == 0:
+    if late and min(w[W.start] for w in read) == 0:
         text += f" It uses z early in the sequence and ignores it from step {last} on."
     return text
 

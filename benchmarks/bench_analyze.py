@@ -34,6 +34,7 @@ from collapse_diag import analysis, load_checkpoint
 from collapse_diag.data import num_examples, take
 from collapse_diag.examples import SHIPPED
 from collapse_diag.examples.digits_vae import build_digits_vae, load_binary_digits
+from collapse_diag.minimums import MIN_INPUTS
 
 
 class _Recorder:
@@ -144,8 +145,9 @@ def main() -> None:
           f" torch threads {torch.get_num_threads()}")
     originals = dict(analysis.DIAGNOSTICS)
     for name, model, data in _models(args.models, args.n):
-        # Warm-up (allocator, oneDNN/cuDNN kernels) on 16 inputs, not timed.
-        analysis.analyze(model, take(data, slice(0, 16)), batch_size=args.batch_size,
+        # Warm-up (allocator, oneDNN/cuDNN kernels) on the fewest inputs analyze takes, not timed.
+        analysis.analyze(model, take(data, slice(0, MIN_INPUTS["verdict"])),
+                         batch_size=args.batch_size,
                          device=args.device, dtype=args.dtype, per_dim_swap_examples=8)
         recorder = _Recorder(model)
 

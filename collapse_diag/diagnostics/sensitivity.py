@@ -37,16 +37,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
-from scipy.stats import wilcoxon
 
 from collapse_diag.data import Batch, iter_batches, num_examples, repeat, take, to_device
 from collapse_diag.diagnostics.dim_swap import DimSwapResult, adaptive_dim_swap
+from collapse_diag.diagnostics.statistics import bootstrap_ci, wilcoxon_greater
 from collapse_diag.diagnostics.swap_decision import DECISIONS, negligible_thresholds
 from collapse_diag.diagnostics.window_swap import aligned_derangement, window_swap
 from collapse_diag.encodings import Encodings
@@ -103,42 +102,6 @@ def derangement(n: int, generator: torch.Generator) -> np.ndarray:
     pi = np.empty(n, dtype=np.int64)
     pi[perm] = np.roll(perm, -1)
     return pi
-
-
-def wilcoxon_greater(delta: np.ndarray) -> float:
-    """One-sided Wilcoxon signed-rank p-value for H1: the deltas are shifted above 0.
-
-    Zero deltas are dropped (scipy's default ``zero_method="wilcox"``); when every
-    delta is zero (a decoder that ignores z exactly) the p-value is 1.0.
-    """
-    delta = np.asarray(delta, dtype=np.float64)
-    if delta.size == 0 or not np.any(delta != 0):
-        return 1.0
-    with warnings.catch_warnings():  # "exact p-value with zeros / ties" notices
-        warnings.simplefilter("ignore")
-        p = float(wilcoxon(delta, alternative="greater").pvalue)
-    return p if math.isfinite(p) else 1.0
-
-
-def bootstrap_ci(
-    values: np.ndarray, resamples: int, confidence: float, generator: torch.Generator
-) -> tuple[float, float]:
-    """Percentile bootstrap confidence interval of the mean of ``values``.
-
-    Indices are resampled with the generator, ``resamples`` times, in chunks of
-    at most 2^20 indices. Returns ``(nan, nan)`` when ``resamples == 0``.
-    """
-    n = len(values)
-    if resamples == 0 or n == 0:
-        return math.nan, math.nan
-    v = torch.from_numpy(np.asarray(values, dtype=np.float64))
-    chunk = max(1, _BOOTSTRAP_ELEMENTS // n)
-    means = []
-    for start in range(0, resamples, chunk):
-        idx = torch.randint(0, n, (min(chunk, resamples - start), n), generator=generator)
-        means.append(v[idx].mean(dim=1).numpy())
-    low, high = np.quantile(np.concatenate(means), [(1 - confidence) / 2, (1 + confidence) / 2])
-    return float(low), float(high)
 
 
 def decode(model: Any, x: Batch, z: np.ndarray, info: ModelInfo, device: str) -> np.ndarray:

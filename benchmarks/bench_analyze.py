@@ -73,38 +73,46 @@ class _Recorder:
         del self.model.encode, self.model.log_likelihood
 
 
-def _phased(recorder: _Recorder, key: str, func):
-    """A diagnostic that first tells the recorder which phase its model calls belong to."""
+def _phased(recorder: _Recorder, key: str, func, clocks: dict[str, tuple[float, float]]):
+    """A diagnostic that tells the recorder its phase and records its (wall, CPU) seconds."""
 
     def run(state):
         recorder.phase = key
-        return func(state)
+        wall, cpu = time.perf_counter(), time.process_time()
+        try:
+            return func(state)
+        finally:
+            clocks[key] = (time.perf_counter() - wall, time.process_time() - cpu)
 
     return run
 
 
-def _floor(model, data, calls, latent_dim: int, device: str, dtype: str) -> float:
-    """Seconds of the same calls as plain passes (backward w.r.t. z where recorded).
+def _floor(model, data, calls, latent_dim: int, device: str, dtype: str) -> tuple[float, float]:
+    """(wall, CPU) seconds of the same calls as plain passes (backward w.r.t. z where recorded).
 
-    Decoder calls run under the same autocast as the analysis's (``--dtype``).
+    Only the model calls are timed (inputs and random z are prepared outside the
+    clock). Decoder calls run under the same autocast as the analysis's (``--dtype``).
     """
     n = num_examples(data)
     gen = torch.Generator().manual_seed(0)
     model.eval()  # as during the analysis (it restores the model's mode afterwards)
-    start = time.perf_counter()
+    wall = cpu = 0.0
     for kind, rows, grad in calls:
         x = take(data, torch.arange(rows) % n)
         x = x.to(device) if isinstance(x, torch.Tensor) else {k: v.to(device) for k, v in x.items()}
+        z = torch.randn(rows, latent_dim, generator=gen).to(device)
+        start, start_cpu = time.perf_counter(), time.process_time()
         if kind == "encode":
             with torch.no_grad():
                 model.encode(x)
-            continue
-        z = torch.randn(rows, latent_dim, generator=gen).to(device)
-        with analysis._precision("sensitivity", dtype, torch.device(device)):
-            _decode(model, x, z, grad)
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    return time.perf_counter() - start
+        else:
+            with analysis._precision("sensitivity", dtype, torch.device(device)):
+                _decode(model, x, z, grad)
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        wall += time.perf_counter() - start
+        cpu += time.process_time() - start_cpu
+    return wall, cpu
 
 
 def _decode(model, x, z, grad: bool) -> None:
@@ -149,41 +157,51 @@ def main() -> None:
         analysis.analyze(model, take(data, slice(0, MIN_INPUTS["verdict"])),
                          batch_size=args.batch_size,
                          device=args.device, dtype=args.dtype, per_dim_swap_examples=8)
-        recorder = _Recorder(model)
-
-        analysis.DIAGNOSTICS.update({k: _phased(recorder, k, f) for k, f in originals.items()})
-        start = time.perf_counter()
+        recorder, clocks = _Recorder(model), {}
+        analysis.DIAGNOSTICS.update({k: _phased(recorder, k, f, clocks)
+                                     for k, f in originals.items()})
+        start, start_cpu = time.perf_counter(), time.process_time()
         try:
             report = analysis.analyze(model, data, batch_size=args.batch_size,
                                       device=args.device, dtype=args.dtype)
         finally:
             analysis.DIAGNOSTICS.update(originals)
             recorder.restore()
-        whole = time.perf_counter() - start
+        whole, whole_cpu = time.perf_counter() - start, time.process_time() - start_cpu
         if report.errors:
             print(f"{name}: failed diagnostics {report.errors}")
-        timings = {"encoder pass": whole - sum(report.timings.values()), **report.timings}
-        print(f"\n{name}: latent_dim {report.latent_dim}, {report.n_examples} inputs")
-        print(f"{'phase':<16} {'rows/input':>10} {'backward':>8} {'time s':>8} {'in model s':>10} "
-              f"{'floor s':>8} {'ratio':>6}")
-        total_floor = 0.0
-        for phase, seconds in timings.items():
-            calls = recorder.calls.get(phase, [])
-            floor = min(_floor(model, data, calls, report.latent_dim, args.device, args.dtype)
-                        for _ in range(args.repeat)) if calls else 0.0
-            total_floor += floor
-            rows = sum(r for _, r, _ in calls) / report.n_examples
-            back = sum(r for _, r, g in calls if g) / report.n_examples
-            ratio = f"{seconds / floor:6.2f}" if floor > 0 else "     -"
-            print(f"{phase:<16} {rows:>10.2f} {back:>8.2f} {seconds:>8.2f} "
-                  f"{recorder.inside.get(phase, 0.0):>10.2f} {floor:>8.2f} {ratio}")
-        inside = sum(recorder.inside.values())
-        print(f"{'whole analyze':<16} {'':>10} {'':>8} {whole:>8.2f} {inside:>10.2f} "
-              f"{total_floor:>8.2f} {whole / total_floor:6.2f}")
-        print(f"  the rest: {whole - inside:.2f} s outside the model "
-              f"({100 * (whole - inside) / whole:.0f}% of the run), of which MI "
-              f"{report.timings.get('information', 0.0):.2f} s")
+        clocks = {"encoder pass": (whole - sum(w for w, _ in clocks.values()),
+                                   whole_cpu - sum(c for _, c in clocks.values())), **clocks}
+        _table(name, report, recorder, clocks, (whole, whole_cpu), model, data, args)
 
+
+def _table(name, report, recorder, clocks, whole, model, data, args) -> None:
+    """Per phase: rows per input, wall and CPU time, time in the model, the floor, the ratio."""
+    print(f"\n{name}: latent_dim {report.latent_dim}, {report.n_examples} inputs "
+          "(ratio = CPU time / CPU floor; the wall figures scatter on a shared machine)")
+    print(f"{'phase':<16} {'rows/input':>10} {'backward':>8} {'wall s':>7} {'cpu s':>7} "
+          f"{'in model':>8} {'floor':>7} {'floor cpu':>9} {'ratio':>6}")
+    floors = {}
+    for phase, (seconds, cpu) in clocks.items():
+        calls = recorder.calls.get(phase, [])
+        runs = [_floor(model, data, calls, report.latent_dim, args.device, args.dtype)
+                for _ in range(args.repeat)] if calls else [(0.0, 0.0)]
+        floors[phase] = (min(w for w, _ in runs), min(c for _, c in runs))
+        rows = sum(r for _, r, _ in calls) / report.n_examples
+        back = sum(r for _, r, g in calls if g) / report.n_examples
+        ratio = f"{cpu / floors[phase][1]:6.2f}" if floors[phase][1] > 0 else "     -"
+        print(f"{phase:<16} {rows:>10.2f} {back:>8.2f} {seconds:>7.3f} {cpu:>7.3f} "
+              f"{recorder.inside.get(phase, 0.0):>8.3f} {floors[phase][0]:>7.3f} "
+              f"{floors[phase][1]:>9.3f} {ratio}")
+    floor_wall, floor_cpu = (sum(f[i] for f in floors.values()) for i in (0, 1))
+    inside = sum(recorder.inside.values())
+    print(f"{'whole analyze':<16} {'':>10} {'':>8} {whole[0]:>7.3f} {whole[1]:>7.3f} "
+          f"{inside:>8.3f} {floor_wall:>7.3f} {floor_cpu:>9.3f} {whole[1] / floor_cpu:6.2f}")
+    mi_cpu = clocks.get("information", (0.0, 0.0))[1]
+    print(f"{'  without MI':<16} {'':>10} {'':>8} {'':>7} {whole[1] - mi_cpu:>7.3f} "
+          f"{'':>8} {'':>7} {floor_cpu:>9.3f} {(whole[1] - mi_cpu) / floor_cpu:6.2f}")
+    print(f"  the rest: {whole[1] - floor_cpu:.3f} CPU s beyond the floor, of which MI "
+          f"{mi_cpu:.3f} s; wall ratio {whole[0] / floor_wall:.2f}")
 
 if __name__ == "__main__":
     main()

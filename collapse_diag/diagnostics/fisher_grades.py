@@ -60,11 +60,12 @@ def fisher_bootstrap(grads: np.ndarray, resamples: int, confidence: float,
     ``(B, n)`` against the upper triangles of the ``P_i`` (``(n, D (D + 1) / 2)``,
     computed once), followed by one batched ``eigvalsh`` of the ``(B, D, D)``
     stack: ``B n D^2 / 2`` flops plus B eigen-decompositions, no Python loop over
-    resamples. Where the triangles would pass 2^23 values (64 MiB; D of a few
-    hundred) each resample is instead ``G^T diag(w) G`` on the ``(n S, D)``
-    gradients. The counts come from
-    :func:`~collapse_diag.diagnostics.statistics.resample_counts` (one
-    ``randint(0, n, (n,))`` per resample, as before).
+    resamples (torch's BLAS and LAPACK, which follow ``torch.set_num_threads``).
+    Where the triangles would pass 2^23 values (64 MiB; D of a few hundred) each
+    resample is instead ``G^T diag(w) G`` on the ``(n S, D)`` gradients. The
+    counts come from :func:`~collapse_diag.diagnostics.statistics.resample_counts`
+    (one ``randint(0, n, (n,))`` per resample, as before), so the intervals are
+    the previous ones up to rounding (~1e-15 relative).
 
     Args:
         grads: Per-input gradients ``(N, S, D)`` (S draws per input); F = mean g g^T.
@@ -82,25 +83,29 @@ def fisher_bootstrap(grads: np.ndarray, resamples: int, confidence: float,
         f = flat.T @ flat / max(1, n * s)
         eig, diag = np.linalg.eigvalsh(f)[::-1], np.diag(f)
         return np.column_stack([eig, eig]), np.column_stack([diag, diag])
-    rows, cols = np.triu_indices(dim)
+    rows, cols = (torch.from_numpy(i) for i in np.triu_indices(dim))
+    g = torch.from_numpy(np.ascontiguousarray(grads, dtype=np.float64))
     triangles = None
     if n * s * len(rows) <= _TRIANGLE_ELEMENTS:  # P_i's upper triangle, (n, D (D + 1) / 2)
-        triangles = np.einsum("isk,isk->ik", grads[:, :, rows], grads[:, :, cols])
+        triangles = (g[:, :, rows] * g[:, :, cols]).sum(dim=1)
     step = max(1, _TRIANGLE_ELEMENTS // (dim * dim))  # resamples whose F_w are held at once
-    eigs, diags = np.empty((resamples, dim)), np.empty((resamples, dim))
+    eigs, diags = torch.empty(resamples, dim, dtype=torch.float64), torch.empty(
+        resamples, dim, dtype=torch.float64)
     done = 0
     for block in resample_counts(n, resamples, generator):
-        for counts in np.split(block, range(step, block.shape[0], step)):
+        for counts in torch.from_numpy(block).split(step):
             b = counts.shape[0]
             if triangles is not None:
-                f = np.zeros((b, dim, dim))
+                f = torch.zeros(b, dim, dim, dtype=torch.float64)
                 f[:, rows, cols] = counts @ triangles / (n * s)
-            else:
-                weight = np.repeat(counts, s, axis=1)  # (b, n S), row-major like ``flat``
-                f = np.stack([(flat * w[:, None]).T @ flat for w in weight]) / (n * s)
-            eigs[done:done + b] = np.linalg.eigvalsh(f, UPLO="U")[:, ::-1]
-            diags[done:done + b] = np.diagonal(f, axis1=1, axis2=2)
+            else:  # G^T diag(w) G per resample, w repeated over the S draws like ``flat``
+                weight = counts.repeat_interleave(s, dim=1)
+                flat_t = g.reshape(n * s, dim)
+                f = torch.stack([(flat_t * w[:, None]).T @ flat_t for w in weight]) / (n * s)
+            eigs[done:done + b] = torch.linalg.eigvalsh(f, UPLO="U").flip(-1)
+            diags[done:done + b] = torch.diagonal(f, dim1=1, dim2=2)
             done += b
+    eigs, diags = eigs.numpy(), diags.numpy()
     q = [(1 - confidence) / 2, (1 + confidence) / 2]
     return np.quantile(eigs, q, axis=0).T, np.quantile(diags, q, axis=0).T
 

@@ -79,9 +79,10 @@ def bootstrap_ci(
     n = len(values)
     if resamples == 0 or n == 0:
         return math.nan, math.nan
-    v = torch.from_numpy(np.asarray(values, dtype=np.float64))
-    means = torch.cat([v[idx].mean(dim=1) for idx in _index_chunks(n, resamples, generator)])
-    low, high = np.quantile(means.numpy(), [(1 - confidence) / 2, (1 + confidence) / 2])
+    v = np.asarray(values, dtype=np.float64)
+    means = np.concatenate([v[idx.numpy()].mean(axis=1)
+                            for idx in _index_chunks(n, resamples, generator)])
+    low, high = np.quantile(means, [(1 - confidence) / 2, (1 + confidence) / 2])
     return float(low), float(high)
 
 

@@ -26,6 +26,7 @@ from numpy.typing import ArrayLike
 
 from collapse_diag.diagnostics.kl import gaussian_kl
 from collapse_diag.diagnostics.mixture_density import CHUNK_BYTES, dimension_terms, full_terms
+from collapse_diag.diagnostics.statistics import resample_counts
 from collapse_diag.encodings import Encodings
 from collapse_diag.exceptions import DiagnosticError, invalid_parameter
 from collapse_diag.report import ReportSection
@@ -36,8 +37,6 @@ __all__ = ["InformationResult", "information_diagnostic", "mi_from_samples", "mi
 #: An interval whose lower end is at most this many nats counts as reaching 0: the
 #: estimator's rounding (identical posteriors give terms of ~1e-15), not a statistical margin.
 ZERO_ATOL = 1e-9
-#: Bootstrap resamples drawn per block (bounds the memory of the resample counts).
-_BOOT_BLOCK = 64
 
 
 @dataclass(frozen=True)
@@ -222,11 +221,11 @@ def bootstrap_intervals(values: np.ndarray, generator: torch.Generator, resample
                         confidence: float) -> np.ndarray:
     """Percentile bootstrap intervals of the column means of ``values``, resampling rows.
 
-    Each resample draws M row indices with replacement,
-    ``torch.randint(M, (block, M), generator=generator)`` in blocks of 64
-    resamples, and takes every column's mean over them (one GEMM of resample
-    counts against ``values``); the interval is the ``(1 -/+ confidence) / 2``
-    quantiles of those means.
+    Each resample draws M row indices with replacement (one
+    ``torch.randint(M, (M,), generator=generator)`` per resample, drawn in chunks
+    by :func:`~collapse_diag.diagnostics.statistics.resample_counts`), and every
+    column's mean over them is one GEMM of the resample counts against
+    ``values``; the interval is the ``(1 -/+ confidence) / 2`` quantiles of those means.
 
     Args:
         values: Per-input terms, shape ``(M, K)``.
@@ -239,13 +238,8 @@ def bootstrap_intervals(values: np.ndarray, generator: torch.Generator, resample
     """
     v = torch.from_numpy(np.ascontiguousarray(values, dtype=np.float64))
     m = v.shape[0]
-    means = []
-    for start in range(0, resamples, _BOOT_BLOCK):
-        b = min(_BOOT_BLOCK, resamples - start)
-        idx = torch.randint(m, (b, m), generator=generator)
-        counts = torch.zeros(b, m, dtype=torch.float64).scatter_add_(
-            1, idx, torch.ones(b, m, dtype=torch.float64))
-        means.append(counts @ v / m)
+    means = [torch.from_numpy(counts) @ v / m
+             for counts in resample_counts(m, resamples, generator)]
     q = torch.tensor([(1 - confidence) / 2, (1 + confidence) / 2], dtype=torch.float64)
     return torch.quantile(torch.cat(means), q, dim=0).T.numpy()
 

@@ -1,17 +1,21 @@
 """Whole ``analyze`` time against its floor of plain model passes (a benchmark, not a test).
 
 For each model it runs ``analyze`` once with the model's ``encode`` and
-``log_likelihood`` instrumented: every call's rows, whether it needed a backward
-pass (the Fisher), and the time spent inside the model are recorded per
-diagnostic. Then, in the same process, it replays exactly those calls as plain
-passes (same rows per call, so the same batch size; random z; forward, and
-forward + backward w.r.t. z where the analysis did one) and times them: that is
-the *floor*, what the model passes alone cost. It prints per diagnostic the
-decoder rows per input, the time, the time inside the model, the floor, and the
-whole analysis against the total floor as a ratio; the rest is the toolkit's own
-work (sampling, statistics, the MI estimator, bookkeeping).
+``log_likelihood`` instrumented: every call's inputs, rows, whether it needed a
+backward pass (the Fisher), and the time spent inside the model are recorded per
+diagnostic, and each diagnostic's wall and CPU seconds. Then, in the same
+process, it replays exactly those calls as plain passes (the same inputs, so the
+same batch size and padded length; random z of the same shape; forward, and
+forward + backward w.r.t. z where the analysis did one) and times only the model
+calls: that is the *floor*, what the model passes alone cost (fastest of
+``--repeat`` replays). It prints per diagnostic the decoder rows per input, the
+time, the time inside the model, the floor, and CPU time / CPU floor; then the
+whole analysis, the same without the MI diagnostic (which never calls the model),
+and the rest, the toolkit's own work (sampling, statistics, the MI estimator,
+bookkeeping). CPU time is the steadier figure on a shared machine; use
+``--threads 1`` so that it is not the sum over threads.
 
-Models: the shipped demo text VAE (``text_healthy``, 16 dims) and a 32-dim MLP
+Models: the shipped demo text VAE (``text_healthy``, LSTM, 8 dims) and a 32-dim MLP
 VAE (the digits architecture with ``latent_dim=32``, untrained: its cost does not
 depend on its weights), each on N inputs (the stored ones tiled).
 
@@ -42,7 +46,7 @@ class _Recorder:
 
     def __init__(self, model: torch.nn.Module) -> None:
         self.phase = "encoder pass"
-        self.calls: dict[str, list[tuple[str, int, bool]]] = defaultdict(list)
+        self.calls: dict[str, list[tuple[str, int, bool, object]]] = defaultdict(list)
         self.inside: dict[str, float] = defaultdict(float)
         self.model = model
         self._encode, self._ll = model.encode, model.log_likelihood
@@ -58,7 +62,7 @@ class _Recorder:
         out = self._encode(x)
         self._sync()
         self.inside[self.phase] += time.perf_counter() - start
-        self.calls[self.phase].append(("encode", num_examples(x), False))
+        self.calls[self.phase].append(("encode", num_examples(x), False, x))
         return out
 
     def log_likelihood(self, x, z):
@@ -66,7 +70,7 @@ class _Recorder:
         out = self._ll(x, z)
         self._sync()
         self.inside[self.phase] += time.perf_counter() - start
-        self.calls[self.phase].append(("decode", z.shape[0], bool(z.requires_grad)))
+        self.calls[self.phase].append(("decode", z.shape[0], bool(z.requires_grad), x))
         return out
 
     def restore(self) -> None:
@@ -87,19 +91,18 @@ def _phased(recorder: _Recorder, key: str, func, clocks: dict[str, tuple[float, 
     return run
 
 
-def _floor(model, data, calls, latent_dim: int, device: str, dtype: str) -> tuple[float, float]:
+def _floor(model, calls, latent_dim: int, device: str, dtype: str) -> tuple[float, float]:
     """(wall, CPU) seconds of the same calls as plain passes (backward w.r.t. z where recorded).
 
-    Only the model calls are timed (inputs and random z are prepared outside the
-    clock). Decoder calls run under the same autocast as the analysis's (``--dtype``).
+    Each call gets the very inputs the analysis passed (a text model's cost
+    depends on their padded length) and random z of the same shape; only the
+    model calls are timed. Decoder calls run under the same autocast as the
+    analysis's (``--dtype``).
     """
-    n = num_examples(data)
     gen = torch.Generator().manual_seed(0)
     model.eval()  # as during the analysis (it restores the model's mode afterwards)
     wall = cpu = 0.0
-    for kind, rows, grad in calls:
-        x = take(data, torch.arange(rows) % n)
-        x = x.to(device) if isinstance(x, torch.Tensor) else {k: v.to(device) for k, v in x.items()}
+    for kind, rows, grad, x in calls:
         z = torch.randn(rows, latent_dim, generator=gen).to(device)
         start, start_cpu = time.perf_counter(), time.process_time()
         if kind == "encode":
@@ -172,10 +175,10 @@ def main() -> None:
             print(f"{name}: failed diagnostics {report.errors}")
         clocks = {"encoder pass": (whole - sum(w for w, _ in clocks.values()),
                                    whole_cpu - sum(c for _, c in clocks.values())), **clocks}
-        _table(name, report, recorder, clocks, (whole, whole_cpu), model, data, args)
+        _table(name, report, recorder, clocks, (whole, whole_cpu), model, args)
 
 
-def _table(name, report, recorder, clocks, whole, model, data, args) -> None:
+def _table(name, report, recorder, clocks, whole, model, args) -> None:
     """Per phase: rows per input, wall and CPU time, time in the model, the floor, the ratio."""
     print(f"\n{name}: latent_dim {report.latent_dim}, {report.n_examples} inputs "
           "(ratio = CPU time / CPU floor; the wall figures scatter on a shared machine)")
@@ -184,11 +187,11 @@ def _table(name, report, recorder, clocks, whole, model, data, args) -> None:
     floors = {}
     for phase, (seconds, cpu) in clocks.items():
         calls = recorder.calls.get(phase, [])
-        runs = [_floor(model, data, calls, report.latent_dim, args.device, args.dtype)
+        runs = [_floor(model, calls, report.latent_dim, args.device, args.dtype)
                 for _ in range(args.repeat)] if calls else [(0.0, 0.0)]
         floors[phase] = (min(w for w, _ in runs), min(c for _, c in runs))
-        rows = sum(r for _, r, _ in calls) / report.n_examples
-        back = sum(r for _, r, g in calls if g) / report.n_examples
+        rows = sum(r for _, r, _, _ in calls) / report.n_examples
+        back = sum(r for _, r, g, _ in calls if g) / report.n_examples
         ratio = f"{cpu / floors[phase][1]:6.2f}" if floors[phase][1] > 0 else "     -"
         print(f"{phase:<16} {rows:>10.2f} {back:>8.2f} {seconds:>7.3f} {cpu:>7.3f} "
               f"{recorder.inside.get(phase, 0.0):>8.3f} {floors[phase][0]:>7.3f} "

@@ -93,7 +93,7 @@ def fisher_bootstrap(grads: np.ndarray, resamples: int, confidence: float,
         resamples, dim, dtype=torch.float64)
     done = 0
     for block in resample_counts(n, resamples, generator):
-        for counts in torch.from_numpy(block).split(step):
+        for counts in block.split(step):
             b = counts.shape[0]
             if triangles is not None:
                 f = torch.zeros(b, dim, dim, dtype=torch.float64)

@@ -238,7 +238,7 @@ def bootstrap_intervals(values: np.ndarray, generator: torch.Generator, resample
     """
     v = torch.from_numpy(np.ascontiguousarray(values, dtype=np.float64))
     m = v.shape[0]
-    means = [torch.from_numpy(counts) @ v / m
+    means = [counts @ v / m
              for counts in resample_counts(m, resamples, generator)]
     q = torch.tensor([(1 - confidence) / 2, (1 + confidence) / 2], dtype=torch.float64)
     return torch.quantile(torch.cat(means), q, dim=0).T.numpy()

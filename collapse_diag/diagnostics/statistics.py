@@ -87,8 +87,8 @@ def bootstrap_ci(
 
 
 def resample_counts(n: int, resamples: int, generator: torch.Generator
-                    ) -> Iterator[np.ndarray]:
-    """Bootstrap resamples as counts: blocks ``(b, n)`` float64, each row summing to n.
+                    ) -> Iterator[torch.Tensor]:
+    """Bootstrap resamples as counts: float64 Tensors ``(b, n)``, each row summing to n.
 
     Row j holds how often each of the n inputs was drawn in resample j, from the
     same index stream as :func:`bootstrap_ci` (one ``randint(0, n, (n,))`` per
@@ -96,9 +96,8 @@ def resample_counts(n: int, resamples: int, generator: torch.Generator
     ``counts @ t / n``.
     """
     for idx in _index_chunks(n, resamples, generator):
-        b = idx.shape[0]
-        flat = (idx.numpy().astype(np.int64) + n * np.arange(b)[:, None]).ravel()
-        yield np.bincount(flat, minlength=b * n).reshape(b, n).astype(np.float64)
+        ones = torch.ones(1, dtype=torch.float64).expand(idx.shape)
+        yield torch.zeros(idx.shape, dtype=torch.float64).scatter_add_(1, idx.long(), ones)
 
 
 @functools.lru_cache(maxsize=64)

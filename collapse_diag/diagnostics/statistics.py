@@ -80,9 +80,10 @@ def bootstrap_ci(
     if resamples == 0 or n == 0:
         return math.nan, math.nan
     v = np.asarray(values, dtype=np.float64)
-    means = np.concatenate([v[idx.numpy()].mean(axis=1)
-                            for idx in _index_chunks(n, resamples, generator)])
-    low, high = np.quantile(means, [(1 - confidence) / 2, (1 + confidence) / 2])
+    # numpy gathers faster; torch's mean keeps the sums of the earlier torch version, bit for bit
+    means = torch.cat([torch.from_numpy(v[idx.numpy()]).mean(dim=1)
+                       for idx in _index_chunks(n, resamples, generator)])
+    low, high = np.quantile(means.numpy(), [(1 - confidence) / 2, (1 + confidence) / 2])
     return float(low), float(high)
 
 

@@ -176,7 +176,8 @@ def signed_rank_greater(values: np.ndarray) -> np.ndarray:
     r_plus = np.where(positive, ranks, 0.0).sum(axis=0)
     kf = k.astype(np.float64)
     mean = kf * (kf + 1) / 4
-    var = (kf * (kf + 1) * (2 * kf + 1) - (ties**2 - 1).sum(axis=0) / 2) / 24  # t(t^2-1) / t
+    # sum over positions of t^2 - 1 = sum over tie groups of t^3 - t
+    var = (kf * (kf + 1) * (2 * kf + 1) - (ties**2 - 1).sum(axis=0) / 2) / 24
     with np.errstate(divide="ignore", invalid="ignore"):
         p = ndtr(-(r_plus - mean) / np.sqrt(var))
     has_ties = (ties > 1).any(axis=0)

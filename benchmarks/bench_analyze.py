@@ -1,17 +1,21 @@
 """Whole ``analyze`` time against its floor of plain model passes (a benchmark, not a test).
 
 For each model it runs ``analyze`` once with the model's ``encode`` and
-``log_likelihood`` instrumented: every call's rows, whether it needed a backward
-pass (the Fisher), and the time spent inside the model are recorded per
-diagnostic. Then, in the same process, it replays exactly those calls as plain
-passes (same rows per call, so the same batch size; random z; forward, and
-forward + backward w.r.t. z where the analysis did one) and times them: that is
-the *floor*, what the model passes alone cost. It prints per diagnostic the
-decoder rows per input, the time, the time inside the model, the floor, and the
-whole analysis against the total floor as a ratio; the rest is the toolkit's own
-work (sampling, statistics, the MI estimator, bookkeeping).
+``log_likelihood`` instrumented: every call's inputs, rows, whether it needed a
+backward pass (the Fisher), and the time spent inside the model are recorded per
+diagnostic, and each diagnostic's wall and CPU seconds. Then, in the same
+process, it replays exactly those calls as plain passes (the same inputs, so the
+same batch size and padded length; random z of the same shape; forward, and
+forward + backward w.r.t. z where the analysis did one) and times only the model
+calls: that is the *floor*, what the model passes alone cost (fastest of
+``--repeat`` replays). It prints per diagnostic the decoder rows per input, the
+time, the time inside the model, the floor, and CPU time / CPU floor; then the
+whole analysis, the same without the MI diagnostic (which never calls the model),
+and the rest, the toolkit's own work (sampling, statistics, the MI estimator,
+bookkeeping). CPU time is the steadier figure on a shared machine; use
+``--threads 1`` so that it is not the sum over threads.
 
-Models: the shipped demo text VAE (``text_healthy``, 16 dims) and a 32-dim MLP
+Models: the shipped demo text VAE (``text_healthy``, LSTM, 8 dims) and a 32-dim MLP
 VAE (the digits architecture with ``latent_dim=32``, untrained: its cost does not
 depend on its weights), each on N inputs (the stored ones tiled).
 
@@ -34,6 +38,7 @@ from collapse_diag import analysis, load_checkpoint
 from collapse_diag.data import num_examples, take
 from collapse_diag.examples import SHIPPED
 from collapse_diag.examples.digits_vae import build_digits_vae, load_binary_digits
+from collapse_diag.minimums import MIN_INPUTS
 
 
 class _Recorder:
@@ -41,7 +46,7 @@ class _Recorder:
 
     def __init__(self, model: torch.nn.Module) -> None:
         self.phase = "encoder pass"
-        self.calls: dict[str, list[tuple[str, int, bool]]] = defaultdict(list)
+        self.calls: dict[str, list[tuple[str, int, bool, object]]] = defaultdict(list)
         self.inside: dict[str, float] = defaultdict(float)
         self.model = model
         self._encode, self._ll = model.encode, model.log_likelihood
@@ -57,7 +62,7 @@ class _Recorder:
         out = self._encode(x)
         self._sync()
         self.inside[self.phase] += time.perf_counter() - start
-        self.calls[self.phase].append(("encode", num_examples(x), False))
+        self.calls[self.phase].append(("encode", num_examples(x), False, x))
         return out
 
     def log_likelihood(self, x, z):
@@ -65,45 +70,52 @@ class _Recorder:
         out = self._ll(x, z)
         self._sync()
         self.inside[self.phase] += time.perf_counter() - start
-        self.calls[self.phase].append(("decode", z.shape[0], bool(z.requires_grad)))
+        self.calls[self.phase].append(("decode", z.shape[0], bool(z.requires_grad), x))
         return out
 
     def restore(self) -> None:
         del self.model.encode, self.model.log_likelihood
 
 
-def _phased(recorder: _Recorder, key: str, func):
-    """A diagnostic that first tells the recorder which phase its model calls belong to."""
+def _phased(recorder: _Recorder, key: str, func, clocks: dict[str, tuple[float, float]]):
+    """A diagnostic that tells the recorder its phase and records its (wall, CPU) seconds."""
 
     def run(state):
         recorder.phase = key
-        return func(state)
+        wall, cpu = time.perf_counter(), time.process_time()
+        try:
+            return func(state)
+        finally:
+            clocks[key] = (time.perf_counter() - wall, time.process_time() - cpu)
 
     return run
 
 
-def _floor(model, data, calls, latent_dim: int, device: str, dtype: str) -> float:
-    """Seconds of the same calls as plain passes (backward w.r.t. z where recorded).
+def _floor(model, calls, latent_dim: int, device: str, dtype: str) -> tuple[float, float]:
+    """(wall, CPU) seconds of the same calls as plain passes (backward w.r.t. z where recorded).
 
-    Decoder calls run under the same autocast as the analysis's (``--dtype``).
+    Each call gets the very inputs the analysis passed (a text model's cost
+    depends on their padded length) and random z of the same shape; only the
+    model calls are timed. Decoder calls run under the same autocast as the
+    analysis's (``--dtype``).
     """
-    n = num_examples(data)
     gen = torch.Generator().manual_seed(0)
     model.eval()  # as during the analysis (it restores the model's mode afterwards)
-    start = time.perf_counter()
-    for kind, rows, grad in calls:
-        x = take(data, torch.arange(rows) % n)
-        x = x.to(device) if isinstance(x, torch.Tensor) else {k: v.to(device) for k, v in x.items()}
+    wall = cpu = 0.0
+    for kind, rows, grad, x in calls:
+        z = torch.randn(rows, latent_dim, generator=gen).to(device)
+        start, start_cpu = time.perf_counter(), time.process_time()
         if kind == "encode":
             with torch.no_grad():
                 model.encode(x)
-            continue
-        z = torch.randn(rows, latent_dim, generator=gen).to(device)
-        with analysis._precision("sensitivity", dtype, torch.device(device)):
-            _decode(model, x, z, grad)
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    return time.perf_counter() - start
+        else:
+            with analysis._precision("sensitivity", dtype, torch.device(device)):
+                _decode(model, x, z, grad)
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        wall += time.perf_counter() - start
+        cpu += time.process_time() - start_cpu
+    return wall, cpu
 
 
 def _decode(model, x, z, grad: bool) -> None:
@@ -144,44 +156,55 @@ def main() -> None:
           f" torch threads {torch.get_num_threads()}")
     originals = dict(analysis.DIAGNOSTICS)
     for name, model, data in _models(args.models, args.n):
-        # Warm-up (allocator, oneDNN/cuDNN kernels) on 16 inputs, not timed.
-        analysis.analyze(model, take(data, slice(0, 16)), batch_size=args.batch_size,
+        # Warm-up (allocator, oneDNN/cuDNN kernels) on the fewest inputs analyze takes, not timed.
+        analysis.analyze(model, take(data, slice(0, MIN_INPUTS["verdict"])),
+                         batch_size=args.batch_size,
                          device=args.device, dtype=args.dtype, per_dim_swap_examples=8)
-        recorder = _Recorder(model)
-
-        analysis.DIAGNOSTICS.update({k: _phased(recorder, k, f) for k, f in originals.items()})
-        start = time.perf_counter()
+        recorder, clocks = _Recorder(model), {}
+        analysis.DIAGNOSTICS.update({k: _phased(recorder, k, f, clocks)
+                                     for k, f in originals.items()})
+        start, start_cpu = time.perf_counter(), time.process_time()
         try:
             report = analysis.analyze(model, data, batch_size=args.batch_size,
                                       device=args.device, dtype=args.dtype)
         finally:
             analysis.DIAGNOSTICS.update(originals)
             recorder.restore()
-        whole = time.perf_counter() - start
+        whole, whole_cpu = time.perf_counter() - start, time.process_time() - start_cpu
         if report.errors:
             print(f"{name}: failed diagnostics {report.errors}")
-        timings = {"encoder pass": whole - sum(report.timings.values()), **report.timings}
-        print(f"\n{name}: latent_dim {report.latent_dim}, {report.n_examples} inputs")
-        print(f"{'phase':<16} {'rows/input':>10} {'backward':>8} {'time s':>8} {'in model s':>10} "
-              f"{'floor s':>8} {'ratio':>6}")
-        total_floor = 0.0
-        for phase, seconds in timings.items():
-            calls = recorder.calls.get(phase, [])
-            floor = min(_floor(model, data, calls, report.latent_dim, args.device, args.dtype)
-                        for _ in range(args.repeat)) if calls else 0.0
-            total_floor += floor
-            rows = sum(r for _, r, _ in calls) / report.n_examples
-            back = sum(r for _, r, g in calls if g) / report.n_examples
-            ratio = f"{seconds / floor:6.2f}" if floor > 0 else "     -"
-            print(f"{phase:<16} {rows:>10.2f} {back:>8.2f} {seconds:>8.2f} "
-                  f"{recorder.inside.get(phase, 0.0):>10.2f} {floor:>8.2f} {ratio}")
-        inside = sum(recorder.inside.values())
-        print(f"{'whole analyze':<16} {'':>10} {'':>8} {whole:>8.2f} {inside:>10.2f} "
-              f"{total_floor:>8.2f} {whole / total_floor:6.2f}")
-        print(f"  the rest: {whole - inside:.2f} s outside the model "
-              f"({100 * (whole - inside) / whole:.0f}% of the run), of which MI "
-              f"{report.timings.get('information', 0.0):.2f} s")
+        clocks = {"encoder pass": (whole - sum(w for w, _ in clocks.values()),
+                                   whole_cpu - sum(c for _, c in clocks.values())), **clocks}
+        _table(name, report, recorder, clocks, (whole, whole_cpu), model, args)
 
+
+def _table(name, report, recorder, clocks, whole, model, args) -> None:
+    """Per phase: rows per input, wall and CPU time, time in the model, the floor, the ratio."""
+    print(f"\n{name}: latent_dim {report.latent_dim}, {report.n_examples} inputs "
+          "(ratio = CPU time / CPU floor; the wall figures scatter on a shared machine)")
+    print(f"{'phase':<16} {'rows/input':>10} {'backward':>8} {'wall s':>7} {'cpu s':>7} "
+          f"{'in model':>8} {'floor':>7} {'floor cpu':>9} {'ratio':>6}")
+    floors = {}
+    for phase, (seconds, cpu) in clocks.items():
+        calls = recorder.calls.get(phase, [])
+        runs = [_floor(model, calls, report.latent_dim, args.device, args.dtype)
+                for _ in range(args.repeat)] if calls else [(0.0, 0.0)]
+        floors[phase] = (min(w for w, _ in runs), min(c for _, c in runs))
+        rows = sum(r for _, r, _, _ in calls) / report.n_examples
+        back = sum(r for _, r, g, _ in calls if g) / report.n_examples
+        ratio = f"{cpu / floors[phase][1]:6.2f}" if floors[phase][1] > 0 else "     -"
+        print(f"{phase:<16} {rows:>10.2f} {back:>8.2f} {seconds:>7.3f} {cpu:>7.3f} "
+              f"{recorder.inside.get(phase, 0.0):>8.3f} {floors[phase][0]:>7.3f} "
+              f"{floors[phase][1]:>9.3f} {ratio}")
+    floor_wall, floor_cpu = (sum(f[i] for f in floors.values()) for i in (0, 1))
+    inside = sum(recorder.inside.values())
+    print(f"{'whole analyze':<16} {'':>10} {'':>8} {whole[0]:>7.3f} {whole[1]:>7.3f} "
+          f"{inside:>8.3f} {floor_wall:>7.3f} {floor_cpu:>9.3f} {whole[1] / floor_cpu:6.2f}")
+    mi_cpu = clocks.get("information", (0.0, 0.0))[1]
+    print(f"{'  without MI':<16} {'':>10} {'':>8} {'':>7} {whole[1] - mi_cpu:>7.3f} "
+          f"{'':>8} {'':>7} {floor_cpu:>9.3f} {(whole[1] - mi_cpu) / floor_cpu:6.2f}")
+    print(f"  the rest: {whole[1] - floor_cpu:.3f} CPU s beyond the floor, of which MI "
+          f"{mi_cpu:.3f} s; wall ratio {whole[0] / floor_wall:.2f}")
 
 if __name__ == "__main__":
     main()

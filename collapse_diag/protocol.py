@@ -138,6 +138,14 @@ def _user_call(method: str, n: int, error: type[Exception], fn: Any, *args: Any)
         ) from err
 
 
+def _expected(shape: tuple[int | None, ...]) -> str:
+    """The expected shape for a message, e.g. ``[batch=4, latent_dim]`` (built only on error)."""
+    names = ("batch", "T", "latent_dim") if len(shape) == 3 else ("batch", "latent_dim")
+    return "[" + ", ".join(
+        names[i] if s is None else f"{names[i]}={s}" for i, s in enumerate(shape)
+    ) + "]"
+
+
 def _check_tensor(
     t: Any,
     what: str,
@@ -145,15 +153,11 @@ def _check_tensor(
     floating: bool,
     error: type[Exception] = ProtocolError,
 ) -> None:
-    names = ("batch", "T", "latent_dim") if len(shape) == 3 else ("batch", "latent_dim")
-    expected = "[" + ", ".join(
-        names[i] if s is None else f"{names[i]}={s}" for i, s in enumerate(shape)
-    ) + "]"
     if not isinstance(t, torch.Tensor):
-        raise error(f"{what} must be a Tensor {expected}; got {type(t).__name__}.")
+        raise error(f"{what} must be a Tensor {_expected(shape)}; got {type(t).__name__}.")
     if t.dim() != len(shape) or any(s is not None and s != a for s, a in zip(shape, t.shape)):
         raise error(
-            f"{what} must have shape {expected}; got {tuple(t.shape)}. "
+            f"{what} must have shape {_expected(shape)}; got {tuple(t.shape)}. "
             "Keep the batch dimension first and reduce everything else."
         )
     if floating and not t.is_floating_point():

@@ -33,6 +33,13 @@ from collapse_diag.diagnostics._decoder import inputs_per_call
 from collapse_diag.diagnostics.fisher import fisher_figures, fisher_gradients, fisher_rank
 from collapse_diag.diagnostics.fisher_grades import GRADES, contraction, fisher_bootstrap, grade
 from collapse_diag.diagnostics.flatness import flatness_figures, prior_flatness
+from collapse_diag.diagnostics.spec import (
+    DiagnosticSpec,
+    DimensionColumn,
+    PlotRef,
+    RunContext,
+    SummaryRow,
+)
 from collapse_diag.encodings import Encodings
 from collapse_diag.exceptions import DiagnosticError
 from collapse_diag.protocol import ModelInfo
@@ -193,15 +200,6 @@ def identifiability_diagnostic(
 
 
 # --- the diagnostic's spec (collapse_diag/diagnostics/spec.py) ---------------------------
-from collapse_diag.diagnostics.spec import (  # noqa: E402 - the spec block closes the module
-    DiagnosticSpec,
-    DimensionColumn,
-    PlotRef,
-    RunContext,
-    SummaryRow,
-)
-from collapse_diag.schema import DIMENSION_KEY as _DK  # noqa: E402
-from collapse_diag.schema import SUMMARY_KEY as _SK  # noqa: E402
 
 
 def _run(context: RunContext) -> IdentifiabilityResult:
@@ -219,18 +217,18 @@ SPEC = DiagnosticSpec(
     settings=("prior_samples", "flatness_threshold", "fisher_samples", "fisher_bootstrap"),
     uses_decoder=True,
     summary_rows=(
-        SummaryRow(_SK.prior_reconstruction, "prior reconstruction E log p(x|z), z ~ p", "nats"),
-        SummaryRow(_SK.prior_gap, "prior gap", "nats"),
-        SummaryRow(_SK.likelihood_flatness, "likelihood flatness", "nats"),
-        SummaryRow(_SK.likelihood_flatness_per_token, "likelihood flatness per token", "nats"),
-        SummaryRow(_SK.flat_fraction, "inputs with a flat likelihood", "percent"),
-        SummaryRow(_SK.identifiable_dims, "identifiable directions (Fisher rank)", "of_dims"),
-        SummaryRow(_SK.identifiability_counts, "Fisher directions by grade", "counts"),
+        SummaryRow(S.prior_reconstruction, "prior reconstruction E log p(x|z), z ~ p", "nats"),
+        SummaryRow(S.prior_gap, "prior gap", "nats"),
+        SummaryRow(S.likelihood_flatness, "likelihood flatness", "nats"),
+        SummaryRow(S.likelihood_flatness_per_token, "likelihood flatness per token", "nats"),
+        SummaryRow(S.flat_fraction, "inputs with a flat likelihood", "percent"),
+        SummaryRow(S.identifiable_dims, "identifiable directions (Fisher rank)", "of_dims"),
+        SummaryRow(S.identifiability_counts, "Fisher directions by grade", "counts"),
     ),
     columns=(
-        DimensionColumn(_DK.fisher, "Fisher", "num", terminal=True, overview=True),
-        DimensionColumn(_DK.contraction_ci, "contraction interval", "interval"),
-        DimensionColumn(_DK.identifiability, "identifiability", "text"),
+        DimensionColumn(D.fisher, "Fisher", "num", terminal=True, overview=True),
+        DimensionColumn(D.contraction_ci, "contraction interval", "interval"),
+        DimensionColumn(D.identifiability, "identifiability", "text"),
     ),
     plots=(
         PlotRef("identifiability", "Identifiability",

@@ -26,9 +26,19 @@ from numpy.typing import ArrayLike
 
 from collapse_diag.diagnostics.kl import gaussian_kl
 from collapse_diag.diagnostics.mixture_density import CHUNK_BYTES, dimension_terms, full_terms
+from collapse_diag.diagnostics.spec import (
+    DiagnosticSpec,
+    DimensionColumn,
+    PlotRef,
+    RunContext,
+    SummaryRow,
+)
+from collapse_diag.diagnostics.statistics import resample_counts
 from collapse_diag.encodings import Encodings
 from collapse_diag.exceptions import DiagnosticError, invalid_parameter
 from collapse_diag.report import ReportSection
+from collapse_diag.schema import DIMENSION_KEY as D
+from collapse_diag.schema import SUMMARY_KEY as S
 
 __all__ = ["InformationResult", "information_diagnostic", "mi_from_samples", "mi_terms",
            "bootstrap_intervals", "trajectory_terms"]
@@ -36,8 +46,6 @@ __all__ = ["InformationResult", "information_diagnostic", "mi_from_samples", "mi
 #: An interval whose lower end is at most this many nats counts as reaching 0: the
 #: estimator's rounding (identical posteriors give terms of ~1e-15), not a statistical margin.
 ZERO_ATOL = 1e-9
-#: Bootstrap resamples drawn per block (bounds the memory of the resample counts).
-_BOOT_BLOCK = 64
 
 
 @dataclass(frozen=True)
@@ -84,23 +92,22 @@ class InformationResult:
 
     def section(self) -> ReportSection:
         """Fields for report.json: the MI summary fields and the per-dimension MI columns."""
-        # _DK, _SK: the schema keys, imported with the spec block at the end of the module
-        dims = {_DK.mutual_information: self.per_dimension.tolist()}
+        dims = {D.mutual_information: self.per_dimension.tolist()}
         if self.per_dimension_ci is not None and self.per_dimension_zero_like is not None:
-            dims[_DK.mutual_information_ci] = self.per_dimension_ci.tolist()
-            dims[_DK.mi_indistinguishable_from_zero] = self.per_dimension_zero_like.tolist()
+            dims[D.mutual_information_ci] = self.per_dimension_ci.tolist()
+            dims[D.mi_indistinguishable_from_zero] = self.per_dimension_zero_like.tolist()
         return ReportSection(
             summary={
-                _SK.mutual_information: self.mutual_information,
-                _SK.marginal_kl: self.marginal_kl,
-                _SK.mi_ceiling: self.ceiling,
-                _SK.mi_examples: self.n_used,
-                _SK.mi_saturated: self.saturated,
-                _SK.mi_negative: self.negative,
-                _SK.mutual_information_ci: list(self.mi_ci) if self.mi_ci else None,
-                _SK.marginal_kl_ci: list(self.marginal_kl_ci) if self.marginal_kl_ci else None,
-                _SK.mi_indistinguishable_from_zero: self.zero_like,
-                _SK.mi_indistinguishable_from_ceiling: self.ceiling_like,
+                S.mutual_information: self.mutual_information,
+                S.marginal_kl: self.marginal_kl,
+                S.mi_ceiling: self.ceiling,
+                S.mi_examples: self.n_used,
+                S.mi_saturated: self.saturated,
+                S.mi_negative: self.negative,
+                S.mutual_information_ci: list(self.mi_ci) if self.mi_ci else None,
+                S.marginal_kl_ci: list(self.marginal_kl_ci) if self.marginal_kl_ci else None,
+                S.mi_indistinguishable_from_zero: self.zero_like,
+                S.mi_indistinguishable_from_ceiling: self.ceiling_like,
             },
             dimensions=dims,
         )
@@ -223,11 +230,11 @@ def bootstrap_intervals(values: np.ndarray, generator: torch.Generator, resample
                         confidence: float) -> np.ndarray:
     """Percentile bootstrap intervals of the column means of ``values``, resampling rows.
 
-    Each resample draws M row indices with replacement,
-    ``torch.randint(M, (block, M), generator=generator)`` in blocks of 64
-    resamples, and takes every column's mean over them (one GEMM of resample
-    counts against ``values``); the interval is the ``(1 -/+ confidence) / 2``
-    quantiles of those means.
+    Each resample draws M row indices with replacement (one
+    ``torch.randint(M, (M,), generator=generator)`` per resample, drawn in chunks
+    by :func:`~collapse_diag.diagnostics.statistics.resample_counts`), and every
+    column's mean over them is one GEMM of the resample counts against
+    ``values``; the interval is the ``(1 -/+ confidence) / 2`` quantiles of those means.
 
     Args:
         values: Per-input terms, shape ``(M, K)``.
@@ -240,13 +247,8 @@ def bootstrap_intervals(values: np.ndarray, generator: torch.Generator, resample
     """
     v = torch.from_numpy(np.ascontiguousarray(values, dtype=np.float64))
     m = v.shape[0]
-    means = []
-    for start in range(0, resamples, _BOOT_BLOCK):
-        b = min(_BOOT_BLOCK, resamples - start)
-        idx = torch.randint(m, (b, m), generator=generator)
-        counts = torch.zeros(b, m, dtype=torch.float64).scatter_add_(
-            1, idx, torch.ones(b, m, dtype=torch.float64))
-        means.append(counts @ v / m)
+    means = [counts @ v / m
+             for counts in resample_counts(m, resamples, generator)]
     q = torch.tensor([(1 - confidence) / 2, (1 + confidence) / 2], dtype=torch.float64)
     return torch.quantile(torch.cat(means), q, dim=0).T.numpy()
 
@@ -373,15 +375,6 @@ def information_diagnostic(
 
 
 # --- the diagnostic's spec (collapse_diag/diagnostics/spec.py) ---------------------------
-from collapse_diag.diagnostics.spec import (  # noqa: E402 - the spec block closes the module
-    DiagnosticSpec,
-    DimensionColumn,
-    PlotRef,
-    RunContext,
-    SummaryRow,
-)
-from collapse_diag.schema import DIMENSION_KEY as _DK  # noqa: E402
-from collapse_diag.schema import SUMMARY_KEY as _SK  # noqa: E402
 
 
 def _run(context: RunContext) -> InformationResult:
@@ -403,13 +396,13 @@ SPEC = DiagnosticSpec(
     requires=("kl",),
     settings=("mi_samples", "mi_max_components", "mi_saturation_margin", "mi_bootstrap"),
     summary_rows=(
-        SummaryRow(_SK.mutual_information, "mutual information I(x; z)", "nats_flagged",
-                   related=(_SK.mi_saturated, _SK.mi_negative), terminal="MI"),
-        SummaryRow(_SK.marginal_kl, "marginal KL(q(z) || p(z))", "nats"),
-        SummaryRow(_SK.mi_ceiling, "MI ceiling log N", "nats"),
+        SummaryRow(S.mutual_information, "mutual information I(x; z)", "nats_flagged",
+                   related=(S.mi_saturated, S.mi_negative), terminal="MI"),
+        SummaryRow(S.marginal_kl, "marginal KL(q(z) || p(z))", "nats"),
+        SummaryRow(S.mi_ceiling, "MI ceiling log N", "nats"),
     ),
     columns=(
-        DimensionColumn(_DK.mutual_information, "MI (nats)", "num", terminal=True,
+        DimensionColumn(D.mutual_information, "MI (nats)", "num", terminal=True,
                         overview=True),
     ),
     plots=(

@@ -47,6 +47,12 @@ from collapse_diag import distributed
 from collapse_diag.data import Batch, num_examples, subsample_indices, take, to_device
 from collapse_diag.diagnostics._decoder import MAX_ROWS_PER_CALL, decode
 from collapse_diag.diagnostics.kl import gaussian_kl
+from collapse_diag.diagnostics.spec import (
+    DiagnosticSpec,
+    PlotRef,
+    RunContext,
+    SectionRef,
+)
 from collapse_diag.encodings import Encodings
 from collapse_diag.exceptions import DiagnosticError
 from collapse_diag.progress import progress
@@ -346,12 +352,6 @@ def likelihood_diagnostic(
 
 
 # --- the diagnostic's spec (collapse_diag/diagnostics/spec.py) ---------------------------
-from collapse_diag.diagnostics.spec import (  # noqa: E402 - the spec block closes the module
-    DiagnosticSpec,
-    PlotRef,
-    RunContext,
-    SectionRef,
-)
 
 
 def _run(context: RunContext) -> LikelihoodResult:

@@ -37,13 +37,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
-from scipy.stats import wilcoxon
 
 from collapse_diag import distributed
 from collapse_diag.data import Batch, num_examples, repeat, take, to_device
@@ -57,6 +55,18 @@ from collapse_diag.diagnostics._decoder import (
     shard_batches,
 )
 from collapse_diag.diagnostics.dim_swap import DimSwapResult, adaptive_dim_swap
+from collapse_diag.diagnostics.spec import (
+    DiagnosticSpec,
+    DimensionColumn,
+    PlotRef,
+    RunContext,
+    SummaryRow,
+)
+from collapse_diag.diagnostics.statistics import (
+    bootstrap_ci,
+    signed_rank_greater,
+    wilcoxon_greater,
+)
 from collapse_diag.diagnostics.swap_decision import DECISIONS, negligible_thresholds
 from collapse_diag.diagnostics.window_swap import aligned_derangement, window_swap
 from collapse_diag.encodings import Encodings
@@ -72,47 +82,10 @@ from collapse_diag.settings import Settings
 __all__ = [
     "SensitivityResult",
     "sensitivity_diagnostic",
-    "wilcoxon_greater",
-    "bootstrap_ci",
 ]
 
-_BOOTSTRAP_ELEMENTS = 1 << 20  # resampled indices held in memory at once
 
 
-def wilcoxon_greater(delta: np.ndarray) -> float:
-    """One-sided Wilcoxon signed-rank p-value for H1: the deltas are shifted above 0.
-
-    Zero deltas are dropped (scipy's default ``zero_method="wilcox"``); when every
-    delta is zero (a decoder that ignores z exactly) the p-value is 1.0.
-    """
-    delta = np.asarray(delta, dtype=np.float64)
-    if delta.size == 0 or not np.any(delta != 0):
-        return 1.0
-    with warnings.catch_warnings():  # "exact p-value with zeros / ties" notices
-        warnings.simplefilter("ignore")
-        p = float(wilcoxon(delta, alternative="greater").pvalue)
-    return p if math.isfinite(p) else 1.0
-
-
-def bootstrap_ci(
-    values: np.ndarray, resamples: int, confidence: float, generator: torch.Generator
-) -> tuple[float, float]:
-    """Percentile bootstrap confidence interval of the mean of ``values``.
-
-    Indices are resampled with the generator, ``resamples`` times, in chunks of
-    at most 2^20 indices. Returns ``(nan, nan)`` when ``resamples == 0``.
-    """
-    n = len(values)
-    if resamples == 0 or n == 0:
-        return math.nan, math.nan
-    v = torch.from_numpy(np.asarray(values, dtype=np.float64))
-    chunk = max(1, _BOOTSTRAP_ELEMENTS // n)
-    means = []
-    for start in range(0, resamples, chunk):
-        idx = torch.randint(0, n, (min(chunk, resamples - start), n), generator=generator)
-        means.append(v[idx].mean(dim=1).numpy())
-    low, high = np.quantile(np.concatenate(means), [(1 - confidence) / 2, (1 + confidence) / 2])
-    return float(low), float(high)
 
 
 @dataclass(frozen=True)
@@ -333,8 +306,7 @@ def sensitivity_diagnostic(
         dim_swap_delta=nanmean(dim_delta),
         dim_swap_delta_per_token=(None if tok_sub is None
                                   else nanmean(per_token(dim_delta, tok_sub))),
-        dim_p_values=(np.array([wilcoxon_greater(col[np.isfinite(col)]) for col in dim_delta.T])
-                      if m else np.full(dim, math.nan)),
+        dim_p_values=signed_rank_greater(dim_delta) if m else np.full(dim, math.nan),
         decoder_calls=calls + per_dim.calls,
         decoder_rows=rows_done + per_dim.rows,
         windows=windows,
@@ -362,15 +334,6 @@ def _per_dim(model: Any, data: Batch, z: np.ndarray, pi: np.ndarray, order: np.n
 
 
 # --- the diagnostic's spec (collapse_diag/diagnostics/spec.py) ---------------------------
-from collapse_diag.diagnostics.spec import (  # noqa: E402 - the spec block closes the module
-    DiagnosticSpec,
-    DimensionColumn,
-    PlotRef,
-    RunContext,
-    SummaryRow,
-)
-from collapse_diag.schema import DIMENSION_KEY as _DK  # noqa: E402
-from collapse_diag.schema import SUMMARY_KEY as _SK  # noqa: E402
 
 
 def _run(context: RunContext) -> SensitivityResult:
@@ -391,24 +354,24 @@ SPEC = DiagnosticSpec(
               "negligible_swap_nats", "negligible_swap_fraction", "swap_windows"),
     uses_decoder=True,
     summary_rows=(
-        SummaryRow(_SK.swap_delta, "swap delta", "nats_ci", related=(_SK.swap_ci,),
+        SummaryRow(S.swap_delta, "swap delta", "nats_ci", related=(S.swap_ci,),
                    terminal="swap delta"),
-        SummaryRow(_SK.swap_delta_per_token, "swap delta per token", "nats"),
-        SummaryRow(_SK.swap_p_value, "swap p-value", "p_value"),
-        SummaryRow(_SK.decoder_use_counts, "per-dimension swap: decoder use", "counts"),
-        SummaryRow(_SK.per_dim_swap_rounds, "per-dimension swap: inputs, rounds",
-                   "inputs_rounds", related=(_SK.per_dim_swap_examples, _SK.per_dim_swap_budget)),
-        SummaryRow(_SK.reconstruction, "reconstruction E log p(x|z), z ~ q", "nats"),
+        SummaryRow(S.swap_delta_per_token, "swap delta per token", "nats"),
+        SummaryRow(S.swap_p_value, "swap p-value", "p_value"),
+        SummaryRow(S.decoder_use_counts, "per-dimension swap: decoder use", "counts"),
+        SummaryRow(S.per_dim_swap_rounds, "per-dimension swap: inputs, rounds",
+                   "inputs_rounds", related=(S.per_dim_swap_examples, S.per_dim_swap_budget)),
+        SummaryRow(S.reconstruction, "reconstruction E log p(x|z), z ~ q", "nats"),
     ),
     columns=(
-        DimensionColumn(_DK.swap_delta, "swap delta (nats)", "num", terminal=True,
+        DimensionColumn(D.swap_delta, "swap delta (nats)", "num", terminal=True,
                         overview=True),
-        DimensionColumn(_DK.swap_ci, "swap delta interval", "interval", terminal=True),
-        DimensionColumn(_DK.swap_threshold, "negligible below", "num"),
-        DimensionColumn(_DK.swap_examples, "swap inputs", "num"),
-        DimensionColumn(_DK.swap_inputs_needed, "inputs to decide", "num"),
-        DimensionColumn(_DK.swap_delta_per_token, "swap delta / token", "num"),
-        DimensionColumn(_DK.swap_p_value, "swap p", "p_value"),
+        DimensionColumn(D.swap_ci, "swap delta interval", "interval", terminal=True),
+        DimensionColumn(D.swap_threshold, "negligible below", "num"),
+        DimensionColumn(D.swap_examples, "swap inputs", "num"),
+        DimensionColumn(D.swap_inputs_needed, "inputs to decide", "num"),
+        DimensionColumn(D.swap_delta_per_token, "swap delta / token", "num"),
+        DimensionColumn(D.swap_p_value, "swap p", "p_value"),
     ),
     plots=(
         PlotRef("sensitivity", "Decoder sensitivity",

@@ -28,6 +28,7 @@ example in docs/statuses.md):
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -88,8 +89,14 @@ def t_interval(values: np.ndarray, error: float) -> tuple[float, float, float, f
     if np.all(v == v[0]):
         return mean, 0.0, mean, mean
     sd = float(v.std(ddof=1))
-    half = float(student_t.ppf(1.0 - error / 2.0, n - 1)) * sd / math.sqrt(n)
+    half = _t_quantile(1.0 - error / 2.0, n - 1) * sd / math.sqrt(n)
     return mean, sd, mean - half, mean + half
+
+
+@functools.lru_cache(maxsize=256)
+def _t_quantile(level: float, dof: int) -> float:
+    """``student_t.ppf(level, dof)``, cached: the rounds ask it for every dimension at one n."""
+    return float(student_t.ppf(level, dof))
 
 
 def negligible_thresholds(reference: np.ndarray | None, dim: int, cap: float,

@@ -31,6 +31,7 @@ import torch
 from collapse_diag import distributed
 from collapse_diag.data import Batch, repeat, take, to_device
 from collapse_diag.diagnostics._decoder import decode, derangement, inputs_per_call
+from collapse_diag.diagnostics.statistics import wilcoxon_greater
 from collapse_diag.exceptions import DiagnosticError
 from collapse_diag.protocol import ModelInfo
 from collapse_diag.schema import SWAP_WINDOW_KEY as W
@@ -95,8 +96,6 @@ def window_swap(model: Any, data: Batch, z: np.ndarray, pi: np.ndarray, order: n
         One dict per window: ``start``, ``stop`` (steps, stop exclusive), ``swap_delta``
         (mean, nats; NaN when no input reaches the window), ``p_value``, ``examples``.
     """
-    from collapse_diag.diagnostics.sensitivity import wilcoxon_greater
-
     windows = time_windows(z.shape[1], settings.swap_windows)
     cap = settings.per_dim_swap_max_examples
     use = order[: len(order) if cap is None else min(cap, len(order))]

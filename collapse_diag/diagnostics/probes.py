@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from collapse_diag.data import validate_labels
 from collapse_diag.diagnostics.spec import DiagnosticSpec, RunContext, SectionRef
 from collapse_diag.exceptions import DataError, DiagnosticError, invalid_parameter
 from collapse_diag.report import ReportSection
@@ -180,16 +181,7 @@ def _validate(
             )
     if not isinstance(folds, (int, np.integer)) or isinstance(folds, bool) or folds < 2:
         raise invalid_parameter("folds", "probe_factors", "an int >= 2", folds)
-    arrays = {}
-    for name, values in labels.items():
-        values = np.asarray(values)
-        if values.shape != (mu.shape[0],) or not np.issubdtype(values.dtype, np.integer):
-            raise DataError(
-                f"labels[{name!r}] must be a 1-D integer array with one value per input "
-                f"({mu.shape[0]}); got dtype {values.dtype}, shape {values.shape}."
-            )
-        arrays[str(name)] = values
-    return mu, arrays, logvar
+    return mu, validate_labels(labels, mu.shape[0]), logvar
 
 
 def probe_factors(

@@ -15,14 +15,15 @@ and the rest, the toolkit's own work (sampling, statistics, the MI estimator,
 bookkeeping). CPU time is the steadier figure on a shared machine; use
 ``--threads 1`` so that it is not the sum over threads.
 
-Models: the shipped demo text VAE (``text_healthy``, LSTM, 8 dims) and a 32-dim MLP
-VAE (the digits architecture with ``latent_dim=32``, untrained: its cost does not
-depend on its weights), each on N inputs (the stored ones tiled).
+Models: the shipped demo text VAE (``text_healthy``, LSTM, 8 dims), the same LSTM
+architecture with ``latent_dim=32`` (``text32``), and a 32-dim MLP VAE (the digits
+architecture with ``latent_dim=32``); the 32-dim ones are untrained (their cost does
+not depend on their weights). Each runs on N inputs (the stored ones tiled).
 
 Usage::
 
     python benchmarks/bench_analyze.py [--n 500] [--batch-size 64] [--device cpu]
-        [--dtype float32] [--models text digits32] [--repeat 3]
+        [--dtype float32] [--models text text32 digits32] [--repeat 3]
         [--threads T]
 """
 
@@ -38,6 +39,7 @@ from collapse_diag import analysis, load_checkpoint
 from collapse_diag.data import num_examples, take
 from collapse_diag.examples import SHIPPED
 from collapse_diag.examples.digits_vae import build_digits_vae, load_binary_digits
+from collapse_diag.examples.text_vae import TextVAE
 from collapse_diag.minimums import MIN_INPUTS
 
 
@@ -133,6 +135,13 @@ def _models(names: list[str], n: int):
         if name == "text":
             loaded = load_checkpoint(SHIPPED["text_healthy"])
             model, data = loaded.model, loaded.data
+        elif name == "text32":
+            loaded = load_checkpoint(SHIPPED["text_healthy"])
+            torch.manual_seed(0)  # untrained weights: the cost does not depend on them
+            shipped = loaded.model
+            model = TextVAE(shipped.vocab, embed_dim=shipped.embed.embedding_dim,
+                            hidden_dim=shipped.decoder.hidden_size, latent_dim=32)
+            data = loaded.data
         else:
             torch.manual_seed(0)  # the untrained weights only; analyze never uses global RNG
             model, data = build_digits_vae(latent_dim=32), load_binary_digits()[0]
@@ -145,7 +154,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--dtype", default="float32")
-    parser.add_argument("--models", nargs="+", default=["text", "digits32"])
+    parser.add_argument("--models", nargs="+", default=["text", "text32", "digits32"])
     parser.add_argument("--repeat", type=int, default=3,
                         help="floor = fastest of this many replays (steadier on a shared machine)")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")

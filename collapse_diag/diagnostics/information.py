@@ -127,7 +127,7 @@ def mi_terms(z: ArrayLike, mu: ArrayLike, logvar: ArrayLike, chunk_bytes: int = 
     full-vector terms are a GEMM over ``[z^2, z]`` streamed over blocks of
     components; the per-coordinate terms come from the 1-D mixtures evaluated
     exactly on an adaptive grid and interpolated to within ``GRID_TOL`` nats per
-    query (exact below 2,048 queries): see
+    query (exact below 1,024 queries): see
     :mod:`~collapse_diag.diagnostics.mixture_density`. z and mu are first shifted
     by the mean of mu (the estimator is translation invariant).
 

@@ -56,7 +56,7 @@ _GRID_START = 64
 #: Halvings of a grid interval before its queries are evaluated exactly.
 _GRID_LEVELS = 24
 #: Below this many queries the per-dimension terms are computed exactly.
-_GRID_MIN_QUERIES = 2048
+_GRID_MIN_QUERIES = 1024  # measured: the grid is faster from ~700 queries at D = 32
 
 
 def _own_log_density(z: torch.Tensor, owner: torch.Tensor, mu: torch.Tensor,
@@ -257,7 +257,7 @@ def dimension_terms(z: torch.Tensor, owner: torch.Tensor, mu: torch.Tensor,
         logvar: Component log-variances, shape ``(M, D)``.
         chunk_bytes: Bytes of one block of log-densities.
         tol: Interpolation tolerance of the grid (nats per query, checked at midpoints).
-        method: ``"exact"``, ``"grid"``, or ``"auto"`` (exact below 2048 queries).
+        method: ``"exact"``, ``"grid"``, or ``"auto"`` (exact below 1024 queries).
 
     Returns:
         Float64, shape ``(D, R)``. Interpolated values are capped at ``log M``,

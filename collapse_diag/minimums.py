@@ -1,6 +1,7 @@
 """The fewest inputs each diagnostic, and the verdict, may be computed from.
 
-One mapping, :data:`MIN_INPUTS`, read by :func:`collapse_diag.analyze` before
+Each number is its spec's ``min_inputs`` (collapse_diag/diagnostics/spec.py);
+:data:`MIN_INPUTS` collects them, read by :func:`collapse_diag.analyze` before
 anything runs (documented in docs/cli.md, "Minimum number of inputs"). Below
 a minimum the analysis refuses with a :class:`~collapse_diag.exceptions.DataError`
 (exit code 3) that says how many inputs are needed, instead of returning figures
@@ -25,20 +26,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from collapse_diag.diagnostics.registry import SPECS
 from collapse_diag.exceptions import DataError
 
 __all__ = ["MIN_INPUTS", "min_inputs", "require_inputs"]
 
-#: Fewest analysed inputs per diagnostic name; a name not listed needs 1.
-MIN_INPUTS: dict[str, int] = {
-    "kl": 1,
-    "activity": 2,
-    "information": 2,
-    "sensitivity": 2,
-    "identifiability": 1,
-    "probes": 4,
-    "verdict": 20,
-}
+#: Fewest analysed inputs per diagnostic name (from the specs; 1 where a spec sets none).
+MIN_INPUTS: dict[str, int] = {spec.name: spec.min_inputs for spec in SPECS}
 
 
 def min_inputs(name: str) -> int:

@@ -60,8 +60,6 @@ NOT_REPORT_KEYS: dict[str, tuple[frozenset[str], str]] = {
     "collapse_diag/diagnostics/information.py": (frozenset({"marginal_kl_ci"}),
                                                  "keyword arguments of InformationResult"),
     "collapse_diag/presets.py": (_settings_names(), "Settings field names of the presets"),
-    "collapse_diag/minimums.py": (frozenset({"kl", "identifiability", "probes", "verdict"}),
-                                  "MIN_INPUTS is keyed by diagnostic names"),
     "collapse_diag/checkpoint.py": (frozenset({"labels"}), "a checkpoint file's own keys"),
     "collapse_diag/adapters/native.py": (frozenset({"labels", "model"}),
                                          "a checkpoint file's own keys"),

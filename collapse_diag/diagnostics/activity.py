@@ -190,6 +190,7 @@ def _run(context: RunContext) -> ActivityResult:
 
 SPEC = DiagnosticSpec(
     name="activity",
+    min_inputs=2,
     run=_run,
     settings=("active_threshold",),
     summary_rows=(

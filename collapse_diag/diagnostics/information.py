@@ -392,6 +392,7 @@ def _run(context: RunContext) -> InformationResult:
 
 SPEC = DiagnosticSpec(
     name="information",
+    min_inputs=2,
     run=_run,
     requires=("kl",),
     settings=("mi_samples", "mi_max_components", "mi_saturation_margin", "mi_bootstrap"),

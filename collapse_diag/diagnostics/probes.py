@@ -253,6 +253,7 @@ def _run(context: RunContext) -> ProbesResult | None:
 
 SPEC = DiagnosticSpec(
     name="probes",
+    min_inputs=4,
     run=_run,
     sections=(
         SectionRef("Known factors", "known-factors",

@@ -348,6 +348,7 @@ def _run(context: RunContext) -> SensitivityResult:
 
 SPEC = DiagnosticSpec(
     name="sensitivity",
+    min_inputs=2,
     run=_run,
     requires=("kl", "activity", "information"),
     settings=("swap_bootstrap", "per_dim_swap_examples", "per_dim_swap_max_examples",

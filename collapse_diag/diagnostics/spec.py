@@ -199,6 +199,8 @@ class DiagnosticSpec:
         columns: Its columns of the per-dimension table.
         plots: Its plots, in display order.
         sections: Document sections of its own (e.g. the probe table).
+        min_inputs: Fewest analysed inputs it may be computed from (why each number:
+            collapse_diag/minimums.py); ``analyze`` refuses fewer before anything runs.
         explanation: ``"collapse_diag.render.module:function"`` references,
             ``(report) -> str | None``: its paragraphs of "What this means", in order.
     """
@@ -215,6 +217,7 @@ class DiagnosticSpec:
     plots: tuple[PlotRef, ...] = ()
     sections: tuple[SectionRef, ...] = ()
     explanation: tuple[str, ...] = ()
+    min_inputs: int = 1
 
 
 def resolve(reference: str) -> Any:

@@ -272,6 +272,7 @@ def _run(context: RunContext) -> VerdictResult:
 
 SPEC = DiagnosticSpec(
     name="verdict",
+    min_inputs=20,
     run=_run,
     requires=("kl", "activity", "sensitivity", "identifiability"),
     runs_with=("kl", "activity"),

@@ -91,3 +91,23 @@ def test_section_shape_and_determinism():
 def test_bad_inputs(mu, labels, kwargs, error):
     with pytest.raises(error):
         probe_factors(mu, labels, seed=0, **kwargs)
+
+
+def test_a_skipped_factor_is_shown_with_its_reason_in_the_table_and_the_explanation():
+    """A real analyze run: one probed factor and one constant factor (skipped, not dropped)."""
+    from toy_models import ToyVAE
+
+    from collapse_diag import analyze
+    from collapse_diag.render.explain import probes_text
+    from collapse_diag.render.tables import probes_table
+
+    toy = ToyVAE()
+    x = toy.sample(60, seed=1)
+    labels = {"sign": (x[:, 0] > 0).long().numpy(), "constant": np.zeros(60, dtype=np.int64)}
+    report = analyze(toy, x, labels=labels, seed=0, diagnostics=["kl", "activity", "probes"])
+    assert set(report.summary["probes"]) == {"sign"}
+    assert "single value" in report.summary["probes_skipped"]["constant"]
+    rows = {row[0]: row for row in probes_table(report).rows}
+    assert set(rows) == {"sign", "constant"}
+    assert rows["constant"][-1].startswith("not probed: a single value")
+    assert "constant was not probed: a single value" in probes_text(report)

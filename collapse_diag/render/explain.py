@@ -158,7 +158,10 @@ def information_text(report: Report) -> str:
 def probes_text(report: Report) -> str | None:
     """What the linear probes of known factors found (probes); ``None`` without labels."""
     probes = report.summary.get(SK.probes)
-    if not isinstance(probes, dict) or not probes:
+    skipped = report.summary.get(SK.probes_skipped)
+    probes = probes if isinstance(probes, dict) else {}
+    skipped = skipped if isinstance(skipped, dict) else {}
+    if not probes and not skipped:
         return None
     text = []
     for factor, probe in sorted(probes.items()):
@@ -175,6 +178,7 @@ def probes_text(report: Report) -> str | None:
             text.append(f"A linear probe recovers {factor} from a sampled z at only "
                         f"{fmt_num(acc)}, against a {fmt_num(base)} baseline: z does not "
                         "encode it.")
+    text.extend(f"{factor} was not probed: {reason}." for factor, reason in sorted(skipped.items()))
     return "Known factors: " + " ".join(text)
 
 

@@ -272,13 +272,21 @@ def provenance_table(report: Report) -> Table:
 
 
 def probes_table(report: Report) -> Table | None:
-    """Linear probes of known factors from a sampled z (and from mu(x)), or ``None`` when none."""
+    """Linear probes of known factors from a sampled z (and from mu(x)), or ``None`` when none.
+
+    A factor that could not be probed (``summary.probes_skipped``) gets a row with its reason.
+    """
     probes = report.summary.get(SK.probes)
-    if not isinstance(probes, dict) or not probes:
+    skipped = report.summary.get(SK.probes_skipped)
+    probes = probes if isinstance(probes, dict) else {}
+    skipped = skipped if isinstance(skipped, dict) else {}
+    if not probes and not skipped:
         return None
     raw = [[factor, p.get(PRK.accuracy), p.get(PRK.accuracy_mu), p.get(PRK.baseline),
             [f"z{i}" for i in p.get(PRK.dimensions) or []]]
            for factor, p in sorted(probes.items()) if isinstance(p, dict)]
+    raw += [[factor, None, None, None, f"not probed: {reason}"]
+            for factor, reason in sorted(skipped.items())]
     return _table(["factor", "accuracy from z", "accuracy from mu(x)", "baseline",
                    "dimensions used"], raw, [str, fmt_num, fmt_num, fmt_num, _text])
 

@@ -101,7 +101,7 @@ def fisher_gradients(model: Any, data: Batch, encodings: Encodings, info: ModelI
                                         "Fisher information", -(-(stop - start) // step),
                                         show_progress):
                 codes = draw_major_codes(encodings.mu[rows], encodings.logvar[rows],
-                               normals.rows(rows.start, rows.stop))
+                                         normals.rows(rows.start, rows.stop))
                 z = torch.tensor(codes, dtype=info.dtype, device=device, requires_grad=True)
                 ll = call_log_likelihood(model, repeat(to_device(batch, device), s), z)
                 grad = None

@@ -65,7 +65,7 @@ def prior_flatness(model: Any, data: Batch, encodings: Encodings, info: ModelInf
                                         -(-(stop - start) // step), show_progress):
                 b, at = rows.stop - rows.start, slice(rows.start - start, rows.stop - start)
                 codes = draw_major_codes(prior_mu[rows], prior_logvar[rows],
-                               normals.rows(rows.start, rows.stop))
+                                         normals.rows(rows.start, rows.stop))
                 ll = decode(model, repeat(to_device(batch, device), k), codes, info, device)
                 ll = ll.reshape(k, b)
                 # Shifting by the first draw keeps the std exactly 0 when log p(x|z) is constant.

@@ -199,8 +199,7 @@ def analyze(
     inputs = _inputs(model, data, labels, checkpoint, cfg)
     model, data = inputs.model, inputs.data
     with _eval_mode(model, device):
-        data = coerce_data(model, data)
-        info = check_model(model, to_device(take(data, slice(0, 4)), device))
+        data, info = _checked(model, data, device)
         _check_before_encoding(info, save_encodings, num_examples(data), cfg)
         encodings = encode_all(model, data, info, cfg.batch_size, device, show_progress,
                                generator_for(cfg.seed, "prior"))
@@ -275,6 +274,27 @@ def _eval_mode(model: Any, device: torch.device) -> Iterator[None]:
     finally:
         if isinstance(model, torch.nn.Module) and was_training:
             model.train()
+
+
+def _checked(model: Any, data: Batch, device: torch.device) -> tuple[Batch, ModelInfo]:
+    """The inputs coerced to the model's dtype, and the protocol check on the first four."""
+    data = coerce_data(model, data)
+    return data, check_model(model, to_device(take(data, slice(0, 4)), device))
+
+
+def model_info(model: Any, data: Batch, device: str = "cpu") -> ModelInfo:
+    """What ``analyze`` learns of ``model`` before its encoder pass (latent shape, prior, ...).
+
+    The same protocol check on the first four inputs, in eval mode (the mode is restored).
+
+    Raises:
+        DataError: empty or malformed inputs.
+        ProtocolError: the model breaks the protocol.
+    """
+    data = validate_data(data, "the data")
+    resolved = _resolve_device(device)
+    with _eval_mode(model, resolved):
+        return _checked(model, data, resolved)[1]
 
 
 def _check_before_encoding(info: ModelInfo, save_encodings: str | Path | None, n: int,

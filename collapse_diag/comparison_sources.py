@@ -84,7 +84,7 @@ def load_source(source: Any, name: str, analyse: dict[str, Any]) -> ComparedMode
 def _analyse_checkpoint(path: Path, name: str, data: Any = None, factory: str | None = None,
                         trust_checkpoint: bool = False, show_progress: bool = False,
                         settings: dict[str, Any] | None = None) -> ComparedModel:
-    from collapse_diag.analysis import analyze
+    from collapse_diag.analysis import analyze, model_info
     from collapse_diag.checkpoint import load_checkpoint
     from collapse_diag.data import load_data
     from collapse_diag.encodings_file import load_encodings
@@ -99,10 +99,14 @@ def _analyse_checkpoint(path: Path, name: str, data: Any = None, factory: str | 
     else:
         raise DataError(f"checkpoint {str(path)!r} holds no 'data': pass the evaluation inputs "
                         "(--data FILE).")
+    settings = settings or {}
+    # Encodings [N, T, D] of sequential latents are not compared yet: none are kept for them.
+    keep = not model_info(loaded.model, inputs, settings.get("device", "cpu")).sequential
     with tempfile.TemporaryDirectory() as tmp:
         npz = Path(tmp) / "encodings.npz"
         report = analyze(loaded.model, inputs, labels=labels,
                          checkpoint={"path": str(path), "sha256": loaded.sha256},
-                         show_progress=show_progress, save_encodings=npz, **(settings or {}))
-        encodings = load_encodings(npz)[0]
+                         show_progress=show_progress, save_encodings=npz if keep else None,
+                         **settings)
+        encodings = load_encodings(npz)[0] if keep else None
     return ComparedModel(name, report, encodings, "checkpoint")

@@ -186,3 +186,17 @@ def test_the_doc_lists_the_declared_comparison_keys():
     assert set(re.findall(r'^  "([a-z_]+)":', block, re.M)) == set(dir(COMPARISON_KEY))
     models = block.split('"models": [{', 1)[1].split("}, ...]", 1)[0]
     assert set(re.findall(r'"([a-z_]+)":', models)) == set(dir(MODEL_KEY))
+
+
+def test_checkpoints_with_sequential_latents_are_compared_without_encodings():
+    """compare analyses sequential checkpoints (it used to stop: no [N, T, D] encodings file)."""
+    from collapse_diag.examples import CHECKPOINT_DIR
+
+    half = str(CHECKPOINT_DIR / "sequence_first_half.pt")
+    c = compare([half, half], names=["a", "b"], max_examples=40, nll_examples=8, nll_samples=4,
+                per_dim_swap_examples=16, swap_bootstrap=20, mi_bootstrap=0)
+    assert [m.encodings for m in c.models] == [None, None]
+    assert [m.report.provenance["latent_steps"] for m in c.models] == [16, 16]
+    assert c.identifiability == ()
+    assert any("No identifiability for a vs b" in note and "encodings" in note
+               for note in c.notes)

@@ -206,3 +206,20 @@ def test_full_preset_runs_every_diagnostic(run_folder, tmp_path):
     cached = [json.loads(p.read_text()) for p in (tmp_path / "full" / "cache").iterdir()]
     assert all("identifiable_dims" in c["summary"] for c in cached)
     assert result.trajectory["events"]["dimension_collapse_steps"] == [400, 400, 400]
+
+
+def test_track_over_checkpoints_with_sequential_latents(tmp_path):
+    """The shipped sequence VAEs: first half used at step 100, collapsed (by construction) at 200."""
+    import shutil
+
+    from collapse_diag.examples import CHECKPOINT_DIR
+
+    folder = tmp_path / "ck"
+    folder.mkdir()
+    shutil.copy(CHECKPOINT_DIR / "sequence_first_half.pt", folder / "step_100.pt")
+    shutil.copy(CHECKPOINT_DIR / "sequence_collapsed.pt", folder / "step_200.pt")
+    result = track([folder], tmp_path / "out", formats=("json",), max_examples=60)
+    rows = result.trajectory["rows"]
+    assert [r["step"] for r in rows] == [100, 200]
+    assert [r["summary"]["verdict"] for r in rows] == ["partial", "collapsed"]
+    assert result.trajectory["events"]["verdict_collapsed_step"] == 200

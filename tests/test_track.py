@@ -209,7 +209,7 @@ def test_full_preset_runs_every_diagnostic(run_folder, tmp_path):
 
 
 def test_track_over_checkpoints_with_sequential_latents(tmp_path):
-    """The shipped sequence VAEs: first half used at step 100, collapsed (by construction) at 200."""
+    """The shipped sequence VAEs: the first half used at step 100, collapsed at 200."""
     import shutil
 
     from collapse_diag.examples import CHECKPOINT_DIR

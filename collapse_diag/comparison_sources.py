@@ -88,6 +88,7 @@ def _analyse_checkpoint(path: Path, name: str, data: Any = None, factory: str | 
     from collapse_diag.checkpoint import load_checkpoint
     from collapse_diag.data import load_data
     from collapse_diag.encodings_file import load_encodings
+    from collapse_diag.settings import Settings
 
     loaded = load_checkpoint(path, factory=factory, trust_checkpoint=trust_checkpoint)
     labels = loaded.labels
@@ -101,7 +102,8 @@ def _analyse_checkpoint(path: Path, name: str, data: Any = None, factory: str | 
                         "(--data FILE).")
     settings = settings or {}
     # Encodings [N, T, D] of sequential latents are not compared yet: none are kept for them.
-    keep = not model_info(loaded.model, inputs, settings.get("device", "cpu")).sequential
+    device = Settings.from_kwargs("compare", **settings).device
+    keep = not model_info(loaded.model, inputs, device).sequential
     with tempfile.TemporaryDirectory() as tmp:
         npz = Path(tmp) / "encodings.npz"
         report = analyze(loaded.model, inputs, labels=labels,

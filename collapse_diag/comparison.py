@@ -32,7 +32,7 @@ from collapse_diag.render.report_values import finite
 from collapse_diag.report import Report, to_jsonable
 from collapse_diag.schema import DIMENSION_KEY as D
 from collapse_diag.schema import PROVENANCE_KEY as P
-from collapse_diag.schema import RENAMED_STATUSES, SUMMARY, Field, Keys
+from collapse_diag.schema import RENAMED_STATUSES, SUMMARY, Keys
 from collapse_diag.schema import SUMMARY_KEY as S
 from collapse_diag.schema import TOP_LEVEL_KEY as T
 
@@ -55,16 +55,13 @@ class Column:
     better: str | None
 
 
-def _keys(part: str, names: str) -> Keys:
-    return Keys(part, {n: Field(n, "", None, part) for n in names.split()})
-
-
 #: Keys of comparison.json (docs/report-schema.md, "comparison.json"): its own names, some of
 #: which (``checkpoint``, ``identifiability``) happen to be report keys too.
-COMPARISON_KEY = _keys("comparison.json",
-                       "models columns rows best same_data data_groups identifiability notes")
+COMPARISON_KEY = Keys("comparison.json",
+                       "models columns rows best same_data data_groups identifiability notes"
+                       .split())
 #: Keys of an entry of comparison.json's ``models``.
-MODEL_KEY = _keys("comparison.json models[i]", "name source checkpoint has_encodings")
+MODEL_KEY = Keys("comparison.json models[i]", "name source checkpoint has_encodings".split())
 
 
 def _summary_column(key: str, better: str | None) -> Column:

@@ -11,6 +11,7 @@ documents a different set of fields or descriptions.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 __all__ = [
@@ -385,9 +386,10 @@ class Keys:
 
     __slots__ = ("_part", "_names")
 
-    def __init__(self, part: str, fields: dict[str, Field]) -> None:
+    def __init__(self, part: str, names: Iterable[str]) -> None:
+        """``part`` names the JSON part in errors; ``names``: its keys (a dict of Fields too)."""
         object.__setattr__(self, "_part", part)
-        object.__setattr__(self, "_names", frozenset(fields))
+        object.__setattr__(self, "_names", frozenset(names))
 
     def __getattr__(self, name: str) -> str:
         if name in self._names:

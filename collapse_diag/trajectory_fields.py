@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from collapse_diag.headlines import HEADLINE, axis_label
 from collapse_diag.schema import DIMENSION_KEY as D
 from collapse_diag.schema import SUMMARY_KEY as S
-from collapse_diag.schema import Field, Keys
+from collapse_diag.schema import Keys
 
 __all__ = ["DIMENSION_FIELDS", "MONITOR_KEY", "MONITOR_KIND", "ROW_FIELDS", "ROW_KEY",
            "SCALAR_FIELDS", "SERIES", "SUMMARY_FIELDS", "TRACKED", "TRAJECTORY_KEY",
@@ -28,7 +28,8 @@ MONITOR_KIND = "collapse-diag monitor"
 
 
 def _fields(part: str, *names_and_meanings: tuple[str, str]) -> Keys:
-    return Keys(part, {n: Field(n, "", None, m) for n, m in names_and_meanings})
+    """The keys of ``part``; each meaning is written beside its name as documentation."""
+    return Keys(part, (name for name, _ in names_and_meanings))
 
 
 #: Keys of a trajectory row (docs/trajectory-schema.md, "rows[t]"); ``summary`` and

@@ -188,10 +188,21 @@ def repeat(x: Batch, times: int) -> Batch:
 
 
 def to_device(x: Batch, device: torch.device | str) -> Batch:
-    """Move every Tensor of ``x`` to ``device``."""
-    if isinstance(x, torch.Tensor):
-        return x.to(device)
-    return {k: v.to(device) for k, v in x.items()}
+    """Move every Tensor of ``x`` to ``device``.
+
+    To CUDA, a host Tensor is copied from pinned (page-locked) memory without blocking
+    the host (the copy is ordered on the current stream before any use of it).
+    """
+    if torch.device(device).type != "cuda":
+        return x.to(device) if isinstance(x, torch.Tensor) else {k: v.to(device)
+                                                                  for k, v in x.items()}
+
+    def move(t: torch.Tensor) -> torch.Tensor:
+        if t.device.type != "cpu":
+            return t.to(device)
+        return t.pin_memory().to(device, non_blocking=True)
+
+    return move(x) if isinstance(x, torch.Tensor) else {k: move(v) for k, v in x.items()}
 
 
 def iter_batches(x: Batch, batch_size: int) -> Iterator[tuple[slice, Batch]]:

@@ -111,15 +111,6 @@ def _np64(parts: list[torch.Tensor], tail: tuple[int, ...]) -> np.ndarray:
     return torch.cat(parts).to("cpu", torch.float64).numpy()
 
 
-def _to_device(batch: Batch, device: torch.device | str) -> Batch:
-    """Host-to-device copy; from pinned memory and non-blocking when the target is CUDA."""
-    if torch.device(device).type != "cuda":
-        return to_device(batch, device)
-    if isinstance(batch, torch.Tensor):
-        return batch.pin_memory().to(device, non_blocking=True)
-    return {k: v.pin_memory().to(device, non_blocking=True) for k, v in batch.items()}
-
-
 def encode_all(
     model: Any,
     data: Batch,
@@ -189,7 +180,7 @@ def _encode_rows(model: Any, data: Batch, info: ModelInfo, batch_size: int,
     # Outputs stay on the device until the end: no host synchronisation per batch.
     with torch.no_grad():
         for rows, batch in batches:
-            batch = _to_device(batch, device)
+            batch = to_device(batch, device)
             mu, logvar = call_encode(model, batch, info)
             mus.append(mu.detach())
             logvars.append(logvar.detach())

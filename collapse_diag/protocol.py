@@ -152,6 +152,7 @@ def _check_tensor(
     shape: tuple[int | None, ...],
     floating: bool,
     error: type[Exception] = ProtocolError,
+    finite: bool = True,
 ) -> None:
     if not isinstance(t, torch.Tensor):
         raise error(f"{what} must be a Tensor {_expected(shape)}; got {type(t).__name__}.")
@@ -162,6 +163,12 @@ def _check_tensor(
         )
     if floating and not t.is_floating_point():
         raise error(f"{what} must be a floating-point Tensor; got dtype {t.dtype}.")
+    if finite:
+        check_finite(t, what, error)
+
+
+def check_finite(t: torch.Tensor, what: str, error: type[Exception] = ProtocolError) -> None:
+    """Raise ``error`` when ``t`` holds NaN/Inf (one read of ``t``: a device sync on a GPU)."""
     if not bool(torch.isfinite(t).all()):
         bad = int((~torch.isfinite(t)).sum())
         raise error(
@@ -221,18 +228,30 @@ def call_latent_mask(model: Any, x: Batch, steps: int) -> torch.Tensor:
     return out
 
 
-def call_log_likelihood(model: Any, x: Batch, z: torch.Tensor) -> torch.Tensor:
-    """``model.log_likelihood(x, z)``, checked: finite, shape ``[batch]``.
+#: How a log-likelihood is named in the messages of its checks.
+LOG_LIKELIHOOD = "log_likelihood(x, z)"
+
+
+def call_log_likelihood(model: Any, x: Batch, z: torch.Tensor, finite: bool = True
+                        ) -> torch.Tensor:
+    """``model.log_likelihood(x, z)``, checked: shape ``[batch]`` and (``finite``) finite.
+
+    Args:
+        model: The model.
+        x: Inputs on the model's device.
+        z: Codes ``[batch, ...]``.
+        finite: Check for NaN/Inf here. A caller that copies the result to the host
+            anyway passes False and runs :func:`check_finite` on the copy, so a GPU
+            call costs one device sync (the copy) instead of two.
 
     Raises:
         DiagnosticError: the decoder returned a wrong shape or NaN/Inf during a
             diagnostic (the up-front :func:`check_model` raises ProtocolError instead).
     """
-    out = _user_call("log_likelihood(x, z)", int(z.shape[0]), DiagnosticError,
+    out = _user_call(LOG_LIKELIHOOD, int(z.shape[0]), DiagnosticError,
                      model.log_likelihood, x, z)
-    _check_tensor(
-        out, "log_likelihood(x, z)", (z.shape[0],), floating=True, error=DiagnosticError
-    )
+    _check_tensor(out, LOG_LIKELIHOOD, (z.shape[0],), floating=True, error=DiagnosticError,
+                  finite=finite)
     return out
 
 

@@ -15,12 +15,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from collapse_diag.data import Batch, take
+from collapse_diag.data import Batch, take, to_device
 from collapse_diag.exceptions import DiagnosticError
-from collapse_diag.protocol import ModelInfo, call_log_likelihood
+from collapse_diag.protocol import LOG_LIKELIHOOD, ModelInfo, call_log_likelihood, check_finite
 
 __all__ = [
     "MAX_ROWS_PER_CALL",
+    "codes_to_device",
     "decode",
     "derangement",
     "draw_major_codes",
@@ -66,10 +67,25 @@ def derangement(n: int, generator: torch.Generator) -> np.ndarray:
     return pi
 
 
+def codes_to_device(z: np.ndarray, info: ModelInfo, device: str) -> torch.Tensor:
+    """Codes (a float64 array) as a Tensor of the model's dtype on ``device``.
+
+    On CUDA the cast runs on the host and the copy is from pinned memory, non-blocking.
+    """
+    zt = torch.from_numpy(np.ascontiguousarray(z)).to(info.dtype)
+    return to_device(zt, device)
+
+
 def decode(model: Any, x: Batch, z: np.ndarray, info: ModelInfo, device: str) -> np.ndarray:
-    """``log p(x|z)`` for rows ``x`` (on ``device``) and codes ``z`` (float64 array), as float64."""
-    zt = torch.from_numpy(np.ascontiguousarray(z)).to(device=device, dtype=info.dtype)
-    return call_log_likelihood(model, x, zt).detach().to("cpu", torch.float64).numpy()
+    """``log p(x|z)`` for rows ``x`` (on ``device``) and codes ``z`` (float64 array), as float64.
+
+    One device-to-host copy per call, the result itself; its finiteness is checked
+    on the host copy (no second sync on a GPU).
+    """
+    out = call_log_likelihood(model, x, codes_to_device(z, info, device), finite=False)
+    host = out.detach().to("cpu", torch.float64)
+    check_finite(host, LOG_LIKELIHOOD, DiagnosticError)
+    return host.numpy()
 
 
 def shard_batches(data: Batch, start: int, stop: int, step: int

@@ -50,7 +50,12 @@ import torch
 
 from collapse_diag import distributed
 from collapse_diag.data import Batch, repeat, to_device
-from collapse_diag.diagnostics._decoder import draw_major_codes, inputs_per_call, shard_batches
+from collapse_diag.diagnostics._decoder import (
+    codes_to_device,
+    draw_major_codes,
+    inputs_per_call,
+    shard_batches,
+)
 from collapse_diag.diagnostics.fisher_grades import fisher_bootstrap, fisher_cutoff, grade
 from collapse_diag.encodings import Encodings
 from collapse_diag.exceptions import DiagnosticError
@@ -102,7 +107,7 @@ def fisher_gradients(model: Any, data: Batch, encodings: Encodings, info: ModelI
                                         show_progress):
                 codes = draw_major_codes(encodings.mu[rows], encodings.logvar[rows],
                                          normals.rows(rows.start, rows.stop))
-                z = torch.tensor(codes, dtype=info.dtype, device=device, requires_grad=True)
+                z = codes_to_device(codes, info, device).requires_grad_(True)
                 ll = call_log_likelihood(model, repeat(to_device(batch, device), s), z)
                 grad = None
                 if ll.requires_grad:

@@ -18,7 +18,8 @@ diagnostic is disabled or fails. Same seed, same numbers; the global RNG is neve
   never on the batch size, the number of processes or which process decodes the
   input, and a process draws only the blocks it decodes
   (:class:`KeyedNormals`). Drawing them does not advance the diagnostic's
-  generator, so the small draws that follow are unaffected.
+  generator, so the small draws that follow are unaffected. They are drawn in
+  float32 (a third of the cost of float64 draws) and used in float64.
 """
 
 from __future__ import annotations
@@ -87,9 +88,12 @@ class KeyedNormals:
             size = min(RANDOM_BLOCK, self.n - b * RANDOM_BLOCK)
             if len(self.blocks) >= 4:  # bounded memory: keep the most recent blocks
                 self.blocks.pop(next(iter(self.blocks)))
-            self.blocks[b] = torch.randn(size, *self.tail, dtype=torch.float64,
+            # Drawn in float32 (3x faster than float64 on the CPU generator: 9 against 28
+            # ns a normal), used in float64; tails reach 5.8 sd (uniforms of 24 bits).
+            self.blocks[b] = torch.randn(size, *self.tail, dtype=torch.float32,
                                          generator=block_generator(self.generator,
-                                                                   self.stream, b)).numpy()
+                                                                   self.stream, b)
+                                         ).numpy().astype(np.float64)
         return self.blocks[b]
 
     def rows(self, start: int, stop: int) -> np.ndarray:

@@ -105,9 +105,10 @@ def test_keyed_normals_do_not_depend_on_slicing_and_leave_the_generator_alone():
     assert np.array_equal(reverse, np.concatenate([whole[a:b] for a, b in
                                                    zip(cuts, cuts[1:])][::-1]))
     assert torch.equal(gen.get_state(), state)  # keyed draws never advance the generator
-    # block b of a stream is torch.randn from its own keyed generator: an independent reference
-    ref = torch.randn(64, 4, 3, generator=block_generator(gen, "prior", 2), dtype=torch.float64)
-    assert np.array_equal(whole[128:192], ref.numpy())
+    # block b of a stream is torch.randn (float32, used as float64) from its own keyed
+    # generator: an independent reference
+    ref = torch.randn(64, 4, 3, generator=block_generator(gen, "prior", 2), dtype=torch.float32)
+    assert whole.dtype == np.float64 and np.array_equal(whole[128:192], ref.double().numpy())
     other = KeyedNormals(gen, "fisher", 300, (4, 3)).rows(0, 300)
     assert not np.allclose(whole, other)  # streams differ
     # standard normal: mean 0 and variance 1 within 5 standard errors (3600 draws)

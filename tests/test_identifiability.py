@@ -146,6 +146,19 @@ def test_nan_decoder_raises_diagnostic_error():
         run(bad, toy_data(2, 20), info=_info(2))
 
 
+def test_fisher_pass_names_a_nan_log_likelihood():
+    # The Fisher pass reads finiteness after the gradient's host copy (one sync per call);
+    # a NaN log-likelihood is still reported as such, before the NaN gradient it causes.
+    from collapse_diag.diagnostics.fisher import fisher_gradients
+
+    base = toy_vae("uu")
+    bad = NaNDecoderVAE(base.W, base.sigma, base.A, base.lv)
+    data = toy_data(2, 20)
+    enc = encode_all(bad, data, _info(2), 8)
+    with pytest.raises(DiagnosticError, match=r"log_likelihood\(x, z\) contains \d+ NaN"):
+        fisher_gradients(bad, data, enc, _info(2), DEFAULT, generator_for(0, "identifiability"))
+
+
 class _NaNGradientVAE(LinearVAE):
     def log_likelihood(self, x, z):
         if z.requires_grad:

@@ -38,10 +38,10 @@ def test_grid_matches_direct_per_dimension_terms(spread):
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_every_interpolated_query_is_within_the_grid_tolerance(seed):
-    # Wide, multimodal 1-D mixtures (component means 2-3 times wider than their posteriors, std ~0.6): in their
-    # sparse tails a Hermite interval can match log q_d at its midpoint by chance while
-    # missing it by 3e-6 nats elsewhere (seed 0 did, before the slope check). Per query,
-    # not per input mean: every term within GRID_TOL = 1e-6 of the direct computation.
+    # Wide, multimodal 1-D mixtures (component means spread 2-3, posterior sd ~0.6): in
+    # their sparse tails a Hermite interval can match log q_d at its midpoint by chance
+    # while missing it by 3e-6 nats elsewhere (seed 0 did, before the slope check). Per
+    # query, not per input mean: every term within GRID_TOL = 1e-6 of the direct computation.
     rng = np.random.default_rng(seed)
     mu = rng.normal(size=(1500, 4)) * np.linspace(2.0, 3.0, 4)
     logvar = np.clip(rng.normal(-1.0, 0.3, size=(1500, 4)), -8, 2)

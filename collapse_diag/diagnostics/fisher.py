@@ -60,7 +60,7 @@ from collapse_diag.diagnostics.fisher_grades import fisher_bootstrap, fisher_cut
 from collapse_diag.encodings import Encodings
 from collapse_diag.exceptions import DiagnosticError
 from collapse_diag.progress import progress
-from collapse_diag.protocol import ModelInfo, call_log_likelihood
+from collapse_diag.protocol import LOG_LIKELIHOOD, ModelInfo, call_log_likelihood, check_finite
 from collapse_diag.rng import KeyedNormals
 from collapse_diag.settings import Settings
 
@@ -108,7 +108,9 @@ def fisher_gradients(model: Any, data: Batch, encodings: Encodings, info: ModelI
                 codes = draw_major_codes(encodings.mu[rows], encodings.logvar[rows],
                                          normals.rows(rows.start, rows.stop))
                 z = codes_to_device(codes, info, device).requires_grad_(True)
-                ll = call_log_likelihood(model, repeat(to_device(batch, device), s), z)
+                ll = call_log_likelihood(model, repeat(to_device(batch, device), s), z,
+                                         finite=False)
+                finite = torch.isfinite(ll).all()  # read after the gradient's copy: one sync
                 grad = None
                 if ll.requires_grad:
                     (grad,) = torch.autograd.grad(ll.sum(), z, allow_unused=True)
@@ -116,6 +118,8 @@ def fisher_gradients(model: Any, data: Batch, encodings: Encodings, info: ModelI
                     g = np.zeros(codes.shape)
                 else:
                     g = grad.detach().to("cpu", torch.float64).numpy()
+                if not bool(finite):
+                    check_finite(ll, LOG_LIKELIHOOD, DiagnosticError)
                 if not np.all(np.isfinite(g)):
                     raise DiagnosticError(
                         "the gradient of log_likelihood(x, z) with respect to z contains "

@@ -1,20 +1,23 @@
 """Whole ``analyze`` time against its floor of plain model passes (a benchmark, not a test).
 
-For each model it runs ``analyze`` ``--repeat`` times (the fastest counts, as
-for the floor) with the model's ``encode`` and
-``log_likelihood`` instrumented: every call's inputs, rows, whether it needed a
+For each model it runs ``analyze`` ``--repeat`` times with the model's ``encode``
+and ``log_likelihood`` instrumented: every call's inputs, rows, whether it needed a
 backward pass (the Fisher), and the time spent inside the model are recorded per
-diagnostic, and each diagnostic's wall and CPU seconds. Then, in the same
-process, it replays exactly those calls as plain passes (the same inputs, so the
-same batch size and padded length; random z of the same shape; forward, and
-forward + backward w.r.t. z where the analysis did one) and times only the model
-calls: that is the *floor*, what the model passes alone cost (fastest of
-``--repeat`` replays). It prints per diagnostic the decoder rows per input, the
-time, the time inside the model, the floor, and CPU time / CPU floor; then the
-whole analysis, the same without the MI diagnostic (which never calls the model),
-and the rest, the toolkit's own work (sampling, statistics, the MI estimator,
-bookkeeping). CPU time is the steadier figure on a shared machine; use
-``--threads 1`` so that it is not the sum over threads.
+diagnostic, and each diagnostic's wall and CPU seconds. Right after each analysis,
+in the same process, it replays exactly that analysis's calls as plain passes (the
+same inputs, so the same batch size and padded length; random z of the same shape;
+forward, and forward + backward w.r.t. z where the analysis did one) and times only
+the model calls: that is the *floor*, what the model passes alone cost. Each
+(analysis, replay) pair gives a ratio CPU time / CPU floor measured within seconds
+of each other (the machine's speed drifts by 20-30% over minutes on a shared host,
+which made a fastest-analysis over fastest-replay ratio scatter from 0.98 to 1.41);
+the table is the pair with the median ratio, followed by all the pairs' ratios. It
+prints per diagnostic the decoder rows per input, the time, the time inside the
+model, the floor, and the ratio; then the whole analysis, the same without the MI
+diagnostic (which never calls the model), and the rest, the toolkit's own work
+(sampling, statistics, the MI estimator, bookkeeping). CPU time is the steadier
+figure on a shared machine; use ``--threads 1`` so that it is not the sum over
+threads.
 
 Models: the shipped demo text VAE (``text_healthy``, LSTM, 8 dims), the same LSTM
 architecture with ``latent_dim=32`` (``text32``), and a 32-dim MLP VAE (the digits
@@ -157,8 +160,7 @@ def main() -> None:
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--models", nargs="+", default=["text", "text32", "digits32"])
     parser.add_argument("--repeat", type=int, default=3,
-                        help="fastest of this many analyses, and floor = fastest of this many "
-                             "replays (steadier on a shared machine)")
+                        help="(analysis, replay) pairs; the table shows the median pair")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     args = parser.parse_args()
     if args.threads:
@@ -171,17 +173,26 @@ def main() -> None:
         analysis.analyze(model, take(data, slice(0, MIN_INPUTS["verdict"])),
                          batch_size=args.batch_size,
                          device=args.device, dtype=args.dtype, per_dim_swap_examples=8)
-        best = None
-        for _ in range(args.repeat):  # fastest of --repeat analyses, as the floor's replays
-            run = _timed_analysis(model, data, args, originals)
-            if best is None or run[3] < best[3]:
-                best = run
-        report, recorder, clocks, whole_cpu, whole = best
-        if report.errors:
-            print(f"{name}: failed diagnostics {report.errors}")
-        clocks = {"encoder pass": (whole - sum(w for w, _ in clocks.values()),
-                                   whole_cpu - sum(c for _, c in clocks.values())), **clocks}
-        _table(name, report, recorder, clocks, (whole, whole_cpu), model, args)
+        pairs = []
+        for _ in range(args.repeat):  # each analysis, then at once the replay of its calls
+            report, recorder, clocks, whole_cpu, whole = _timed_analysis(model, data, args,
+                                                                         originals)
+            clocks = {"encoder pass": (whole - sum(w for w, _ in clocks.values()),
+                                       whole_cpu - sum(c for _, c in clocks.values())),
+                      **clocks}
+            floors = {phase: _floor(model, recorder.calls[phase], report.latent_dim,
+                                    args.device, args.dtype)
+                      if recorder.calls.get(phase) else (0.0, 0.0) for phase in clocks}
+            floor_cpu = sum(c for _, c in floors.values())
+            pairs.append((whole_cpu / floor_cpu, report, recorder, clocks, floors,
+                          (whole, whole_cpu)))
+        if pairs[0][1].errors:
+            print(f"{name}: failed diagnostics {pairs[0][1].errors}")
+        pairs.sort(key=lambda p: p[0])
+        ratios = [p[0] for p in pairs]
+        _table(name, *pairs[len(pairs) // 2][1:], args)
+        print(f"  whole-analysis ratio over {len(ratios)} (analysis, replay) pairs: "
+              + ", ".join(f"{r:.2f}" for r in ratios) + f" (median {ratios[len(ratios) // 2]:.2f})")
 
 
 def _timed_analysis(model, data, args, originals):
@@ -200,18 +211,14 @@ def _timed_analysis(model, data, args, originals):
     return report, recorder, clocks, whole_cpu, whole
 
 
-def _table(name, report, recorder, clocks, whole, model, args) -> None:
+def _table(name, report, recorder, clocks, floors, whole, args) -> None:
     """Per phase: rows per input, wall and CPU time, time in the model, the floor, the ratio."""
     print(f"\n{name}: latent_dim {report.latent_dim}, {report.n_examples} inputs "
-          "(ratio = CPU time / CPU floor; the wall figures scatter on a shared machine)")
+          "(ratio = CPU time / CPU floor; the pair with the median ratio)")
     print(f"{'phase':<16} {'rows/input':>10} {'backward':>8} {'wall s':>7} {'cpu s':>7} "
           f"{'in model':>8} {'floor':>7} {'floor cpu':>9} {'ratio':>6}")
-    floors = {}
     for phase, (seconds, cpu) in clocks.items():
         calls = recorder.calls.get(phase, [])
-        runs = [_floor(model, calls, report.latent_dim, args.device, args.dtype)
-                for _ in range(args.repeat)] if calls else [(0.0, 0.0)]
-        floors[phase] = (min(w for w, _ in runs), min(c for _, c in runs))
         rows = sum(r for _, r, _, _ in calls) / report.n_examples
         back = sum(r for _, r, g, _ in calls if g) / report.n_examples
         ratio = f"{cpu / floors[phase][1]:6.2f}" if floors[phase][1] > 0 else "     -"

@@ -63,6 +63,8 @@ _GRID_START = 64
 _GRID_LEVELS = 24
 #: Largest error of an odd quintic error term over an interval, per unit h |e'(mid)|.
 _ODD_ERROR = 0.15
+#: Queries interpolated at once (dimensions x queries), bounding the temporaries to ~8 MiB each.
+_QUERY_BLOCK = 2**20
 #: Grid points of one dimension evaluated together against its components (padded).
 _PIECE = 8
 #: Below this many queries the per-dimension terms are computed exactly.
@@ -314,24 +316,28 @@ def _log_mixture_adaptive(ts: torch.Tensor, mu: torch.Tensor, half_prec: torch.T
                                               (grid_t[order], grid_f[order], grid_g[order]),
                                               (math.inf, 0.0, 0.0))
     size = real.sum(dim=1, keepdim=True)  # >= 1: every row holds its maximum
-    k = torch.minimum(torch.searchsorted(grid, ts), size - 1).clamp_(min=1)
-    k = torch.where(size > 1, k, 0)
-    lo_k = (k - 1).clamp_(min=0)
-    at = (grid.gather(1, lo_k), grid.gather(1, k), fgrid.gather(1, lo_k), fgrid.gather(1, k),
-          ggrid.gather(1, lo_k), ggrid.gather(1, k))
-    out = _hermite(ts, *at)
-    out = torch.where(ts == at[0], at[2], out)
-    out = torch.where(ts == at[1], at[3], out)
     lo, hi, ex_dim = (torch.cat(v) for v in (exact_lo, exact_hi, exact_dim))
-    if lo.numel():
-        order = torch.argsort(lo, stable=True)
-        (lo2, hi2), _ = _rows_by_dim(ex_dim[order], dims, (lo[order], hi[order]),
-                                     (math.inf, -math.inf))
-        j = (torch.searchsorted(lo2, ts, right=True) - 1).clamp_(min=0)
-        inside = (ts >= lo2.gather(1, j)) & (ts <= hi2.gather(1, j))
-        d_idx, r_idx = inside.nonzero(as_tuple=True)
-        if d_idx.numel():
-            out[d_idx, r_idx] = mix(ts[d_idx, r_idx], d_idx)[0]
+    order = torch.argsort(lo, stable=True)
+    (lo2, hi2), _ = _rows_by_dim(ex_dim[order], dims, (lo[order], hi[order]),
+                                 (math.inf, -math.inf))
+    out = torch.empty_like(ts)
+    step = max(1, _QUERY_BLOCK // ts.shape[1])  # dimensions interpolated at once: bounded memory
+    for a in range(0, dims, step):
+        rows = slice(a, a + step)
+        t = ts[rows]
+        k = torch.minimum(torch.searchsorted(grid[rows], t), size[rows] - 1).clamp_(min=1)
+        k = torch.where(size[rows] > 1, k, 0)
+        lo_k = (k - 1).clamp_(min=0)
+        at = [v[rows].gather(1, i) for v in (grid, fgrid, ggrid) for i in (lo_k, k)]
+        block = _hermite(t, at[0], at[1], at[2], at[3], at[4], at[5])
+        block = torch.where(t == at[0], at[2], block)
+        out[rows] = torch.where(t == at[1], at[3], block)
+        if lo2.shape[1]:  # queries of intervals that never passed: evaluated exactly
+            j = (torch.searchsorted(lo2[rows], t, right=True) - 1).clamp_(min=0)
+            inside = (t >= lo2[rows].gather(1, j)) & (t <= hi2[rows].gather(1, j))
+            d_idx, r_idx = inside.nonzero(as_tuple=True)
+            if d_idx.numel():
+                out[a + d_idx, r_idx] = mix(t[d_idx, r_idx], a + d_idx)[0]
     return out
 
 
@@ -404,7 +410,12 @@ def _grid_dimension_terms(z: torch.Tensor, owner: torch.Tensor, mu: torch.Tensor
     z_cols, mu_cols, lv_cols = (t.T.contiguous() for t in (z, mu, logvar))  # unit stride
     half_prec, offset = -0.5 * torch.exp(-lv_cols), -0.5 * (lv_cols + _LOG_2PI)
     ts, where = torch.sort(z_cols, dim=1)
-    log_q = torch.empty_like(z_cols).scatter_(
-        1, where, _log_mixture_adaptive(ts, mu_cols, half_prec, offset, tol, chunk_bytes))
-    own = _own_1d(z, mu[owner], logvar[owner]).T
-    return torch.minimum(own - log_q, torch.tensor(math.log(m), dtype=torch.float64))
+    log_q_sorted = _log_mixture_adaptive(ts, mu_cols, half_prec, offset, tol, chunk_bytes)
+    out = torch.empty_like(z_cols)
+    step = max(1, _QUERY_BLOCK // z.shape[0])
+    for a in range(0, z.shape[1], step):
+        rows = slice(a, a + step)
+        log_q = torch.empty_like(z_cols[rows]).scatter_(1, where[rows], log_q_sorted[rows])
+        own = _own_1d(z_cols[rows], mu_cols[rows][:, owner], lv_cols[rows][:, owner])
+        out[rows] = (own - log_q).clamp_(max=math.log(m))
+    return out

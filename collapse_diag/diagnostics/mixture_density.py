@@ -63,6 +63,8 @@ _GRID_START = 64
 _GRID_LEVELS = 24
 #: Largest error of an odd quintic error term over an interval, per unit h |e'(mid)|.
 _ODD_ERROR = 0.15
+#: Queries refined together (dimensions x queries): all D up to 2^22 / R dimensions.
+_GROUP_QUERIES = 2**22
 #: Queries interpolated at once (dimensions x queries), bounding the temporaries to ~8 MiB each.
 _QUERY_BLOCK = 2**20
 #: Grid points of one dimension evaluated together against its components (padded).
@@ -406,16 +408,20 @@ def _one_thread() -> Iterator[None]:
 def _grid_dimension_terms(z: torch.Tensor, owner: torch.Tensor, mu: torch.Tensor,
                           logvar: torch.Tensor, chunk_bytes: int, tol: float) -> torch.Tensor:
     """:func:`dimension_terms` by the adaptive grid (module docstring), all dimensions at once."""
-    m = mu.shape[0]
+    m, r = mu.shape[0], z.shape[0]
     z_cols, mu_cols, lv_cols = (t.T.contiguous() for t in (z, mu, logvar))  # unit stride
     half_prec, offset = -0.5 * torch.exp(-lv_cols), -0.5 * (lv_cols + _LOG_2PI)
-    ts, where = torch.sort(z_cols, dim=1)
-    log_q_sorted = _log_mixture_adaptive(ts, mu_cols, half_prec, offset, tol, chunk_bytes)
     out = torch.empty_like(z_cols)
-    step = max(1, _QUERY_BLOCK // z.shape[0])
-    for a in range(0, z.shape[1], step):
-        rows = slice(a, a + step)
-        log_q = torch.empty_like(z_cols[rows]).scatter_(1, where[rows], log_q_sorted[rows])
-        own = _own_1d(z_cols[rows], mu_cols[rows][:, owner], lv_cols[rows][:, owner])
-        out[rows] = (own - log_q).clamp_(max=math.log(m))
+    group = max(1, _GROUP_QUERIES // r)  # dimensions refined together: bounded memory
+    step = max(1, _QUERY_BLOCK // r)
+    for g in range(0, z.shape[1], group):
+        dims = slice(g, g + group)
+        ts, where = torch.sort(z_cols[dims], dim=1)
+        log_q_sorted = _log_mixture_adaptive(ts, mu_cols[dims], half_prec[dims], offset[dims],
+                                             tol, chunk_bytes)
+        for a in range(0, ts.shape[0], step):
+            rows, at = slice(a, a + step), slice(g + a, g + a + step)
+            log_q = torch.empty_like(ts[rows]).scatter_(1, where[rows], log_q_sorted[rows])
+            own = _own_1d(z_cols[at], mu_cols[at][:, owner], lv_cols[at][:, owner])
+            out[at] = (own - log_q).clamp_(max=math.log(m))
     return out

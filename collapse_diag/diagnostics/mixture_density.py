@@ -65,8 +65,8 @@ _GRID_LEVELS = 24
 _ODD_ERROR = 0.15
 #: Queries refined together (dimensions x queries): all D up to 2^22 / R dimensions.
 _GROUP_QUERIES = 2**22
-#: Queries interpolated at once (dimensions x queries), bounding the temporaries to ~8 MiB each.
-_QUERY_BLOCK = 2**20
+#: Queries interpolated at once (dimensions x queries): temporaries of 0.5 MiB, cache-sized.
+_QUERY_BLOCK = 2**16
 #: Grid points of one dimension evaluated together against its components (padded).
 _PIECE = 8
 #: Below this many queries the per-dimension terms are computed exactly.

@@ -87,7 +87,7 @@ def fisher_bootstrap(grads: np.ndarray, resamples: int, confidence: float,
     g = torch.from_numpy(np.ascontiguousarray(grads, dtype=np.float64))
     triangles = None
     if n * s * len(rows) <= _TRIANGLE_ELEMENTS:  # P_i's upper triangle, (n, D (D + 1) / 2)
-        triangles = (g[:, :, rows] * g[:, :, cols]).sum(dim=1)
+        triangles = (g.index_select(2, rows) * g.index_select(2, cols)).sum(dim=1)
     step = max(1, _TRIANGLE_ELEMENTS // (dim * dim))  # resamples whose F_w are held at once
     eigs, diags = torch.empty(resamples, dim, dtype=torch.float64), torch.empty(
         resamples, dim, dtype=torch.float64)

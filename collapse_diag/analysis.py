@@ -198,7 +198,7 @@ def analyze(
     _check_dtype(cfg.dtype, device)
     inputs = _inputs(model, data, labels, checkpoint, cfg)
     model, data = inputs.model, inputs.data
-    with _eval_mode(model, device):
+    with _eval_mode(model, device), _host_blas_on_one_thread():
         data, info = _checked(model, data, device)
         _check_before_encoding(info, save_encodings, num_examples(data), cfg)
         encodings = encode_all(model, data, info, cfg.batch_size, device, show_progress,
@@ -274,6 +274,22 @@ def _eval_mode(model: Any, device: torch.device) -> Iterator[None]:
     finally:
         if isinstance(model, torch.nn.Module) and was_training:
             model.train()
+
+
+@contextlib.contextmanager
+def _host_blas_on_one_thread() -> Iterator[None]:
+    """The OpenBLAS of numpy and scipy on one thread during the analysis (torch's untouched).
+
+    The toolkit's numpy/scipy linear algebra is small (per-dimension statistics,
+    probes); OpenBLAS's idle worker threads spin after each call and took a core
+    from the model (measured with ``benchmarks/bench_analyze.py``: the text model
+    with D = 32 ran its likelihood passes 15-35% slower inside the analysis than
+    alone; with one BLAS thread, as fast). The limit is lifted afterwards.
+    """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
 
 
 def _checked(model: Any, data: Batch, device: torch.device) -> tuple[Batch, ModelInfo]:

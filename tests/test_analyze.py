@@ -139,3 +139,29 @@ def test_empty_data_and_bad_labels():
         analyze(model, torch.zeros(0, 3))
     with pytest.raises(DataError, match="labels"):
         analyze(model, model.sample(10), labels={"k": [0, 1]})
+
+
+def test_numpy_blas_runs_on_one_thread_during_the_analysis_and_is_restored(monkeypatch):
+    # OpenBLAS's idle workers spin after each call and take a core from the model; analyze
+    # limits numpy/scipy BLAS to one thread while it runs (torch's threads are untouched).
+    from threadpoolctl import threadpool_info
+
+    import collapse_diag.analysis as analysis_mod
+
+    def blas_threads():
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+    before, seen = blas_threads(), {}
+    torch_threads = torch.get_num_threads()
+    encode_all = analysis_mod.encode_all
+
+    def spy(*args, **kwargs):
+        seen["blas"], seen["torch"] = blas_threads(), torch.get_num_threads()
+        return encode_all(*args, **kwargs)
+
+    monkeypatch.setattr(analysis_mod, "encode_all", spy)
+    model = ToyVAE(WEIGHTS, NOISE)
+    analyze(model, model.sample(200, seed=0), diagnostics=("kl",))
+    assert seen["blas"] and all(t == 1 for t in seen["blas"])
+    assert seen["torch"] == torch_threads
+    assert blas_threads() == before

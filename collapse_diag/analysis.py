@@ -281,10 +281,9 @@ def _host_blas_on_one_thread() -> Iterator[None]:
     """The OpenBLAS of numpy and scipy on one thread during the analysis (torch's untouched).
 
     The toolkit's numpy/scipy linear algebra is small (per-dimension statistics,
-    probes); OpenBLAS's idle worker threads spin after each call and took a core
-    from the model (measured with ``benchmarks/bench_analyze.py``: the text model
-    with D = 32 ran its likelihood passes 15-35% slower inside the analysis than
-    alone; with one BLAS thread, as fast). The limit is lifted afterwards.
+    probes), and OpenBLAS's idle workers spin after each call, competing with the
+    model for the cores (seen in the Fisher bootstrap's former numpy loop: 0.8-4 CPU
+    seconds of spinning on 2 cores). The limit is lifted afterwards.
     """
     from threadpoolctl import threadpool_limits
 

@@ -393,9 +393,11 @@ def dimension_terms(z: torch.Tensor, owner: torch.Tensor, mu: torch.Tensor,
 def _one_thread() -> Iterator[None]:
     """Run torch on one intra-op thread inside, restoring the count after.
 
-    The grid pass is hundreds of small tensor operations per dimension; on a
-    busy machine every parallel region of each waits for a descheduled thread
-    (measured: 1.0 s on one thread against 33 s on two for D = 32, M = 10,000).
+    The grid pass is hundreds of small tensor operations (per dimension before all
+    dimensions were refined together; still tens per refinement level); on a busy
+    machine every parallel region of each waits for a descheduled thread (measured
+    on the per-dimension version: 1.0 s on one thread against 33 s on two for
+    D = 32, M = 10,000).
     """
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -119,12 +119,17 @@ def test_keyed_normals_do_not_depend_on_slicing_and_leave_the_generator_alone():
 # --- every diagnostic, shard by shard, in one process ---------------------------------------
 
 
-def _serial(processes, block):
-    """``map_shard`` as K processes would run it: each shard computed, then concatenated."""
+def _serial(processes, unaligned):
+    """``map_shard`` as K processes would run it: each shard computed, then concatenated.
 
-    def fake(n, compute, block_=None):
+    The shards are blocks of ``unaligned`` positions whatever block the caller asks for
+    (inputs, or the MI grid's points), so they never line up with the keyed blocks.
+    """
+
+    def fake(n, compute, block=None):  # noqa: ARG001 - the simulated shards use their own
         parts = [tuple(compute(r.start, r.stop)) for r in
-                 (distributed.shard(n, rank, processes, block=block) for rank in range(processes))]
+                 (distributed.shard(n, rank, processes, block=unaligned)
+                  for rank in range(processes))]
         return tuple(np.concatenate([p[j] for p in parts]) for j in range(len(parts[0])))
 
     return fake
@@ -160,7 +165,7 @@ def test_shard_by_shard_report_equals_the_plain_report(case, monkeypatch):
     assert set(plain["errors"]) <= ({"likelihood"} if "conditional" in case else set())
     monkeypatch.setattr(rng_mod, "RANDOM_BLOCK", 16)  # keyed blocks smaller than the shards
     small_blocks = analyze(model, data, **settings).to_dict()
-    monkeypatch.setattr(distributed, "map_shard", _serial(3, block=40))  # not block-aligned
+    monkeypatch.setattr(distributed, "map_shard", _serial(3, unaligned=40))  # not block-aligned
     sharded = analyze(model, data, **settings).to_dict()
     assert differences(small_blocks, sharded) == []
     assert differences(plain, small_blocks) != []  # the keyed blocks are part of the key

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from numpy.typing import ArrayLike
 
+from collapse_diag import distributed
 from collapse_diag.diagnostics.kl import gaussian_kl
 from collapse_diag.diagnostics.mixture_density import CHUNK_BYTES, dimension_terms, full_terms
 from collapse_diag.diagnostics.spec import (
@@ -160,10 +161,15 @@ def mi_terms(z: ArrayLike, mu: ArrayLike, logvar: ArrayLike, chunk_bytes: int = 
     mut = torch.from_numpy(np.ascontiguousarray(mu - center))
     lvt = torch.from_numpy(np.ascontiguousarray(logvar))
     owner = torch.arange(m).repeat_interleave(s)
-    full = full_terms(zt, owner, mut, lvt, chunk_bytes)
+
+    def full_rows(a: int, b: int) -> tuple[np.ndarray]:  # inputs a..b-1, all their samples
+        rows = slice(a * s, b * s)
+        return (full_terms(zt[rows], owner[rows], mut, lvt, chunk_bytes).reshape(b - a, s)
+                .numpy(),)
+
+    full = distributed.map_shard(m, full_rows)[0]  # torchrun: each process its inputs
     per = dimension_terms(zt, owner, mut, lvt, chunk_bytes, method=per_dim_method)
-    return (full.reshape(m, s).mean(dim=1).numpy(),
-            per.reshape(d, m, s).mean(dim=2).T.contiguous().numpy())
+    return full.mean(axis=1), per.reshape(d, m, s).mean(dim=2).T.contiguous().numpy()
 
 
 def mi_from_samples(

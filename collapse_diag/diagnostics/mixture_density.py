@@ -45,7 +45,10 @@ import contextlib
 import math
 from collections.abc import Iterator
 
+import numpy as np
 import torch
+
+from collapse_diag import distributed
 
 __all__ = ["full_terms", "dimension_terms", "exact_dimension_terms"]
 
@@ -67,6 +70,8 @@ _ODD_ERROR = 0.15
 _GROUP_QUERIES = 2**22
 #: Queries interpolated at once (dimensions x queries): temporaries of 0.5 MiB, cache-sized.
 _QUERY_BLOCK = 2**16
+#: Grid points per shard block when several processes share the grid's evaluations.
+_POINT_BLOCK = 64
 #: Grid points of one dimension evaluated together against its components (padded).
 _PIECE = 8
 #: Below this many queries the per-dimension terms are computed exactly.
@@ -246,7 +251,18 @@ def _log_mixture_adaptive(ts: torch.Tensor, mu: torch.Tensor, half_prec: torch.T
     dims = ts.shape[0]
 
     def mix(points: torch.Tensor, dim: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return _mixture_1d(points, dim, mu, half_prec, offset, chunk_bytes)
+        """Exact values and slopes at ``points``, shared out under torchrun.
+
+        Each process evaluates its share and all get every value, so every process
+        refines the same grid.
+        """
+
+        def share(a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
+            f, g = _mixture_1d(points[a:b], dim[a:b], mu, half_prec, offset, chunk_bytes)
+            return f.numpy(), g.numpy()
+
+        f, g = distributed.map_shard(points.numel(), share, block=_POINT_BLOCK)
+        return torch.from_numpy(f), torch.from_numpy(g)
 
     def queries_in(dim: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """How many queries of each interval's dimension lie in ``[a, b]``."""

@@ -8,8 +8,10 @@ and the small per-input results (N x D figures) are gathered onto every process
 (:func:`map_shard`). The reductions (bootstraps, tests, MI, the verdict) then run
 identically on every process, so control flow such as the per-dimension swap's
 adaptive rounds stays in lock-step and no broadcast is needed; only rank 0
-writes and prints. Randomness is keyed on global input indices
-(:mod:`collapse_diag.rng`), so the report does not depend on K.
+writes and prints. The MI estimator shares out its heavy model-free parts the
+same way (its full-vector terms by input, its grid's node evaluations by point).
+Randomness is keyed on global input indices (:mod:`collapse_diag.rng`), so the
+report does not depend on K.
 
 Backends: ``gloo`` on the CPU, ``nccl`` on CUDA (process r then runs on
 ``cuda:LOCAL_RANK``). Without ``torchrun`` (no ``WORLD_SIZE`` > 1 in the

@@ -21,8 +21,9 @@ is the identity.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,7 +32,7 @@ import torch
 from collapse_diag.exceptions import DiagnosticError
 from collapse_diag.rng import RANDOM_BLOCK
 
-__all__ = ["World", "world", "is_main", "setup", "finish", "shard", "gather_rows",
+__all__ = ["World", "world", "is_main", "setup", "finish", "local", "shard", "gather_rows",
            "map_shard", "barrier", "total"]
 
 _OWNED = {"group": False}  # whether setup() created the process group (finish() ends it)
@@ -46,10 +47,29 @@ class World:
     size: int
 
 
+_LOCAL = {"depth": 0}  # > 0 inside local(): this process runs alone
+
+
 def _dist() -> object | None:
-    """``torch.distributed`` when it is available and initialised, else ``None``."""
+    """``torch.distributed`` when it is available and initialised (outside :func:`local`)."""
     dist = torch.distributed
+    if _LOCAL["depth"]:
+        return None
     return dist if dist.is_available() and dist.is_initialized() else None
+
+
+@contextlib.contextmanager
+def local() -> Iterator[None]:
+    """Inside, this process analyses alone: world size 1, no collectives, no process group.
+
+    For an analysis that only some processes of a job run, e.g. the training monitor
+    on rank 0 of a DDP job, where sharding would wait forever for the other ranks.
+    """
+    _LOCAL["depth"] += 1
+    try:
+        yield
+    finally:
+        _LOCAL["depth"] -= 1
 
 
 def world() -> World:
@@ -78,7 +98,7 @@ def setup(device: torch.device) -> torch.device:
     Args:
         device: The device asked for (``Settings.device``).
     """
-    if not _launched() and _dist() is None:
+    if _LOCAL["depth"] or (not _launched() and _dist() is None):
         return device
     if device.type == "cuda":
         if device.index is None:  # "cuda": one GPU per process; "cuda:i" is kept as asked

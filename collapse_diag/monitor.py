@@ -29,6 +29,7 @@ from typing import Any
 
 import torch
 
+from collapse_diag import distributed
 from collapse_diag.analysis import analyze
 from collapse_diag.data import Batch, num_examples, subsample_indices, take, validate_data
 from collapse_diag.exceptions import invalid_parameter
@@ -150,7 +151,9 @@ class CollapseMonitor:
         flags = [m.training for m in modules]
         start = time.perf_counter()
         try:
-            with torch.no_grad():
+            # Alone even inside a DDP job: a callback runs it on one rank only (lightning's
+            # on global zero), where sharding would wait forever for the other ranks.
+            with torch.no_grad(), distributed.local():
                 report = analyze(self.model, self.data,
                                  **dict(self.settings, device=self._device()))
         finally:

@@ -260,3 +260,40 @@ def test_torchrun_gather_and_a_failure_on_one_process(tmp_path):
     assert ranks[0]["error"][0] == "DiagnosticError"
     assert ranks[0]["error"][1] == ("DataError: bad input on the second process "
                                     "(in process 1 of the torchrun job)")
+
+
+_MONITOR_WORKER = r'''
+import json, sys
+import torch
+import torch.distributed as dist
+from collapse_diag.examples.digits_vae import build_digits_vae, load_binary_digits
+from collapse_diag.monitor import CollapseMonitor
+
+dist.init_process_group("gloo")  # as a DDP training job has it
+rank = dist.get_rank()
+rows = None
+if rank == 0:  # a training callback measures on rank 0 only
+    torch.manual_seed(0)
+    data = load_binary_digits()[0][:150]
+    rows = CollapseMonitor(build_digits_vae(latent_dim=4), data, every=1).step(0)
+dist.barrier()
+with open(sys.argv[1] + f".{rank}.json", "w") as handle:
+    json.dump({"rank": rank, "measured": rows is not None}, handle)
+dist.destroy_process_group()
+'''
+
+
+@pytest.mark.skipif(not GLOO, reason="torch.distributed with the gloo backend is not available")
+def test_monitor_on_one_rank_of_a_job_analyses_alone(tmp_path):
+    # Before distributed.local(), rank 0's analysis joined the job's process group and waited
+    # forever in its first gather for rank 1, which never analyses.
+    script = tmp_path / "monitor_worker.py"
+    script.write_text(_MONITOR_WORKER)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop("WORLD_SIZE", None)
+    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+                          "--standalone", str(script), str(tmp_path / "out")],
+                         env=env, capture_output=True, text=True, timeout=180)
+    assert run.returncode == 0, run.stdout + run.stderr
+    ranks = [json.loads((tmp_path / f"out.{r}.json").read_text()) for r in range(2)]
+    assert ranks == [{"rank": 0, "measured": True}, {"rank": 1, "measured": False}]

@@ -200,4 +200,11 @@ def test_bootstrap_ci_is_seeded_and_brackets_the_mean():
 @pytest.mark.parametrize(("batch_size", "variants", "expected"),
                          [(64, 2, 64), (64, 33, 64), (64, 257, 15), (10_000, 3, 3333), (1, 99, 1)])
 def test_inputs_per_call_bounds_rows(batch_size, variants, expected):
-    assert inputs_per_call(batch_size, variants) == expected
+    assert inputs_per_call(batch_size, variants, max_rows=4096) == expected
+
+
+def test_inputs_per_call_defaults_to_the_row_cap():
+    from collapse_diag.diagnostics._decoder import MAX_ROWS_PER_CALL
+
+    assert inputs_per_call(64, 33) == min(64, MAX_ROWS_PER_CALL // 33)
+    assert inputs_per_call(64, 33) * 33 <= max(MAX_ROWS_PER_CALL, 64)

@@ -76,10 +76,10 @@ __all__ = [
 
 
 def _draw_block(samples: int) -> int:
-    """Inputs whose K draws are made in one ``torch.randn`` call: about 4096 rows.
+    """Inputs processed together (codes built, then decoded): ~``MAX_ROWS_PER_CALL`` rows.
 
-    A function of K alone, so that the draws (and every figure) do not depend on
-    ``batch_size``; large enough that a decoder call holds about 4096 rows.
+    A function of K alone (the draws themselves are keyed per input,
+    :class:`~collapse_diag.rng.KeyedNormals`), so nothing depends on ``batch_size``.
     """
     return max(1, -(-MAX_ROWS_PER_CALL // samples))
 
@@ -266,7 +266,7 @@ def likelihood_diagnostic(
     the number of processes (under ``torchrun`` each decodes its shard of the subsample).
 
     Decoder cost: ``M * K`` rows, ``M = min(N, nll_examples)``, ``K = nll_samples``,
-    in calls of ``max(4096, batch_size)`` rows (input-major: the K codes of one
+    in calls of ``max(MAX_ROWS_PER_CALL, batch_size)`` rows (input-major: the K codes of one
     input are consecutive rows).
 
     Args:

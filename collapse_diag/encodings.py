@@ -18,11 +18,15 @@ from collapse_diag.data import Batch, num_examples, to_device
 from collapse_diag.diagnostics._decoder import shard_batches
 from collapse_diag.progress import progress
 from collapse_diag.protocol import (
+    ENCODE,
+    PRIOR,
     ModelInfo,
     call_encode,
     call_latent_mask,
     call_num_tokens,
     call_prior,
+    check_pair_values,
+    check_token_values,
 )
 
 __all__ = ["Encodings", "encode_all"]
@@ -101,14 +105,14 @@ class Encodings:
         return self.prior_mu, self.prior_logvar
 
 
-def _np64(parts: list[torch.Tensor], tail: tuple[int, ...]) -> np.ndarray:
-    """Concatenate per-batch outputs on their device, then one copy to the host in float64.
+def _np64(joined: torch.Tensor | None, tail: tuple[int, ...]) -> np.ndarray:
+    """The per-batch outputs joined on their device, in one copy to the host in float64.
 
-    No parts (an empty shard): an empty ``(0, *tail)`` array.
+    ``None`` (an empty shard): an empty ``(0, *tail)`` array.
     """
-    if not parts:
+    if joined is None:
         return np.empty((0, *tail))
-    return torch.cat(parts).to("cpu", torch.float64).numpy()
+    return joined.to("cpu", torch.float64).numpy()
 
 
 def encode_all(
@@ -177,11 +181,14 @@ def _encode_rows(model: Any, data: Batch, info: ModelInfo, batch_size: int,
     mus, logvars, pmus, plogvars, tokens, masks = [], [], [], [], [], []
     batches = progress(shard_batches(data, start, stop, batch_size), "encoder pass",
                        -(-(stop - start) // batch_size), show_progress)
-    # Outputs stay on the device until the end: no host synchronisation per batch.
+    # Outputs stay on the device until the end, their values checked once there: no host
+    # synchronisation per batch (but with a conditional prior, whose codes come from mu and
+    # logvar at once, and for the masks of sequential models).
+    per_batch = info.has_prior and info.sequential
     with torch.no_grad():
         for rows, batch in batches:
             batch = to_device(batch, device)
-            mu, logvar = call_encode(model, batch, info)
+            mu, logvar = call_encode(model, batch, info, values=per_batch)
             mus.append(mu.detach())
             logvars.append(logvar.detach())
             if info.has_mask:
@@ -193,11 +200,19 @@ def _encode_rows(model: Any, data: Batch, info: ModelInfo, batch_size: int,
                 pmus.append(pmu.detach())
                 plogvars.append(plogvar.detach())
             elif info.has_prior:
-                pmu, plogvar = call_prior(model, batch, info.latent_dim)
+                pmu, plogvar = call_prior(model, batch, info.latent_dim, values=False)
                 pmus.append(pmu.detach())
                 plogvars.append(plogvar.detach())
             if info.has_num_tokens:
-                tokens.append(call_num_tokens(model, batch).detach())
+                tokens.append(call_num_tokens(model, batch, values=False).detach())
+    mus, logvars, pmus, plogvars, tokens = (torch.cat(p) if p else None
+                                            for p in (mus, logvars, pmus, plogvars, tokens))
+    if mus is not None:
+        check_pair_values(mus, logvars, ENCODE)
+        if pmus is not None and not per_batch:
+            check_pair_values(pmus, plogvars, PRIOR)
+        if tokens is not None:
+            check_token_values(tokens)
     out = [_np64(mus, lat), _np64(logvars, lat)]
     if info.has_prior:
         out += [_np64(pmus, lat), _np64(plogvars, lat)]

@@ -47,6 +47,8 @@ __all__ = [
 ]
 
 _DOCS = "see docs/model-protocol.md"
+#: How the encoder and the prior are named in the messages of their checks.
+ENCODE, PRIOR = "encode(x)", "prior(x)"
 
 #: Encoder and prior log-variances must lie in this closed range (docs/model-protocol.md):
 #: exp(-30) ~ 1e-13 is a standard deviation of 3e-7 prior units, exp(30) one of 3e6. Outside
@@ -91,10 +93,13 @@ def _require_method(model: Any, name: str, signature: str) -> None:
 
 
 def _check_pair(out: Any, method: str, batch: int, latent_dim: int | None,
-                steps: int | None = None, sequential: bool = False) -> tuple:
+                steps: int | None = None, sequential: bool = False,
+                values: bool = True) -> tuple:
     """Check a (mu, logvar) pair: ``[batch, latent_dim]``, or ``[batch, T, latent_dim]``.
 
     ``sequential`` with ``steps=None`` (the first ``encode`` call) accepts either rank.
+    ``values=False`` checks types and shapes only (no device sync); the caller then
+    runs :func:`check_pair_values` once on all its rows.
     """
     if not (isinstance(out, (tuple, list)) and len(out) == 2):
         form = "[batch, T, latent_dim]" if steps is not None else "[batch, latent_dim]"
@@ -107,21 +112,38 @@ def _check_pair(out: Any, method: str, batch: int, latent_dim: int | None,
     form = "[batch, T, latent_dim]" if rank3 else "[batch, latent_dim]"
     shape = (batch, steps, latent_dim) if rank3 else (batch, latent_dim)
     for name, t in zip(("mu", "logvar"), out):
-        _check_tensor(t, f"{method} {name}", shape, floating=True)
+        _check_tensor(t, f"{method} {name}", shape, floating=True, finite=values)
     if out[0].shape != out[1].shape:
         raise ProtocolError(
             f"{method} returned mu of shape {tuple(out[0].shape)} but logvar of shape "
             f"{tuple(out[1].shape)}: both must be {form}."
         )
+    if values:
+        check_pair_values(out[0], out[1], method)
+    return out[0], out[1]
+
+
+def check_pair_values(mu: torch.Tensor, logvar: torch.Tensor, method: str) -> None:
+    """The values of a (mu, logvar) pair: finite, logvar within :data:`LOGVAR_BOUNDS`.
+
+    A few reads of the tensors (device syncs on a GPU): the encoder pass runs it
+    once on all its rows rather than once per batch.
+
+    Raises:
+        ProtocolError: NaN/Inf, or logvar out of range (with the range found).
+    """
+    check_finite(mu, f"{method} mu")
+    check_finite(logvar, f"{method} logvar")
+    if logvar.numel() == 0:
+        return
     low, high = LOGVAR_BOUNDS
-    lo, hi = float(out[1].min()), float(out[1].max())
+    lo, hi = (float(v) for v in torch.stack([logvar.min(), logvar.max()]).cpu())
     if lo < low or hi > high:
         raise ProtocolError(
             f"{method} returned logvar in [{lo:.4g}, {hi:.4g}], outside the supported range "
             f"[{low:g}, {high:g}] (variances exp(logvar) that under/overflow): clamp logvar "
             f"in the model, e.g. logvar.clamp({low:g}, {high:g}) ({_DOCS})."
         )
-    return out[0], out[1]
 
 
 def _user_call(method: str, n: int, error: type[Exception], fn: Any, *args: Any) -> Any:
@@ -177,22 +199,23 @@ def check_finite(t: torch.Tensor, what: str, error: type[Exception] = ProtocolEr
         )
 
 
-def call_encode(model: Any, x: Batch, info: ModelInfo | None = None
+def call_encode(model: Any, x: Batch, info: ModelInfo | None = None, values: bool = True
                 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``model.encode(x)``, checked: a finite pair of Tensors ``[batch, latent_dim]``.
 
     Without ``info`` (the first call) ``[batch, T, latent_dim]`` is accepted too;
-    with it, the shape must match what :func:`check_model` found.
+    with it, the shape must match what :func:`check_model` found. ``values=False``:
+    types and shapes only (the caller runs :func:`check_pair_values` on all rows).
     """
     n = num_examples(x)
-    out = _user_call("encode(x)", n, ProtocolError, model.encode, x)
+    out = _user_call(ENCODE, n, ProtocolError, model.encode, x)
     if info is None:
-        return _check_pair(out, "encode(x)", n, None, sequential=True)
-    return _check_pair(out, "encode(x)", n, info.latent_dim, info.steps)
+        return _check_pair(out, ENCODE, n, None, sequential=True)
+    return _check_pair(out, ENCODE, n, info.latent_dim, info.steps, values=values)
 
 
 def call_prior(model: Any, x: Batch, latent_dim: int, z: torch.Tensor | None = None,
-               ) -> tuple[torch.Tensor, torch.Tensor]:
+               values: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """``model.prior(x)`` (or ``model.prior(x, z)`` for sequential latents), checked.
 
     Args:
@@ -201,11 +224,12 @@ def call_prior(model: Any, x: Batch, latent_dim: int, z: torch.Tensor | None = N
         latent_dim: D.
         z: Sequential latents only: codes ``[batch, T, D]`` the conditional prior
             reads (step t from ``z[:, :t]``); the result must be ``[batch, T, D]``.
+        values: ``False``: types and shapes only (see :func:`call_encode`).
     """
     n = num_examples(x)
     if z is None:
-        return _check_pair(_user_call("prior(x)", n, ProtocolError, model.prior, x),
-                           "prior(x)", n, latent_dim)
+        return _check_pair(_user_call(PRIOR, n, ProtocolError, model.prior, x),
+                           PRIOR, n, latent_dim, values=values)
     return _check_pair(_user_call("prior(x, z)", n, ProtocolError, model.prior, x, z),
                        "prior(x, z)", n, latent_dim, int(z.shape[1]))
 
@@ -255,13 +279,20 @@ def call_log_likelihood(model: Any, x: Batch, z: torch.Tensor, finite: bool = Tr
     return out
 
 
-def call_num_tokens(model: Any, x: Batch) -> torch.Tensor:
-    """``model.num_tokens(x)``, checked: shape ``[batch]``, positive."""
+def call_num_tokens(model: Any, x: Batch, values: bool = True) -> torch.Tensor:
+    """``model.num_tokens(x)``, checked: shape ``[batch]``, positive (``values``)."""
     out = _user_call("num_tokens(x)", num_examples(x), ProtocolError, model.num_tokens, x)
-    _check_tensor(out, "num_tokens(x)", (num_examples(x),), floating=False)
-    if bool((out <= 0).any()):
-        raise ProtocolError("num_tokens(x) must be positive for every example.")
+    _check_tensor(out, "num_tokens(x)", (num_examples(x),), floating=False, finite=values)
+    if values:
+        check_token_values(out)
     return out
+
+
+def check_token_values(counts: torch.Tensor) -> None:
+    """Token counts are finite and positive (the encoder pass checks all rows at once)."""
+    check_finite(counts, "num_tokens(x)")
+    if bool((counts <= 0).any()):
+        raise ProtocolError("num_tokens(x) must be positive for every example.")
 
 
 def coerce_data(model: Any, x: Batch) -> Batch:

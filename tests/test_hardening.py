@@ -135,6 +135,40 @@ def test_logvar_bounds_are_checked_on_every_batch_not_only_the_first_four(hostil
         collapse_diag.analyze(LateTiny(), ToyVAE().sample(40))
 
 
+def test_encoder_values_are_checked_over_all_rows_once_not_per_batch():
+    # The encoder pass checks finiteness and the logvar range once on all its rows (no device
+    # sync per batch): a NaN in a late batch is still found, and counted over every row.
+    class LateNaN(ToyVAE):
+        def encode(self, x):
+            mu, logvar = super().encode(x)
+            return torch.where((x[:, :1] > 1.0) & (len(x) > 4), float("nan"), mu), logvar
+
+    x = ToyVAE().sample(300, seed=1)
+    expected = int((x[:, 0] > 1.0).sum()) * 3  # every row with x_0 > 1: all of its 3 dims
+    with pytest.raises(ProtocolError, match=rf"encode\(x\) mu contains {expected} NaN"):
+        collapse_diag.analyze(LateNaN(), x, batch_size=16)
+
+
+def test_late_prior_and_token_count_values_are_still_refused():
+    base = LinearVAE(W=np.eye(2), sigma=0.5, A=0.8 * np.eye(2), logvar=[-1.0, -1.0])
+
+    class LatePrior(LinearVAE):
+        def prior(self, x):
+            mu = torch.zeros(len(x), 2, dtype=x.dtype)
+            return mu, mu + 100.0 * (len(x) > 4)  # prior logvar 100 beyond the first four
+
+    class LateTokens(LinearVAE):
+        def num_tokens(self, x):
+            return torch.full((len(x),), 0 if len(x) > 4 else 3)
+
+    x = torch.randn(60, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    args = dict(W=base.W, sigma=0.5, A=base.A, logvar=base.lv)
+    with pytest.raises(ProtocolError, match=r"prior\(x\) returned logvar in \[100, 100\]"):
+        collapse_diag.analyze(LatePrior(**args), x, batch_size=16)
+    with pytest.raises(ProtocolError, match="must be positive for every example"):
+        collapse_diag.analyze(LateTokens(**args), x, batch_size=16)
+
+
 def test_float_data_is_cast_to_the_model_dtype():
     model = LinearVAE(W=np.eye(2), sigma=0.5, A=0.8 * np.eye(2), logvar=[-1.0, -1.0])
     x32 = torch.randn(30, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float32)

@@ -18,7 +18,8 @@ __all__ = ["HEADLINE", "LABELS", "axis_label", "label"]
 
 #: The headline figures every one-line or one-row summary of a report shows, in order:
 #: the demo table (demo.FIGURES), the trajectory's curves and the monitor's scalars
-#: (trajectory_fields.TRACKED) read it; cli/terminal.py's summary line shows the same four.
+#: (trajectory_fields.TRACKED) read it; cli/terminal.py's summary line shows the same four,
+#: labelled from :data:`LABELS` by their diagnostics' specs (``SummaryRow.terminal``).
 HEADLINE = (S.kl, S.mutual_information, S.active_units, S.swap_delta)
 
 #: Summary key -> its short name in tables and on axes.

@@ -228,3 +228,15 @@ def test_a_new_diagnostic_needs_only_its_spec_in_the_registry(monkeypatch):
     assert explain(report)[-1] == f"The mean posterior variance is {np.mean(exact):.4f}."
     titles = [s.title for s in build_document(report, drawn=()).sections]
     assert "Spread" in titles
+
+
+def test_the_terminal_labels_of_the_headline_figures_are_their_short_names():
+    # One place per fact: the terminal summary line labels the headline figures with the
+    # names the demo, compare, trajectory and monitor use (headlines.LABELS).
+    from collapse_diag.headlines import HEADLINE, LABELS
+
+    rows = {row.key: row for spec in SPECS for row in spec.summary_rows}
+    assert {key: rows[key].terminal for key in HEADLINE} == {key: LABELS[key] for key in HEADLINE}
+    for key, row in rows.items():
+        if row.terminal and key in LABELS:
+            assert row.terminal == LABELS[key], key

@@ -24,6 +24,7 @@ from collapse_diag.diagnostics.spec import (
 )
 from collapse_diag.encodings import Encodings
 from collapse_diag.exceptions import DiagnosticError
+from collapse_diag.headlines import label
 from collapse_diag.report import ReportSection
 from collapse_diag.schema import DIMENSION_KEY as DK
 from collapse_diag.schema import SUMMARY_KEY as SK
@@ -195,7 +196,7 @@ SPEC = DiagnosticSpec(
     settings=("active_threshold",),
     summary_rows=(
         SummaryRow(SK.active_units, "active units (Var mu >= active_threshold)", "of_dims",
-                   terminal="active units"),
+                   terminal=label(SK.active_units)),
         SummaryRow(SK.signal_counts, "signal (clear / noisy / weak)", "counts"),
     ),
     columns=(

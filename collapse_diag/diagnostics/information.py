@@ -37,6 +37,7 @@ from collapse_diag.diagnostics.spec import (
 from collapse_diag.diagnostics.statistics import resample_counts
 from collapse_diag.encodings import Encodings
 from collapse_diag.exceptions import DiagnosticError, invalid_parameter
+from collapse_diag.headlines import label
 from collapse_diag.report import ReportSection
 from collapse_diag.schema import DIMENSION_KEY as D
 from collapse_diag.schema import SUMMARY_KEY as S
@@ -404,7 +405,7 @@ SPEC = DiagnosticSpec(
     settings=("mi_samples", "mi_max_components", "mi_saturation_margin", "mi_bootstrap"),
     summary_rows=(
         SummaryRow(S.mutual_information, "mutual information I(x; z)", "nats_flagged",
-                   related=(S.mi_saturated, S.mi_negative), terminal="MI"),
+                   related=(S.mi_saturated, S.mi_negative), terminal=label(S.mutual_information)),
         SummaryRow(S.marginal_kl, "marginal KL(q(z) || p(z))", "nats"),
         SummaryRow(S.mi_ceiling, "MI ceiling log N", "nats"),
     ),

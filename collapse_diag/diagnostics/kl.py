@@ -21,6 +21,7 @@ from collapse_diag.diagnostics.spec import (
 )
 from collapse_diag.encodings import Encodings
 from collapse_diag.exceptions import DiagnosticError
+from collapse_diag.headlines import label
 from collapse_diag.report import ReportSection
 from collapse_diag.schema import DIMENSION_KEY as DK
 from collapse_diag.schema import DISTRIBUTION_KEY as PK
@@ -192,7 +193,7 @@ SPEC = DiagnosticSpec(
     run=_run,
     settings=("kl_eps",),
     summary_rows=(
-        SummaryRow(SK.kl, "mean KL(q(z|x) || p(z))", "nats", terminal="KL"),
+        SummaryRow(SK.kl, "mean KL(q(z|x) || p(z))", "nats", terminal=label(SK.kl)),
         SummaryRow(SK.collapsed_units, "collapsed units (KL < kl_eps)", "of_dims"),
     ),
     columns=(

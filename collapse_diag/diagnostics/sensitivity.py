@@ -71,6 +71,7 @@ from collapse_diag.diagnostics.swap_decision import DECISIONS, negligible_thresh
 from collapse_diag.diagnostics.window_swap import aligned_derangement, window_swap
 from collapse_diag.encodings import Encodings
 from collapse_diag.exceptions import DiagnosticError
+from collapse_diag.headlines import label
 from collapse_diag.progress import progress
 from collapse_diag.protocol import ModelInfo
 from collapse_diag.report import ReportSection
@@ -356,7 +357,7 @@ SPEC = DiagnosticSpec(
     uses_decoder=True,
     summary_rows=(
         SummaryRow(S.swap_delta, "swap delta", "nats_ci", related=(S.swap_ci,),
-                   terminal="swap delta"),
+                   terminal=label(S.swap_delta)),
         SummaryRow(S.swap_delta_per_token, "swap delta per token", "nats"),
         SummaryRow(S.swap_p_value, "swap p-value", "p_value"),
         SummaryRow(S.decoder_use_counts, "per-dimension swap: decoder use", "counts"),

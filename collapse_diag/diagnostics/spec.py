@@ -108,7 +108,8 @@ class SummaryRow:
         label: The row's text in the table.
         format: One of :data:`ROW_FORMATS`.
         related: Further ``summary`` keys the format reads (see :data:`ROW_FORMATS`).
-        terminal: Short label on the terminal summary line (``None``: not shown there).
+        terminal: Short label on the terminal summary line (``None``: not shown there);
+            a headline figure's is its :data:`~collapse_diag.headlines.LABELS` entry.
     """
 
     key: str

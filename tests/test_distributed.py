@@ -275,7 +275,7 @@ rows = None
 if rank == 0:  # a training callback measures on rank 0 only
     torch.manual_seed(0)
     data = load_binary_digits()[0][:150]
-    rows = CollapseMonitor(build_digits_vae(latent_dim=4), data, every=1).step(0)
+    rows = CollapseMonitor(build_digits_vae(latent_dim=4), data, every=1, out=None).step(0)
 dist.barrier()
 with open(sys.argv[1] + f".{rank}.json", "w") as handle:
     json.dump({"rank": rank, "measured": rows is not None}, handle)
@@ -293,7 +293,7 @@ def test_monitor_on_one_rank_of_a_job_analyses_alone(tmp_path):
     env.pop("WORLD_SIZE", None)
     run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
                           "--standalone", str(script), str(tmp_path / "out")],
-                         env=env, capture_output=True, text=True, timeout=180)
+                         env=env, capture_output=True, text=True, timeout=180, cwd=tmp_path)
     assert run.returncode == 0, run.stdout + run.stderr
     ranks = [json.loads((tmp_path / f"out.{r}.json").read_text()) for r in range(2)]
     assert ranks == [{"rank": 0, "measured": True}, {"rank": 1, "measured": False}]

@@ -32,8 +32,12 @@ the odd part (``0.15 h |H'(mid) - f'(mid)|``, the most an error shaped
 (t-a)^2 (t-b)^2 (t-mid), zero at the midpoint, reaches; without it, tail intervals
 of wide multimodal mixtures passed by chance and missed by 3e-6 nats). Queries in
 intervals that never pass (posteriors far narrower than their spacing, where
-``log q_d`` has sharp dips) are evaluated exactly. Each interval that passes is
-then interpolated on its two halves (error about ``tol / 16``). All dimensions
+``log q_d`` has sharp dips) are evaluated exactly, and so is a query whose own
+posterior is narrower than its interval while its own component's share of
+``q_d`` there could move the value by more than ``tol / 10`` (it sits on a spike
+no node sees; found by fuzzing near-deterministic posteriors, where such queries
+were off by up to 6 nats). Each interval that passes is then interpolated on its
+two halves (error about ``tol / 16``). All dimensions
 are refined together (flat lists of intervals with their dimension), so the cost
 is a few tensor operations per level, not per level and dimension. Small
 problems take the exact path.
@@ -231,7 +235,8 @@ def _rows_by_dim(dim: torch.Tensor, dims: int, values: tuple[torch.Tensor, ...],
 
 
 def _log_mixture_adaptive(ts: torch.Tensor, mu: torch.Tensor, half_prec: torch.Tensor,
-                          offset: torch.Tensor, tol: float, chunk_bytes: int) -> torch.Tensor:
+                          offset: torch.Tensor, tol: float, chunk_bytes: int,
+                          own: torch.Tensor, own_sd: torch.Tensor) -> torch.Tensor:
     """``log mean_j N(t; mu_jd, v_jd)`` at every query by the adaptive grid (module doc).
 
     All dimensions at once: intervals are flat lists with their dimension, so each
@@ -244,6 +249,9 @@ def _log_mixture_adaptive(ts: torch.Tensor, mu: torch.Tensor, half_prec: torch.T
         offset: ``-(log v + log 2 pi) / 2`` per dimension, ``(D, M)``.
         tol: Interpolation tolerance at interval midpoints, nats.
         chunk_bytes: Bytes of one block of (points x components) values.
+        own: ``log q(t_r|x_owner) - log M`` per query (its own component's share of
+            the mixture), in the order of ``ts``.
+        own_sd: The own component's standard deviation per query, same order.
 
     Returns:
         Shape ``(D, R)``, in the order of ``ts``.
@@ -349,13 +357,19 @@ def _log_mixture_adaptive(ts: torch.Tensor, mu: torch.Tensor, half_prec: torch.T
         at = [v[rows].gather(1, i) for v in (grid, fgrid, ggrid) for i in (lo_k, k)]
         block = _hermite(t, at[0], at[1], at[2], at[3], at[4], at[5])
         block = torch.where(t == at[0], at[2], block)
-        out[rows] = torch.where(t == at[1], at[3], block)
-        if lo2.shape[1]:  # queries of intervals that never passed: evaluated exactly
+        block = torch.where(t == at[1], at[3], block)
+        out[rows] = block
+        # A query whose own posterior is narrower than its interval sits on a spike of
+        # log q_d that the nodes may not see; where that spike's share of the density
+        # could move the value by more than tol / 10, the query is evaluated exactly.
+        exact = (((at[1] - at[0]) > own_sd[rows])
+                 & (own[rows] - block > math.log(tol / 10)))
+        if lo2.shape[1]:  # and the queries of intervals that never passed
             j = (torch.searchsorted(lo2[rows], t, right=True) - 1).clamp_(min=0)
-            inside = (t >= lo2[rows].gather(1, j)) & (t <= hi2[rows].gather(1, j))
-            d_idx, r_idx = inside.nonzero(as_tuple=True)
-            if d_idx.numel():
-                out[a + d_idx, r_idx] = mix(t[d_idx, r_idx], a + d_idx)[0]
+            exact |= (t >= lo2[rows].gather(1, j)) & (t <= hi2[rows].gather(1, j))
+        d_idx, r_idx = exact.nonzero(as_tuple=True)
+        if d_idx.numel():
+            out[a + d_idx, r_idx] = mix(t[d_idx, r_idx], a + d_idx)[0]
     return out
 
 
@@ -435,11 +449,14 @@ def _grid_dimension_terms(z: torch.Tensor, owner: torch.Tensor, mu: torch.Tensor
     for g in range(0, z.shape[1], group):
         dims = slice(g, g + group)
         ts, where = torch.sort(z_cols[dims], dim=1)
+        own = _own_1d(z_cols[dims], mu_cols[dims][:, owner], lv_cols[dims][:, owner])
+        own_sd = torch.exp(0.5 * lv_cols[dims][:, owner]).gather(1, where)
         log_q_sorted = _log_mixture_adaptive(ts, mu_cols[dims], half_prec[dims], offset[dims],
-                                             tol, chunk_bytes)
+                                             tol, chunk_bytes, own.gather(1, where) - math.log(m),
+                                             own_sd)
+        del own_sd
         for a in range(0, ts.shape[0], step):
             rows, at = slice(a, a + step), slice(g + a, g + a + step)
             log_q = torch.empty_like(ts[rows]).scatter_(1, where[rows], log_q_sorted[rows])
-            own = _own_1d(z_cols[at], mu_cols[at][:, owner], lv_cols[at][:, owner])
-            out[at] = (own - log_q).clamp_(max=math.log(m))
+            out[at] = (own[rows] - log_q).clamp_(max=math.log(m))
     return out

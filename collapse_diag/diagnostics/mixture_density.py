@@ -76,6 +76,8 @@ _GROUP_QUERIES = 2**22
 _QUERY_BLOCK = 2**16
 #: Grid points per shard block when several processes share the grid's evaluations.
 _POINT_BLOCK = 64
+#: A component whose sd is this many times narrower than its quantile interval is a node.
+_SEED_WIDTHS = 8
 #: Grid points of one dimension evaluated together against its components (padded).
 _PIECE = 8
 #: Below this many queries the per-dimension terms are computed exactly.
@@ -281,23 +283,28 @@ def _log_mixture_adaptive(ts: torch.Tensor, mu: torch.Tensor, half_prec: torch.T
         return out
 
     q = torch.linspace(0, 1, _GRID_START + 1, dtype=torch.float64)
-    nodes = torch.cat([ts[:, :1], torch.quantile(ts, q, dim=1).T, ts[:, -1:]], dim=1)
-    nodes = torch.sort(nodes, dim=1).values
-    a_all, b_all = nodes[:, :-1].reshape(-1), nodes[:, 1:].reshape(-1)
-    dim = torch.arange(dims).repeat_interleave(nodes.shape[1] - 1)
-    distinct = b_all > a_all  # repeated quantiles (ties) give empty intervals
-    node_dim = torch.cat([dim[distinct], torch.arange(dims)])  # left ends, plus each maximum
-    node_t = torch.cat([a_all[distinct], ts[:, -1]])
+    base = torch.sort(torch.cat([ts[:, :1], torch.quantile(ts, q, dim=1).T, ts[:, -1:]], dim=1),
+                      dim=1).values
+    # Nodes: quantiles of the queries, plus the mean of every component 8 times narrower
+    # than the quantile interval around it (the peak of a spike no node would see).
+    k = torch.searchsorted(base, mu).clamp_(1, base.shape[1] - 1)
+    width = base.gather(1, k) - base.gather(1, k - 1)
+    sharp = ((_SEED_WIDTHS * torch.sqrt(-0.5 / half_prec) < width)
+             & (mu > base[:, :1]) & (mu < base[:, -1:]))
+    vals = torch.cat([base.reshape(-1), mu[sharp]])
+    vdim = torch.cat([torch.arange(dims).repeat_interleave(base.shape[1]),
+                      sharp.nonzero(as_tuple=True)[0]])
+    order = torch.argsort(vals, stable=True)
+    order = order[torch.argsort(vdim[order], stable=True)]  # by dimension, then value
+    vals, vdim = vals[order], vdim[order]
+    new = torch.ones_like(vdim, dtype=torch.bool)
+    new[1:] = (vdim[1:] != vdim[:-1]) | (vals[1:] != vals[:-1])
+    node_t, node_dim = vals[new], vdim[new]
     fn, gn = mix(node_t, node_dim)
     all_t, all_f, all_g, all_dim = [node_t], [fn], [gn], [node_dim]
-    a, b = a_all[distinct], b_all[distinct]
-    dim = dim[distinct]
-    # Values at the ends of every interval: the node list holds each left end in order, then
-    # the maxima; the right end of interval i is the left end of i + 1 or its row's maximum.
-    left = torch.arange(a.numel())
-    last = torch.ones_like(dim, dtype=torch.bool)
-    last[:-1] = dim[1:] != dim[:-1]
-    right = torch.where(last, a.numel() + dim, left + 1)
+    left = (node_dim[1:] == node_dim[:-1]).nonzero(as_tuple=True)[0]  # consecutive, same dim
+    right = left + 1
+    a, b, dim = node_t[left], node_t[right], node_dim[left]
     fa, fb, ga, gb = fn[left], fn[right], gn[left], gn[right]
     exact_lo, exact_hi, exact_dim = [], [], []
     for _ in range(_GRID_LEVELS):

@@ -238,18 +238,23 @@ with open(sys.argv[1] + f".{here.rank}.json", "w") as handle:
 '''
 
 
-@pytest.mark.skipif(not GLOO, reason="torch.distributed with the gloo backend is not available")
-def test_torchrun_gather_and_a_failure_on_one_process(tmp_path):
-    """Real gloo collectives: uneven shards, bool and int rows, a failure on rank 1 only."""
+def _two_processes(worker: str, tmp_path) -> list[dict]:
+    """Run ``worker`` under ``torchrun --nproc_per_node=2`` in ``tmp_path``; each rank's JSON."""
     script = tmp_path / "worker.py"
-    script.write_text(_WORKER)
+    script.write_text(worker)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     env.pop("WORLD_SIZE", None)
     run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
                           "--standalone", str(script), str(tmp_path / "out")],
-                         env=env, capture_output=True, text=True, timeout=300)
+                         env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert run.returncode == 0, run.stdout + run.stderr
-    ranks = [json.loads((tmp_path / f"out.{r}.json").read_text()) for r in range(2)]
+    return [json.loads((tmp_path / f"out.{r}.json").read_text()) for r in range(2)]
+
+
+@pytest.mark.skipif(not GLOO, reason="torch.distributed with the gloo backend is not available")
+def test_torchrun_gather_and_a_failure_on_one_process(tmp_path):
+    """Real gloo collectives: uneven shards, bool and int rows, a failure on rank 1 only."""
+    ranks = _two_processes(_WORKER, tmp_path)
     for r, out in enumerate(ranks):
         assert out["rank"] == r and out["size"] == 2
         assert out["ints"] == list(range(150))  # shards 0..63 and 64..149, gathered in order
@@ -287,13 +292,5 @@ dist.destroy_process_group()
 def test_monitor_on_one_rank_of_a_job_analyses_alone(tmp_path):
     # Before distributed.local(), rank 0's analysis joined the job's process group and waited
     # forever in its first gather for rank 1, which never analyses.
-    script = tmp_path / "monitor_worker.py"
-    script.write_text(_MONITOR_WORKER)
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    env.pop("WORLD_SIZE", None)
-    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-                          "--standalone", str(script), str(tmp_path / "out")],
-                         env=env, capture_output=True, text=True, timeout=180, cwd=tmp_path)
-    assert run.returncode == 0, run.stdout + run.stderr
-    ranks = [json.loads((tmp_path / f"out.{r}.json").read_text()) for r in range(2)]
+    ranks = _two_processes(_MONITOR_WORKER, tmp_path)
     assert ranks == [{"rank": 0, "measured": True}, {"rank": 1, "measured": False}]

@@ -218,3 +218,19 @@ def test_random_mixtures_meet_the_grid_tolerance_per_dimension():
         diff = dimension_terms(*args, method="grid") - dimension_terms(*args, method="exact")
         assert float(diff.abs().max()) <= 5 * GRID_TOL
         assert float(diff.mean(dim=1).abs().max()) <= GRID_TOL
+
+
+def test_full_terms_centre_their_inputs_themselves():
+    # The expanded square [z^2, z] loses digits far from the origin; full_terms shifts z and
+    # mu by the mean of mu itself, so callers pass raw codes: an offset of 1e4 changes no
+    # term beyond 1e-9 nats (uncentred, the GEMM would lose ~1e-16 * 1e8 / var of them).
+    from collapse_diag.diagnostics.mixture_density import full_terms
+
+    rng = np.random.default_rng(8)
+    mu, logvar = rng.normal(size=(300, 3)), rng.normal(-2, 0.5, size=(300, 3))
+    z = _samples(mu, logvar, 2, 9).reshape(-1, 3)
+    owner = torch.arange(300).repeat_interleave(2)
+    near = full_terms(torch.from_numpy(z), owner, torch.from_numpy(mu), torch.from_numpy(logvar))
+    far = full_terms(torch.from_numpy(z + 1e4), owner, torch.from_numpy(mu + 1e4),
+                     torch.from_numpy(logvar))
+    np.testing.assert_allclose(far.numpy(), near.numpy(), rtol=0, atol=1e-9)

@@ -130,8 +130,8 @@ def mi_terms(z: ArrayLike, mu: ArrayLike, logvar: ArrayLike, chunk_bytes: int = 
     components; the per-coordinate terms come from the 1-D mixtures evaluated
     exactly on an adaptive grid and interpolated to within ``GRID_TOL`` nats per
     query (exact below 1,024 queries): see
-    :mod:`~collapse_diag.diagnostics.mixture_density`. z and mu are first shifted
-    by the mean of mu (the estimator is translation invariant).
+    :mod:`~collapse_diag.diagnostics.mixture_density` (which shifts z and mu by the
+    mean of mu for the GEMM: the estimator is translation invariant).
 
     Args:
         z: Samples, shape ``(M, S, D)``; ``z[i, s]`` drawn from q(z|x_i).
@@ -157,10 +157,8 @@ def mi_terms(z: ArrayLike, mu: ArrayLike, logvar: ArrayLike, chunk_bytes: int = 
         raise invalid_parameter("z", "mi_from_samples", f"an array of shape ({m}, S, {d})",
                                 z.shape)
     s = z.shape[1]
-    center = mu.mean(axis=0)
-    zt = torch.from_numpy(np.ascontiguousarray((z - center).reshape(m * s, d)))
-    mut = torch.from_numpy(np.ascontiguousarray(mu - center))
-    lvt = torch.from_numpy(np.ascontiguousarray(logvar))
+    zt, mut, lvt = (torch.from_numpy(np.ascontiguousarray(a))
+                    for a in (z.reshape(m * s, d), mu, logvar))
     owner = torch.arange(m).repeat_interleave(s)
 
     def full_rows(a: int, b: int) -> tuple[np.ndarray]:  # inputs a..b-1, all their samples
@@ -224,11 +222,9 @@ def trajectory_terms(z: np.ndarray, mu: np.ndarray, logvar: np.ndarray, dims: in
     owner = torch.arange(m).repeat_interleave(s)
     for d in range(dims):
         cols = np.arange(d, width, dims)
-        mu_d = mu[:, cols]
-        center = mu_d.mean(axis=0)
-        zt = torch.from_numpy(np.ascontiguousarray((z[:, :, cols] - center).reshape(m * s, -1)))
-        full = full_terms(zt, owner, torch.from_numpy(np.ascontiguousarray(mu_d - center)),
-                          torch.from_numpy(np.ascontiguousarray(logvar[:, cols])), chunk_bytes)
+        zt, mu_d, lv_d = (torch.from_numpy(np.ascontiguousarray(a)) for a in
+                          (z[:, :, cols].reshape(m * s, -1), mu[:, cols], logvar[:, cols]))
+        full = full_terms(zt, owner, mu_d, lv_d, chunk_bytes)
         out[:, d] = full.reshape(m, s).mean(dim=1).numpy()
     return out
 

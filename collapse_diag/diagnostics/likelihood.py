@@ -145,10 +145,8 @@ def minibatch_mi(mu: np.ndarray, logvar: np.ndarray, noise: np.ndarray, batch_si
         z = m + np.exp(0.5 * lv) * noise[start:start + batch_size]
         neg_entropy = float((-0.5 * dim * _LOG_2PI - 0.5 * (1 + lv).sum(axis=1)).mean())
         # log (1/B) sum_j q(z_i|x_j) = log q(z_i|x_i) - (that minus it), the latter by the
-        # MI estimator's GEMM over the batch's components (centred like there).
-        center = m.mean(axis=0)
-        zt, mt, lvt = (torch.from_numpy(np.ascontiguousarray(a))
-                       for a in (z - center, m - center, lv))
+        # MI estimator's GEMM over the batch's components.
+        zt, mt, lvt = (torch.from_numpy(np.ascontiguousarray(a)) for a in (z, m, lv))
         own = log_normal(z, m, lv)
         log_qz = own - full_terms(zt, torch.arange(b), mt, lvt).numpy()
         total += (neg_entropy - float(log_qz.mean())) * b

@@ -84,11 +84,9 @@ _PIECE = 8
 _GRID_MIN_QUERIES = 1024  # measured: the grid is faster from ~700 queries at D = 32
 
 
-def _own_log_density(z: torch.Tensor, owner: torch.Tensor, mu: torch.Tensor,
-                     logvar: torch.Tensor) -> torch.Tensor:
-    """``log q(z_r|x_owner[r])`` for the full vector, directly (O(R D)), shape ``(R,)``."""
-    lv = logvar[owner]
-    return (-0.5 * ((z - mu[owner]).square() * torch.exp(-lv) + lv + _LOG_2PI)).sum(dim=1)
+def _own_1d(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """``log N(z; mu, exp(logvar))`` elementwise (each coordinate on its own)."""
+    return -0.5 * ((z - mu).square() * torch.exp(-logvar) + logvar + _LOG_2PI)
 
 
 def _rows_by_running_max(feats: torch.Tensor, owner: torch.Tensor, weights: torch.Tensor,
@@ -125,7 +123,7 @@ def full_terms(z: torch.Tensor, owner: torch.Tensor, mu: torch.Tensor, logvar: t
     extreme log-variance spreads) is recomputed with a running maximum.
 
     Args:
-        z: Queries, shape ``(R, D)``, float64, already centred like ``mu``.
+        z: Queries, shape ``(R, D)``, float64.
         owner: Component each row was drawn from, shape ``(R,)``, int64.
         mu: Component means, shape ``(M, D)``, float64.
         logvar: Component log-variances, shape ``(M, D)``, float64.
@@ -136,8 +134,10 @@ def full_terms(z: torch.Tensor, owner: torch.Tensor, mu: torch.Tensor, logvar: t
         Float64, shape ``(R,)``; each value at most ``log M`` (up to rounding).
     """
     m = mu.shape[0]
+    center = mu.mean(dim=0)  # the terms are translation invariant; see the module docstring
+    z, mu = z - center, mu - center
     prec = torch.exp(-logvar)
-    shift = _own_log_density(z, owner, mu, logvar)
+    shift = _own_1d(z, mu[owner], logvar[owner]).sum(dim=1)  # log q(z_r|x_owner), O(R D)
     weights = torch.cat([-0.5 * prec, mu * prec, torch.ones(m, 1, dtype=mu.dtype)],
                         dim=1).T.contiguous().to(dtype)  # (2D + 1, M)
     const = (-0.5 * (mu.square() * prec + logvar + _LOG_2PI).sum(dim=1)).to(dtype)  # (M,)
@@ -163,6 +163,19 @@ def full_terms(z: torch.Tensor, owner: torch.Tensor, mu: torch.Tensor, logvar: t
     return out
 
 
+def _group_by_dim(dim: torch.Tensor, dims: int
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A flat list grouped by dimension, order kept within each.
+
+    Returns ``order`` (the entries by dimension: ``dim[order]`` is sorted), the count
+    per dimension, and each ordered entry's position within its dimension.
+    """
+    order = torch.argsort(dim, stable=True)
+    counts = torch.bincount(dim, minlength=dims)
+    within = torch.arange(dim.numel()) - (torch.cumsum(counts, 0) - counts)[dim[order]]
+    return order, counts, within
+
+
 def _mixture_1d(t: torch.Tensor, dim: torch.Tensor, mu: torch.Tensor, half_prec: torch.Tensor,
                 offset: torch.Tensor, chunk_bytes: int) -> tuple[torch.Tensor, torch.Tensor]:
     """``log mean_j N(t; mu_jd, v_jd)`` and its derivative in t, for points t in dimensions d.
@@ -185,11 +198,9 @@ def _mixture_1d(t: torch.Tensor, dim: torch.Tensor, mu: torch.Tensor, half_prec:
         chunk_bytes: Bytes of one block of (points x components) values.
     """
     dims, m = mu.shape
-    order = torch.argsort(dim, stable=True)
-    counts = torch.bincount(dim, minlength=dims)
+    order, counts, within = _group_by_dim(dim, dims)
     pieces = (counts + _PIECE - 1) // _PIECE
     piece_dim = torch.repeat_interleave(torch.arange(dims), pieces)
-    within = torch.arange(t.numel()) - (torch.cumsum(counts, 0) - counts)[dim[order]]
     piece = (torch.cumsum(pieces, 0) - pieces)[dim[order]] + within // _PIECE
     slot = within % _PIECE
     tp = torch.zeros(piece_dim.numel(), _PIECE, dtype=t.dtype)
@@ -226,12 +237,10 @@ def _rows_by_dim(dim: torch.Tensor, dims: int, values: tuple[torch.Tensor, ...],
 
     Returns the padded tensors (padding ``fills``) and the mask of real entries.
     """
-    order = torch.argsort(dim, stable=True)
-    dim = dim[order]
-    counts = torch.bincount(dim, minlength=dims)
-    col = torch.arange(dim.numel()) - (torch.cumsum(counts, 0) - counts)[dim]
+    order, counts, col = _group_by_dim(dim, dims)
     width = int(counts.max()) if dim.numel() else 0
-    rows = [torch.full((dims, width), fill, dtype=v.dtype).index_put_((dim, col), v[order])
+    rows = [torch.full((dims, width), fill, dtype=v.dtype).index_put_((dim[order], col),
+                                                                       v[order])
             for v, fill in zip(values, fills, strict=True)]
     return rows, torch.arange(width)[None, :] < counts[:, None]
 
@@ -378,10 +387,6 @@ def _log_mixture_adaptive(ts: torch.Tensor, mu: torch.Tensor, half_prec: torch.T
         if d_idx.numel():
             out[a + d_idx, r_idx] = mix(t[d_idx, r_idx], a + d_idx)[0]
     return out
-
-
-def _own_1d(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    return -0.5 * ((z - mu).square() * torch.exp(-logvar) + logvar + _LOG_2PI)
 
 
 def exact_dimension_terms(z: torch.Tensor, owner: torch.Tensor, mu: torch.Tensor,

@@ -16,7 +16,6 @@ import torch
 from collapse_diag import distributed
 from collapse_diag.data import Batch, num_examples, to_device
 from collapse_diag.diagnostics._decoder import shard_batches
-from collapse_diag.progress import progress
 from collapse_diag.protocol import (
     ENCODE,
     PRIOR,
@@ -179,8 +178,7 @@ def _encode_rows(model: Any, data: Batch, info: ModelInfo, batch_size: int,
     """
     lat = (info.steps, info.latent_dim) if info.sequential else (info.latent_dim,)
     mus, logvars, pmus, plogvars, tokens, masks = [], [], [], [], [], []
-    batches = progress(shard_batches(data, start, stop, batch_size), "encoder pass",
-                       -(-(stop - start) // batch_size), show_progress)
+    batches = shard_batches(data, start, stop, batch_size, "encoder pass", show_progress)
     # Outputs stay on the device until the end, their values checked once there: no host
     # synchronisation per batch (but with a conditional prior, whose codes come from mu and
     # logvar at once, and for the masks of sequential models).

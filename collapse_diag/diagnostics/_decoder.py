@@ -17,6 +17,7 @@ import torch
 
 from collapse_diag.data import Batch, take, to_device
 from collapse_diag.exceptions import DiagnosticError
+from collapse_diag.progress import progress
 from collapse_diag.protocol import LOG_LIKELIHOOD, ModelInfo, call_log_likelihood, check_finite
 
 __all__ = [
@@ -92,16 +93,22 @@ def decode(model: Any, x: Batch, z: np.ndarray, info: ModelInfo, device: str) ->
     return host.numpy()
 
 
-def shard_batches(data: Batch, start: int, stop: int, step: int
-                  ) -> Iterator[tuple[slice, Batch]]:
+def shard_batches(data: Batch, start: int, stop: int, step: int, label: str | None = None,
+                  show_progress: bool = False) -> Iterator[tuple[slice, Batch]]:
     """Batches of at most ``step`` inputs covering inputs ``start .. stop - 1``.
 
     Yields ``(rows, batch)``: ``rows`` is the slice of global input indices,
-    ``batch`` those inputs (on the CPU).
+    ``batch`` those inputs (on the CPU). With a ``label``, behind a progress bar of
+    the ``ceil((stop - start) / step)`` batches (on stderr, when ``show_progress``).
     """
-    for lo in range(start, stop, step):
-        rows = slice(lo, min(lo + step, stop))
-        yield rows, take(data, rows)
+    def batches() -> Iterator[tuple[slice, Batch]]:
+        for lo in range(start, stop, step):
+            rows = slice(lo, min(lo + step, stop))
+            yield rows, take(data, rows)
+
+    if label is None:
+        return batches()
+    return progress(batches(), label, -(-(stop - start) // step), show_progress)
 
 
 def draw_major_codes(mean: np.ndarray, logvar: np.ndarray, noise: np.ndarray) -> np.ndarray:

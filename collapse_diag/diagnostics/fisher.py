@@ -59,7 +59,6 @@ from collapse_diag.diagnostics._decoder import (
 from collapse_diag.diagnostics.fisher_grades import fisher_bootstrap, fisher_cutoff, grade
 from collapse_diag.encodings import Encodings
 from collapse_diag.exceptions import DiagnosticError
-from collapse_diag.progress import progress
 from collapse_diag.protocol import LOG_LIKELIHOOD, ModelInfo, call_log_likelihood, check_finite
 from collapse_diag.rng import KeyedNormals
 from collapse_diag.settings import Settings
@@ -102,9 +101,8 @@ def fisher_gradients(model: Any, data: Batch, encodings: Encodings, info: ModelI
     def compute(start: int, stop: int) -> tuple[np.ndarray]:
         grads = np.zeros((stop - start, s, dim))
         with torch.enable_grad(), grad_context(device):
-            for rows, batch in progress(shard_batches(data, start, stop, step),
-                                        "Fisher information", -(-(stop - start) // step),
-                                        show_progress):
+            for rows, batch in shard_batches(data, start, stop, step, "Fisher information",
+                                             show_progress):
                 codes = draw_major_codes(encodings.mu[rows], encodings.logvar[rows],
                                          normals.rows(rows.start, rows.stop))
                 z = codes_to_device(codes, info, device).requires_grad_(True)

@@ -35,7 +35,6 @@ from collapse_diag.diagnostics._decoder import (
     shard_batches,
 )
 from collapse_diag.encodings import Encodings
-from collapse_diag.progress import progress
 from collapse_diag.protocol import ModelInfo
 from collapse_diag.rng import KeyedNormals
 from collapse_diag.settings import Settings
@@ -61,8 +60,8 @@ def prior_flatness(model: Any, data: Batch, encodings: Encodings, info: ModelInf
     def compute(start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
         mean, std = np.empty(stop - start), np.empty(stop - start)
         with torch.no_grad():
-            for rows, batch in progress(shard_batches(data, start, stop, step), "prior draws",
-                                        -(-(stop - start) // step), show_progress):
+            for rows, batch in shard_batches(data, start, stop, step, "prior draws",
+                                             show_progress):
                 b, at = rows.stop - rows.start, slice(rows.start - start, rows.stop - start)
                 codes = draw_major_codes(prior_mu[rows], prior_logvar[rows],
                                          normals.rows(rows.start, rows.stop))

@@ -72,7 +72,6 @@ from collapse_diag.diagnostics.window_swap import aligned_derangement, window_sw
 from collapse_diag.encodings import Encodings
 from collapse_diag.exceptions import DiagnosticError
 from collapse_diag.headlines import label
-from collapse_diag.progress import progress
 from collapse_diag.protocol import ModelInfo
 from collapse_diag.report import ReportSection
 from collapse_diag.schema import DIMENSION_KEY as D
@@ -257,8 +256,8 @@ def sensitivity_diagnostic(
     def swap_shard(start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
         own, swapped = np.empty(stop - start), np.empty(stop - start)
         with torch.no_grad():
-            for rows, batch in progress(shard_batches(data, start, stop, step), "swap test",
-                                        -(-(stop - start) // step), show_progress):
+            for rows, batch in shard_batches(data, start, stop, step, "swap test",
+                                             show_progress):
                 b, at = rows.stop - rows.start, slice(rows.start - start, rows.stop - start)
                 x = repeat(to_device(batch, device), 2)
                 ll = decode(model, x, np.concatenate([z[rows], z[pi[rows]]]), info, device)

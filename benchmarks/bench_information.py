@@ -14,12 +14,14 @@ D, 4 samples per input (the defaults), it prints, each case in a fresh subproces
 * the whole diagnostic with the default 1,000 bootstrap resamples for the intervals.
 
 ``--mu-scale`` sets the spread of mu: at 1 (default) the MI is near its ceiling
-log N; at 0.1-0.3 it is well below it (1-4 nats at D = 32).
+log N; at 0.1-0.3 it is well below it (1-4 nats at D = 32). ``--logvar-mean``
+sets the posteriors' width: -1 (default, sd ~0.6); -6 (sd ~0.05) is an
+informative encoder whose 1-D mixtures are sharp, the grid's hard case.
 
 Usage::
 
     python benchmarks/bench_information.py [--n 10000] [--dims 32 128] [--no-exact-above 32]
-        [--mu-scale 1]
+        [--mu-scale 1] [--logvar-mean -1]
         [--threads T]
 
 Timings vary with the machine and its load (on a shared machine the CPU figure is
@@ -50,7 +52,8 @@ def _timed(func):
     return out, time.perf_counter() - wall, time.process_time() - cpu
 
 
-def _one(mode: str, n: int, dim: int, threads: int | None, mu_scale: float) -> dict:
+def _one(mode: str, n: int, dim: int, threads: int | None, mu_scale: float,
+         logvar_mean: float) -> dict:
     import numpy as np
     import torch
 
@@ -63,7 +66,7 @@ def _one(mode: str, n: int, dim: int, threads: int | None, mu_scale: float) -> d
     if threads:
         torch.set_num_threads(threads)
     rng = np.random.default_rng(0)
-    mu, logvar = mu_scale * rng.normal(size=(n, dim)), rng.normal(-1.0, 0.3, size=(n, dim))
+    mu, logvar = mu_scale * rng.normal(size=(n, dim)), rng.normal(logvar_mean, 0.3, size=(n, dim))
     eps = torch.randn((n, 4, dim), generator=torch.Generator().manual_seed(0),
                       dtype=torch.float64).numpy()
     z = mu[:, None, :] + np.exp(0.5 * logvar)[:, None, :] * eps
@@ -102,9 +105,10 @@ def _one(mode: str, n: int, dim: int, threads: int | None, mu_scale: float) -> d
     return row
 
 
-def _run(mode: str, n: int, dim: int, threads: int | None, mu_scale: float) -> dict:
+def _run(mode: str, n: int, dim: int, threads: int | None, mu_scale: float,
+         logvar_mean: float) -> dict:
     cmd = [sys.executable, __file__, "--one", mode, "--n", str(n), "--dims", str(dim),
-           "--mu-scale", str(mu_scale)]
+           "--mu-scale", str(mu_scale), "--logvar-mean", str(logvar_mean)]
     if threads:
         cmd += ["--threads", str(threads)]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
@@ -120,29 +124,32 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--mu-scale", type=float, default=1.0,
                         help="std of mu across inputs (1: MI near log N; 0.1-0.3: well below)")
+    parser.add_argument("--logvar-mean", type=float, default=-1.0,
+                        help="mean posterior log-variance (-1: sd ~0.6; -6: sharp, sd ~0.05)")
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one is not None:
-        print(json.dumps(_one(args.one, args.n, args.dims[0], args.threads, args.mu_scale)))
+        print(json.dumps(_one(args.one, args.n, args.dims[0], args.threads, args.mu_scale,
+                              args.logvar_mean)))
         return
     import numpy as np
 
     print(f"MI estimator, N = M = {args.n}, 4 samples per input ({4 * args.n} queries), "
-          f"mu ~ N(0, {args.mu_scale}^2), logvar ~ N(-1, 0.3^2)")
+          f"mu ~ N(0, {args.mu_scale}^2), logvar ~ N({args.logvar_mean:g}, 0.3^2)")
     for dim in args.dims:
-        new = _run("new", args.n, dim, args.threads, args.mu_scale)
+        new = _run("new", args.n, dim, args.threads, args.mu_scale, args.logvar_mean)
         print(f"D={dim:<4} GEMM estimator: {new['wall_s']:.2f} s wall, {new['cpu_s']:.2f} s CPU "
               f"({new['threads']} threads; full vector {new['full_wall_s']:.2f} s, per-dimension "
               f"{new['per_dim_wall_s']:.2f} s), peak {new['peak_mib']:.0f} MiB; MI {new['mi']:.4f}")
         print(f"       float32 GEMM (not used): full vector {new['full32_wall_s']:.2f} s, error on"
               f" MI {new['float32_abs_err']:.2e} nats, largest per-query error "
               f"{new['float32_max_term_err']:.2e} nats")
-        diag = _run("diagnostic", args.n, dim, args.threads, args.mu_scale)
+        diag = _run("diagnostic", args.n, dim, args.threads, args.mu_scale, args.logvar_mean)
         print(f"       whole diagnostic with 1000 bootstrap resamples: {diag['wall_s']:.2f} s, "
               f"MI {diag['mi']:.4f}, 95% interval [{diag['ci'][0]:.4f}, {diag['ci'][1]:.4f}]")
         if dim > args.no_exact_above:
             continue
-        old = _run("old", args.n, dim, args.threads, args.mu_scale)
+        old = _run("old", args.n, dim, args.threads, args.mu_scale, args.logvar_mean)
         per_new, per_old = np.array(new["per"]), np.array(old["per"])
         rel = abs(new["mi"] - old["mi"]) / abs(old["mi"])
         per_abs = np.abs(per_new - per_old)

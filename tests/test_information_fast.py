@@ -275,3 +275,25 @@ def test_sharp_posteriors_match_the_direct_sum_with_the_exp_floor():
                  - (torch.logsumexp(log_q, 1) - math.log(n))).T
     grid = dimension_terms(z, owner, mut, lvt, method="grid")
     np.testing.assert_allclose(grid.numpy(), per_brute.numpy(), rtol=0, atol=GRID_TOL)
+
+
+def test_points_beyond_every_component_are_evaluated_by_their_largest_term():
+    # The 1-D mixtures are shifted by their tallest peak; a point more than 600 nats below it
+    # (here 50 sd from the only wide component, 1e6 sd from the narrow one) would underflow
+    # and is redone shifted by its own largest term: finite, and equal to that mode everywhere.
+    from collapse_diag.diagnostics.mixture_density import CHUNK_BYTES, _mixture_1d, _mixtures_1d
+
+    mu = torch.tensor([[0.0, 100.0]], dtype=torch.float64)
+    logvar = torch.tensor([[math.log(1e-12), 0.0]], dtype=torch.float64)
+    mix = _mixtures_1d(mu, logvar)
+    t = torch.tensor([0.0, 1e-6, 50.0, 99.0, 100.0, 150.0], dtype=torch.float64)
+    dim = torch.zeros(6, dtype=torch.int64)
+    f, g = _mixture_1d(t, dim, mix, CHUNK_BYTES)
+    f_max, g_max = _mixture_1d(t, dim, mix, CHUNK_BYTES, by_max=True)
+    assert torch.isfinite(f).all() and torch.isfinite(g).all()
+    np.testing.assert_allclose(f.numpy(), f_max.numpy(), rtol=1e-14)
+    np.testing.assert_allclose(g.numpy(), g_max.numpy(), rtol=1e-12)
+    # at 150, only the wide component counts: log(N(150; 100, 1) / 2), slope -(150 - 100)
+    assert f[5].item() == pytest.approx(-0.5 * 50**2 - 0.5 * math.log(2 * math.pi) - math.log(2),
+                                        rel=1e-14)
+    assert g[5].item() == pytest.approx(-50.0, rel=1e-12)

@@ -87,7 +87,13 @@ def fisher_bootstrap(grads: np.ndarray, resamples: int, confidence: float,
     g = torch.from_numpy(np.ascontiguousarray(grads, dtype=np.float64))
     triangles = None
     if n * s * len(rows) <= _TRIANGLE_ELEMENTS:  # P_i's upper triangle, (n, D (D + 1) / 2)
-        triangles = (g.index_select(2, rows) * g.index_select(2, cols)).sum(dim=1)
+        triangles = torch.empty(n, len(rows), dtype=torch.float64)
+        upper = rows * dim + cols
+        chunk = max(1, _TRIANGLE_ELEMENTS // (8 * dim * dim))  # inputs whose P_i are held at once
+        for a in range(0, n, chunk):
+            part = g[a:a + chunk]
+            triangles[a:a + chunk] = torch.bmm(part.transpose(1, 2), part).reshape(
+                -1, dim * dim).index_select(1, upper)
     step = max(1, _TRIANGLE_ELEMENTS // (dim * dim))  # resamples whose F_w are held at once
     eigs, diags = torch.empty(resamples, dim, dtype=torch.float64), torch.empty(
         resamples, dim, dtype=torch.float64)

@@ -208,7 +208,7 @@ class _Mixtures1d(NamedTuple):
         offset: ``-(log v + log 2 pi) / 2 - peak_d``, ``(D, M)``: at most 0.
         peak: ``max_j -(log v_jd + log 2 pi) / 2``, ``(D,)``: no component's log-density
             exceeds it, so ``q_j - peak_d <= 0`` shifts every exponential below 1.
-        sums: ``[1, 1 / v, mu / v]`` per component, ``(D, M, 3)``: the GEMM's right side.
+        sums: ``[1, 1 / v, mu / v]`` per component, ``(D, 3, M)``: the GEMM's left side.
     """
 
     mu: torch.Tensor
@@ -223,7 +223,7 @@ def _mixtures_1d(mu_cols: torch.Tensor, lv_cols: torch.Tensor) -> _Mixtures1d:
     half_prec, offset = -0.5 * torch.exp(-lv_cols), -0.5 * (lv_cols + _LOG_2PI)
     peak = offset.amax(dim=1)
     sums = torch.stack([torch.ones_like(mu_cols), -2.0 * half_prec, -2.0 * half_prec * mu_cols],
-                       dim=2)
+                       dim=1)
     return _Mixtures1d(mu_cols, half_prec, offset - peak[:, None], peak, sums)
 
 
@@ -267,7 +267,8 @@ def _mixture_1d(t: torch.Tensor, dim: torch.Tensor, mix: _Mixtures1d, chunk_byte
         top = q.amax(dim=2) if by_max else torch.zeros_like(tc)
         if by_max:
             q.sub_(top[:, :, None])
-        r = torch.bmm(_exp_(q), mix.sums[d])  # (pieces, _PIECE, 3)
+        # (pieces, _PIECE, 3); (3, M) @ (M, _PIECE) per piece: 2x faster than (_PIECE, M) @ (M, 3)
+        r = torch.bmm(mix.sums[d], _exp_(q).transpose(1, 2)).transpose(1, 2)
         fp[a:a + step] = mix.peak[d][:, None] + top + torch.log(r[..., 0] / m)
         gp[a:a + step] = (r[..., 2] - tc * r[..., 1]) / r[..., 0]
         low[a:a + step] = r[..., 0]

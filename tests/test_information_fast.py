@@ -297,3 +297,32 @@ def test_points_beyond_every_component_are_evaluated_by_their_largest_term():
     assert f[5].item() == pytest.approx(-0.5 * 50**2 - 0.5 * math.log(2 * math.pi) - math.log(2),
                                         rel=1e-14)
     assert g[5].item() == pytest.approx(-50.0, rel=1e-12)
+
+
+def test_near_prior_dimensions_start_from_every_other_quantile(monkeypatch):
+    # Collapsed dimensions (posteriors ~N(0, 1) for every input) start from 33 quantile
+    # nodes instead of 65; they still meet GRID_TOL per query against the direct sum. The
+    # narrow dimension (sd 0.05, means spread 1) keeps all 65.
+    from collapse_diag.diagnostics import mixture_density as md
+
+    rng = np.random.default_rng(13)
+    n = 1500
+    mu = np.column_stack([rng.normal(0, 0.02, n), rng.normal(0, 0.02, n), rng.normal(0, 1, n)])
+    logvar = np.column_stack([rng.normal(0, 0.05, n), rng.normal(0, 0.05, n),
+                              np.full(n, 2 * math.log(0.05))])
+    z = torch.from_numpy(_samples(mu, logvar, 2, 14).reshape(-1, 3))
+    owner = torch.arange(n).repeat_interleave(2)
+    args = (z, owner, torch.from_numpy(mu), torch.from_numpy(logvar))
+    first_nodes = []
+    original = md._mixture_1d
+
+    def counted(t, dim, *rest, **kw):
+        if not first_nodes:
+            first_nodes.append(torch.bincount(dim, minlength=3).tolist())
+        return original(t, dim, *rest, **kw)
+
+    monkeypatch.setattr(md, "_mixture_1d", counted)
+    grid = dimension_terms(*args, method="grid")
+    assert first_nodes[0][:2] == [33, 33] and first_nodes[0][2] >= 65
+    np.testing.assert_allclose(grid.numpy(), dimension_terms(*args, method="exact").numpy(),
+                               rtol=0, atol=GRID_TOL)

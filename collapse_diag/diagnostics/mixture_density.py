@@ -25,7 +25,8 @@ keeps the expanded square's cancellation at ``~1e-16 * max(z^2 p)`` nats.
 Per coordinate (:func:`dimension_terms`). The 1-D mixture ``log q_d`` is smooth
 wherever the queries are dense, so it is evaluated exactly (float64, all M
 components) on an adaptive grid and interpolated (cubic Hermite, with the exact
-derivative). The grid starts at quantiles of the queries; each interval is
+derivative). The grid starts at 65 quantiles of the queries (33 in a dimension whose
+posteriors are wide against their spacing: collapsed ones); each interval is
 checked at its midpoint and halved until both parts of the interpolation error
 there are within ``tol`` nats: the even part (the value, |H(mid) - f(mid)|) and
 the odd part (``0.15 h |H'(mid) - f'(mid)|``, the most an error shaped
@@ -361,8 +362,16 @@ def _log_mixture_adaptive(ts: torch.Tensor, mixtures: _Mixtures1d, tol: float,
         return out
 
     q = torch.linspace(0, 1, _GRID_START + 1, dtype=torch.float64)
-    base = torch.sort(torch.cat([ts[:, :1], _quantiles_of_sorted(ts, q), ts[:, -1:]], dim=1),
-                      dim=1).values
+    quantiles = _quantiles_of_sorted(ts, q)
+    # A dimension whose posteriors are at least twice as wide as the widest inner interval
+    # between every other quantile (a near-prior, collapsed dimension) starts from those
+    # (the odd quantiles repeat their neighbours; repeats are dropped below): 40% fewer
+    # evaluations there, while narrower posteriors keep every quantile (measured: halving
+    # their start grid costs more refinement and more queries evaluated directly).
+    coarse = quantiles[:, ::2]
+    wide = own_sd.median(dim=1).values >= 2 * (coarse[:, 2:-1] - coarse[:, 1:-2]).amax(dim=1)
+    quantiles[wide, 1::2] = quantiles[wide, :-1:2]
+    base = torch.sort(torch.cat([ts[:, :1], quantiles, ts[:, -1:]], dim=1), dim=1).values
     # Nodes: quantiles of the queries, plus the mean of every component 8 times narrower
     # than the quantile interval around it (the peak of a spike no node would see).
     k = torch.searchsorted(base, mu).clamp_(1, base.shape[1] - 1)

@@ -236,19 +236,26 @@ def test_full_terms_centre_their_inputs_themselves():
     np.testing.assert_allclose(far.numpy(), near.numpy(), rtol=0, atol=1e-9)
 
 
-def test_exp_floor_changes_no_sum_that_holds_a_term_of_one():
+@pytest.mark.parametrize("threads", [1, 2])
+def test_exp_floor_changes_no_sum_that_holds_a_term_of_one(threads):
     # Shifted log-densities below -700 are raised to -700 before exp (exp of them is a slow
     # path); next to a term of 1 their exponentials (< 1e-304 each, 10^4 of them here) are
-    # below half an ulp, so the floored sums equal the plain ones bit for bit. _exp_ uses
-    # numpy's exp: within 1 ulp of torch's (relative 2.3e-16), so the sums within 1e-15.
+    # below half an ulp, so the floored sums equal the plain ones bit for bit. On one thread
+    # _exp_ is numpy's exp, on several torch's: each within 1 ulp of the other (2.3e-16).
     from collapse_diag.diagnostics.mixture_density import _EXP_FLOOR, _exp_
 
     rng = np.random.default_rng(10)
     shifted = -np.abs(rng.normal(0, 1, size=(50, 10_000))) * 10.0 ** rng.uniform(0, 5, (50, 1))
     shifted[:, 0] = 0.0  # the sum's own (or largest) term
     assert (shifted < _EXP_FLOOR).any()
-    floored = _exp_(torch.from_numpy(shifted.copy())).numpy()
-    assert np.array_equal(floored.sum(axis=1), np.exp(shifted).sum(axis=1))
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        floored = _exp_(torch.from_numpy(shifted.copy())).numpy()
+        plain = np.exp(shifted) if threads == 1 else torch.from_numpy(shifted).exp().numpy()
+    finally:
+        torch.set_num_threads(before)
+    assert np.array_equal(floored.sum(axis=1), plain.sum(axis=1))
     np.testing.assert_allclose(floored, torch.from_numpy(shifted).exp().numpy(), rtol=5e-16,
                                atol=1e-300)
 

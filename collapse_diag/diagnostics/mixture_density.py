@@ -98,12 +98,15 @@ def _exp_(shifted: torch.Tensor) -> torch.Tensor:
     half its ulp), and move one above e^-600 (the 1-D mixtures shifted by their
     tallest peak, :func:`_mixture_1d`) by less than M e^-100 relative; ``exp`` of
     them takes a slow path (measured: 5-33 ns against 0.6-1.7 ns per value; the sharp
-    posteriors of an informative encoder made the MI 3-8x slower). On the CPU the exponentials
-    are numpy's (SIMD, 0.62 ns per float64 against torch's 1.56 ns, both within
-    1 ulp), written into the tensor's own memory.
+    posteriors of an informative encoder made the MI 3-8x slower). On one CPU thread
+    (the grid always; the full vector under ``torch.set_num_threads(1)``) the
+    exponentials are numpy's (SIMD, 0.62 ns per float64 against torch's 1.56 ns, both
+    within 1 ulp), written into the tensor's own memory; on several, torch's, which
+    share the values out among the threads (numpy's exp is single-threaded).
     """
     shifted.clamp_(min=_EXP_FLOOR)
-    if shifted.device.type != "cpu" or not shifted.is_contiguous():
+    if (shifted.device.type != "cpu" or not shifted.is_contiguous()
+            or torch.get_num_threads() > 1):
         return shifted.exp_()
     values = shifted.numpy()
     np.exp(values, out=values)

@@ -89,7 +89,9 @@ def fisher_bootstrap(grads: np.ndarray, resamples: int, confidence: float,
     if n * s * len(rows) <= _TRIANGLE_ELEMENTS:  # P_i's upper triangle, (n, D (D + 1) / 2)
         triangles = torch.empty(n, len(rows), dtype=torch.float64)
         upper = rows * dim + cols
-        chunk = max(1, _TRIANGLE_ELEMENTS // (8 * dim * dim))  # inputs whose P_i are held at once
+        # inputs whose full D x D products are held at once: an eighth of the triangles'
+        # bound (8 MiB), so the transient stays small beside the triangles themselves
+        chunk = max(1, _TRIANGLE_ELEMENTS // (8 * dim * dim))
         for a in range(0, n, chunk):
             part = g[a:a + chunk]
             triangles[a:a + chunk] = torch.bmm(part.transpose(1, 2), part).reshape(

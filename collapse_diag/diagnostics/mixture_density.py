@@ -264,26 +264,27 @@ def _mixture_1d(t: torch.Tensor, dim: torch.Tensor, mix: _Mixtures1d, chunk_byte
     slot = within % _PIECE
     tp = torch.zeros(piece_dim.numel(), _PIECE, dtype=t.dtype)
     tp[piece, slot] = t[order]
-    fp, gp, low = torch.empty_like(tp), torch.empty_like(tp), torch.empty_like(tp)
+    fp, gp, total = torch.empty_like(tp), torch.empty_like(tp), torch.empty_like(tp)
     step = max(1, chunk_bytes // (8 * _PIECE * m))
     for a in range(0, piece_dim.numel(), step):
         d, tc = piece_dim[a:a + step], tp[a:a + step]
         q = (tc[:, :, None] - mix.mu[d][:, None, :]).square_()
         q = torch.addcmul(mix.offset[d][:, None, :], q, mix.half_prec[d][:, None, :], out=q)
-        top = q.amax(dim=2) if by_max else torch.zeros_like(tc)
+        top = torch.zeros_like(tc)
         if by_max:
+            top = q.amax(dim=2)
             q.sub_(top[:, :, None])
         # (pieces, _PIECE, 3); (3, M) @ (M, _PIECE) per piece: 2x faster than (_PIECE, M) @ (M, 3)
         r = torch.bmm(mix.sums[d], _exp_(q).transpose(1, 2)).transpose(1, 2)
         fp[a:a + step] = mix.peak[d][:, None] + top + torch.log(r[..., 0] / m)
         gp[a:a + step] = (r[..., 2] - tc * r[..., 1]) / r[..., 0]
-        low[a:a + step] = r[..., 0]
+        total[a:a + step] = r[..., 0]
     f, g = torch.empty_like(t), torch.empty_like(t)
     f[order], g[order] = fp[piece, slot], gp[piece, slot]
     if not by_max:
-        redo = torch.empty_like(t)
-        redo[order] = low[piece, slot]
-        redo = (redo < _UNDERFLOW).nonzero().squeeze(1)
+        sums = torch.empty_like(t)
+        sums[order] = total[piece, slot]
+        redo = (sums < _UNDERFLOW).nonzero().squeeze(1)
         if redo.numel():
             f[redo], g[redo] = _mixture_1d(t[redo], dim[redo], mix, chunk_bytes, by_max=True)
     return f, g

@@ -40,11 +40,11 @@ from collections import defaultdict
 import torch
 
 from collapse_diag import analysis, load_checkpoint
-from collapse_diag.data import num_examples, take
+from collapse_diag.diagnostics.minimums import MIN_INPUTS
 from collapse_diag.examples import SHIPPED
 from collapse_diag.examples.digits_vae import build_digits_vae, load_binary_digits
 from collapse_diag.examples.text_vae import TextVAE
-from collapse_diag.minimums import MIN_INPUTS
+from collapse_diag.io.data import num_examples, take
 
 
 class _Recorder:

@@ -30,16 +30,16 @@ from typing import Any
 
 import torch
 
-from collapse_diag.data import iter_batches, to_device
-from collapse_diag.diagnostics._decoder import inputs_per_call
+from collapse_diag.config.settings import Settings
 from collapse_diag.diagnostics.identifiability import identifiability_diagnostic
 from collapse_diag.diagnostics.sensitivity import sensitivity_diagnostic
-from collapse_diag.encodings import encode_all
 from collapse_diag.examples.corpus import load_corpus
 from collapse_diag.examples.text_vae import build_text_vae
-from collapse_diag.protocol import check_model
-from collapse_diag.rng import generator_for
-from collapse_diag.settings import Settings
+from collapse_diag.io.data import iter_batches, to_device
+from collapse_diag.model.decoding import inputs_per_call
+from collapse_diag.model.encodings import encode_all
+from collapse_diag.model.protocol import check_model
+from collapse_diag.runtime.rng import generator_for
 
 
 def _rss() -> int:

@@ -86,7 +86,8 @@ def _run(command: list[str], out: Path, threads: int) -> tuple[float, dict]:
 
 def _worker(checkpoint: str, out: str, batch_size: int) -> None:
     """Time ``analyze()`` in this process; rank 0 writes ``{"seconds": ...}`` to ``out``."""
-    from collapse_diag import analyze, distributed
+    from collapse_diag import analyze
+    from collapse_diag.runtime import distributed
 
     loaded = load_checkpoint(checkpoint)
     start = time.perf_counter()

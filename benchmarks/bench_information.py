@@ -58,10 +58,10 @@ def _one(mode: str, n: int, dim: int, threads: int | None, mu_scale: float,
     import torch
 
     sys.path.insert(0, HERE)
-    from collapse_diag.diagnostics import mixture_density as md
+    from collapse_diag.diagnostics.estimators import mixture_density as md
     from collapse_diag.diagnostics.information import information_diagnostic, mi_terms
     from collapse_diag.diagnostics.kl import kl_diagnostic
-    from collapse_diag.encodings import Encodings
+    from collapse_diag.model.encodings import Encodings
 
     if threads:
         torch.set_num_threads(threads)

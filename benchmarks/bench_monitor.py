@@ -27,7 +27,7 @@ import time
 import torch
 
 from collapse_diag.examples.train import train_model
-from collapse_diag.monitor import DEFAULT_EVERY, CollapseMonitor
+from collapse_diag.runs.monitor import DEFAULT_EVERY, CollapseMonitor
 
 
 def main() -> None:

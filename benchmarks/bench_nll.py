@@ -20,13 +20,13 @@ import time
 import torch
 
 from collapse_diag import load_checkpoint
-from collapse_diag.data import take, to_device
+from collapse_diag.config.settings import Settings
 from collapse_diag.diagnostics.likelihood import likelihood_diagnostic
-from collapse_diag.encodings import encode_all
 from collapse_diag.examples import SHIPPED
-from collapse_diag.protocol import check_model
-from collapse_diag.rng import generator_for
-from collapse_diag.settings import Settings
+from collapse_diag.io.data import take, to_device
+from collapse_diag.model.encodings import encode_all
+from collapse_diag.model.protocol import check_model
+from collapse_diag.runtime.rng import generator_for
 
 
 def main() -> None:

@@ -21,8 +21,8 @@ import argparse
 import torch
 
 from collapse_diag import analyze
-from collapse_diag.checkpoint import load_checkpoint
 from collapse_diag.examples import REFERENCE, SHIPPED
+from collapse_diag.io.checkpoint import load_checkpoint
 
 STATUSES = ("used", "undetermined", "ignored", "collapsed", "uninformative")
 

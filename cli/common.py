@@ -22,7 +22,7 @@ from collapse_diag.exceptions import (
     EXIT_UNUSABLE,
     CollapseDiagError,
 )
-from collapse_diag.formats import REPORT_FORMATS
+from collapse_diag.report.formats import REPORT_FORMATS
 from collapse_diag_cli.setting_options import (  # noqa: F401 - re-exported for the commands
     CLI_SETTINGS,
     given_settings,

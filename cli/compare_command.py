@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from collapse_diag.exceptions import EXIT_DIAGNOSTIC_FAILED, EXIT_OK
-from collapse_diag.formats import COMPARISON_FORMATS
+from collapse_diag.report.formats import COMPARISON_FORMATS
 from collapse_diag_cli.common import (
     EXIT_CODES_HELP,
     _common_options,
@@ -57,11 +57,11 @@ def compare(models: tuple[str, ...], out_dir: Path, formats: tuple[str, ...],
     encodings go to OUT/models/. Identifiability across seeds needs models analysed
     on the same inputs with saved encodings (`analyze --save-encodings`, or checkpoints).
     """
-    from collapse_diag.comparison import compare as run_compare
-    from collapse_diag.encodings_file import ENCODINGS_FILE, save_encodings
     from collapse_diag.render.comparison import write_comparison
     from collapse_diag.render.tables import text_table
-    from collapse_diag.schema import PROVENANCE_KEY
+    from collapse_diag.report.encodings_file import ENCODINGS_FILE, save_encodings
+    from collapse_diag.report.schema import PROVENANCE_KEY
+    from collapse_diag.runs.comparison import compare as run_compare
 
     if len(models) < 2:
         raise click.UsageError("compare needs at least two models.")

@@ -12,7 +12,6 @@ from typing import Any
 
 import click
 
-from collapse_diag.adapters import ADAPTERS
 from collapse_diag.exceptions import (
     EXIT_COLLAPSED,
     EXIT_DIAGNOSTIC_FAILED,
@@ -20,6 +19,7 @@ from collapse_diag.exceptions import (
     CollapseDiagError,
     DataError,
 )
+from collapse_diag.io.adapters import ADAPTERS
 from collapse_diag_cli.common import (
     EXIT_CODES_HELP,
     FORMATS,
@@ -85,10 +85,10 @@ def analyze(checkpoint: str, data_path: str | None, labels_path: str | None,
             quiet: bool, debug: bool, **settings: Any) -> None:
     """Analyse the VAE in CHECKPOINT and write a report to --out."""
     from collapse_diag.analysis import analyze as run_analysis
-    from collapse_diag.checkpoint import load_checkpoint
-    from collapse_diag.data import load_data
-    from collapse_diag.files import display_path
-    from collapse_diag.schema import PROVENANCE_KEY, SUMMARY_KEY
+    from collapse_diag.io.checkpoint import load_checkpoint
+    from collapse_diag.io.data import load_data
+    from collapse_diag.io.files import display_path
+    from collapse_diag.report.schema import PROVENANCE_KEY, SUMMARY_KEY
     from collapse_diag_cli.terminal import dimension_table, summary_line
 
     with user_code_exit():
@@ -103,7 +103,7 @@ def analyze(checkpoint: str, data_path: str | None, labels_path: str | None,
             loaded, data, labels=labels_path, show_progress=not quiet,
             save_encodings=out_dir / "encodings.npz" if save_encodings else None, **settings,
         )
-    from collapse_diag import distributed
+    from collapse_diag.runtime import distributed
 
     if not distributed.is_main():  # torchrun: rank 0 alone writes and prints
         distributed.finish()
@@ -126,7 +126,7 @@ def analyze(checkpoint: str, data_path: str | None, labels_path: str | None,
 
 def _write(report: Any, out_dir: Path, formats: tuple[str, ...]) -> dict[str, Path]:
     """Write the report; a folder that cannot be written is exit 3, not a traceback."""
-    from collapse_diag.files import display_path
+    from collapse_diag.io.files import display_path
     from collapse_diag.render import write_report
 
     try:

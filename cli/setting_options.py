@@ -1,7 +1,7 @@
-"""Click options generated from the settings' declarations (``collapse_diag.settings``).
+"""Click options generated from the settings' declarations (``collapse_diag.config.settings``).
 
 An option's flag, type (range or choices), default and help are read from the
-:class:`~collapse_diag.setting.Setting` of its field, so the command line, the library's
+:class:`~collapse_diag.config.declare.Setting` of its field, so the command line, the library's
 validation and docs/cli.md cannot drift apart. Every setting is an option of
 ``analyze``, ``compare`` and ``track`` unless :data:`NON_CLI_SETTINGS` says why not.
 
@@ -20,8 +20,8 @@ from typing import Any
 
 import click
 
-from collapse_diag.setting import Setting
-from collapse_diag.settings import SETTINGS
+from collapse_diag.config.declare import Setting
+from collapse_diag.config.settings import SETTINGS
 
 __all__ = ["CLI_SETTINGS", "NON_CLI_SETTINGS", "FiniteFloatRange", "setting_option",
            "settings_options", "settings_table", "given_settings"]
@@ -76,7 +76,7 @@ def setting_option(name: str, *, shown_default: Callable[[Setting], str] | None 
     """The click option of one setting.
 
     Args:
-        name: The :class:`~collapse_diag.settings.Settings` field.
+        name: The :class:`~collapse_diag.config.settings.Settings` field.
         shown_default: For a command that fills in what is not given (``track``'s preset):
             the option's default is then ``None`` and ``--help`` shows this text instead.
         note: A sentence appended to the declared help (what the command does with it).

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collapse_diag.render import tables
 from collapse_diag.render.tables import text_table
-from collapse_diag.report import Report
-from collapse_diag.schema import SUMMARY_KEY as SK
+from collapse_diag.report.report import Report
+from collapse_diag.report.schema import SUMMARY_KEY as SK
 
 __all__ = ["dimension_table", "summary_line"]
 

@@ -8,9 +8,9 @@ from typing import Any
 
 import click
 
+from collapse_diag.config.declare import Setting
+from collapse_diag.config.presets import CHEAP, FULL
 from collapse_diag.exceptions import EXIT_COLLAPSED, EXIT_DIAGNOSTIC_FAILED, EXIT_OK
-from collapse_diag.presets import CHEAP, FULL
-from collapse_diag.setting import Setting
 from collapse_diag_cli.common import (
     EXIT_CODES_HELP,
     FORMATS,
@@ -67,12 +67,13 @@ def track(checkpoints: tuple[str, ...], out_dir: Path, order: str, full: bool,
 
     The analysis options override the cheap preset (or, with --full, the defaults).
     """
-    from collapse_diag.checkpoint import load_checkpoint
-    from collapse_diag.data import load_data
-    from collapse_diag.schema import SUMMARY_KEY
-    from collapse_diag.track import find_checkpoints, order_checkpoints
-    from collapse_diag.track import track as run_track
-    from collapse_diag.trajectory_fields import ROW_KEY, TRAJECTORY_KEY
+    from collapse_diag.io.checkpoint import load_checkpoint
+    from collapse_diag.io.data import load_data
+    from collapse_diag.render.trajectory import write_trajectory
+    from collapse_diag.report.schema import SUMMARY_KEY
+    from collapse_diag.runs.track import find_checkpoints, order_checkpoints
+    from collapse_diag.runs.track import track as run_track
+    from collapse_diag.runs.trajectory_fields import ROW_KEY, TRAJECTORY_KEY
 
     overrides = given_settings(settings)
     data = None
@@ -83,8 +84,9 @@ def track(checkpoints: tuple[str, ...], out_dir: Path, order: str, full: bool,
         data = load_data(data_path, model)
     result = run_track(list(checkpoints), out_dir, data=data, full=full, order=order,
                        factory=factory, config=config_path, trust_checkpoint=trust_checkpoint,
-                       formats=formats, show_progress=not quiet, **overrides)
+                       show_progress=not quiet, **overrides)
     trajectory = result.trajectory
+    written = write_trajectory(trajectory, out_dir, formats)
     if not quiet:
         for sentence in trajectory["explanation"]:
             click.echo(sentence)
@@ -96,7 +98,7 @@ def track(checkpoints: tuple[str, ...], out_dir: Path, order: str, full: bool,
                 f"{step:,}") + f"; dimensions collapsed from step: {dims or 'none'}")
     click.echo(f"{len(trajectory['rows'])} step(s): {len(result.analysed)} analysed, "
                f"{len(result.reused)} from the cache")
-    click.echo(f"trajectory: {', '.join(str(p) for p in result.written.values())}")
+    click.echo(f"trajectory: {', '.join(str(p) for p in written.values())}")
     failed = [row[ROW_KEY.step] for row in trajectory[TRAJECTORY_KEY.rows]
               if row.get(ROW_KEY.errors)]
     if failed:

@@ -30,14 +30,14 @@ from collapse_diag.exceptions import (
 )
 
 if TYPE_CHECKING:  # for type checkers and IDEs only; nothing is imported at run time
-    from collapse_diag.adapters.wrap import wrap
     from collapse_diag.analysis import analyze
-    from collapse_diag.checkpoint import LoadedCheckpoint, load_checkpoint, save_checkpoint
-    from collapse_diag.encodings import Encodings
-    from collapse_diag.protocol import ModelInfo, check_model
+    from collapse_diag.config.settings import Settings
+    from collapse_diag.io.checkpoint import LoadedCheckpoint, load_checkpoint, save_checkpoint
+    from collapse_diag.model.encodings import Encodings
+    from collapse_diag.model.protocol import ModelInfo, check_model
+    from collapse_diag.model.wrap import wrap
     from collapse_diag.render import render_directory, write_report
-    from collapse_diag.report import Report
-    from collapse_diag.settings import Settings
+    from collapse_diag.report.report import Report
 
 __all__ = [
     "__version__",
@@ -68,18 +68,18 @@ _LAZY = {
     "analyze": ("collapse_diag.analysis", "analyze"),
     "write_report": ("collapse_diag.render", "write_report"),
     "render_directory": ("collapse_diag.render", "render_directory"),
-    "check_model": ("collapse_diag.protocol", "check_model"),
-    "ModelInfo": ("collapse_diag.protocol", "ModelInfo"),
-    "load_checkpoint": ("collapse_diag.checkpoint", "load_checkpoint"),
-    "save_checkpoint": ("collapse_diag.checkpoint", "save_checkpoint"),
-    "LoadedCheckpoint": ("collapse_diag.checkpoint", "LoadedCheckpoint"),
-    "Encodings": ("collapse_diag.encodings", "Encodings"),
-    "Report": ("collapse_diag.report", "Report"),
-    "Settings": ("collapse_diag.settings", "Settings"),
-    "compare": ("collapse_diag.comparison", "compare"),
-    "Comparison": ("collapse_diag.comparison", "Comparison"),
+    "check_model": ("collapse_diag.model.protocol", "check_model"),
+    "ModelInfo": ("collapse_diag.model.protocol", "ModelInfo"),
+    "load_checkpoint": ("collapse_diag.io.checkpoint", "load_checkpoint"),
+    "save_checkpoint": ("collapse_diag.io.checkpoint", "save_checkpoint"),
+    "LoadedCheckpoint": ("collapse_diag.io.checkpoint", "LoadedCheckpoint"),
+    "Encodings": ("collapse_diag.model.encodings", "Encodings"),
+    "Report": ("collapse_diag.report.report", "Report"),
+    "Settings": ("collapse_diag.config.settings", "Settings"),
+    "compare": ("collapse_diag.runs.comparison", "compare"),
+    "Comparison": ("collapse_diag.runs.comparison", "Comparison"),
     "write_comparison": ("collapse_diag.render.comparison", "write_comparison"),
-    "wrap": ("collapse_diag.adapters.wrap", "wrap"),
+    "wrap": ("collapse_diag.model.wrap", "wrap"),
 }
 
 

@@ -1,4 +1,4 @@
-"""``analyze``: one encoder pass, the diagnostics, and the :class:`~collapse_diag.report.Report`.
+"""``analyze``: one encoder pass, the diagnostics, the :class:`~collapse_diag.report.report.Report`.
 
 ``analyze`` runs in named steps: validate the settings (:func:`_settings`),
 prepare the inputs (:func:`_inputs`: checkpoint, data, labels, subsample), put
@@ -28,9 +28,13 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from collapse_diag import distributed
 from collapse_diag._version import __version__
-from collapse_diag.data import (
+from collapse_diag.config.settings import Settings
+from collapse_diag.diagnostics.minimums import require_inputs
+from collapse_diag.diagnostics.registry import SPEC_BY_NAME, SPECS
+from collapse_diag.diagnostics.spec import DiagnosticSpec, RunContext
+from collapse_diag.exceptions import invalid_parameter
+from collapse_diag.io.data import (
     Batch,
     num_examples,
     subsample_indices,
@@ -39,19 +43,15 @@ from collapse_diag.data import (
     validate_data,
     validate_labels,
 )
-from collapse_diag.diagnostics.registry import SPEC_BY_NAME, SPECS
-from collapse_diag.diagnostics.spec import DiagnosticSpec, RunContext
-from collapse_diag.encodings import encode_all
-from collapse_diag.exceptions import invalid_parameter
-from collapse_diag.files import display_path
-from collapse_diag.labels_file import resolve_labels
-from collapse_diag.minimums import require_inputs
-from collapse_diag.protocol import ModelInfo, check_model, coerce_data
-from collapse_diag.report import Report, ReportSection
-from collapse_diag.rng import generator_for
-from collapse_diag.schema import DIMENSION_KEY as DK
-from collapse_diag.schema import PROVENANCE_KEY as PK
-from collapse_diag.settings import Settings
+from collapse_diag.io.files import display_path
+from collapse_diag.io.labels import resolve_labels
+from collapse_diag.model.encodings import encode_all
+from collapse_diag.model.protocol import ModelInfo, check_model, coerce_data
+from collapse_diag.report.report import Report, ReportSection
+from collapse_diag.report.schema import DIMENSION_KEY as DK
+from collapse_diag.report.schema import PROVENANCE_KEY as PK
+from collapse_diag.runtime import distributed
+from collapse_diag.runtime.rng import generator_for
 
 __all__ = ["analyze", "DIAGNOSTICS", "RUN_SETTINGS"]
 
@@ -61,7 +61,7 @@ __all__ = ["analyze", "DIAGNOSTICS", "RUN_SETTINGS"]
 DIAGNOSTICS: dict[str, Callable[[RunContext], Any]] = {spec.name: spec.run for spec in SPECS}
 
 #: Settings that ``analyze`` itself or several diagnostics read; every other field of
-#: :class:`~collapse_diag.settings.Settings` is owned by one spec (``spec.settings``).
+#: :class:`~collapse_diag.config.settings.Settings` is owned by one spec (``spec.settings``).
 #: (``fisher_rank_*``: identifiability and the verdict.)
 RUN_SETTINGS = ("seed", "batch_size", "max_examples", "device", "confidence", "alpha",
                 "diagnostics", "dtype", "fisher_rank_rtol", "fisher_rank_atol")
@@ -138,7 +138,7 @@ def _merge(sections: list[ReportSection], latent_dim: int) -> tuple[dict, list[d
 def _unpack_checkpoint(model: Any, data: Batch | None, checkpoint: Mapping[str, str] | None
                        ) -> tuple[Any, Batch | None, Any, Mapping[str, str] | None, bool]:
     """``(model, data, stored labels, checkpoint record, data given)`` of a model or checkpoint."""
-    from collapse_diag.checkpoint import LoadedCheckpoint
+    from collapse_diag.io.checkpoint import LoadedCheckpoint
 
     if not isinstance(model, LoadedCheckpoint):
         return model, data, None, checkpoint, data is not None
@@ -168,23 +168,23 @@ def analyze(
 
     Args:
         model: A model following the protocol (docs/model-protocol.md), or a
-            :class:`~collapse_diag.checkpoint.LoadedCheckpoint`: its stored inputs
+            :class:`~collapse_diag.io.checkpoint.LoadedCheckpoint`: its stored inputs
             (unless ``data`` is given), labels and file (path, SHA-256, adapter) are used.
         data: Evaluation inputs: a Tensor or dict of Tensors sharing dimension 0
             (optional for a loaded checkpoint that stores them).
         labels: Optional known factors per input (name -> integer array ``[n]``), or
-            a labels file (collapse_diag/labels_file.py); enables the linear probes.
+            a labels file (collapse_diag/io/labels.py); enables the linear probes.
             Which labels were used is recorded in ``provenance.labels``.
         checkpoint: ``{"path", "sha256"}`` of the file the model came from, recorded
             in the report.
         show_progress: Progress bars on stderr (when it is a terminal).
         save_encodings: Write mu(x) and logvar(x) of the analysed inputs to this
-            ``.npz`` file (collapse_diag/encodings_file.py), for ``compare``.
-        **settings: Any field of :class:`~collapse_diag.settings.Settings`
+            ``.npz`` file (collapse_diag/report/encodings_file.py), for ``compare``.
+        **settings: Any field of :class:`~collapse_diag.config.settings.Settings`
             (``seed``, ``batch_size``, ``max_examples``, ``device``, thresholds, ...).
 
     Returns:
-        The :class:`~collapse_diag.report.Report`. Diagnostics that failed are
+        The :class:`~collapse_diag.report.report.Report`. Diagnostics that failed are
         named in ``report.errors``.
 
     Raises:
@@ -208,7 +208,7 @@ def analyze(
     summary, dimensions, distributions = _merge(sections, info.latent_dim)
     data_sha256 = _data_sha256(data)
     if save_encodings is not None and distributed.is_main():
-        from collapse_diag.encodings_file import save_encodings as write_encodings
+        from collapse_diag.report.encodings_file import save_encodings as write_encodings
 
         write_encodings(save_encodings, encodings, data_sha256)
     return Report(

@@ -13,20 +13,20 @@ from pathlib import Path
 from typing import Any
 
 from collapse_diag.analysis import analyze
-from collapse_diag.checkpoint import load_checkpoint
-from collapse_diag.headlines import HEADLINE, label
+from collapse_diag.io.checkpoint import load_checkpoint
 from collapse_diag.render import write_report
 from collapse_diag.render.tables import text_table
-from collapse_diag.report import Report
-from collapse_diag.schema import PROBE_KEY as PR
-from collapse_diag.schema import STATUSES
-from collapse_diag.schema import SUMMARY_KEY as S
+from collapse_diag.report.headlines import HEADLINE, label
+from collapse_diag.report.report import Report
+from collapse_diag.report.schema import PROBE_KEY as PR
+from collapse_diag.report.schema import STATUSES
+from collapse_diag.report.schema import SUMMARY_KEY as S
 
 __all__ = ["FIGURES", "run_demo", "comparison_table"]
 
 #: The summary figures the demo table shows after the verdict and the status counts, in order:
 #: the headline figures, then the swap p-value and the best probe (titles from
-#: collapse_diag/headlines.py).
+#: collapse_diag/report/headlines.py).
 FIGURES = (*HEADLINE, S.swap_p_value, S.probes)
 
 

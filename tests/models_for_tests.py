@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from collapse_diag.config.settings import Settings
 from collapse_diag.diagnostics.activity import activity_diagnostic
 from collapse_diag.diagnostics.identifiability import (
     IdentifiabilityResult,
@@ -22,10 +23,9 @@ from collapse_diag.diagnostics.identifiability import (
 from collapse_diag.diagnostics.kl import kl_diagnostic
 from collapse_diag.diagnostics.sensitivity import SensitivityResult, sensitivity_diagnostic
 from collapse_diag.diagnostics.verdict import VerdictResult, decide_verdict
-from collapse_diag.encodings import Encodings, encode_all
-from collapse_diag.protocol import ModelInfo, check_model
-from collapse_diag.rng import generator_for
-from collapse_diag.settings import Settings
+from collapse_diag.model.encodings import Encodings, encode_all
+from collapse_diag.model.protocol import ModelInfo, check_model
+from collapse_diag.runtime.rng import generator_for
 
 __all__ = [
     "LinearVAE",

@@ -34,7 +34,7 @@ import torch
 from models_for_tests import LinearVAE, TokenLinearVAE, toy_data, toy_vae
 
 from collapse_diag import analyze
-from collapse_diag.report import Report
+from collapse_diag.report.report import Report
 
 __all__ = ["BUILDERS", "FAILURE", "FAST", "FailsOnLargeBatches", "build_all"]
 

@@ -11,8 +11,8 @@ from collapse_diag.diagnostics.activity import (
     activity_diagnostic,
     signal_class,
 )
-from collapse_diag.encodings import Encodings
 from collapse_diag.exceptions import DiagnosticError
+from collapse_diag.model.encodings import Encodings
 
 
 def _encodings():

@@ -12,7 +12,7 @@ from toy_models import ToyVAE
 
 import collapse_diag
 from collapse_diag import CheckpointError, DataError, load_checkpoint, save_checkpoint
-from collapse_diag.adapters.prefixes import strip_wrapper_prefixes
+from collapse_diag.io.prefixes import strip_wrapper_prefixes
 from collapse_diag_cli.main import main
 
 FAST = ["--per-dim-swap-examples", "8", "--prior-samples", "2", "--format", "json", "-q"]
@@ -156,7 +156,7 @@ def test_torchscript_archive_gets_the_right_message_and_loads_when_trusted(user_
 
 
 def test_labels_file_formats_and_which_labels_are_used(toy_checkpoint, user_dir):
-    from collapse_diag.labels_file import load_labels
+    from collapse_diag.io.labels import load_labels
 
     k = np.arange(400) % 3
     (user_dir / "l.csv").write_text("k,j\n" + "".join(f"{a},{a % 2}\n" for a in k))

@@ -11,7 +11,7 @@ from collapse_diag import (
     load_checkpoint,
     save_checkpoint,
 )
-from collapse_diag.checkpoint import file_sha256
+from collapse_diag.io.checkpoint import file_sha256
 
 
 def test_round_trip_unpacks_as_model_and_data(toy_checkpoint):

@@ -13,8 +13,8 @@ from models_for_tests import LinearVAE, exact_linear_gaussian, sample_linear_dat
 from scipy.stats import norm
 
 from collapse_diag import InvalidParameterError, analyze, compare, write_comparison
-from collapse_diag.comparison import ComparedModel, model_statuses
-from collapse_diag.encodings_file import load_encodings, save_encodings
+from collapse_diag.report.encodings_file import load_encodings, save_encodings
+from collapse_diag.runs.comparison import ComparedModel, model_statuses
 
 FAST = {"swap_bootstrap": 20, "nll_samples": 4, "nll_examples": 50, "prior_samples": 4,
         "per_dim_swap_examples": 16}
@@ -179,7 +179,7 @@ def test_the_doc_lists_the_declared_comparison_keys():
     import re
     from pathlib import Path
 
-    from collapse_diag.comparison import COMPARISON_KEY, MODEL_KEY
+    from collapse_diag.runs.comparison import COMPARISON_KEY, MODEL_KEY
 
     doc = (Path(__file__).resolve().parents[1] / "docs" / "report-schema.md").read_text()
     block = doc.split("## comparison.json", 1)[1].split("```\n{", 1)[1].split("\n}\n```", 1)[0]

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from collapse_diag.encodings_file import load_encodings
 from collapse_diag.examples import SHIPPED
+from collapse_diag.report.encodings_file import load_encodings
 from collapse_diag_cli.main import main
 
 # Small through the settings, so the three demo models are analysed in seconds.

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from collapse_diag import DataError, ProtocolError
-from collapse_diag.data import (
+from collapse_diag.io.data import (
     iter_batches,
     load_data,
     num_examples,

@@ -75,7 +75,7 @@ def test_demo_reports_are_deterministic(demo_dir, tmp_path):
 
 def test_comparison_table_handles_missing_figures(analysed):
     """A real run without a verdict (diagnostics=["kl"]): dashes, and the KL it has."""
-    from collapse_diag.schema import STATUSES
+    from collapse_diag.report.schema import STATUSES
 
     kl_only, healthy = analysed["kl_only"], analysed["healthy"]
     lines = comparison_table({"m": kl_only, "h": healthy}).splitlines()

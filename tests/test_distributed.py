@@ -29,11 +29,12 @@ from click.testing import CliRunner
 from models_for_tests import PriorVAE, TokenLinearVAE, toy_data
 from toy_models import ToyVAE
 
-import collapse_diag.rng as rng_mod
-from collapse_diag import analyze, distributed
+import collapse_diag.runtime.rng as rng_mod
+from collapse_diag import analyze
 from collapse_diag.examples.sequence_vae import build_sequence_vae, sample_inputs
 from collapse_diag.exceptions import DataError
-from collapse_diag.rng import KeyedNormals, block_generator, generator_for
+from collapse_diag.runtime import distributed
+from collapse_diag.runtime.rng import KeyedNormals, block_generator, generator_for
 
 FAST = dict(mi_samples=4, swap_bootstrap=50, prior_samples=4, fisher_samples=2, nll_samples=8,
             fisher_bootstrap=50, mi_bootstrap=50)
@@ -206,7 +207,7 @@ def test_torchrun_two_processes_write_the_report_of_a_plain_run(toy_checkpoint, 
 _WORKER = '''
 import json, sys
 import numpy as np, torch
-from collapse_diag import distributed
+from collapse_diag.runtime import distributed
 from collapse_diag.exceptions import DataError
 
 assert distributed.setup(torch.device("cpu")) == torch.device("cpu")
@@ -272,7 +273,7 @@ import json, sys
 import torch
 import torch.distributed as dist
 from collapse_diag.examples.digits_vae import build_digits_vae, load_binary_digits
-from collapse_diag.monitor import CollapseMonitor
+from collapse_diag.runs.monitor import CollapseMonitor
 
 dist.init_process_group("gloo")  # as a DDP training job has it
 rank = dist.get_rank()

@@ -5,7 +5,6 @@ import pytest
 import torch
 
 from collapse_diag import analyze
-from collapse_diag.checkpoint import load_checkpoint, resolve_factory
 from collapse_diag.diagnostics.probes import probe_factors
 from collapse_diag.examples import DESCRIPTIONS, SHIPPED
 from collapse_diag.examples.corpus import (
@@ -18,7 +17,8 @@ from collapse_diag.examples.corpus import (
 )
 from collapse_diag.examples.digits_vae import build_digits_vae, load_binary_digits
 from collapse_diag.examples.text_vae import build_text_vae
-from collapse_diag.protocol import check_model
+from collapse_diag.io.checkpoint import load_checkpoint, resolve_factory
+from collapse_diag.model.protocol import check_model
 
 # Thresholds of the shipped-model checks.
 COLLAPSED_MAX_KL = 0.05  # nats, mean total KL of the collapsed text VAE

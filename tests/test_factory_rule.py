@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from toy_models import ToyVAE
 
 from collapse_diag import CheckpointError, load_checkpoint, save_checkpoint
-from collapse_diag.factory import is_model_class, resolve_factory
+from collapse_diag.io.factory import is_model_class, resolve_factory
 from collapse_diag_cli.main import main
 
 #: Python that creates the canary file when some function evaluates it.

@@ -29,9 +29,9 @@ from collapse_diag import (
     check_model,
     load_checkpoint,
 )
-from collapse_diag.data import load_data
-from collapse_diag.minimums import MIN_INPUTS
-from collapse_diag.settings import MAX_SEED
+from collapse_diag.config.settings import MAX_SEED
+from collapse_diag.diagnostics.minimums import MIN_INPUTS
+from collapse_diag.io.data import load_data
 from collapse_diag_cli.main import main
 
 TESTS = Path(__file__).parent
@@ -358,7 +358,7 @@ def test_an_npy_header_claiming_more_than_the_file_holds_is_exit_3(toy_checkpoin
 
 
 def test_a_zip_claiming_too_much_is_refused_before_reading(user_dir, monkeypatch):
-    import collapse_diag.files as files
+    import collapse_diag.io.files as files
 
     path = save(user_dir / "z.pt")
     monkeypatch.setattr(files, "MAX_UNPACKED_BYTES", 100)
@@ -370,10 +370,10 @@ def test_a_zip_claiming_too_much_is_refused_before_reading(user_dir, monkeypatch
 
 
 def test_an_oversized_config_is_refused(toy_checkpoint, user_dir, monkeypatch):
-    import collapse_diag.checkpoint as checkpoint
+    import collapse_diag.io.model_building as model_building
 
     (user_dir / "cfg.json").write_text(json.dumps({"noise": 0.5, "pad": "x" * 500}))
-    monkeypatch.setattr(checkpoint, "MAX_CONFIG_BYTES", 100)
+    monkeypatch.setattr(model_building, "MAX_CONFIG_BYTES", 100)
     with pytest.raises(CheckpointError, match="at most 100 are read"):
         load_checkpoint(toy_checkpoint, config=user_dir / "cfg.json")
 

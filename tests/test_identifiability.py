@@ -20,14 +20,14 @@ from models_for_tests import (
 )
 
 import collapse_diag.diagnostics.identifiability as ident_mod
-import collapse_diag.rng as rng_mod
+import collapse_diag.runtime.rng as rng_mod
+from collapse_diag.config.settings import Settings
 from collapse_diag.diagnostics.fisher import grad_context
 from collapse_diag.diagnostics.identifiability import fisher_rank, identifiability_diagnostic
-from collapse_diag.encodings import encode_all
 from collapse_diag.exceptions import DiagnosticError
-from collapse_diag.protocol import ModelInfo, check_model
-from collapse_diag.rng import generator_for
-from collapse_diag.settings import Settings
+from collapse_diag.model.encodings import encode_all
+from collapse_diag.model.protocol import ModelInfo, check_model
+from collapse_diag.runtime.rng import generator_for
 
 DEFAULT = Settings()
 

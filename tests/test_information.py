@@ -16,8 +16,8 @@ from collapse_diag.diagnostics.information import (
     mi_from_samples,
 )
 from collapse_diag.diagnostics.kl import kl_diagnostic
-from collapse_diag.encodings import Encodings
 from collapse_diag.exceptions import DiagnosticError, InvalidParameterError
+from collapse_diag.model.encodings import Encodings
 
 
 def _gen(seed):

@@ -7,14 +7,14 @@ import pytest
 import torch
 from toy_models import ToyVAE, closed_form
 
+from collapse_diag.diagnostics.estimators.mixture_density import GRID_TOL, dimension_terms
 from collapse_diag.diagnostics.information import (
     bootstrap_intervals,
     information_diagnostic,
     mi_terms,
 )
 from collapse_diag.diagnostics.kl import kl_diagnostic
-from collapse_diag.diagnostics.mixture_density import GRID_TOL, dimension_terms
-from collapse_diag.encodings import Encodings
+from collapse_diag.model.encodings import Encodings
 
 
 def _samples(mu, logvar, s, seed):
@@ -166,7 +166,7 @@ def test_rows_whose_sum_overflows_are_recomputed_exactly():
 def test_grid_does_not_depend_on_how_dimensions_are_grouped(monkeypatch):
     # Dimensions are refined in groups and interpolated in blocks (bounded memory); each
     # dimension's grid is its own, so any grouping gives the same values, bit for bit.
-    import collapse_diag.diagnostics.mixture_density as md
+    import collapse_diag.diagnostics.estimators.mixture_density as md
 
     rng = np.random.default_rng(5)
     mu, logvar = rng.normal(size=(1500, 6)) * 2, rng.normal(-1.0, 0.3, size=(1500, 6))
@@ -224,7 +224,7 @@ def test_full_terms_centre_their_inputs_themselves():
     # The expanded square [z^2, z] loses digits far from the origin; full_terms shifts z and
     # mu by the mean of mu itself, so callers pass raw codes: an offset of 1e4 changes no
     # term beyond 1e-9 nats (uncentred, the GEMM would lose ~1e-16 * 1e8 / var of them).
-    from collapse_diag.diagnostics.mixture_density import full_terms
+    from collapse_diag.diagnostics.estimators.mixture_density import full_terms
 
     rng = np.random.default_rng(8)
     mu, logvar = rng.normal(size=(300, 3)), rng.normal(-2, 0.5, size=(300, 3))
@@ -242,7 +242,7 @@ def test_exp_floor_changes_no_sum_that_holds_a_term_of_one(threads):
     # path); next to a term of 1 their exponentials (< 1e-304 each, 10^4 of them here) are
     # below half an ulp, so the floored sums equal the plain ones bit for bit. On one thread
     # _exp_ is numpy's exp, on several torch's: each within 1 ulp of the other (2.3e-16).
-    from collapse_diag.diagnostics.mixture_density import _EXP_FLOOR, _exp_
+    from collapse_diag.diagnostics.estimators.mixture_density import _EXP_FLOOR, _exp_
 
     rng = np.random.default_rng(10)
     shifted = -np.abs(rng.normal(0, 1, size=(50, 10_000))) * 10.0 ** rng.uniform(0, 5, (50, 1))
@@ -265,7 +265,7 @@ def test_sharp_posteriors_match_the_direct_sum_with_the_exp_floor():
     # log-densities lie far below -700, where the floor applies. Full-vector terms against
     # a brute-force loop over components (scipy-free: torch logsumexp per row), 1e-10 nats;
     # per-dimension grid against the direct sum, GRID_TOL.
-    from collapse_diag.diagnostics.mixture_density import full_terms
+    from collapse_diag.diagnostics.estimators.mixture_density import full_terms
 
     rng = np.random.default_rng(11)
     n, d = 400, 4
@@ -288,7 +288,11 @@ def test_points_beyond_every_component_are_evaluated_by_their_largest_term():
     # The 1-D mixtures are shifted by their tallest peak; a point more than 600 nats below it
     # (here 50 sd from the only wide component, 1e6 sd from the narrow one) would underflow
     # and is redone shifted by its own largest term: finite, and equal to that mode everywhere.
-    from collapse_diag.diagnostics.mixture_density import CHUNK_BYTES, _mixture_1d, _mixtures_1d
+    from collapse_diag.diagnostics.estimators.mixture_density import (
+        CHUNK_BYTES,
+        _mixture_1d,
+        _mixtures_1d,
+    )
 
     mu = torch.tensor([[0.0, 100.0]], dtype=torch.float64)
     logvar = torch.tensor([[math.log(1e-12), 0.0]], dtype=torch.float64)
@@ -310,7 +314,7 @@ def test_near_prior_dimensions_start_from_every_other_quantile(monkeypatch):
     # Collapsed dimensions (posteriors ~N(0, 1) for every input) start from 33 quantile
     # nodes instead of 65; they still meet GRID_TOL per query against the direct sum. The
     # narrow dimension (sd 0.05, means spread 1) keeps all 65.
-    from collapse_diag.diagnostics import mixture_density as md
+    from collapse_diag.diagnostics.estimators import mixture_density as md
 
     rng = np.random.default_rng(13)
     n = 1500

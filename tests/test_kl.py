@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from collapse_diag.diagnostics.kl import KLResult, gaussian_kl, kl_diagnostic
-from collapse_diag.encodings import Encodings
 from collapse_diag.exceptions import DiagnosticError
+from collapse_diag.model.encodings import Encodings
 
 
 def _random(shape, seed=0):

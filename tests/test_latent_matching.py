@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
-from collapse_diag.latent_matching import abs_correlation, cca_correlations, match_latents
+from collapse_diag.runs.latent_matching import abs_correlation, cca_correlations, match_latents
 
 
 @pytest.fixture(scope="module")

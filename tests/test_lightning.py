@@ -26,7 +26,7 @@ class Module(L.LightningModule):
 
 def test_callback_two_epochs(tmp_path):
     from collapse_diag.integrations.lightning import CollapseCallback
-    from collapse_diag.track import track
+    from collapse_diag.runs.track import track
 
     out = tmp_path / "collapse.jsonl"
     callback = CollapseCallback(tiny_data(200), every_n_steps=3, out=out, model_attr="vae")
@@ -52,7 +52,7 @@ def test_callback_two_epochs(tmp_path):
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert [float(r["collapse/kl"]) for r in logged] == [
         pytest.approx(line["summary"]["kl"], rel=1e-6) for line in lines]
-    result = track([out], tmp_path / "traj", formats=("json",))
+    result = track([out], tmp_path / "traj")
     assert [r["step"] for r in result.trajectory["rows"]] == [0, 3, 6, 8]
     assert len(result.trajectory["events"]["dimension_collapse_steps"]) == 3
 

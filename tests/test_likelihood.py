@@ -18,6 +18,7 @@ from scipy.stats import multivariate_normal, norm
 from toy_models import ToyVAE
 
 from collapse_diag import analyze
+from collapse_diag.config.settings import Settings
 from collapse_diag.diagnostics.likelihood import (
     convergence_grid,
     iw_bound,
@@ -25,13 +26,12 @@ from collapse_diag.diagnostics.likelihood import (
     log_normal,
     minibatch_mi,
 )
-from collapse_diag.encodings import encode_all
 from collapse_diag.exceptions import InvalidParameterError
-from collapse_diag.protocol import check_model
+from collapse_diag.model.encodings import encode_all
+from collapse_diag.model.protocol import check_model
 from collapse_diag.render.document import build_document
 from collapse_diag.render.likelihood_table import likelihood_table
-from collapse_diag.rng import generator_for
-from collapse_diag.settings import Settings
+from collapse_diag.runtime.rng import generator_for
 
 
 def run(model, data, seed=0, **settings):

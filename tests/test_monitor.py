@@ -5,11 +5,20 @@ import torch
 from training_models import TinyVAE, tiny_data
 
 from collapse_diag.analysis import analyze
+from collapse_diag.config.presets import CHEAP
 from collapse_diag.exceptions import InvalidParameterError
-from collapse_diag.monitor import CollapseMonitor, scalars
-from collapse_diag.presets import CHEAP
-from collapse_diag.track import track
-from collapse_diag.trajectory import row_from_report
+from collapse_diag.render.trajectory import write_trajectory
+from collapse_diag.runs.monitor import CollapseMonitor, scalars
+from collapse_diag.runs.track import track as run_track
+from collapse_diag.runs.trajectory import row_from_report
+
+
+def track(sources, out, *, formats=("json", "md", "html"), **kwargs):
+    """``track`` then ``write_trajectory`` into the same folder, as the CLI does."""
+    result = run_track(sources, out, **kwargs)
+    write_trajectory(result.trajectory, out, formats)
+    return result
+
 
 
 def _train(model, monitor, steps, switch_off=None):

@@ -4,7 +4,7 @@ from toy_models import ToyVAE
 
 from collapse_diag import ProtocolError, check_model
 from collapse_diag.exceptions import DiagnosticError
-from collapse_diag.protocol import call_log_likelihood
+from collapse_diag.model.protocol import call_log_likelihood
 
 X = torch.randn(6, 3)
 

@@ -14,7 +14,7 @@ from collapse_diag.render import explain, render_directory, write_report
 from collapse_diag.render.markdown import escape_markdown
 from collapse_diag.render.plots import PLOTS
 from collapse_diag.render.tables import fmt_num
-from collapse_diag.report import Report
+from collapse_diag.report.report import Report
 
 DPI = 30
 DATA_URI = re.compile(r"data:image/png;base64,[A-Za-z0-9+/=]+")

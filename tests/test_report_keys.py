@@ -1,4 +1,4 @@
-"""No report key is spelled as a string literal outside collapse_diag/schema.py (issue 15).
+"""No report key is spelled as a string literal outside collapse_diag/report/schema.py (issue 15).
 
 Every ``.py`` file of collapse_diag/ and cli/ is parsed; a string literal that
 names a declared report key (any field of schema.SUMMARY, DIMENSION,
@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from collapse_diag import schema
+from collapse_diag.report import schema
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("collapse_diag", "cli")
@@ -46,7 +46,7 @@ NOT_YET_CONVERTED: tuple[str, ...] = ()
 def _settings_names() -> frozenset[str]:
     from dataclasses import fields
 
-    from collapse_diag.settings import Settings
+    from collapse_diag.config.settings import Settings
 
     return frozenset(f.name for f in fields(Settings))
 
@@ -54,20 +54,21 @@ def _settings_names() -> frozenset[str]:
 #: Modules whose dicts with a report key's name are not reports, and which names those are.
 #: Only the names listed are let through, so a real report key read there still fails.
 NOT_REPORT_KEYS: dict[str, tuple[frozenset[str], str]] = {
-    "collapse_diag/settings.py": (_settings_names(), "Settings field names (bounds, defaults)"),
+    "collapse_diag/config/settings.py": (_settings_names(),
+                                         "Settings field names (bounds, defaults)"),
     "collapse_diag/analysis.py": (frozenset({"verdict"}),
                                   "SPEC_BY_NAME is keyed by diagnostic names"),
     "collapse_diag/diagnostics/information.py": (frozenset({"marginal_kl_ci"}),
                                                  "keyword arguments of InformationResult"),
-    "collapse_diag/presets.py": (_settings_names(), "Settings field names of the presets"),
-    "collapse_diag/checkpoint.py": (frozenset({"labels"}), "a checkpoint file's own keys"),
-    "collapse_diag/adapters/native.py": (frozenset({"labels", "model"}),
+    "collapse_diag/config/presets.py": (_settings_names(), "Settings field names of the presets"),
+    "collapse_diag/io/checkpoint.py": (frozenset({"labels"}), "a checkpoint file's own keys"),
+    "collapse_diag/io/adapters/native.py": (frozenset({"labels", "model"}),
                                          "a checkpoint file's own keys"),
-    "collapse_diag/adapters/lightning.py": (frozenset({"labels"}),
+    "collapse_diag/io/adapters/lightning.py": (frozenset({"labels"}),
                                             "a checkpoint file's own keys"),
-    "collapse_diag/adapters/pythae.py": (frozenset({"reconstruction"}),
+    "collapse_diag/io/adapters/pythae.py": (frozenset({"reconstruction"}),
                                          "the output dict of a pythae decoder"),
-    "collapse_diag/encodings_file.py": (frozenset({"data_sha256"}),
+    "collapse_diag/report/encodings_file.py": (frozenset({"data_sha256"}),
                                         "an array name inside encodings.npz"),
     "collapse_diag/examples/train.py": (frozenset({"latent_dim", "kl", "active_units", "labels",
                                                    "model"}),
@@ -79,7 +80,7 @@ NOT_REPORT_KEYS: dict[str, tuple[frozenset[str], str]] = {
 }
 
 #: The modules that declare keys: schema.py, and nothing else reads report keys as text.
-DECLARING = ("collapse_diag/schema.py",)
+DECLARING = ("collapse_diag/report/schema.py",)
 
 
 def _literal(node: ast.AST | None) -> str | None:
@@ -133,14 +134,14 @@ def test_no_report_key_is_spelled_outside_the_schema():
             encoding="utf-8")) if key not in allowed]
         if hits:
             offenders[module] = hits
-    assert not offenders, ("report keys spelled as literals (use collapse_diag.schema's "
+    assert not offenders, ("report keys spelled as literals (use collapse_diag.report.schema's "
                            f"SUMMARY_KEY, DIMENSION_KEY, ...): {offenders}")
 
 
 def test_the_exemptions_name_real_files_and_real_hits():
     """A stale exemption is a hole in the test: every entry must still be needed."""
     modules = _modules()
-    moving = ("collapse_diag/render/plots", "collapse_diag/render/report_values.py")
+    moving = ("collapse_diag/render/plots", "collapse_diag/report/values.py")
     stale = [e for e in NOT_YET_CONVERTED if not any(m.startswith(e) for m in modules)
              and e not in moving]
     assert not stale, stale
@@ -182,7 +183,7 @@ def test_names_that_are_not_used_as_keys_pass(source):
 
 def test_a_planted_literal_in_a_converted_module_fails_the_scan(tmp_path):
     """The scan of a real converted module finds a literal planted into it."""
-    module = "collapse_diag/comparison.py"
+    module = "collapse_diag/runs/comparison.py"
     assert not _exempt(module)
     text = (ROOT / module).read_text(encoding="utf-8")
     assert literal_keys(text) == []

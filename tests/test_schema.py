@@ -1,4 +1,4 @@
-"""collapse_diag/schema.py declares every report field that is written or read.
+"""collapse_diag/report/schema.py declares every report field that is written or read.
 
 Real ``analyze`` runs on the toy models (labels so the probes run, ``num_tokens``,
 a learned prior; and the sequential and failed runs of
@@ -21,15 +21,16 @@ import torch
 from models_for_tests import PriorVAE, TokenLinearVAE, toy_data, toy_vae
 from toy_models import ToyVAE
 
-from collapse_diag import analyze, schema
-from collapse_diag.comparison import compare
+from collapse_diag import analyze
 from collapse_diag.demo import comparison_table
-from collapse_diag.monitor import scalars
 from collapse_diag.render import write_report
 from collapse_diag.render.comparison import write_comparison
 from collapse_diag.render.explain import explain
-from collapse_diag.report import Report
-from collapse_diag.trajectory import DIMENSION_FIELDS, SUMMARY_FIELDS, row_from_report
+from collapse_diag.report import schema
+from collapse_diag.report.report import Report
+from collapse_diag.runs.comparison import compare
+from collapse_diag.runs.monitor import scalars
+from collapse_diag.runs.trajectory import DIMENSION_FIELDS, SUMMARY_FIELDS, row_from_report
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "report-schema.md"
 FAST = {"seed": 0, "swap_bootstrap": 100, "per_dim_swap_examples": 40, "fisher_bootstrap": 50,
@@ -263,7 +264,7 @@ def test_the_documented_probe_margin_is_the_one_applied():
 
 
 def test_keys_name_declared_fields_and_reject_others():
-    from collapse_diag.schema import SUMMARY, SUMMARY_KEY
+    from collapse_diag.report.schema import SUMMARY, SUMMARY_KEY
 
     assert all(getattr(SUMMARY_KEY, name) == name for name in SUMMARY)
     with pytest.raises(AttributeError, match="not a declared summary key"):

@@ -20,17 +20,17 @@ from models_for_tests import (
 )
 from scipy.stats import wilcoxon
 
-from collapse_diag.diagnostics._decoder import derangement, inputs_per_call
+from collapse_diag.config.settings import Settings
 from collapse_diag.diagnostics.sensitivity import (
     bootstrap_ci,
     sensitivity_diagnostic,
     wilcoxon_greater,
 )
-from collapse_diag.encodings import encode_all
 from collapse_diag.exceptions import DiagnosticError
-from collapse_diag.protocol import ModelInfo, check_model
-from collapse_diag.rng import generator_for
-from collapse_diag.settings import Settings
+from collapse_diag.model.decoding import derangement, inputs_per_call
+from collapse_diag.model.encodings import encode_all
+from collapse_diag.model.protocol import ModelInfo, check_model
+from collapse_diag.runtime.rng import generator_for
 
 FAST = Settings(swap_bootstrap=200)
 
@@ -204,7 +204,7 @@ def test_inputs_per_call_bounds_rows(batch_size, variants, expected):
 
 
 def test_inputs_per_call_defaults_to_the_row_cap():
-    from collapse_diag.diagnostics._decoder import MAX_ROWS_PER_CALL
+    from collapse_diag.model.decoding import MAX_ROWS_PER_CALL
 
     assert inputs_per_call(64, 33) == min(64, MAX_ROWS_PER_CALL // 33)
     assert inputs_per_call(64, 33) * 33 <= max(MAX_ROWS_PER_CALL, 64)

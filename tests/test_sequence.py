@@ -18,14 +18,14 @@ from collapse_diag.diagnostics.information import information_diagnostic
 from collapse_diag.diagnostics.kl import kl_diagnostic
 from collapse_diag.diagnostics.sequence_fisher import ancestral_prior_sample
 from collapse_diag.diagnostics.window_swap import aligned_derangement, time_windows
-from collapse_diag.encodings import encode_all
 from collapse_diag.examples.sequence_vae import (
     build_sequence_vae,
     closed_form_kl,
     sample_inputs,
 )
 from collapse_diag.exceptions import ProtocolError
-from collapse_diag.protocol import check_model
+from collapse_diag.model.encodings import encode_all
+from collapse_diag.model.protocol import check_model
 
 FAST = dict(mi_samples=4, swap_bootstrap=50, prior_samples=4, fisher_samples=2, nll_samples=8,
             fisher_bootstrap=50, mi_bootstrap=50)
@@ -241,7 +241,7 @@ def test_vector_report_figures_unchanged_from_main(tmp_path):
     new = {"kl_by_step", "swap_delta_by_window", "swap_unpaired_inputs", "mu_variance_by_step",
            "posterior_variance_by_step", "fisher_rank_cutoff"}  # the last: issue 15
     # Monte-Carlo estimates over the draws that are now keyed on the input's index
-    # (collapse_diag/rng.py, issue 11 item 5: prior draws, Fisher samples, importance
+    # (collapse_diag/runtime/rng.py, issue 11 item 5: prior draws, Fisher samples, importance
     # samples) changed their random numbers; their known answers are checked in
     # test_identifiability.py and test_likelihood.py. Their grades and counts did not change.
     new |= {"prior_reconstruction", "prior_gap", "likelihood_flatness", "likelihood_std",
@@ -293,9 +293,9 @@ def test_swap_effects_match_closed_form():
 
 
 def test_window_and_dimension_swaps_match_a_brute_force_loop():
+    from collapse_diag.config.settings import Settings
     from collapse_diag.diagnostics.dim_swap import _decode_dims
     from collapse_diag.diagnostics.window_swap import window_swap
-    from collapse_diag.settings import Settings
 
     model = build_sequence_vae(weights=(1.0, 0.7), used_steps=6, steps=8)
     x = sample_inputs(model, 6, seed=2, min_length=8)

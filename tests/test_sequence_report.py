@@ -91,8 +91,8 @@ def test_shipped_sequence_checkpoints(name, verdict, statuses):
     import torch
 
     import collapse_diag.examples as examples
-    from collapse_diag.checkpoint import load_checkpoint
     from collapse_diag.examples.sequence_vae import CHECKPOINTS
+    from collapse_diag.io.checkpoint import load_checkpoint
 
     path = Path(examples.__file__).parent / "checkpoints" / name
     loaded = load_checkpoint(path)

@@ -17,10 +17,10 @@ import click
 import pytest
 from click.testing import CliRunner
 
+from collapse_diag.config.declare import SETTING_KEY
+from collapse_diag.config.presets import CHEAP
+from collapse_diag.config.settings import MAX_SEED, SETTINGS, UPPER_BOUNDS, Settings
 from collapse_diag.exceptions import CollapseDiagError, InvalidParameterError
-from collapse_diag.presets import CHEAP
-from collapse_diag.setting import SETTING_KEY
-from collapse_diag.settings import MAX_SEED, SETTINGS, UPPER_BOUNDS, Settings
 from collapse_diag_cli.main import main
 from collapse_diag_cli.setting_options import (
     CLI_SETTINGS,
@@ -245,7 +245,7 @@ def _capture(monkeypatch, module, attr):
 
 
 def test_compare_passes_every_setting_with_its_default(monkeypatch):
-    seen = _capture(monkeypatch, "collapse_diag.comparison", "compare")
+    seen = _capture(monkeypatch, "collapse_diag.runs.comparison", "compare")
     assert run("compare", "a", "b", "--alpha", "0.2", "--nll-samples", "5").exit_code == 3
     given = {k: v for k, v in seen.items() if k in SETTINGS}
     assert set(given) == set(CLI_SETTINGS)
@@ -253,7 +253,7 @@ def test_compare_passes_every_setting_with_its_default(monkeypatch):
 
 
 def test_track_passes_only_the_settings_given(monkeypatch):
-    seen = _capture(monkeypatch, "collapse_diag.track", "track")
+    seen = _capture(monkeypatch, "collapse_diag.runs.track", "track")
     assert run("track", "ckpts/", "--alpha", "0.2", "--max-examples", "9").exit_code == 3
     assert {k: v for k, v in seen.items() if k in SETTINGS} == {"alpha": 0.2,
                                                                 "max_examples": 9}
@@ -299,7 +299,7 @@ def test_the_docs_list_the_options_help_lists(command, heading):
 @pytest.mark.parametrize(("args", "expected"), [([], False), (["--fast"], True),
                                                 (["--no-fast"], False)])
 def test_a_bool_setting_is_a_flag_pair_with_its_own_name(args, expected):
-    from collapse_diag.setting import Setting
+    from collapse_diag.config.declare import Setting
     from collapse_diag_cli.setting_options import _option
 
     spec = Setting(help="Go fast.", flag="--fast", name="fast_mode", kind=bool, default=False)
@@ -317,7 +317,7 @@ def test_a_bool_setting_is_a_flag_pair_with_its_own_name(args, expected):
 
 
 def test_track_leaves_an_unset_bool_setting_to_the_preset():
-    from collapse_diag.setting import Setting
+    from collapse_diag.config.declare import Setting
     from collapse_diag_cli.setting_options import _option
 
     spec = Setting(help="Go fast.", name="fast_mode", kind=bool, default=False)

@@ -22,7 +22,8 @@ import numpy as np
 import pytest
 from toy_models import ToyVAE
 
-from collapse_diag import analysis, schema
+from collapse_diag import analysis
+from collapse_diag.config.settings import Settings
 from collapse_diag.diagnostics import registry
 from collapse_diag.diagnostics.spec import (
     COLUMN_FORMATS,
@@ -36,8 +37,8 @@ from collapse_diag.diagnostics.spec import (
 )
 from collapse_diag.render import tables
 from collapse_diag.render.explain import explain
-from collapse_diag.report import Report, ReportSection
-from collapse_diag.settings import Settings
+from collapse_diag.report import schema
+from collapse_diag.report.report import Report, ReportSection
 
 SPECS = registry.SPECS
 
@@ -233,7 +234,7 @@ def test_a_new_diagnostic_needs_only_its_spec_in_the_registry(monkeypatch):
 def test_the_terminal_labels_of_the_headline_figures_are_their_short_names():
     # One place per fact: the terminal summary line labels the headline figures with the
     # names the demo, compare, trajectory and monitor use (headlines.LABELS).
-    from collapse_diag.headlines import HEADLINE, LABELS
+    from collapse_diag.report.headlines import HEADLINE, LABELS
 
     rows = {row.key: row for spec in SPECS for row in spec.summary_rows}
     assert {key: rows[key].terminal for key in HEADLINE} == {key: LABELS[key] for key in HEADLINE}

@@ -1,4 +1,4 @@
-"""collapse_diag.diagnostics.statistics: against scipy.stats.wilcoxon and brute-force loops."""
+"""diagnostics.estimators.statistics: against scipy.stats.wilcoxon and brute-force loops."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pytest
 import torch
 from scipy.stats import wilcoxon
 
-from collapse_diag.diagnostics import fisher_grades
-from collapse_diag.diagnostics.fisher_grades import fisher_bootstrap
-from collapse_diag.diagnostics.statistics import (
+from collapse_diag.diagnostics.estimators import fisher_grades
+from collapse_diag.diagnostics.estimators.fisher_grades import fisher_bootstrap
+from collapse_diag.diagnostics.estimators.statistics import (
     bootstrap_ci,
     resample_counts,
     signed_rank_greater,

@@ -11,7 +11,8 @@ from models_for_tests import exact_linear_gaussian, sample_linear_data, toy_data
 from scipy import stats
 from test_sensitivity import run
 
-from collapse_diag.diagnostics.swap_decision import (
+from collapse_diag.config.settings import Settings
+from collapse_diag.diagnostics.estimators.swap_decision import (
     decide,
     inputs_to_decide,
     interval_error,
@@ -19,7 +20,6 @@ from collapse_diag.diagnostics.swap_decision import (
     round_schedule,
     t_interval,
 )
-from collapse_diag.settings import Settings
 
 
 def test_round_schedule_doubles_up_to_the_budget():

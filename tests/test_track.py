@@ -12,10 +12,12 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-import collapse_diag.track as track_module
+import collapse_diag.runs.track as track_module
 from collapse_diag import save_checkpoint
 from collapse_diag.exceptions import CheckpointError
-from collapse_diag.track import checkpoint_step, order_checkpoints, track
+from collapse_diag.render.trajectory import write_trajectory
+from collapse_diag.runs.track import checkpoint_step, order_checkpoints
+from collapse_diag.runs.track import track as run_track
 from collapse_diag_cli.main import main
 
 # step -> decoder weights w (noise s = 0.5)
@@ -27,6 +29,13 @@ SCHEDULE = {
     400: [0.0, 0.0, 0.0],   # z1 collapses between 300 and 400: every dimension collapsed
     500: [0.0, 0.0, 0.0],
 }
+
+def track(sources, out, *, formats=("json", "md", "html"), **kwargs):
+    """``track`` then ``write_trajectory`` into the same folder, as the CLI does."""
+    result = run_track(sources, out, **kwargs)
+    write_trajectory(result.trajectory, out, formats)
+    return result
+
 
 
 def _save(folder, step, weights, data, name=None, with_step=True):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from collapse_diag.exceptions import DataError
-from collapse_diag.trajectory import (
+from collapse_diag.runs.trajectory import (
     build_trajectory,
     compute_events,
     read_monitor_log,
@@ -101,11 +101,11 @@ def test_monitor_log_errors_and_truncated_last_line(tmp_path):
 
 
 def test_the_doc_lists_the_declared_row_keys_and_tracked_fields():
-    """docs/trajectory-schema.md documents the keys of collapse_diag/trajectory_fields.py."""
+    """docs/trajectory-schema.md documents the keys of collapse_diag/runs/trajectory_fields.py."""
     import re
     from pathlib import Path
 
-    from collapse_diag.trajectory import DIMENSION_FIELDS, ROW_FIELDS, SUMMARY_FIELDS
+    from collapse_diag.runs.trajectory import DIMENSION_FIELDS, ROW_FIELDS, SUMMARY_FIELDS
 
     doc = (Path(__file__).resolve().parents[1] / "docs" / "trajectory-schema.md").read_text()
     section = doc.split("## rows[t]\n", 1)[1].split("\n## ", 1)[0]

@@ -14,8 +14,8 @@ from models_for_tests import (
     toy_vae,
 )
 
+from collapse_diag.config.settings import Settings
 from collapse_diag.diagnostics.verdict import STATUSES, decide_verdict, holm
-from collapse_diag.settings import Settings
 
 FAST = Settings(swap_bootstrap=100)
 

@@ -4,8 +4,8 @@ import pytest
 from toy_models import ToyVAE
 
 from collapse_diag import analyze
+from collapse_diag.diagnostics.minimums import MIN_INPUTS
 from collapse_diag.exceptions import DataError
-from collapse_diag.minimums import MIN_INPUTS
 
 
 def test_selecting_kl_and_activity_still_gives_the_verdict():

@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from collapse_diag import analyze
-from collapse_diag.checkpoint import load_checkpoint
 from collapse_diag.examples import REFERENCE
+from collapse_diag.io.checkpoint import load_checkpoint
 from collapse_diag.render.explain import explain
 
 

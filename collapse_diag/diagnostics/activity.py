@@ -22,12 +22,12 @@ from collapse_diag.diagnostics.spec import (
     RunContext,
     SummaryRow,
 )
-from collapse_diag.encodings import Encodings
 from collapse_diag.exceptions import DiagnosticError
-from collapse_diag.headlines import label
-from collapse_diag.report import ReportSection
-from collapse_diag.schema import DIMENSION_KEY as DK
-from collapse_diag.schema import SUMMARY_KEY as SK
+from collapse_diag.model.encodings import Encodings
+from collapse_diag.report.headlines import label
+from collapse_diag.report.report import ReportSection
+from collapse_diag.report.schema import DIMENSION_KEY as DK
+from collapse_diag.report.schema import SUMMARY_KEY as SK
 
 __all__ = ["ActivityResult", "NOISY_SNR", "SIGNALS", "SPEC", "activity_diagnostic",
            "signal_class"]

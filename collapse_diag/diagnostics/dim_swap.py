@@ -6,13 +6,14 @@ whole-vector swap::
     delta_id = log p(x_i | z_i) - log p(x_i | z_i with coordinate d from z_pi(i))
 
 Inputs are taken in a seeded random order. Round r decodes the inputs
-``n_{r-1} .. n_r`` of that order (:func:`~collapse_diag.diagnostics.swap_decision.round_schedule`):
+``n_{r-1} .. n_r`` of that order
+(:func:`~collapse_diag.diagnostics.estimators.swap_decision.round_schedule`):
 round 1 every dimension, later rounds only the dimensions that are informative
 and still undetermined, so each input costs ``1 + (dimensions decoded)`` rows.
 After each round every sampled dimension gets a Student-t interval at the
 Bonferroni error ``alpha / (R D)``, intersected with its earlier intervals, and
 a decision (``used`` / ``ignored`` / ``undetermined``,
-:mod:`~collapse_diag.diagnostics.swap_decision`). The rounds stop when every
+:mod:`~collapse_diag.diagnostics.estimators.swap_decision`). The rounds stop when every
 informative dimension is decided or the budget is spent. The decisions depend
 only on the deltas, which depend only on the seed (never on the batch size).
 Under ``torchrun`` each round's new inputs are sharded across the processes and
@@ -29,19 +30,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from collapse_diag import distributed
-from collapse_diag.data import Batch, repeat, take, to_device
-from collapse_diag.diagnostics._decoder import decode, inputs_per_call
-from collapse_diag.diagnostics.swap_decision import (
+from collapse_diag.config.settings import Settings
+from collapse_diag.diagnostics.estimators.swap_decision import (
     decide,
     inputs_to_decide,
     interval_error,
     round_schedule,
     t_interval,
 )
-from collapse_diag.progress import progress
-from collapse_diag.protocol import ModelInfo
-from collapse_diag.settings import Settings
+from collapse_diag.io.data import Batch, repeat, take, to_device
+from collapse_diag.model.decoding import decode, inputs_per_call
+from collapse_diag.model.protocol import ModelInfo
+from collapse_diag.runtime import distributed
+from collapse_diag.runtime.progress import progress
 
 __all__ = ["DimSwapResult", "adaptive_dim_swap"]
 

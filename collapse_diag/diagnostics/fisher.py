@@ -34,7 +34,7 @@ per-input g g^T, level ``confidence``) gives an interval for every eigenvalue
     flat           high < a, low ~ 0         (indistinguishable from a flat likelihood)
     inconclusive   low < a <= high
 
-The posterior noise of input i is keyed on i (:mod:`collapse_diag.rng`, stream
+The posterior noise of input i is keyed on i (:mod:`collapse_diag.runtime.rng`, stream
 ``"fisher"``), so the figures depend neither on the batch size nor on the number of
 processes. Part of the identifiability diagnostic
 (:mod:`~collapse_diag.diagnostics.identifiability`).
@@ -48,20 +48,29 @@ from typing import Any
 import numpy as np
 import torch
 
-from collapse_diag import distributed
-from collapse_diag.data import Batch, repeat, to_device
-from collapse_diag.diagnostics._decoder import (
+from collapse_diag.config.settings import Settings
+from collapse_diag.diagnostics.estimators.fisher_grades import (
+    fisher_bootstrap,
+    fisher_cutoff,
+    grade,
+)
+from collapse_diag.exceptions import DiagnosticError
+from collapse_diag.io.data import Batch, repeat, to_device
+from collapse_diag.model.decoding import (
     codes_to_device,
     draw_major_codes,
     inputs_per_call,
     shard_batches,
 )
-from collapse_diag.diagnostics.fisher_grades import fisher_bootstrap, fisher_cutoff, grade
-from collapse_diag.encodings import Encodings
-from collapse_diag.exceptions import DiagnosticError
-from collapse_diag.protocol import LOG_LIKELIHOOD, ModelInfo, call_log_likelihood, check_finite
-from collapse_diag.rng import KeyedNormals
-from collapse_diag.settings import Settings
+from collapse_diag.model.encodings import Encodings
+from collapse_diag.model.protocol import (
+    LOG_LIKELIHOOD,
+    ModelInfo,
+    call_log_likelihood,
+    check_finite,
+)
+from collapse_diag.runtime import distributed
+from collapse_diag.runtime.rng import KeyedNormals
 
 __all__ = ["fisher_figures", "fisher_gradients", "fisher_rank", "grad_context"]
 

@@ -11,7 +11,7 @@ the likelihood ratio between z values, not its per-token share, is what moves
 the posterior). The mean over k gives E_{z~p(z)} log p(x|z)
 (``prior_reconstruction``), and ``prior_gap = reconstruction - prior_reconstruction``.
 
-The noise of input i is keyed on i (:mod:`collapse_diag.rng`, stream ``"prior"``), so
+The noise of input i is keyed on i (:mod:`collapse_diag.runtime.rng`, stream ``"prior"``), so
 the figures depend neither on the batch size nor on the number of processes.
 Part of the identifiability diagnostic (:mod:`~collapse_diag.diagnostics.identifiability`).
 """
@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from collapse_diag import distributed
-from collapse_diag.data import Batch, repeat, to_device
-from collapse_diag.diagnostics._decoder import (
+from collapse_diag.config.settings import Settings
+from collapse_diag.io.data import Batch, repeat, to_device
+from collapse_diag.model.decoding import (
     decode,
     draw_major_codes,
     inputs_per_call,
@@ -34,10 +34,10 @@ from collapse_diag.diagnostics._decoder import (
     per_token,
     shard_batches,
 )
-from collapse_diag.encodings import Encodings
-from collapse_diag.protocol import ModelInfo
-from collapse_diag.rng import KeyedNormals
-from collapse_diag.settings import Settings
+from collapse_diag.model.encodings import Encodings
+from collapse_diag.model.protocol import ModelInfo
+from collapse_diag.runtime import distributed
+from collapse_diag.runtime.rng import KeyedNormals
 
 __all__ = ["flatness_figures", "prior_flatness"]
 
@@ -48,7 +48,7 @@ def prior_flatness(model: Any, data: Batch, encodings: Encodings, info: ModelInf
     """Per input mean and std (ddof 1) of log p(x|z_k) over K = ``prior_samples`` prior draws.
 
     Rows ``repeat(x, K)`` with codes z_k ~ p(z); the noise of input i is keyed on i
-    (stream ``"prior"``, :class:`~collapse_diag.rng.KeyedNormals`). This process
+    (stream ``"prior"``, :class:`~collapse_diag.runtime.rng.KeyedNormals`). This process
     decodes its shard; the two ``(N,)`` arrays are gathered onto every process.
     """
     n, dim, k, device = encodings.n_examples, encodings.latent_dim, settings.prior_samples, \

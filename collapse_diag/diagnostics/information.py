@@ -5,7 +5,7 @@ The aggregate posterior is the mixture of the posteriors of the analysed set,
 that joint, ``I_q(x; z) = E_x E_{z~q(z|x)} [log q(z|x) - log q(z)]``, which lies
 in ``[0, log M]``. It is estimated by Monte Carlo over z; :func:`mi_terms` is
 the estimator's core (no randomness; the log-densities come from GEMMs in
-:mod:`~collapse_diag.diagnostics.mixture_density`), :func:`information_diagnostic`
+:mod:`~collapse_diag.diagnostics.estimators.mixture_density`), :func:`information_diagnostic`
 draws the samples, the bootstrap intervals, and builds the result.
 
 Hoffman & Johnson (2016), "ELBO surgery", split the mean KL to the prior into
@@ -24,9 +24,13 @@ import numpy as np
 import torch
 from numpy.typing import ArrayLike
 
-from collapse_diag import distributed
+from collapse_diag.diagnostics.estimators.mixture_density import (
+    CHUNK_BYTES,
+    dimension_terms,
+    full_terms,
+)
+from collapse_diag.diagnostics.estimators.statistics import resample_counts
 from collapse_diag.diagnostics.kl import gaussian_kl
-from collapse_diag.diagnostics.mixture_density import CHUNK_BYTES, dimension_terms, full_terms
 from collapse_diag.diagnostics.spec import (
     DiagnosticSpec,
     DimensionColumn,
@@ -34,13 +38,13 @@ from collapse_diag.diagnostics.spec import (
     RunContext,
     SummaryRow,
 )
-from collapse_diag.diagnostics.statistics import resample_counts
-from collapse_diag.encodings import Encodings
 from collapse_diag.exceptions import DiagnosticError, invalid_parameter
-from collapse_diag.headlines import label
-from collapse_diag.report import ReportSection
-from collapse_diag.schema import DIMENSION_KEY as D
-from collapse_diag.schema import SUMMARY_KEY as S
+from collapse_diag.model.encodings import Encodings
+from collapse_diag.report.headlines import label
+from collapse_diag.report.report import ReportSection
+from collapse_diag.report.schema import DIMENSION_KEY as D
+from collapse_diag.report.schema import SUMMARY_KEY as S
+from collapse_diag.runtime import distributed
 
 __all__ = ["InformationResult", "information_diagnostic", "mi_from_samples", "mi_terms",
            "bootstrap_intervals", "trajectory_terms"]
@@ -130,7 +134,7 @@ def mi_terms(z: ArrayLike, mu: ArrayLike, logvar: ArrayLike, chunk_bytes: int = 
     components; the per-coordinate terms come from the 1-D mixtures evaluated
     exactly on an adaptive grid and interpolated to within ``GRID_TOL`` nats per
     query (exact below 1,024 queries): see
-    :mod:`~collapse_diag.diagnostics.mixture_density` (which shifts z and mu by the
+    :mod:`~collapse_diag.diagnostics.estimators.mixture_density` (which shifts z and mu by the
     mean of mu for the GEMM: the estimator is translation invariant).
 
     Args:
@@ -235,7 +239,7 @@ def bootstrap_intervals(values: np.ndarray, generator: torch.Generator, resample
 
     Each resample draws M row indices with replacement (one
     ``torch.randint(M, (M,), generator=generator)`` per resample, drawn in chunks
-    by :func:`~collapse_diag.diagnostics.statistics.resample_counts`), and every
+    by :func:`~collapse_diag.diagnostics.estimators.statistics.resample_counts`), and every
     column's mean over them is one GEMM of the resample counts against
     ``values``; the interval is the ``(1 -/+ confidence) / 2`` quantiles of those means.
 
@@ -314,7 +318,7 @@ def information_diagnostic(
 
     Sequential latents ``(N, T, D)``: the MI is I_q(x; z_{1:T}) of the whole
     sequence, estimated on the flattened code of size ``T * D``
-    (:meth:`~collapse_diag.encodings.Encodings.flat`: invalid steps are N(0, 1)
+    (:meth:`~collapse_diag.model.encodings.Encodings.flat`: invalid steps are N(0, 1)
     for every input, posterior and prior alike), and ``per_dimension[d]`` is
     I_q(x; z_{1:T,d}), the information in the whole trajectory of dimension d
     (the same estimator on the T coordinates of d, :func:`trajectory_terms`): not

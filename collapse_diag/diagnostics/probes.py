@@ -41,12 +41,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from collapse_diag.data import validate_labels
 from collapse_diag.diagnostics.spec import DiagnosticSpec, RunContext, SectionRef
 from collapse_diag.exceptions import DataError, DiagnosticError, invalid_parameter
-from collapse_diag.report import ReportSection
-from collapse_diag.schema import PROBE_KEY as PK
-from collapse_diag.schema import SUMMARY_KEY as SK
+from collapse_diag.io.data import validate_labels
+from collapse_diag.report.report import ReportSection
+from collapse_diag.report.schema import PROBE_KEY as PK
+from collapse_diag.report.schema import SUMMARY_KEY as SK
 
 if TYPE_CHECKING:
     from sklearn.model_selection import StratifiedKFold

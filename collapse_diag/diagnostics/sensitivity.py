@@ -43,9 +43,26 @@ from typing import Any
 import numpy as np
 import torch
 
-from collapse_diag import distributed
-from collapse_diag.data import Batch, num_examples, repeat, take, to_device
-from collapse_diag.diagnostics._decoder import (
+from collapse_diag.config.settings import Settings
+from collapse_diag.diagnostics.dim_swap import DimSwapResult, adaptive_dim_swap
+from collapse_diag.diagnostics.estimators.statistics import (
+    bootstrap_ci,
+    signed_rank_greater,
+    wilcoxon_greater,
+)
+from collapse_diag.diagnostics.estimators.swap_decision import DECISIONS, negligible_thresholds
+from collapse_diag.diagnostics.informative import informative_dims, swap_reference
+from collapse_diag.diagnostics.spec import (
+    DiagnosticSpec,
+    DimensionColumn,
+    PlotRef,
+    RunContext,
+    SummaryRow,
+)
+from collapse_diag.diagnostics.window_swap import aligned_derangement, window_swap
+from collapse_diag.exceptions import DiagnosticError
+from collapse_diag.io.data import Batch, num_examples, repeat, take, to_device
+from collapse_diag.model.decoding import (
     decode,
     derangement,
     inputs_per_call,
@@ -54,30 +71,14 @@ from collapse_diag.diagnostics._decoder import (
     per_token,
     shard_batches,
 )
-from collapse_diag.diagnostics.dim_swap import DimSwapResult, adaptive_dim_swap
-from collapse_diag.diagnostics.spec import (
-    DiagnosticSpec,
-    DimensionColumn,
-    PlotRef,
-    RunContext,
-    SummaryRow,
-)
-from collapse_diag.diagnostics.statistics import (
-    bootstrap_ci,
-    signed_rank_greater,
-    wilcoxon_greater,
-)
-from collapse_diag.diagnostics.swap_decision import DECISIONS, negligible_thresholds
-from collapse_diag.diagnostics.window_swap import aligned_derangement, window_swap
-from collapse_diag.encodings import Encodings
-from collapse_diag.exceptions import DiagnosticError
-from collapse_diag.headlines import label
-from collapse_diag.protocol import ModelInfo
-from collapse_diag.report import ReportSection
-from collapse_diag.schema import DIMENSION_KEY as D
-from collapse_diag.schema import DISTRIBUTION_KEY
-from collapse_diag.schema import SUMMARY_KEY as S
-from collapse_diag.settings import Settings
+from collapse_diag.model.encodings import Encodings
+from collapse_diag.model.protocol import ModelInfo
+from collapse_diag.report.headlines import label
+from collapse_diag.report.report import ReportSection
+from collapse_diag.report.schema import DIMENSION_KEY as D
+from collapse_diag.report.schema import DISTRIBUTION_KEY
+from collapse_diag.report.schema import SUMMARY_KEY as S
+from collapse_diag.runtime import distributed
 
 __all__ = [
     "SensitivityResult",
@@ -214,7 +215,7 @@ def sensitivity_diagnostic(
     ``n_1 = per_dim_swap_examples`` inputs decides every informative dimension).
     Under ``torchrun`` every process draws the same codes, decodes its shard of the
     inputs (of each round) and gathers the log-likelihoods
-    (:func:`~collapse_diag.distributed.map_shard`); the statistics run on every process.
+    (:func:`~collapse_diag.runtime.distributed.map_shard`); the statistics run on every process.
 
     Args:
         model: Protocol model on ``settings.device``, in eval mode.
@@ -337,8 +338,6 @@ def _per_dim(model: Any, data: Batch, z: np.ndarray, pi: np.ndarray, order: np.n
 
 
 def _run(context: RunContext) -> SensitivityResult:
-    from collapse_diag.diagnostics.verdict import informative_dims, swap_reference
-
     kl, activity = context.result("kl"), context.result("activity")
     return sensitivity_diagnostic(
         *context.decoder_args("sensitivity"), show_progress=context.show_progress,

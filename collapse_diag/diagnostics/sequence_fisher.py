@@ -3,7 +3,7 @@
 The identifiability diagnostic runs unchanged on the flattened code of size
 ``T * D`` (coordinate ``t * D + d`` is z_{t,d}; :class:`FlatModel` reshapes it
 back for the decoder; invalid steps are N(0, 1) like in
-:meth:`~collapse_diag.encodings.Encodings.flat`). Summary figures (eigenvalues,
+:meth:`~collapse_diag.model.encodings.Encodings.flat`). Summary figures (eigenvalues,
 rank, directions) are those of the ``T D x T D`` Fisher matrix. Per latent
 dimension d the Fisher information of its whole trajectory is reported::
 
@@ -28,19 +28,23 @@ from typing import Any
 import numpy as np
 import torch
 
-from collapse_diag import distributed
-from collapse_diag.data import Batch, num_examples, repeat, to_device
-from collapse_diag.diagnostics._decoder import (
+from collapse_diag.config.settings import Settings
+from collapse_diag.diagnostics.estimators.fisher_grades import grade
+from collapse_diag.diagnostics.flatness import flatness_figures
+from collapse_diag.diagnostics.vector_identifiability import (
+    IdentifiabilityResult,
+    vector_identifiability,
+)
+from collapse_diag.io.data import Batch, num_examples, repeat, to_device
+from collapse_diag.model.decoding import (
     decode,
     inputs_per_call,
     shard_batches,
 )
-from collapse_diag.diagnostics.fisher_grades import grade
-from collapse_diag.diagnostics.flatness import flatness_figures
-from collapse_diag.encodings import Encodings
-from collapse_diag.protocol import ModelInfo, call_prior
-from collapse_diag.rng import KeyedNormals
-from collapse_diag.settings import Settings
+from collapse_diag.model.encodings import Encodings
+from collapse_diag.model.protocol import ModelInfo, call_prior
+from collapse_diag.runtime import distributed
+from collapse_diag.runtime.rng import KeyedNormals
 
 __all__ = ["FlatModel", "ancestral_prior_sample", "sequence_identifiability"]
 
@@ -115,7 +119,7 @@ def _ancestral_flatness(model: Any, data: Batch, info: ModelInfo, settings: Sett
 def sequence_identifiability(model: Any, data: Batch, encodings: Encodings, info: ModelInfo,
                              settings: Settings, generator: torch.Generator,
                              show_progress: bool = False,
-                             reconstruction: float | None = None) -> Any:
+                             reconstruction: float | None = None) -> IdentifiabilityResult:
     """:func:`~collapse_diag.diagnostics.identifiability.identifiability_diagnostic` on sequences.
 
     See the module docstring for the flattening, the per-dimension reduction and the
@@ -126,11 +130,10 @@ def sequence_identifiability(model: Any, data: Batch, encodings: Encodings, info
     of the encoder pass (the vector rule, with that draw's prior), and the flat run's own
     prior draws are discarded.
     """
-    from collapse_diag.diagnostics.identifiability import identifiability_diagnostic
     t, d = info.steps, info.latent_dim
     flat = encodings.flat()
     flat_info = dataclasses.replace(info, latent_dim=t * d, steps=None, has_mask=False)
-    result = identifiability_diagnostic(FlatModel(model, t, d), data, flat, flat_info,
+    result = vector_identifiability(FlatModel(model, t, d), data, flat, flat_info,
                                         settings, generator, show_progress, reconstruction)
     changes: dict[str, Any] = {}
     if info.has_prior:  # the flat run drew from the prior at the posterior draw: redo, ancestral

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from collapse_diag.rng import generator_for
+from collapse_diag.runtime.rng import generator_for
 
 __all__ = [
     "COLUMN_FORMATS",
@@ -68,9 +68,9 @@ class RunContext:
         model: The model (protocol in docs/model-protocol.md), in eval mode on its device.
         data: The analysed inputs (after ``max_examples`` subsampling).
         labels: Known factors per input (name -> ``[n]`` int array), or ``None``.
-        info: What :func:`~collapse_diag.protocol.check_model` found (latent dim, prior, ...).
-        encodings: The one encoder pass (:class:`~collapse_diag.encodings.Encodings`).
-        settings: The validated :class:`~collapse_diag.settings.Settings`.
+        info: What :func:`~collapse_diag.model.protocol.check_model` found (latent dim, prior, ...).
+        encodings: The one encoder pass (:class:`~collapse_diag.model.encodings.Encodings`).
+        settings: The validated :class:`~collapse_diag.config.settings.Settings`.
         show_progress: Progress bars on stderr.
         results: Diagnostic name -> result, of those that ran before and succeeded.
     """
@@ -85,7 +85,7 @@ class RunContext:
     results: dict[str, Any] = field(default_factory=dict)
 
     def generator(self, name: str) -> torch.Generator:
-        """The seeded generator of diagnostic ``name`` (collapse_diag/rng.py)."""
+        """The seeded generator of diagnostic ``name`` (collapse_diag/runtime/rng.py)."""
         return generator_for(self.settings.seed, name)
 
     def result(self, name: str) -> Any:
@@ -103,13 +103,13 @@ class SummaryRow:
     """One row of the key-figures table (and, with ``terminal``, of the terminal summary line).
 
     Attributes:
-        key: The ``summary`` key shown (a :data:`~collapse_diag.schema.SUMMARY_KEY` name);
+        key: The ``summary`` key shown (a :data:`~collapse_diag.report.schema.SUMMARY_KEY` name);
             the row is left out when it is missing or null.
         label: The row's text in the table.
         format: One of :data:`ROW_FORMATS`.
         related: Further ``summary`` keys the format reads (see :data:`ROW_FORMATS`).
         terminal: Short label on the terminal summary line (``None``: not shown there);
-            a headline figure's is its :data:`~collapse_diag.headlines.LABELS` entry.
+            a headline figure's is its :data:`~collapse_diag.report.headlines.LABELS` entry.
     """
 
     key: str
@@ -124,7 +124,7 @@ class DimensionColumn:
     """One column of the per-dimension table.
 
     Attributes:
-        key: The ``dimensions[d]`` key (a :data:`~collapse_diag.schema.DIMENSION_KEY` name).
+        key: The ``dimensions[d]`` key (a :data:`~collapse_diag.report.schema.DIMENSION_KEY` name).
         header: Column title.
         format: One of :data:`COLUMN_FORMATS`.
         terminal: Also shown by ``collapse-diag analyze`` on the terminal.
@@ -183,12 +183,12 @@ class DiagnosticSpec:
 
     Attributes:
         name: The name in ``Settings.diagnostics``, ``report.errors`` and ``report.timings``,
-            and the ``writer`` of its fields in collapse_diag/schema.py.
+            and the ``writer`` of its fields in collapse_diag/report/schema.py.
         run: ``(RunContext) -> result | None``; the result has ``section()`` returning a
-            :class:`~collapse_diag.report.ReportSection` (``None``: nothing to report).
+            :class:`~collapse_diag.report.report.ReportSection` (``None``: nothing to report).
         requires: Diagnostics whose results ``run`` reads (when they ran); they come
             earlier in the registry.
-        settings: The :class:`~collapse_diag.settings.Settings` fields it owns (read by it
+        settings: The :class:`~collapse_diag.config.settings.Settings` fields it owns (read by it
             alone); fields shared by several are listed in ``analysis.RUN_SETTINGS``.
         uses_decoder: Its decoder passes run under ``Settings.dtype`` (``torch.autocast``):
             sensitivity and identifiability. The likelihood diagnostic calls the decoder
@@ -201,7 +201,7 @@ class DiagnosticSpec:
         plots: Its plots, in display order.
         sections: Document sections of its own (e.g. the probe table).
         min_inputs: Fewest analysed inputs it may be computed from (why each number:
-            collapse_diag/minimums.py); ``analyze`` refuses fewer before anything runs.
+            collapse_diag/diagnostics/minimums.py); ``analyze`` refuses fewer before anything runs.
         explanation: ``"collapse_diag.render.module:function"`` references,
             ``(report) -> str | None``: its paragraphs of "What this means", in order.
     """

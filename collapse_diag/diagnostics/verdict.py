@@ -11,7 +11,7 @@ Status of dimension d, in this order::
 "The evidence shows the decoder reads d" is either of
 
 * the per-dimension swap: the lower bound of the delta's interval (simultaneous
-  over the D dimensions and the rounds, :mod:`~collapse_diag.diagnostics.swap_decision`)
+  over the D dimensions and the rounds, :mod:`~collapse_diag.diagnostics.estimators.swap_decision`)
   is > 0;
 * the Fisher information of z_d: the lower bound of its bootstrap interval is
   ``>= max(fisher_rank_rtol * max_d' fisher_d', fisher_rank_atol)``.
@@ -37,18 +37,19 @@ without sensitivity, "the whole-vector swap is not significant" becomes
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from collapse_diag.diagnostics.fisher_grades import fisher_cutoff
+from collapse_diag.config.settings import Settings
+from collapse_diag.diagnostics.estimators.fisher_grades import fisher_cutoff
+from collapse_diag.diagnostics.informative import informative_dims
 from collapse_diag.diagnostics.spec import DiagnosticSpec, DimensionColumn, RunContext, SummaryRow
 from collapse_diag.exceptions import CollapseDiagError
-from collapse_diag.report import ReportSection
-from collapse_diag.schema import DIMENSION_KEY as DK
-from collapse_diag.schema import STATUSES
-from collapse_diag.schema import SUMMARY_KEY as SK
-from collapse_diag.settings import Settings
+from collapse_diag.report.report import ReportSection
+from collapse_diag.report.schema import DIMENSION_KEY as DK
+from collapse_diag.report.schema import STATUSES
+from collapse_diag.report.schema import SUMMARY_KEY as SK
 
 if TYPE_CHECKING:
     from collapse_diag.diagnostics.activity import ActivityResult
@@ -56,8 +57,7 @@ if TYPE_CHECKING:
     from collapse_diag.diagnostics.kl import KLResult
     from collapse_diag.diagnostics.sensitivity import SensitivityResult
 
-__all__ = ["SPEC", "STATUSES", "VerdictResult", "decide_verdict", "holm",
-           "informative_dims", "swap_reference"]
+__all__ = ["SPEC", "STATUSES", "VerdictResult", "decide_verdict", "holm"]
 
 
 def holm(p_values: np.ndarray) -> np.ndarray:
@@ -72,26 +72,6 @@ def holm(p_values: np.ndarray) -> np.ndarray:
     out = np.empty(m)
     out[order] = adjusted
     return out
-
-
-def informative_dims(kl: KLResult | None, activity: ActivityResult | None) -> np.ndarray | None:
-    """Not collapsed and Var_x[mu_d] >= active_threshold, ``(D,)``; ``None`` if one is missing."""
-    if kl is None or activity is None:
-        return None
-    return ~np.asarray(kl.collapsed, dtype=bool) & np.asarray(activity.active, dtype=bool)
-
-
-def swap_reference(information: Any, kl: KLResult | None) -> np.ndarray | None:
-    """I(x; z_d) for the negligible-effect threshold: the MI estimate, else the mean KL_d.
-
-    The mean KL_d >= I(x; z_d) is the fallback when the information diagnostic
-    is missing; ``None`` (the absolute cap alone) when both are.
-    """
-    if information is not None:
-        mi = information.section().dimensions.get(DK.mutual_information)
-        if mi is not None:
-            return np.array([np.nan if v is None else v for v in mi], dtype=np.float64)
-    return None if kl is None else np.asarray(kl.per_dimension, dtype=np.float64)
 
 
 @dataclass(frozen=True)

@@ -28,14 +28,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from collapse_diag import distributed
-from collapse_diag.data import Batch, repeat, take, to_device
-from collapse_diag.diagnostics._decoder import decode, derangement, inputs_per_call
-from collapse_diag.diagnostics.statistics import wilcoxon_greater
+from collapse_diag.config.settings import Settings
+from collapse_diag.diagnostics.estimators.statistics import wilcoxon_greater
 from collapse_diag.exceptions import DiagnosticError
-from collapse_diag.protocol import ModelInfo
-from collapse_diag.schema import SWAP_WINDOW_KEY as W
-from collapse_diag.settings import Settings
+from collapse_diag.io.data import Batch, repeat, take, to_device
+from collapse_diag.model.decoding import decode, derangement, inputs_per_call
+from collapse_diag.model.protocol import ModelInfo
+from collapse_diag.report.schema import SWAP_WINDOW_KEY as W
+from collapse_diag.runtime import distributed
 
 __all__ = ["aligned_derangement", "time_windows", "window_swap"]
 

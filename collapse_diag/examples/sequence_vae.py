@@ -128,7 +128,7 @@ def write_checkpoints(folder, n: int = 400, seed: int = 0) -> list:
     """
     from pathlib import Path
 
-    from collapse_diag.checkpoint import save_checkpoint
+    from collapse_diag.io.checkpoint import save_checkpoint
 
     paths = []
     for name, config in CHECKPOINTS.items():

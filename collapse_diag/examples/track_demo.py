@@ -20,9 +20,10 @@ from typing import Any
 
 import torch
 
-from collapse_diag.checkpoint import save_checkpoint
 from collapse_diag.examples.train import CONFIGS, train_model
-from collapse_diag.track import TrackResult, track
+from collapse_diag.io.checkpoint import save_checkpoint
+from collapse_diag.render.trajectory import write_trajectory
+from collapse_diag.runs.track import TrackResult, track
 
 __all__ = ["RUNS", "DEMO_STEPS", "checkpoint_steps", "run_track_demo"]
 
@@ -75,7 +76,7 @@ def run_track_demo(
         echo: Where the summary lines go.
 
     Returns:
-        The :class:`~collapse_diag.track.TrackResult` of each run.
+        The :class:`~collapse_diag.runs.track.TrackResult` of each run.
     """
     out = Path(out_dir)
     results: dict[str, TrackResult] = {}
@@ -94,10 +95,11 @@ def _run(name: str, out: Path, steps: int, seed: int, formats: Sequence[str],
     """Train and track one run; echo its explanation."""
     echo(f"{name}: training {steps} steps, saving checkpoints ...")
     paths = _train_with_checkpoints(name, out / "checkpoints" / name, steps, seed)
-    result = track(paths, out / name, seed=seed, formats=formats, show_progress=show_progress)
+    result = track(paths, out / name, seed=seed, show_progress=show_progress)
+    written = write_trajectory(result.trajectory, out / name, formats)
     for sentence in result.trajectory["explanation"]:
         echo(f"  {sentence}")
-    echo(f"  -> {', '.join(str(p) for p in result.written.values())}")
+    echo(f"  -> {', '.join(str(p) for p in written.values())}")
     return result
 
 

@@ -178,7 +178,7 @@ def train_model(name: str, seed: int = 0, log: Callable[[str], None] = print, *,
         on_step: Called as ``on_step(step, model, eval_inputs)`` before the first
             update (step 0) and after every update (step = updates done), with the
             model in training mode; e.g. to save checkpoints or run a
-            :class:`~collapse_diag.monitor.CollapseMonitor`.
+            :class:`~collapse_diag.runs.monitor.CollapseMonitor`.
 
     Returns:
         Dict with ``model`` (eval mode), ``config``, ``data``, ``labels`` and the
@@ -242,7 +242,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     args = parser.parse_args(argv)
-    from collapse_diag.checkpoint import save_checkpoint
+    from collapse_diag.io.checkpoint import save_checkpoint
 
     torch.set_num_threads(args.threads)
     for name in args.only or list(CONFIGS):

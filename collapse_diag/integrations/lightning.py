@@ -1,4 +1,4 @@
-"""``CollapseCallback``: a :class:`~collapse_diag.monitor.CollapseMonitor` in a Lightning Trainer.
+"""``CollapseCallback``: a :class:`~collapse_diag.runs.monitor.CollapseMonitor` for Lightning.
 
 Usage::
 
@@ -14,7 +14,7 @@ The model analysed is the ``LightningModule`` itself, or its attribute named
 (docs/model-protocol.md). Measurements are taken at global step 0 (before the
 first update), whenever ``trainer.global_step`` is a multiple of
 ``every_n_steps`` after a batch, and at the end of training; only on the
-global-zero process. The scalars of :func:`collapse_diag.monitor.scalars` go to
+global-zero process. The scalars of :func:`collapse_diag.runs.monitor.scalars` go to
 the trainer's loggers (TensorBoard, CSV, ...). Needs ``lightning``
 (``pip install "collapse-diag[lightning]"``).
 """
@@ -32,9 +32,9 @@ except ImportError as err:  # pragma: no cover - exercised only without the extr
         'pip install "collapse-diag[lightning]".'
     ) from err
 
-from collapse_diag.data import Batch
 from collapse_diag.exceptions import invalid_parameter
-from collapse_diag.monitor import DEFAULT_EVERY, CollapseMonitor, scalars
+from collapse_diag.io.data import Batch
+from collapse_diag.runs.monitor import DEFAULT_EVERY, CollapseMonitor, scalars
 
 __all__ = ["CollapseCallback"]
 
@@ -49,7 +49,7 @@ class CollapseCallback(pl.Callback):
         model_attr: Name of the attribute of the LightningModule holding the VAE
             (``None``: the module itself).
         log_to_trainer: Send the scalars to the trainer's loggers.
-        **monitor_args: Further arguments of :class:`~collapse_diag.monitor.CollapseMonitor`
+        **monitor_args: Further arguments of :class:`~collapse_diag.runs.monitor.CollapseMonitor`
             (``full``, ``tensorboard``, settings such as ``max_examples``).
     """
 

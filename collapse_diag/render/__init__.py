@@ -20,12 +20,12 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from collapse_diag.exceptions import invalid_parameter
-from collapse_diag.formats import REPORT_FORMATS
 from collapse_diag.render.document import build_document
-from collapse_diag.render.documents import draw_pngs, render_documents
+from collapse_diag.render.emit import draw_pngs, render_documents
 from collapse_diag.render.explain import explain
 from collapse_diag.render.plots import PLOTS, SEQUENCE_PLOTS, plots_for
-from collapse_diag.report import Report, write_text_atomic
+from collapse_diag.report.formats import REPORT_FORMATS
+from collapse_diag.report.report import Report, write_text_atomic
 
 __all__ = ["FORMATS", "explain", "render_directory", "write_report"]
 

@@ -1,4 +1,4 @@
-"""Write a :class:`~collapse_diag.comparison.Comparison` as comparison.json/.md/.html/.csv/.tex.
+"""Write a :class:`~collapse_diag.runs.comparison.Comparison`: comparison.json/.md/.html/.csv/.tex.
 
 Usage::
 
@@ -21,9 +21,7 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
-from collapse_diag.comparison import Comparison
 from collapse_diag.exceptions import invalid_parameter
-from collapse_diag.formats import COMPARISON_FORMATS
 from collapse_diag.render.comparison_plots import COMPARISON_PLOTS
 from collapse_diag.render.comparison_tables import (
     BEST_MARK,
@@ -34,9 +32,11 @@ from collapse_diag.render.comparison_tables import (
     tex_text,
 )
 from collapse_diag.render.document import Document, FigureBlock, Section
-from collapse_diag.render.documents import draw_pngs, render_documents
-from collapse_diag.report import write_text_atomic
-from collapse_diag.schema import SUMMARY_KEY as S
+from collapse_diag.render.emit import draw_pngs, render_documents
+from collapse_diag.report.formats import COMPARISON_FORMATS
+from collapse_diag.report.report import write_text_atomic
+from collapse_diag.report.schema import SUMMARY_KEY as S
+from collapse_diag.runs.comparison import Comparison
 
 __all__ = ["COMPARISON_FORMATS", "build_comparison_document", "write_comparison"]
 

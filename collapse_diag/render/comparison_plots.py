@@ -1,4 +1,4 @@
-"""Plots that overlay several models of a :class:`~collapse_diag.comparison.Comparison`.
+"""Plots that overlay several models of a :class:`~collapse_diag.runs.comparison.Comparison`.
 
 Each function takes a Comparison and returns a :class:`matplotlib.figure.Figure`
 (object-oriented API, no pyplot), or ``None`` when no model has the figures it
@@ -17,13 +17,13 @@ import seaborn as sns
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 
-from collapse_diag.comparison import Comparison, model_statuses
 from collapse_diag.render.colors import STATUS_COLORS
-from collapse_diag.render.report_values import dim_column, finite, setting
-from collapse_diag.schema import DIMENSION_KEY as D
-from collapse_diag.schema import NLL_CONVERGENCE_KEY as C
-from collapse_diag.schema import RENAMED_STATUSES
-from collapse_diag.schema import SUMMARY_KEY as S
+from collapse_diag.report.schema import DIMENSION_KEY as D
+from collapse_diag.report.schema import NLL_CONVERGENCE_KEY as C
+from collapse_diag.report.schema import RENAMED_STATUSES
+from collapse_diag.report.schema import SUMMARY_KEY as S
+from collapse_diag.report.values import dim_column, finite, setting
+from collapse_diag.runs.comparison import Comparison, model_statuses
 
 __all__ = ["COMPARISON_PLOTS", "short_names"]
 

@@ -11,12 +11,12 @@ import csv
 import io
 from typing import Any
 
-from collapse_diag.comparison import COLUMNS, EXTRA_FIELDS, Comparison
-from collapse_diag.render.report_values import finite
 from collapse_diag.render.tables import MISSING, Table, fmt_num
-from collapse_diag.schema import PROVENANCE_KEY as P
-from collapse_diag.schema import SUMMARY_KEY as S
-from collapse_diag.schema import TOP_LEVEL_KEY as T
+from collapse_diag.report.schema import PROVENANCE_KEY as P
+from collapse_diag.report.schema import SUMMARY_KEY as S
+from collapse_diag.report.schema import TOP_LEVEL_KEY as T
+from collapse_diag.report.values import finite
+from collapse_diag.runs.comparison import COLUMNS, EXTRA_FIELDS, Comparison
 
 __all__ = ["BEST_MARK", "csv_text", "data_table", "identifiability_table", "standard_table",
            "tex_text"]

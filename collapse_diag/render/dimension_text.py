@@ -14,7 +14,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from collapse_diag.render.report_values import (
+from collapse_diag.render.tables import fmt_num, fmt_pct, join_names
+from collapse_diag.report.report import Report
+from collapse_diag.report.schema import DIMENSION_KEY as D
+from collapse_diag.report.schema import SUMMARY_KEY as S
+from collapse_diag.report.values import (
     dim_column,
     dim_labels,
     dim_statuses,
@@ -22,10 +26,6 @@ from collapse_diag.render.report_values import (
     setting,
     status_counts,
 )
-from collapse_diag.render.tables import fmt_num, fmt_pct, join_names
-from collapse_diag.report import Report
-from collapse_diag.schema import DIMENSION_KEY as D
-from collapse_diag.schema import SUMMARY_KEY as S
 
 __all__ = ["MEANING", "decoder_dims_text", "identifiability_text", "signal_groups",
            "signal_text", "statuses_text"]

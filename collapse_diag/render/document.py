@@ -25,8 +25,8 @@ from collapse_diag.render.tables import (
     settings_table,
     summary_table,
 )
-from collapse_diag.report import Report
-from collapse_diag.schema import SUMMARY_KEY as SK
+from collapse_diag.report.report import Report
+from collapse_diag.report.schema import SUMMARY_KEY as SK
 
 __all__ = ["Document", "FigureBlock", "Section", "build_document"]
 

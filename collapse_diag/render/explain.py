@@ -23,7 +23,12 @@ from collapse_diag.diagnostics.probes import PROBE_MARGIN
 from collapse_diag.diagnostics.registry import display_order
 from collapse_diag.diagnostics.spec import resolve
 from collapse_diag.render.dimension_text import decoder_dims_text
-from collapse_diag.render.report_values import (
+from collapse_diag.render.tables import fmt_num, fmt_p, fmt_pct, join_names
+from collapse_diag.report.report import Report
+from collapse_diag.report.schema import DIMENSION_KEY as DK
+from collapse_diag.report.schema import PROBE_KEY as PRK
+from collapse_diag.report.schema import SUMMARY_KEY as SK
+from collapse_diag.report.values import (
     dim_column,
     dim_labels,
     dim_statuses,
@@ -31,11 +36,6 @@ from collapse_diag.render.report_values import (
     setting,
     status_counts,
 )
-from collapse_diag.render.tables import fmt_num, fmt_p, fmt_pct, join_names
-from collapse_diag.report import Report
-from collapse_diag.schema import DIMENSION_KEY as DK
-from collapse_diag.schema import PROBE_KEY as PRK
-from collapse_diag.schema import SUMMARY_KEY as SK
 
 __all__ = ["decoder_text", "explain", "information_text", "probes_text", "verdict_parts"]
 

@@ -6,10 +6,10 @@ from collapse_diag/diagnostics/likelihood.py.
 
 from __future__ import annotations
 
-from collapse_diag.render.report_values import finite
 from collapse_diag.render.tables import Table, fmt_num
-from collapse_diag.report import Report
-from collapse_diag.schema import SUMMARY_KEY as S
+from collapse_diag.report.report import Report
+from collapse_diag.report.schema import SUMMARY_KEY as S
+from collapse_diag.report.values import finite
 
 __all__ = ["likelihood_table"]
 

@@ -1,4 +1,4 @@
-"""The plots of a :class:`~collapse_diag.report.Report`: which there are, in which order.
+"""The plots of a :class:`~collapse_diag.report.report.Report`: which there are, in which order.
 
 Every plot is a function ``(report) -> Figure | None`` in a ``render/plots_*.py``
 module of its figure family (plots_kl, plots_activity, plots_information,
@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING
 
 from collapse_diag.diagnostics.registry import SPECS, display_order
 from collapse_diag.diagnostics.spec import PlotRef, resolve
-from collapse_diag.report import Report
-from collapse_diag.schema import SUMMARY_KEY as SK
+from collapse_diag.report.report import Report
+from collapse_diag.report.schema import SUMMARY_KEY as SK
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -10,15 +10,15 @@ from matplotlib.figure import Figure
 
 from collapse_diag.render.colors import NEUTRAL, STATUS_COLORS
 from collapse_diag.render.plots_style import styled
-from collapse_diag.render.report_values import (
+from collapse_diag.report.report import Report
+from collapse_diag.report.schema import DIMENSION_KEY as DK
+from collapse_diag.report.values import (
     STATUS_ORDER,
     dim_column,
     dim_labels,
     dim_statuses,
     setting,
 )
-from collapse_diag.report import Report
-from collapse_diag.schema import DIMENSION_KEY as DK
 
 __all__ = ["plot_activity"]
 

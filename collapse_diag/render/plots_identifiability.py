@@ -8,14 +8,14 @@ from matplotlib.figure import Figure
 
 from collapse_diag.render.colors import NEUTRAL, STATUS_COLORS
 from collapse_diag.render.plots_style import side_by_side, styled
-from collapse_diag.render.report_values import (
+from collapse_diag.report.report import Report
+from collapse_diag.report.schema import DISTRIBUTION_KEY as XK
+from collapse_diag.report.schema import SUMMARY_KEY as SK
+from collapse_diag.report.values import (
     finite,
     finite_values,
     setting,
 )
-from collapse_diag.report import Report
-from collapse_diag.schema import DISTRIBUTION_KEY as XK
-from collapse_diag.schema import SUMMARY_KEY as SK
 
 __all__ = ["plot_identifiability"]
 
@@ -32,7 +32,7 @@ def plot_identifiability(report: Report) -> Figure | None:
         ax = axes.pop(0)
         cutoff = finite(report.summary.get(SK.fisher_rank_cutoff))
         if cutoff is None:  # a report written before the cut-off was stored
-            from collapse_diag.diagnostics.fisher_grades import fisher_cutoff
+            from collapse_diag.diagnostics.estimators.fisher_grades import fisher_cutoff
 
             cutoff = fisher_cutoff(eig.max(), float(setting(report, "fisher_rank_rtol")),
                                    float(setting(report, "fisher_rank_atol")))

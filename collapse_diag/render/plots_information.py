@@ -7,16 +7,16 @@ from matplotlib.figure import Figure
 
 from collapse_diag.render.colors import MI_COLOR, MKL_COLOR
 from collapse_diag.render.plots_style import status_bars, styled, width
-from collapse_diag.render.report_values import (
+from collapse_diag.report.report import Report
+from collapse_diag.report.schema import DIMENSION_KEY as DK
+from collapse_diag.report.schema import SUMMARY_KEY as SK
+from collapse_diag.report.values import (
     dim_column,
     dim_labels,
     dim_statuses,
     finite,
     setting,
 )
-from collapse_diag.report import Report
-from collapse_diag.schema import DIMENSION_KEY as DK
-from collapse_diag.schema import SUMMARY_KEY as SK
 
 __all__ = ["plot_information"]
 

@@ -10,10 +10,10 @@ import numpy as np
 import seaborn as sns
 from matplotlib.figure import Figure
 
-from collapse_diag.render.report_values import finite
-from collapse_diag.report import Report
-from collapse_diag.schema import NLL_CONVERGENCE_KEY as C
-from collapse_diag.schema import SUMMARY_KEY as SK
+from collapse_diag.report.report import Report
+from collapse_diag.report.schema import NLL_CONVERGENCE_KEY as C
+from collapse_diag.report.schema import SUMMARY_KEY as SK
+from collapse_diag.report.values import finite
 
 __all__ = ["plot_likelihood"]
 

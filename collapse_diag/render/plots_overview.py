@@ -16,13 +16,13 @@ from matplotlib.patches import Patch
 from collapse_diag.diagnostics.registry import display_order
 from collapse_diag.render.colors import STATUS_COLORS
 from collapse_diag.render.plots_style import styled
-from collapse_diag.render.report_values import (
+from collapse_diag.report.report import Report
+from collapse_diag.report.values import (
     STATUS_ORDER,
     dim_column,
     dim_labels,
     dim_statuses,
 )
-from collapse_diag.report import Report
 
 __all__ = ["overview_rows", "plot_overview"]
 

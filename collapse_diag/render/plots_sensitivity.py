@@ -8,7 +8,11 @@ from matplotlib.figure import Figure
 
 from collapse_diag.render.colors import MI_COLOR, NEUTRAL
 from collapse_diag.render.plots_style import side_by_side, status_bars, styled
-from collapse_diag.render.report_values import (
+from collapse_diag.report.report import Report
+from collapse_diag.report.schema import DIMENSION_KEY as DK
+from collapse_diag.report.schema import DISTRIBUTION_KEY as XK
+from collapse_diag.report.schema import SUMMARY_KEY as SK
+from collapse_diag.report.values import (
     dim_column,
     dim_labels,
     dim_statuses,
@@ -16,10 +20,6 @@ from collapse_diag.render.report_values import (
     finite_values,
     setting,
 )
-from collapse_diag.report import Report
-from collapse_diag.schema import DIMENSION_KEY as DK
-from collapse_diag.schema import DISTRIBUTION_KEY as XK
-from collapse_diag.schema import SUMMARY_KEY as SK
 
 __all__ = ["plot_sensitivity"]
 

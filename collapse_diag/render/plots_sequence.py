@@ -13,11 +13,11 @@ import numpy as np
 import seaborn as sns
 from matplotlib.figure import Figure
 
-from collapse_diag.render.report_values import setting
-from collapse_diag.report import Report
-from collapse_diag.schema import DIMENSION_KEY as DK
-from collapse_diag.schema import SUMMARY_KEY as SK
-from collapse_diag.schema import SWAP_WINDOW_KEY as W
+from collapse_diag.report.report import Report
+from collapse_diag.report.schema import DIMENSION_KEY as DK
+from collapse_diag.report.schema import SUMMARY_KEY as SK
+from collapse_diag.report.schema import SWAP_WINDOW_KEY as W
+from collapse_diag.report.values import setting
 
 __all__ = ["kl_matrix", "plot_by_position", "plot_kl_heatmap"]
 

@@ -16,8 +16,8 @@ import seaborn as sns
 from matplotlib.figure import Figure
 
 from collapse_diag.render.colors import STATUS_COLORS
-from collapse_diag.render.report_values import STATUS_ORDER
-from collapse_diag.report import Report
+from collapse_diag.report.report import Report
+from collapse_diag.report.values import STATUS_ORDER
 
 __all__ = ["side_by_side", "status_bars", "styled", "width"]
 

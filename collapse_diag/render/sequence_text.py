@@ -11,10 +11,10 @@ written ``start–(stop - 1)``). ``None`` for vector-latent reports.
 from __future__ import annotations
 
 from collapse_diag.render.tables import fmt_num
-from collapse_diag.report import Report
-from collapse_diag.schema import DIMENSION_KEY as D
-from collapse_diag.schema import SUMMARY_KEY as S
-from collapse_diag.schema import SWAP_WINDOW_KEY as W
+from collapse_diag.report.report import Report
+from collapse_diag.report.schema import DIMENSION_KEY as D
+from collapse_diag.report.schema import SUMMARY_KEY as S
+from collapse_diag.report.schema import SWAP_WINDOW_KEY as W
 
 __all__ = ["sequence_text", "step_ranges"]
 

@@ -14,11 +14,11 @@ from typing import Any, NamedTuple
 
 from collapse_diag.diagnostics.registry import display_order
 from collapse_diag.diagnostics.spec import DimensionColumn, SummaryRow
-from collapse_diag.render.report_values import finite, setting
-from collapse_diag.report import Report
-from collapse_diag.schema import DIMENSION_KEY as DK
-from collapse_diag.schema import PROBE_KEY as PRK
-from collapse_diag.schema import SUMMARY_KEY as SK
+from collapse_diag.report.report import Report
+from collapse_diag.report.schema import DIMENSION_KEY as DK
+from collapse_diag.report.schema import PROBE_KEY as PRK
+from collapse_diag.report.schema import SUMMARY_KEY as SK
+from collapse_diag.report.values import finite, setting
 
 __all__ = [
     "MISSING",

@@ -15,14 +15,14 @@ from typing import Any
 
 from collapse_diag.render import _check_formats
 from collapse_diag.render.document import Document, FigureBlock, Section
-from collapse_diag.render.documents import draw_pngs, render_documents
+from collapse_diag.render.emit import draw_pngs, render_documents
 from collapse_diag.render.tables import Table
 from collapse_diag.render.trajectory_plots import TRAJECTORY_PLOTS
-from collapse_diag.report import write_text_atomic
-from collapse_diag.schema import SUMMARY_KEY as S
-from collapse_diag.trajectory_fields import ROW_KEY as R
-from collapse_diag.trajectory_fields import SERIES
-from collapse_diag.trajectory_fields import TRAJECTORY_KEY as J
+from collapse_diag.report.report import write_text_atomic
+from collapse_diag.report.schema import SUMMARY_KEY as S
+from collapse_diag.runs.trajectory_fields import ROW_KEY as R
+from collapse_diag.runs.trajectory_fields import SERIES
+from collapse_diag.runs.trajectory_fields import TRAJECTORY_KEY as J
 
 __all__ = ["PLOTS_FOLDER", "build_trajectory_document", "write_trajectory"]
 
@@ -108,7 +108,7 @@ def write_trajectory(trajectory: Mapping[str, Any], out_dir: str | Path,
 
     Args:
         trajectory: The content of trajectory.json (see
-            :func:`~collapse_diag.trajectory.build_trajectory`).
+            :func:`~collapse_diag.runs.trajectory.build_trajectory`).
         out_dir: Folder to write into (created if needed).
         formats: Any of ``json``, ``md`` (with its PNGs in ``trajectory-plots/``), ``html``.
         dpi: Resolution of the plots.

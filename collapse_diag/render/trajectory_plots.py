@@ -18,11 +18,11 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from collapse_diag.render.colors import STATUS_COLORS
-from collapse_diag.render.report_values import STATUS_ORDER, finite
-from collapse_diag.schema import DIMENSION_KEY as D
-from collapse_diag.trajectory_fields import ROW_KEY as R
-from collapse_diag.trajectory_fields import SERIES
-from collapse_diag.trajectory_fields import TRAJECTORY_KEY as J
+from collapse_diag.report.schema import DIMENSION_KEY as D
+from collapse_diag.report.values import STATUS_ORDER, finite
+from collapse_diag.runs.trajectory_fields import ROW_KEY as R
+from collapse_diag.runs.trajectory_fields import SERIES
+from collapse_diag.runs.trajectory_fields import TRAJECTORY_KEY as J
 
 __all__ = ["TRAJECTORY_PLOTS", "plot_kl_heatmap", "plot_status", "plot_curves",
            "status_color", "SERIES"]

@@ -1,0 +1,268 @@
+"""``track``: analyse every checkpoint of a training run into its trajectory.
+
+Usage::
+
+    from collapse_diag.render.trajectory import write_trajectory
+    from collapse_diag.runs.track import track
+
+    result = track(["runs/vae/"], "trajectory/")      # analyses, cached in trajectory/cache/
+    result.trajectory["events"]["verdict_collapsed_step"]
+    write_trajectory(result.trajectory, "trajectory/")  # trajectory.json, .md, .html
+
+``track`` returns the trajectory and writes only its cache; the caller writes
+the documents, as with ``analyze`` and ``write_report``.
+
+Every checkpoint is analysed on the same inputs (``data``, or else those stored
+in the first checkpoint) with the same seed, with the cheap preset of
+:mod:`collapse_diag.config.presets` unless ``full=True``. Each checkpoint's report is
+cached in ``OUT/cache/`` under a key made of the file's SHA-256, the settings,
+the inputs' hash, the factory/config overrides and the collapse-diag and report
+schema versions,
+and written as soon as it is computed: an interrupted run resumes where it
+stopped, and a re-run after new checkpoints appear analyses only those.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import re
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from collapse_diag._version import __version__
+from collapse_diag.analysis import _data_sha256, analyze
+from collapse_diag.config.presets import preset_settings
+from collapse_diag.config.settings import Settings
+from collapse_diag.exceptions import CheckpointError, DataError, invalid_parameter
+from collapse_diag.io.checkpoint import file_sha256, load_checkpoint
+from collapse_diag.io.data import Batch, validate_data
+from collapse_diag.report.report import SCHEMA_VERSION, write_text_atomic
+from collapse_diag.report.schema import TOP_LEVEL_KEY as T
+from collapse_diag.runs.trajectory import build_trajectory, read_monitor_log, row_from_report
+
+__all__ = ["CHECKPOINT_SUFFIXES", "STEP_KEYS", "TrackResult", "checkpoint_step",
+           "find_checkpoints", "order_checkpoints", "track"]
+
+#: File endings taken as checkpoints when a folder is given.
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
+#: Keys of a checkpoint dict read as its step, in this order of preference.
+STEP_KEYS = ("step", "global_step", "epoch")
+_NUMBER = re.compile(r"\d+")
+
+
+@dataclass
+class TrackResult:
+    """What :func:`track` did.
+
+    Attributes:
+        trajectory: The content of trajectory.json.
+        analysed: Checkpoints analysed in this run.
+        reused: Checkpoints whose cached report was reused.
+    """
+
+    trajectory: dict[str, Any]
+    analysed: list[Path] = field(default_factory=list)
+    reused: list[Path] = field(default_factory=list)
+
+
+def find_checkpoints(sources: Sequence[str | Path]) -> list[Path]:
+    """Expand folders (their ``*.pt``, ``*.pth``, ``*.ckpt`` files) and glob patterns.
+
+    Raises:
+        CheckpointError: a source that matches nothing.
+    """
+    found: dict[Path, None] = {}
+    for source in sources:
+        text = str(source)
+        path = Path(text)
+        if path.is_dir():
+            matches = sorted(p for p in path.iterdir()
+                             if p.is_file() and p.suffix in CHECKPOINT_SUFFIXES)
+        elif path.is_file():
+            matches = [path]
+        elif any(c in text for c in "*?["):
+            matches = sorted(Path(p) for p in glob.glob(text) if Path(p).is_file())
+        else:
+            matches = []
+        if not matches:
+            raise CheckpointError(f"{text!r} is no checkpoint file, no folder holding "
+                                  f"{'/'.join(CHECKPOINT_SUFFIXES)} files and no glob "
+                                  "matching files: check the path.")
+        found.update(dict.fromkeys(matches))
+    return list(found)
+
+
+def checkpoint_step(path: str | Path) -> tuple[int | None, str | None]:
+    """The training step of a checkpoint and where it was read.
+
+    The step is the first of :data:`STEP_KEYS` found in the checkpoint dict (read
+    with ``weights_only=True``: nothing is unpickled), else the last number in the
+    file name (``epoch=3-step=1200.ckpt`` -> 1200).
+
+    Returns:
+        ``(step, "key name" | "name")``, or ``(None, None)`` when there is none.
+    """
+    path = Path(path)
+    payload = None
+    for mmap in (True, False):  # mmap reads only what is needed; old-format files need False
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+            break
+        except Exception:  # noqa: BLE001 - unreadable here: the name may still tell
+            continue
+    if isinstance(payload, Mapping):
+        for key in STEP_KEYS:
+            value = payload.get(key)
+            if isinstance(value, torch.Tensor) and value.numel() == 1:
+                value = value.item()
+            if isinstance(value, int) and not isinstance(value, bool):
+                return int(value), key
+    numbers = _NUMBER.findall(path.stem)
+    return (int(numbers[-1]), "name") if numbers else (None, None)
+
+
+def _natural_key(path: Path) -> list[Any]:
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
+
+
+def order_checkpoints(paths: Sequence[Path], order: str = "step") -> list[tuple[int, Path]]:
+    """``(step, path)`` pairs in training order.
+
+    Args:
+        paths: The checkpoint files.
+        order: ``"step"`` (the step of :func:`checkpoint_step`) or ``"name"``
+            (natural order of the file names; the step is then the position 0, 1, ...).
+
+    Raises:
+        InvalidParameterError: an unknown ``order``.
+        CheckpointError: a checkpoint without a step, or two with the same step.
+    """
+    if order == "name":
+        return list(enumerate(sorted(paths, key=_natural_key)))
+    if order != "step":
+        raise invalid_parameter("order", "track", "'step' or 'name'", order)
+    pairs: dict[int, Path] = {}
+    for path in paths:
+        step, _ = checkpoint_step(path)
+        if step is None:
+            raise CheckpointError(f"cannot tell the step of {str(path)!r}: it has no "
+                                  f"{'/'.join(STEP_KEYS)} key and no number in its name; "
+                                  "pass --order name to order the files by name.")
+        if step in pairs:
+            raise CheckpointError(f"{str(pairs[step])!r} and {str(path)!r} both have step "
+                                  f"{step}: pass only one of them, or --order name.")
+        pairs[step] = path
+    return sorted(pairs.items())
+
+
+def _cache_key(sha: str, settings: Settings, data_sha: str, overrides: Mapping[str, Any]) -> str:
+    fields = dict(checkpoint=sha, settings=settings.to_dict(), data=data_sha,
+                  overrides=overrides, collapse_diag=__version__, report_schema=SCHEMA_VERSION)
+    return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _read_cache(path: Path) -> dict[str, Any] | None:
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None  # missing or half-written by an interrupted run: analyse again
+    return payload if isinstance(payload, dict) and T.summary in payload else None
+
+
+def _bar(items: list, show: bool) -> Any:
+    return tqdm(items, desc="checkpoints", unit="checkpoint", file=sys.stderr, leave=False,
+                disable=not (show and sys.stderr.isatty()))
+
+
+def track(
+    sources: Sequence[str | Path],
+    out_dir: str | Path = "collapse-diag-trajectory",
+    *,
+    data: Batch | None = None,
+    labels: Mapping[str, Any] | None = None,
+    full: bool = False,
+    order: str = "step",
+    factory: str | None = None,
+    config: Mapping[str, Any] | str | Path | None = None,
+    trust_checkpoint: bool = False,
+    show_progress: bool = False,
+    **settings: Any,
+) -> TrackResult:
+    """Analyse each checkpoint (or read a monitor log) into a trajectory.
+
+    Args:
+        sources: Checkpoint files, folders or glob patterns; or one ``.jsonl``
+            monitor log (:class:`~collapse_diag.runs.monitor.CollapseMonitor`).
+        out_dir: Folder whose ``cache/`` keeps each checkpoint's report (resumable runs).
+        data: Evaluation inputs (default: those stored in the first checkpoint).
+        labels: Known factors of ``data`` (used by the probes under ``full``).
+        full: Run the full analysis instead of the cheap preset.
+        order: ``"step"`` or ``"name"`` (see :func:`order_checkpoints`).
+        factory: ``module:callable`` building the model (see ``load_checkpoint``).
+        config: Factory keyword arguments (dict or JSON file).
+        trust_checkpoint: Allow unpickling (only for files you trust).
+        show_progress: One progress bar over the checkpoints on stderr.
+        **settings: :class:`~collapse_diag.config.settings.Settings` fields overriding the preset.
+
+    Returns:
+        A :class:`TrackResult`.
+
+    Raises:
+        CheckpointError: a missing/unsafe checkpoint, or steps that cannot be told.
+        DataError: no inputs to analyse, or an unreadable monitor log.
+        InvalidParameterError: a bad setting or option.
+    """
+    out = Path(out_dir)
+    logs = [s for s in sources if str(s).endswith(".jsonl")]
+    if logs and len(sources) > 1:
+        raise invalid_parameter("sources", "track", "checkpoints, or one monitor log (.jsonl) "
+                                "alone", [str(s) for s in sources])
+    if logs:
+        rows, logged, preset = read_monitor_log(sources[0])
+        trajectory = build_trajectory(rows, settings=logged, source="monitor", preset=preset)
+        return TrackResult(trajectory)
+    kwargs = preset_settings(full, settings)
+    cfg = Settings.from_kwargs("track", **kwargs)
+    ordered = order_checkpoints(find_checkpoints(sources), order)
+    load = {"factory": factory, "config": config, "trust_checkpoint": trust_checkpoint}
+    if data is None:
+        first = load_checkpoint(ordered[0][1], **load)
+        if first.data is None:
+            raise DataError(f"the first checkpoint {str(ordered[0][1])!r} holds no 'data': pass "
+                            "the evaluation inputs with --data FILE.")
+        data, labels = first.data, first.labels
+    data = validate_data(data, "the data")
+    data_sha = _data_sha256(data)
+    overrides = dict(factory=factory, config=config if isinstance(config, Mapping)
+                     else (file_sha256(config) if config else None),
+                     labels=_data_sha256({str(k): torch.as_tensor(np.asarray(v))
+                                          for k, v in labels.items()}) if labels else None)
+    rows, analysed, reused = [], [], []
+    (out / "cache").mkdir(parents=True, exist_ok=True)
+    for step, path in _bar(ordered, show_progress):
+        sha = file_sha256(path)
+        cache = out / "cache" / f"{_cache_key(sha, cfg, data_sha, overrides)}.json"
+        report = _read_cache(cache)
+        if report is None:
+            loaded = load_checkpoint(path, **load)
+            report = analyze(loaded.model, data, labels=labels,
+                             checkpoint={"path": str(path), "sha256": sha},
+                             **kwargs).to_dict()
+            write_text_atomic(cache, json.dumps(report, allow_nan=False) + "\n")
+            analysed.append(path)
+        else:
+            reused.append(path)
+        rows.append(row_from_report(report, step, {"path": str(path), "sha256": sha}))
+    trajectory = build_trajectory(rows, settings=cfg.to_dict(), source="checkpoints",
+                                  preset="full" if full else "cheap",
+                                  data_sha256=data_sha)
+    return TrackResult(trajectory, analysed, reused)

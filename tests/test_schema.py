@@ -28,6 +28,8 @@ from collapse_diag.render.comparison import write_comparison
 from collapse_diag.render.explain import explain
 from collapse_diag.report import schema
 from collapse_diag.report.report import Report
+from collapse_diag.report.schema_doc import PARTS, regenerate
+from collapse_diag.report.schema_doc import main as schema_doc_main
 from collapse_diag.runs.comparison import compare
 from collapse_diag.runs.monitor import scalars
 from collapse_diag.runs.trajectory import DIMENSION_FIELDS, SUMMARY_FIELDS, row_from_report
@@ -205,29 +207,27 @@ def test_trajectory_and_monitor_read_declared_fields(reports):
     assert summary.log <= set(schema.SUMMARY) and logs <= set(schema.DIMENSION)
 
 
-def _doc_table(heading: str) -> dict[str, list[str]]:
-    section = DOC.read_text().split(heading + "\n", 1)[1].split("\n## ", 1)[0]
-    rows = {}
-    for line in section.splitlines():
-        if line.startswith("| `"):
-            cells = [c.strip() for c in re.split(r"(?<!\\)\|", line)[1:-1]]
-            rows[cells[0].strip("`")] = [c.replace("\\|", "|") for c in cells[1:]]
-    return rows
+def test_the_doc_tables_are_generated_from_the_schema():
+    """docs/report-schema.md's tables are schema.py's fields, regenerated (no twin)."""
+    text = DOC.read_text()
+    assert regenerate(text) == text, (
+        "docs/report-schema.md is stale: python -m collapse_diag.report.schema_doc "
+        "docs/report-schema.md")
+    shown = re.findall(r"<!-- fields: (\w+) -->", text)
+    assert sorted(shown) == sorted(set(PARTS) - {"TOP_LEVEL"}), shown
+    for part in shown:  # every declared field is in the page, in schema order
+        rows = text.split(f"<!-- fields: {part} -->", 1)[1].split("<!-- /fields -->", 1)[0]
+        assert re.findall(r"^\| `([^`]+)`", rows, re.M) == list(PARTS[part])
 
 
-@pytest.mark.parametrize("heading, table", [("## summary", schema.SUMMARY),
-                                            ("## dimensions[d]", schema.DIMENSION),
-                                            ("## distributions", schema.DISTRIBUTIONS),
-                                            ("## provenance", schema.PROVENANCE)])
-def test_the_doc_documents_exactly_the_declared_fields(heading, table):
-    doc = _doc_table(heading)
-    assert list(doc) == list(table)
-    for name, cells in doc.items():
-        field = table[name]
-        meaning = cells[1] if heading == "## distributions" else cells[0]
-        assert meaning == field.description, name
-        if heading in ("## summary", "## dimensions[d]"):
-            assert cells[1] == (field.writer or ""), name
+def test_the_doc_generator_rewrites_a_stale_table(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text("intro\n<!-- fields: PROBE -->\n| old |\n<!-- /fields -->\noutro\n")
+    assert schema_doc_main([str(page), "--check"]) == 1
+    assert "| old |" in page.read_text()
+    assert schema_doc_main([str(page)]) == 0
+    assert "`accuracy_mu`" in page.read_text() and "| old |" not in page.read_text()
+    assert schema_doc_main([str(page), "--check"]) == 0
 
 
 def test_the_doc_lists_the_top_level_keys_and_statuses():

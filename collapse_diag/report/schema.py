@@ -6,7 +6,7 @@ collapse_diag/diagnostics/, assembled by collapse_diag/analysis.py) and the
 readers (render/, plots, cli/terminal.py, demo, compare, trajectory) use these
 names; tests/test_schema.py fails when a real ``analyze`` run writes, or a
 reader reads, a key that is not declared here, and when docs/report-schema.md
-documents a different set of fields or descriptions.
+is stale (its tables are generated from here: collapse_diag/report/schema_doc.py).
 """
 
 from __future__ import annotations

@@ -14,12 +14,10 @@ from collapse_diag.report.formats import COMPARISON_FORMATS
 from collapse_diag_cli.common import (
     EXIT_CODES_HELP,
     _common_options,
-    _formats_option,
     handle_errors,
     settings_options,
 )
-
-_FORMATS = COMPARISON_FORMATS
+from collapse_diag_cli.input_options import ModelInputs, model_input_options
 
 
 def _folder_name(index: int, name: str) -> str:
@@ -30,26 +28,16 @@ def _folder_name(index: int, name: str) -> str:
 
 @click.command("compare", epilog=EXIT_CODES_HELP)
 @click.argument("models", nargs=-1, required=True)
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("collapse-diag-comparison"), show_default=True,
-              help="Folder for comparison.json/.md/.html/.csv/.tex (and models/ for the "
-                   "reports of analysed checkpoints).")
-@click.option("--format", "formats", default=",".join(_FORMATS), show_default=True,
-              callback=_formats_option(_FORMATS),
-              help="Which files to write: any of json,md,html,csv,tex.")
-@click.option("--data", "data_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Evaluation inputs for every checkpoint, instead of each one's stored data "
-                   "(same inputs: identifiability across seeds can be computed).")
-@click.option("--factory", default=None,
-              help="'module:callable' that builds the models of state-dict-only checkpoints.")
-@click.option("--trust-checkpoint", is_flag=True,
-              help="Allow unpickling arbitrary Python objects (only for files you trust).")
+@model_input_options(out_default="collapse-diag-comparison", formats=COMPARISON_FORMATS,
+                     out_holds="comparison.json/.md/.html/.csv/.tex (and models/ for the "
+                               "reports of analysed checkpoints)",
+                     data_default="each checkpoint's 'data' (the same inputs for every model "
+                                  "let identifiability across seeds be computed)")
 @settings_options()
 @_common_options
 @handle_errors
-def compare(models: tuple[str, ...], out_dir: Path, formats: tuple[str, ...],
-            data_path: Path | None, factory: str | None, trust_checkpoint: bool, quiet: bool,
-            debug: bool, **settings: Any) -> None:
+def compare(models: tuple[str, ...], inputs: ModelInputs, quiet: bool, debug: bool,
+            **settings: Any) -> None:
     """Compare MODELS side by side: report folders (from `analyze`) or checkpoints.
 
     Checkpoints are analysed first, all with the same settings (the analysis options
@@ -61,6 +49,7 @@ def compare(models: tuple[str, ...], out_dir: Path, formats: tuple[str, ...],
     from collapse_diag.render.tables import text_table
     from collapse_diag.report.encodings_file import ENCODINGS_FILE, save_encodings
     from collapse_diag.report.schema import PROVENANCE_KEY
+    from collapse_diag.runs.comparison import COLUMNS
     from collapse_diag.runs.comparison import compare as run_compare
 
     if len(models) < 2:
@@ -68,24 +57,22 @@ def compare(models: tuple[str, ...], out_dir: Path, formats: tuple[str, ...],
     if len(set(models)) != len(models):
         raise click.UsageError("each model may be named only once.")
     comparison = run_compare(
-        list(models), data=data_path, factory=factory, trust_checkpoint=trust_checkpoint,
-        show_progress=not quiet, **settings,
+        list(models), data=inputs.data, labels=inputs.labels, show_progress=not quiet,
+        **inputs.load_options(), **settings,
     )
     for index, model in enumerate(comparison.models):
         if model.source == "checkpoint":
-            folder = out_dir / "models" / _folder_name(index, model.name)
+            folder = inputs.out / "models" / _folder_name(index, model.name)
             model.report.write_json(folder / "report.json")
             if model.encodings is not None:
                 save_encodings(folder / ENCODINGS_FILE, model.encodings,
                                (model.report.provenance or {}).get(PROVENANCE_KEY.data_sha256, ""))
-    written = write_comparison(comparison, out_dir, formats)
-    rows = [["model", "data", "-ELBO", "NLL", "PPL", "KL", "MI", "AU", "verdict"]]
+    written = write_comparison(comparison, inputs.out, inputs.formats)
+    rows = [["model", "data"] + [c.header for c in COLUMNS]]
     for row in comparison.rows:
         rows.append([row["name"], row["data_group"]] + [
-            "-" if row.get(k) is None else f"{row[k]:.3f}" if isinstance(row[k], float)
-            else str(row[k])
-            for k in ("neg_elbo", "nll", "ppl", "kl", "mutual_information", "active_units",
-                      "verdict")])
+            "-" if row.get(c.key) is None else f"{row[c.key]:.3f}"
+            if isinstance(row[c.key], float) else str(row[c.key]) for c in COLUMNS])
     click.echo(text_table(rows))
     for entry in comparison.identifiability:
         mcc = "-" if entry["mcc"] is None else f"{entry['mcc']:.3f}"

@@ -19,7 +19,6 @@ from collapse_diag.exceptions import (
     CollapseDiagError,
     DataError,
 )
-from collapse_diag.io.adapters import ADAPTERS
 from collapse_diag_cli.common import (
     EXIT_CODES_HELP,
     FORMATS,
@@ -32,6 +31,7 @@ from collapse_diag_cli.common import (
     user_code_exit,
 )
 from collapse_diag_cli.compare_command import compare
+from collapse_diag_cli.input_options import ModelInputs, model_input_options
 from collapse_diag_cli.track_command import track
 
 
@@ -43,33 +43,9 @@ def main() -> None:
 
 @main.command(epilog=EXIT_CODES_HELP)
 @click.argument("checkpoint", type=click.Path())
-@click.option("--data", "data_path", type=click.Path(dir_okay=False),
-              help="Evaluation inputs overriding the checkpoint's 'data': .pt (Tensor or dict "
-                   "of Tensors), .npy/.npz, or .txt (one example per line; needs the model's "
-                   "tokenize). Floating inputs are cast to the model's parameter dtype.")
-@click.option("--labels", "labels_path", type=click.Path(dir_okay=False), default=None,
-              help="Known factors, one integer per input: .pt/.npz (name -> array) or "
-                   ".csv/.tsv (header of names). Default: the checkpoint's, kept with --data "
-                   "only when the numbers of inputs match.")
-@click.option("--adapter", type=click.Choice(sorted(ADAPTERS)), default=None,
-              help="How to read CHECKPOINT (docs/adapters.md) [default: auto-detected: a "
-                   "pythae folder, a Lightning file, a TorchScript archive, else native].")
-@click.option("--state-dict-prefix", default=None,
-              help="Keep only the weights named with this prefix, stripped of it (e.g. "
-                   "'model.' for a LightningModule's self.model).")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("collapse-diag-report"), show_default=True,
-              help="Folder for report.json, report.md, report.html and plots/.")
-@click.option("--format", "formats", default=",".join(FORMATS), show_default=True,
-              callback=_parse_formats, help="Which documents to write: any of json,md,html.")
-@click.option("--factory", default=None,
-              help="'module:callable' that builds the model, for checkpoints holding only a "
-                   "state dict (the current folder is importable). Overrides the file's.")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False),
-              default=None, help="JSON file of keyword arguments for the factory.")
-@click.option("--trust-checkpoint", is_flag=True,
-              help="Allow unpickling arbitrary Python objects (a fully pickled model). "
-                   "Unpickling can run any code: only for files you trust.")
+@model_input_options(out_default="collapse-diag-report", formats=FORMATS,
+                     out_holds="report.json, report.md, report.html and plots/",
+                     data_default="the checkpoint's 'data'")
 @click.option("--fail-on-collapse", is_flag=True,
               help="Exit with code 1 when the verdict is 'collapsed' (to gate a pipeline).")
 @click.option("--save-encodings", is_flag=True,
@@ -78,10 +54,7 @@ def main() -> None:
 @settings_options()
 @_common_options
 @handle_errors
-def analyze(checkpoint: str, data_path: str | None, labels_path: str | None,
-            adapter: str | None, state_dict_prefix: str | None, out_dir: Path,
-            formats: tuple[str, ...], factory: str | None, config_path: str | None,
-            trust_checkpoint: bool, fail_on_collapse: bool, save_encodings: bool,
+def analyze(checkpoint: str, inputs: ModelInputs, fail_on_collapse: bool, save_encodings: bool,
             quiet: bool, debug: bool, **settings: Any) -> None:
     """Analyse the VAE in CHECKPOINT and write a report to --out."""
     from collapse_diag.analysis import analyze as run_analysis
@@ -92,16 +65,14 @@ def analyze(checkpoint: str, data_path: str | None, labels_path: str | None,
     from collapse_diag_cli.terminal import dimension_table, summary_line
 
     with user_code_exit():
-        loaded = load_checkpoint(checkpoint, factory=factory, config=config_path,
-                                 trust_checkpoint=trust_checkpoint, adapter=adapter,
-                                 state_dict_prefix=state_dict_prefix)
-        data = None if data_path is None else load_data(data_path, loaded.model)
+        loaded = load_checkpoint(checkpoint, **inputs.load_options())
+        data = None if inputs.data is None else load_data(inputs.data, loaded.model)
         if data is None and loaded.data is None:
             raise DataError(f"checkpoint {display_path(checkpoint)!r} holds no 'data': pass the "
                             "evaluation inputs with --data FILE.")
         report = run_analysis(
-            loaded, data, labels=labels_path, show_progress=not quiet,
-            save_encodings=out_dir / "encodings.npz" if save_encodings else None, **settings,
+            loaded, data, labels=inputs.labels, show_progress=not quiet,
+            save_encodings=inputs.out / "encodings.npz" if save_encodings else None, **settings,
         )
     from collapse_diag.runtime import distributed
 
@@ -109,7 +80,7 @@ def analyze(checkpoint: str, data_path: str | None, labels_path: str | None,
         distributed.finish()
         sys.exit(_exit_code(report, fail_on_collapse, echo=False))
     try:
-        written = _write(report, out_dir, formats)
+        written = _write(report, inputs.out, inputs.formats)
     finally:
         distributed.finish()
     if not quiet:

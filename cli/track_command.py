@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Any
 
 import click
@@ -15,11 +14,11 @@ from collapse_diag_cli.common import (
     EXIT_CODES_HELP,
     FORMATS,
     _common_options,
-    _parse_formats,
     given_settings,
     handle_errors,
     settings_options,
 )
+from collapse_diag_cli.input_options import ModelInputs, model_input_options
 
 __all__ = ["track"]
 
@@ -35,34 +34,22 @@ def _preset_default(spec: Setting) -> str:
 
 @click.command(epilog=EXIT_CODES_HELP)
 @click.argument("checkpoints", nargs=-1, required=True)
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("collapse-diag-trajectory"), show_default=True,
-              help="Folder for trajectory.json, trajectory.md, trajectory.html and the cache "
-                   "of per-checkpoint results.")
 @click.option("--order", type=click.Choice(["step", "name"]), default="step", show_default=True,
               help="Order by the checkpoint's 'step' (or 'global_step', 'epoch') key, else a "
                    "number in its file name; or by file name (steps are then positions).")
 @click.option("--full", is_flag=True,
               help="Run the full analysis at every checkpoint instead of the cheap preset.")
-@click.option("--data", "data_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Evaluation inputs for every checkpoint (default: those stored in the "
-                   "first checkpoint).")
-@click.option("--format", "formats", default=",".join(FORMATS), show_default=True,
-              callback=_parse_formats, help="Which documents to write: any of json,md,html.")
-@click.option("--factory", default=None, help="'module:callable' that builds the model.")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
-              default=None, help="JSON file of keyword arguments for the factory.")
-@click.option("--trust-checkpoint", is_flag=True,
-              help="Allow unpickling arbitrary Python objects: only for files you trust.")
+@model_input_options(out_default="collapse-diag-trajectory", formats=FORMATS,
+                     out_holds="trajectory.json, trajectory.md, trajectory.html and the cache "
+                               "of per-checkpoint results",
+                     data_default="those stored in the first checkpoint")
 @click.option("--fail-on-collapse", is_flag=True,
               help="Exit with code 1 when the verdict at the last step is 'collapsed'.")
 @settings_options(shown_default=_preset_default)
 @_common_options
 @handle_errors
-def track(checkpoints: tuple[str, ...], out_dir: Path, order: str, full: bool,
-          data_path: Path | None, formats: tuple[str, ...], factory: str | None,
-          config_path: Path | None, trust_checkpoint: bool, fail_on_collapse: bool,
-          quiet: bool, debug: bool, **settings: Any) -> None:
+def track(checkpoints: tuple[str, ...], inputs: ModelInputs, order: str, full: bool,
+          fail_on_collapse: bool, quiet: bool, debug: bool, **settings: Any) -> None:
     """Analyse every checkpoint of a run (files, folders, globs; or one monitor .jsonl log).
 
     The analysis options override the cheap preset (or, with --full, the defaults).
@@ -77,16 +64,15 @@ def track(checkpoints: tuple[str, ...], out_dir: Path, order: str, full: bool,
 
     overrides = given_settings(settings)
     data = None
-    if data_path is not None:
+    if inputs.data is not None:
         first = order_checkpoints(find_checkpoints(checkpoints), order)[0][1]
-        model = load_checkpoint(first, factory=factory, config=config_path,
-                                trust_checkpoint=trust_checkpoint).model
-        data = load_data(data_path, model)
-    result = run_track(list(checkpoints), out_dir, data=data, full=full, order=order,
-                       factory=factory, config=config_path, trust_checkpoint=trust_checkpoint,
-                       show_progress=not quiet, **overrides)
+        model = load_checkpoint(first, **inputs.load_options()).model
+        data = load_data(inputs.data, model)
+    result = run_track(list(checkpoints), inputs.out, data=data, labels=inputs.labels,
+                       full=full, order=order, show_progress=not quiet,
+                       **inputs.load_options(), **overrides)
     trajectory = result.trajectory
-    written = write_trajectory(trajectory, out_dir, formats)
+    written = write_trajectory(trajectory, inputs.out, inputs.formats)
     if not quiet:
         for sentence in trajectory["explanation"]:
             click.echo(sentence)

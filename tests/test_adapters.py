@@ -1,7 +1,9 @@
 """Issue 13: Lightning files, wrapper prefixes, TorchScript archives, labels, CLI = library."""
 
+import importlib.util
 import json
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -78,7 +80,11 @@ def test_not_in_format_message_lists_every_key_and_the_weights(user_dir):
 def _lightning_checkpoint(user_dir, extra_key=True):
     """A real Lightning .ckpt of a LightningModule holding the VAE as self.model."""
     lightning = pytest.importorskip("lightning.pytorch")
-    import models
+    # the user's models.py (user_dir), imported from its file: the test does not depend on
+    # an earlier test having put the working folder on sys.path
+    spec = importlib.util.spec_from_file_location("models", user_dir / "models.py")
+    models = sys.modules["models"] = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(models)
 
     class Module(lightning.LightningModule):
         def __init__(self, weights=(1.0, 3.0), noise=0.2, lr=1e-3):
@@ -120,6 +126,32 @@ def test_a_real_lightning_checkpoint_loads_with_factory_and_prefix(user_dir):
     assert result.exit_code == 0, result.output
     report = json.loads((user_dir / "r" / "report.json").read_text())
     assert report["checkpoint"]["adapter"] == "lightning"
+
+
+def test_track_and_compare_read_the_lightning_file_with_the_same_input_options(user_dir):
+    """--factory, --state-dict-prefix, --adapter and --labels reach every loading command."""
+    path = _lightning_checkpoint(user_dir)
+    model = ToyVAE(weights=(1.0, 3.0), noise=0.2)
+    x = model.sample(60)
+    _save(user_dir / "x.pt", x)
+    labels = user_dir / "labels.csv"
+    labels.write_text("sign\n" + "\n".join(str(int(v > 0)) for v in x[:, 0].tolist()) + "\n")
+    load = ["--factory", "models:ToyVAE", "--state-dict-prefix", "model.", "--adapter",
+            "lightning", "--data", user_dir / "x.pt", "--labels", labels]
+    without = run("track", path, "--factory", "models:ToyVAE", "--data", user_dir / "x.pt",
+                  "--out", user_dir / "t0", *FAST)
+    assert without.exit_code == 3 and "--state-dict-prefix" in without.output, without.output
+    result = run("track", path, *load, "--full", "--out", user_dir / "t", "--format", "json",
+                 *FAST)
+    assert result.exit_code == 0, result.output
+    (cached,) = (user_dir / "t" / "cache").glob("*.json")  # the step's full report
+    assert json.loads(cached.read_text())["summary"]["probes"]["sign"]["baseline"] > 0  # labels
+    (user_dir / "copy.ckpt").write_bytes(path.read_bytes())
+    result = run("compare", path, user_dir / "copy.ckpt", *load, "--out", user_dir / "c",
+                 *FAST)
+    assert result.exit_code == 0, result.output
+    rows = json.loads((user_dir / "c" / "comparison.json").read_text())["rows"]
+    assert len(rows) == 2 and rows[0]["kl"] == pytest.approx(rows[1]["kl"], rel=1e-9)
 
 
 def test_torchscript_archive_gets_the_right_message_and_loads_when_trusted(user_dir):

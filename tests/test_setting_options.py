@@ -329,3 +329,22 @@ def test_track_leaves_an_unset_bool_setting_to_the_preset():
 
     assert CliRunner().invoke(command, []).output.strip() == "None"
     assert CliRunner().invoke(command, ["--fast-mode"]).output.strip() == "True"
+
+
+# ---- the input options: every command that loads models has all of them, one help each --
+
+def test_every_model_loading_command_has_every_input_option_with_one_help():
+    from collapse_diag_cli.input_options import INPUT_OPTIONS
+
+    loading = ("analyze", "compare", "track")
+    helps: dict[str, set[str]] = {opt: set() for opt in INPUT_OPTIONS}
+    for name in loading:
+        params = {opt: p for p in main.commands[name].params for opt in p.opts}
+        assert set(INPUT_OPTIONS) <= set(params), (name, set(INPUT_OPTIONS) - set(params))
+        for opt in INPUT_OPTIONS:
+            helps[opt].add(params[opt].help)
+    # --out, --format and --data name what differs per command (folder, formats, default
+    # inputs); every other option has one help text for all three commands
+    for opt in set(INPUT_OPTIONS) - {"--out", "--format", "--data"}:
+        assert len(helps[opt]) == 1, (opt, helps[opt])
+

@@ -215,8 +215,12 @@ def compare(
     *,
     names: Sequence[str] | None = None,
     data: Any = None,
+    labels: Any = None,
     factory: str | None = None,
+    config: Any = None,
     trust_checkpoint: bool = False,
+    adapter: str | None = None,
+    state_dict_prefix: str | None = None,
     show_progress: bool = False,
     **settings: Any,
 ) -> Comparison:
@@ -229,8 +233,12 @@ def compare(
         names: One name per source (default: the path as given, or ``model<i>``).
         data: Inputs for every checkpoint (a Batch or a data file), instead of each
             checkpoint's stored ``data``.
+        labels: Known factors of ``data`` (a dict or a labels file), as for ``analyze``.
         factory: ``"module:callable"`` for state-dict-only checkpoints.
+        config: Factory keyword arguments (a dict or a JSON file).
         trust_checkpoint: Allow unpickling arbitrary objects in the checkpoints.
+        adapter: The adapter reading the checkpoints (``None``: auto-detected).
+        state_dict_prefix: Keep only the weights with this prefix (see ``load_checkpoint``).
         show_progress: Progress bars while analysing checkpoints.
         **settings: :class:`~collapse_diag.config.settings.Settings` fields for analysing
             checkpoints (``seed``, ``max_examples``, ``nll_samples``, ...).
@@ -256,8 +264,10 @@ def compare(
         from collapse_diag.config.settings import Settings
 
         Settings.from_kwargs("compare", **settings)  # reject bad settings before any work
-    analyse = dict(data=data, factory=factory, trust_checkpoint=trust_checkpoint,
-                   show_progress=show_progress, settings=settings)
+    load = dict(factory=factory, config=config, trust_checkpoint=trust_checkpoint,
+                adapter=adapter, state_dict_prefix=state_dict_prefix)
+    analyse = dict(data=data, labels=labels, load=load, show_progress=show_progress,
+                   settings=settings)
     models = tuple(load_source(s, n, analyse) for s, n in zip(sources, names, strict=True))
 
     hashes = [str((m.report.provenance or {}).get(P.data_sha256) or f"unknown:{m.name}")

@@ -81,20 +81,19 @@ def load_source(source: Any, name: str, analyse: dict[str, Any]) -> ComparedMode
     return _analyse_checkpoint(path, name, **analyse)
 
 
-def _analyse_checkpoint(path: Path, name: str, data: Any = None, factory: str | None = None,
-                        trust_checkpoint: bool = False, show_progress: bool = False,
+def _analyse_checkpoint(path: Path, name: str, data: Any = None, labels: Any = None,
+                        load: dict[str, Any] | None = None, show_progress: bool = False,
                         settings: dict[str, Any] | None = None) -> ComparedModel:
+    """Load and analyse one checkpoint; ``load``: keyword arguments of ``load_checkpoint``."""
     from collapse_diag.analysis import analyze, model_info
     from collapse_diag.config.settings import Settings
     from collapse_diag.io.checkpoint import load_checkpoint
     from collapse_diag.io.data import load_data
     from collapse_diag.report.encodings_file import load_encodings
 
-    loaded = load_checkpoint(path, factory=factory, trust_checkpoint=trust_checkpoint)
-    labels = loaded.labels
+    loaded = load_checkpoint(path, **(load or {}))
     if data is not None:
         inputs = load_data(data, loaded.model) if isinstance(data, (str, Path)) else data
-        labels = None
     elif loaded.data is not None:
         inputs = loaded.data
     else:
@@ -106,8 +105,9 @@ def _analyse_checkpoint(path: Path, name: str, data: Any = None, factory: str | 
     keep = not model_info(loaded.model, inputs, device).sequential
     with tempfile.TemporaryDirectory() as tmp:
         npz = Path(tmp) / "encodings.npz"
-        report = analyze(loaded.model, inputs, labels=labels,
-                         checkpoint={"path": str(path), "sha256": loaded.sha256},
+        report = analyze(loaded, None if data is None else inputs, labels=labels,
+                         checkpoint={"path": str(path), "sha256": loaded.sha256,
+                                     "adapter": loaded.adapter},
                          show_progress=show_progress, save_encodings=npz if keep else None,
                          **settings)
         encodings = load_encodings(npz)[0] if keep else None

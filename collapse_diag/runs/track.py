@@ -44,7 +44,8 @@ from collapse_diag.config.presets import preset_settings
 from collapse_diag.config.settings import Settings
 from collapse_diag.exceptions import CheckpointError, DataError, invalid_parameter
 from collapse_diag.io.checkpoint import file_sha256, load_checkpoint
-from collapse_diag.io.data import Batch, validate_data
+from collapse_diag.io.data import Batch, num_examples, validate_data
+from collapse_diag.io.labels import load_labels
 from collapse_diag.report.report import SCHEMA_VERSION, write_text_atomic
 from collapse_diag.report.schema import TOP_LEVEL_KEY as T
 from collapse_diag.runs.trajectory import build_trajectory, read_monitor_log, row_from_report
@@ -188,12 +189,14 @@ def track(
     out_dir: str | Path = "collapse-diag-trajectory",
     *,
     data: Batch | None = None,
-    labels: Mapping[str, Any] | None = None,
+    labels: Mapping[str, Any] | str | Path | None = None,
     full: bool = False,
     order: str = "step",
     factory: str | None = None,
     config: Mapping[str, Any] | str | Path | None = None,
     trust_checkpoint: bool = False,
+    adapter: str | None = None,
+    state_dict_prefix: str | None = None,
     show_progress: bool = False,
     **settings: Any,
 ) -> TrackResult:
@@ -204,12 +207,15 @@ def track(
             monitor log (:class:`~collapse_diag.runs.monitor.CollapseMonitor`).
         out_dir: Folder whose ``cache/`` keeps each checkpoint's report (resumable runs).
         data: Evaluation inputs (default: those stored in the first checkpoint).
-        labels: Known factors of ``data`` (used by the probes under ``full``).
+        labels: Known factors of ``data`` (a dict, or a labels file; used by the probes
+            under ``full``).
         full: Run the full analysis instead of the cheap preset.
         order: ``"step"`` or ``"name"`` (see :func:`order_checkpoints`).
         factory: ``module:callable`` building the model (see ``load_checkpoint``).
         config: Factory keyword arguments (dict or JSON file).
         trust_checkpoint: Allow unpickling (only for files you trust).
+        adapter: The adapter reading the checkpoints (``None``: auto-detected).
+        state_dict_prefix: Keep only the weights with this prefix (see ``load_checkpoint``).
         show_progress: One progress bar over the checkpoints on stderr.
         **settings: :class:`~collapse_diag.config.settings.Settings` fields overriding the preset.
 
@@ -233,14 +239,17 @@ def track(
     kwargs = preset_settings(full, settings)
     cfg = Settings.from_kwargs("track", **kwargs)
     ordered = order_checkpoints(find_checkpoints(sources), order)
-    load = {"factory": factory, "config": config, "trust_checkpoint": trust_checkpoint}
+    load = {"factory": factory, "config": config, "trust_checkpoint": trust_checkpoint,
+            "adapter": adapter, "state_dict_prefix": state_dict_prefix}
     if data is None:
         first = load_checkpoint(ordered[0][1], **load)
         if first.data is None:
             raise DataError(f"the first checkpoint {str(ordered[0][1])!r} holds no 'data': pass "
                             "the evaluation inputs with --data FILE.")
-        data, labels = first.data, first.labels
+        data, labels = first.data, first.labels if labels is None else labels
     data = validate_data(data, "the data")
+    if isinstance(labels, (str, Path)):
+        labels = load_labels(labels, num_examples(data))
     data_sha = _data_sha256(data)
     overrides = dict(factory=factory, config=config if isinstance(config, Mapping)
                      else (file_sha256(config) if config else None),

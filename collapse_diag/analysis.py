@@ -338,16 +338,18 @@ def _run_diagnostics(context: RunContext, device: torch.device
         if not _runs(spec, cfg.diagnostics):
             continue
         start = time.perf_counter()
-        try:
+        try:  # the section too: a result that cannot say its fields is a failed diagnostic
             with _precision(spec.name, cfg.dtype, device):
                 result = DIAGNOSTICS[spec.name](context)
+            section = None if result is None else result.section()
         except (Exception, SystemExit) as err:  # noqa: BLE001 - isolate failures, record them
             errors[spec.name] = f"{type(err).__name__}: {err}"
-            result = None
+            result = section = None
         timings[spec.name] = round(time.perf_counter() - start, 4)
         if result is not None:
             context.results[spec.name] = result
-            sections.append(result.section())
+        if section is not None:
+            sections.append(section)
     return sections, errors, timings
 
 

@@ -116,6 +116,27 @@ def test_failed_diagnostic_is_recorded_and_others_run():
     assert report.summary["kl"] > 0
 
 
+def test_a_section_that_raises_is_a_failed_diagnostic_and_others_run(monkeypatch):
+    """section() runs inside the failure isolation: its error is recorded, not raised."""
+    from collapse_diag.diagnostics.activity import ActivityResult
+
+    def broken(self):
+        raise TypeError("section() broke")
+
+    monkeypatch.setattr(ActivityResult, "section", broken)
+    model = ToyVAE(WEIGHTS, NOISE)
+    report = analyze(model, model.sample(64), diagnostics=["kl", "activity"])
+    assert report.errors["activity"] == "TypeError: section() broke"
+    assert report.summary["kl"] > 0 and "active_units" not in report.summary
+
+
+def test_a_report_section_needs_no_part():
+    from collapse_diag.report.report import ReportSection
+
+    assert ReportSection() == ({}, {}, {})
+    assert ReportSection(dimensions={"kl": [0.1]}).summary == {}
+
+
 def test_bad_settings_use_one_template():
     model = ToyVAE()
     x = model.sample(10)

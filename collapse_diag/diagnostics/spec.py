@@ -33,6 +33,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from collapse_diag.config.settings import Settings
+from collapse_diag.io.data import Batch
+from collapse_diag.model.encodings import Encodings
+from collapse_diag.model.protocol import ModelInfo
 from collapse_diag.runtime.rng import generator_for
 
 __all__ = [
@@ -75,12 +79,12 @@ class RunContext:
         results: Diagnostic name -> result, of those that ran before and succeeded.
     """
 
-    model: Any
-    data: Any
+    model: Any  # duck-typed: the protocol is checked, not a base class
+    data: Batch
     labels: dict[str, np.ndarray] | None
-    info: Any
-    encodings: Any
-    settings: Any
+    info: ModelInfo
+    encodings: Encodings
+    settings: Settings
     show_progress: bool
     results: dict[str, Any] = field(default_factory=dict)
 
@@ -92,7 +96,8 @@ class RunContext:
         """The result of the earlier diagnostic ``name``, or ``None`` (failed, not selected)."""
         return self.results.get(name)
 
-    def decoder_args(self, name: str) -> tuple:
+    def decoder_args(self, name: str
+                     ) -> tuple[Any, Batch, Encodings, ModelInfo, Settings, torch.Generator]:
         """``(model, data, encodings, info, settings, generator)``: a decoder diagnostic's call."""
         return (self.model, self.data, self.encodings, self.info, self.settings,
                 self.generator(name))

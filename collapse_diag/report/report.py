@@ -19,8 +19,10 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -66,7 +68,7 @@ def upgrade_payload(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 class ReportSection(NamedTuple):
-    """What one diagnostic adds to the report.
+    """What one diagnostic adds to the report; every part is optional (read, never mutated).
 
     Attributes:
         summary: Model-level fields, merged into ``report.summary``.
@@ -76,9 +78,9 @@ class ReportSection(NamedTuple):
             plots, merged into ``report.distributions``.
     """
 
-    summary: dict[str, Any]
-    dimensions: dict[str, list[Any]]
-    distributions: dict[str, list[Any]] = {}
+    summary: Mapping[str, Any] = MappingProxyType({})
+    dimensions: Mapping[str, list[Any]] = MappingProxyType({})
+    distributions: Mapping[str, list[Any]] = MappingProxyType({})
 
 
 def to_jsonable(value: Any) -> Any:

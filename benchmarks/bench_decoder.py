@@ -35,7 +35,7 @@ from collapse_diag.diagnostics.identifiability import identifiability_diagnostic
 from collapse_diag.diagnostics.sensitivity import sensitivity_diagnostic
 from collapse_diag.examples.corpus import load_corpus
 from collapse_diag.examples.text_vae import build_text_vae
-from collapse_diag.io.data import iter_batches, to_device
+from collapse_diag.io.data import num_examples, take, to_device
 from collapse_diag.model.decoding import inputs_per_call
 from collapse_diag.model.encodings import encode_all
 from collapse_diag.model.protocol import check_model
@@ -134,9 +134,10 @@ def bench(n: int, args: argparse.Namespace) -> None:
 
     def one_pass() -> None:  # one decoder row per input, posterior means
         with torch.no_grad():
-            for rows, batch in iter_batches(data, settings.batch_size):
+            for start in range(0, num_examples(data), settings.batch_size):
+                rows = slice(start, start + settings.batch_size)
                 z = torch.as_tensor(enc.mu[rows], dtype=info.dtype, device=args.device)
-                model.log_likelihood(to_device(batch, args.device), z)
+                model.log_likelihood(to_device(take(data, rows), args.device), z)
 
     one_pass()  # warm-up: lazy initialisation, thread pools, allocator
     jobs = {

@@ -8,7 +8,7 @@ knows about the two shapes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,6 @@ __all__ = [
     "take",
     "repeat",
     "to_device",
-    "iter_batches",
     "load_data",
     "subsample_indices",
     "validate_labels",
@@ -203,18 +202,6 @@ def to_device(x: Batch, device: torch.device | str) -> Batch:
         return t.pin_memory().to(device, non_blocking=True)
 
     return move(x) if isinstance(x, torch.Tensor) else {k: move(v) for k, v in x.items()}
-
-
-def iter_batches(x: Batch, batch_size: int) -> Iterator[tuple[slice, Batch]]:
-    """Yield ``(rows, batch)`` pairs covering ``x`` in order, ``batch_size`` examples at a time.
-
-    ``rows`` is the slice of example indices the batch holds, so results can be
-    written back into arrays of shape ``(n_examples, ...)``.
-    """
-    n = num_examples(x)
-    for start in range(0, n, batch_size):
-        rows = slice(start, min(start + batch_size, n))
-        yield rows, take(x, rows)
 
 
 def subsample_indices(n: int, size: int | None, generator: torch.Generator) -> torch.Tensor:

@@ -321,50 +321,56 @@ def _quantiles_of_sorted(ts: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     return ts[:, below].lerp_(ts[:, ranks.ceil().long()], ranks - below)
 
 
-def _log_mixture_adaptive(ts: torch.Tensor, mixtures: _Mixtures1d, tol: float,
-                          chunk_bytes: int, own: torch.Tensor, own_sd: torch.Tensor
-                          ) -> torch.Tensor:
-    """``log mean_j N(t; mu_jd, v_jd)`` at every query by the adaptive grid (module doc).
+class _Grid(NamedTuple):
+    """The refined grid of every dimension: nodes with exact values and slopes, padded rows.
 
-    All dimensions at once: intervals are flat lists with their dimension, so each
-    refinement level is a handful of tensor operations whatever D.
+    ``t``, ``f``, ``g``: ``(D, width)`` node positions (padding +inf), log-densities and
+    slopes; ``size``: real nodes per row ``(D, 1)``; ``exact_lo``, ``exact_hi``: the
+    intervals whose queries are evaluated exactly, padded rows ``(D, k)``.
+    """
 
-    Args:
-        ts: Queries sorted within each dimension, shape ``(D, R)``.
-        mixtures: The D mixtures (:func:`_mixtures_1d`).
-        tol: Interpolation tolerance at interval midpoints, nats.
-        chunk_bytes: Bytes of one block of (points x components) values.
-        own: ``log q(t_r|x_owner) - log M`` per query (its own component's share of
-            the mixture), in the order of ``ts``.
-        own_sd: The own component's standard deviation per query, same order.
+    t: torch.Tensor
+    f: torch.Tensor
+    g: torch.Tensor
+    size: torch.Tensor
+    exact_lo: torch.Tensor
+    exact_hi: torch.Tensor
 
-    Returns:
-        Shape ``(D, R)``, in the order of ``ts``.
+
+def _mix_shared(points: torch.Tensor, dim: torch.Tensor, mixtures: _Mixtures1d,
+                chunk_bytes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact values and slopes at ``points``, shared out under torchrun.
+
+    Each process evaluates its share and all get every value, so every process
+    refines the same grid.
+    """
+
+    def share(a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
+        f, g = _mixture_1d(points[a:b], dim[a:b], mixtures, chunk_bytes)
+        return f.numpy(), g.numpy()
+
+    f, g = distributed.map_shard(points.numel(), share, block=_POINT_BLOCK)
+    return torch.from_numpy(f), torch.from_numpy(g)
+
+
+def _queries_in(ts: torch.Tensor, dim: torch.Tensor, a: torch.Tensor, b: torch.Tensor
+                ) -> torch.Tensor:
+    """How many queries (sorted rows ``ts``) of each interval's dimension lie in ``[a, b]``."""
+    (a2, b2), real = _rows_by_dim(dim, ts.shape[0], (a, b), (0.0, 0.0))
+    count = torch.searchsorted(ts, b2, right=True) - torch.searchsorted(ts, a2)
+    out = torch.empty_like(dim)
+    out[torch.argsort(dim, stable=True)] = count[real]
+    return out
+
+
+def _start_nodes(ts: torch.Tensor, mixtures: _Mixtures1d, own_sd: torch.Tensor
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first nodes, flat ``(positions, dimension)`` sorted by dimension then position.
+
+    Quantiles of the queries, plus the mean of every component 8 times narrower
+    than the quantile interval around it (the peak of a spike no node would see).
     """
     dims, mu, half_prec = ts.shape[0], mixtures.mu, mixtures.half_prec
-
-    def mix(points: torch.Tensor, dim: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Exact values and slopes at ``points``, shared out under torchrun.
-
-        Each process evaluates its share and all get every value, so every process
-        refines the same grid.
-        """
-
-        def share(a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
-            f, g = _mixture_1d(points[a:b], dim[a:b], mixtures, chunk_bytes)
-            return f.numpy(), g.numpy()
-
-        f, g = distributed.map_shard(points.numel(), share, block=_POINT_BLOCK)
-        return torch.from_numpy(f), torch.from_numpy(g)
-
-    def queries_in(dim: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        """How many queries of each interval's dimension lie in ``[a, b]``."""
-        (a2, b2), real = _rows_by_dim(dim, dims, (a, b), (0.0, 0.0))
-        count = torch.searchsorted(ts, b2, right=True) - torch.searchsorted(ts, a2)
-        out = torch.empty_like(dim)
-        out[torch.argsort(dim, stable=True)] = count[real]
-        return out
-
     q = torch.linspace(0, 1, _GRID_START + 1, dtype=torch.float64)
     quantiles = _quantiles_of_sorted(ts, q)
     # A dimension whose posteriors are at least twice as wide as the widest inner interval
@@ -376,8 +382,6 @@ def _log_mixture_adaptive(ts: torch.Tensor, mixtures: _Mixtures1d, tol: float,
     wide = own_sd.median(dim=1).values >= 2 * (coarse[:, 2:-1] - coarse[:, 1:-2]).amax(dim=1)
     quantiles[wide, 1::2] = quantiles[wide, :-1:2]
     base = torch.sort(torch.cat([ts[:, :1], quantiles, ts[:, -1:]], dim=1), dim=1).values
-    # Nodes: quantiles of the queries, plus the mean of every component 8 times narrower
-    # than the quantile interval around it (the peak of a spike no node would see).
     k = torch.searchsorted(base, mu).clamp_(1, base.shape[1] - 1)
     width = base.gather(1, k) - base.gather(1, k - 1)
     sharp = ((_SEED_WIDTHS * torch.sqrt(-0.5 / half_prec) < width)
@@ -390,8 +394,15 @@ def _log_mixture_adaptive(ts: torch.Tensor, mixtures: _Mixtures1d, tol: float,
     vals, vdim = vals[order], vdim[order]
     new = torch.ones_like(vdim, dtype=torch.bool)
     new[1:] = (vdim[1:] != vdim[:-1]) | (vals[1:] != vals[:-1])
-    node_t, node_dim = vals[new], vdim[new]
-    fn, gn = mix(node_t, node_dim)
+    return vals[new], vdim[new]
+
+
+def _refine(ts: torch.Tensor, mixtures: _Mixtures1d, tol: float, chunk_bytes: int,
+            own_sd: torch.Tensor) -> _Grid:
+    """Bisect every interval whose Hermite interpolant misses its midpoint by more than tol."""
+    dims = ts.shape[0]
+    node_t, node_dim = _start_nodes(ts, mixtures, own_sd)
+    fn, gn = _mix_shared(node_t, node_dim, mixtures, chunk_bytes)
     all_t, all_f, all_g, all_dim = [node_t], [fn], [gn], [node_dim]
     left = (node_dim[1:] == node_dim[:-1]).nonzero(as_tuple=True)[0]  # consecutive, same dim
     right = left + 1
@@ -399,7 +410,7 @@ def _log_mixture_adaptive(ts: torch.Tensor, mixtures: _Mixtures1d, tol: float,
     fa, fb, ga, gb = fn[left], fn[right], gn[left], gn[right]
     exact_lo, exact_hi, exact_dim = [], [], []
     for _ in range(_GRID_LEVELS):
-        count = queries_in(dim, a, b)
+        count = _queries_in(ts, dim, a, b)
         keep = count > 0
         a, b, fa, fb, ga, gb, count, dim = (v[keep] for v in (a, b, fa, fb, ga, gb, count, dim))
         if a.numel() == 0:
@@ -417,7 +428,7 @@ def _log_mixture_adaptive(ts: torch.Tensor, mixtures: _Mixtures1d, tol: float,
         if a.numel() == 0:
             break
         mid = 0.5 * (a + b)
-        fm, gm = mix(mid, dim)
+        fm, gm = _mix_shared(mid, dim, mixtures, chunk_bytes)
         all_t.append(mid)
         all_f.append(fm)
         all_g.append(gm)
@@ -444,15 +455,22 @@ def _log_mixture_adaptive(ts: torch.Tensor, mixtures: _Mixtures1d, tol: float,
     order = torch.argsort(lo, stable=True)
     (lo2, hi2), _ = _rows_by_dim(ex_dim[order], dims, (lo[order], hi[order]),
                                  (math.inf, -math.inf))
+    return _Grid(grid, fgrid, ggrid, size, lo2, hi2)
+
+
+def _interpolate(ts: torch.Tensor, grid: _Grid, mixtures: _Mixtures1d, tol: float,
+                 chunk_bytes: int, own: torch.Tensor, own_sd: torch.Tensor) -> torch.Tensor:
+    """Every query from its interval's Hermite interpolant, or exactly where it must be."""
+    dims = ts.shape[0]
     out = torch.empty_like(ts)
     step = max(1, _QUERY_BLOCK // ts.shape[1])  # dimensions interpolated at once: bounded memory
     for a in range(0, dims, step):
         rows = slice(a, a + step)
-        t = ts[rows]
-        k = torch.minimum(torch.searchsorted(grid[rows], t), size[rows] - 1).clamp_(min=1)
-        k = torch.where(size[rows] > 1, k, 0)
+        t, size = ts[rows], grid.size[rows]
+        k = torch.minimum(torch.searchsorted(grid.t[rows], t), size - 1).clamp_(min=1)
+        k = torch.where(size > 1, k, 0)
         lo_k = (k - 1).clamp_(min=0)
-        at = [v[rows].gather(1, i) for v in (grid, fgrid, ggrid) for i in (lo_k, k)]
+        at = [v[rows].gather(1, i) for v in (grid.t, grid.f, grid.g) for i in (lo_k, k)]
         block = _hermite(t, at[0], at[1], at[2], at[3], at[4], at[5])
         block = torch.where(t == at[0], at[2], block)
         block = torch.where(t == at[1], at[3], block)
@@ -462,13 +480,42 @@ def _log_mixture_adaptive(ts: torch.Tensor, mixtures: _Mixtures1d, tol: float,
         # could move the value by more than tol / 10, the query is evaluated exactly.
         exact = (((at[1] - at[0]) > own_sd[rows])
                  & (own[rows] - block > math.log(tol / 10)))
-        if lo2.shape[1]:  # and the queries of intervals that never passed
-            j = (torch.searchsorted(lo2[rows], t, right=True) - 1).clamp_(min=0)
-            exact |= (t >= lo2[rows].gather(1, j)) & (t <= hi2[rows].gather(1, j))
+        if grid.exact_lo.shape[1]:  # and the queries of intervals that never passed
+            lo2, hi2 = grid.exact_lo[rows], grid.exact_hi[rows]
+            j = (torch.searchsorted(lo2, t, right=True) - 1).clamp_(min=0)
+            exact |= (t >= lo2.gather(1, j)) & (t <= hi2.gather(1, j))
         d_idx, r_idx = exact.nonzero(as_tuple=True)
         if d_idx.numel():
-            out[a + d_idx, r_idx] = mix(t[d_idx, r_idx], a + d_idx)[0]
+            out[a + d_idx, r_idx] = _mix_shared(t[d_idx, r_idx], a + d_idx, mixtures,
+                                                chunk_bytes)[0]
     return out
+
+
+def _log_mixture_adaptive(ts: torch.Tensor, mixtures: _Mixtures1d, tol: float,
+                          chunk_bytes: int, own: torch.Tensor, own_sd: torch.Tensor
+                          ) -> torch.Tensor:
+    """``log mean_j N(t; mu_jd, v_jd)`` at every query by the adaptive grid (module doc).
+
+    All dimensions at once: intervals are flat lists with their dimension, so each
+    refinement level is a handful of tensor operations whatever D. Three steps:
+    the start nodes (:func:`_start_nodes`), bisection until every interval's
+    interpolant meets ``tol`` (:func:`_refine`), then the queries
+    (:func:`_interpolate`).
+
+    Args:
+        ts: Queries sorted within each dimension, shape ``(D, R)``.
+        mixtures: The D mixtures (:func:`_mixtures_1d`).
+        tol: Interpolation tolerance at interval midpoints, nats.
+        chunk_bytes: Bytes of one block of (points x components) values.
+        own: ``log q(t_r|x_owner) - log M`` per query (its own component's share of
+            the mixture), in the order of ``ts``.
+        own_sd: The own component's standard deviation per query, same order.
+
+    Returns:
+        Shape ``(D, R)``, in the order of ``ts``.
+    """
+    grid = _refine(ts, mixtures, tol, chunk_bytes, own_sd)
+    return _interpolate(ts, grid, mixtures, tol, chunk_bytes, own, own_sd)
 
 
 def exact_dimension_terms(z: torch.Tensor, owner: torch.Tensor, mu: torch.Tensor,

@@ -123,6 +123,9 @@ def test_rerun_analyses_only_new_checkpoints(run_folder, tmp_path, monkeypatch):
     # other settings: another cache key, everything analysed again
     track([folder], tmp_path / "out", kl_eps=0.02)
     assert len(calls) == 2 * len(SCHEDULE) + 2
+    # another way of reading the files (adapter, prefix): another key, analysed again
+    track([folder], tmp_path / "out", adapter="native")
+    assert len(calls) == 3 * len(SCHEDULE) + 3
 
 
 def test_half_written_cache_entry_is_recomputed(run_folder, tmp_path):

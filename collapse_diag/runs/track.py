@@ -227,39 +227,64 @@ def track(
         DataError: no inputs to analyse, or an unreadable monitor log.
         InvalidParameterError: a bad setting or option.
     """
-    out = Path(out_dir)
     logs = [s for s in sources if str(s).endswith(".jsonl")]
     if logs and len(sources) > 1:
         raise invalid_parameter("sources", "track", "checkpoints, or one monitor log (.jsonl) "
                                 "alone", [str(s) for s in sources])
     if logs:
         rows, logged, preset = read_monitor_log(sources[0])
-        trajectory = build_trajectory(rows, settings=logged, source="monitor", preset=preset)
-        return TrackResult(trajectory)
+        return TrackResult(build_trajectory(rows, settings=logged, source="monitor",
+                                            preset=preset))
     kwargs = preset_settings(full, settings)
     cfg = Settings.from_kwargs("track", **kwargs)
     ordered = order_checkpoints(find_checkpoints(sources), order)
     load = {"factory": factory, "config": config, "trust_checkpoint": trust_checkpoint,
             "adapter": adapter, "state_dict_prefix": state_dict_prefix}
+    data, labels = _inputs(ordered[0][1], data, labels, load)
+    rows, analysed, reused = _analyse_each(ordered, Path(out_dir) / "cache", data, labels, load,
+                                           cfg, kwargs, show_progress)
+    trajectory = build_trajectory(rows, settings=cfg.to_dict(), source="checkpoints",
+                                  preset="full" if full else "cheap",
+                                  data_sha256=_data_sha256(data))
+    return TrackResult(trajectory, analysed, reused)
+
+
+def _inputs(first_path: Path, data: Batch | None, labels: Mapping[str, Any] | str | Path | None,
+            load: Mapping[str, Any]) -> tuple[Batch, Mapping[str, Any] | None]:
+    """The inputs every checkpoint is analysed on (default: the first's) and their labels."""
     if data is None:
-        first = load_checkpoint(ordered[0][1], **load)
+        first = load_checkpoint(first_path, **load)
         if first.data is None:
-            raise DataError(f"the first checkpoint {str(ordered[0][1])!r} holds no 'data': pass "
+            raise DataError(f"the first checkpoint {str(first_path)!r} holds no 'data': pass "
                             "the evaluation inputs with --data FILE.")
         data, labels = first.data, first.labels if labels is None else labels
     data = validate_data(data, "the data")
     if isinstance(labels, (str, Path)):
         labels = load_labels(labels, num_examples(data))
-    data_sha = _data_sha256(data)
-    overrides = dict(factory=factory, config=config if isinstance(config, Mapping)
+    return data, labels
+
+
+def _analyse_each(ordered: list[tuple[int, Path]], cache_dir: Path, data: Batch,
+                  labels: Mapping[str, Any] | None, load: Mapping[str, Any], cfg: Settings,
+                  kwargs: dict[str, Any], show_progress: bool
+                  ) -> tuple[list[dict[str, Any]], list[Path], list[Path]]:
+    """One trajectory row per checkpoint: its cached report, or a new analysis (then cached).
+
+    The cache key covers the file, the settings, the inputs and labels and everything
+    that changes which model is built from the file (factory, config, adapter, prefix).
+    """
+    config = load["config"]
+    overrides = dict(load, trust_checkpoint=None,
+                     config=config if isinstance(config, Mapping)
                      else (file_sha256(config) if config else None),
                      labels=_data_sha256({str(k): torch.as_tensor(np.asarray(v))
                                           for k, v in labels.items()}) if labels else None)
+    data_sha = _data_sha256(data)
     rows, analysed, reused = [], [], []
-    (out / "cache").mkdir(parents=True, exist_ok=True)
+    cache_dir.mkdir(parents=True, exist_ok=True)
     for step, path in _bar(ordered, show_progress):
         sha = file_sha256(path)
-        cache = out / "cache" / f"{_cache_key(sha, cfg, data_sha, overrides)}.json"
+        cache = cache_dir / f"{_cache_key(sha, cfg, data_sha, overrides)}.json"
         report = _read_cache(cache)
         if report is None:
             loaded = load_checkpoint(path, **load)
@@ -271,7 +296,4 @@ def track(
         else:
             reused.append(path)
         rows.append(row_from_report(report, step, {"path": str(path), "sha256": sha}))
-    trajectory = build_trajectory(rows, settings=cfg.to_dict(), source="checkpoints",
-                                  preset="full" if full else "cheap",
-                                  data_sha256=data_sha)
-    return TrackResult(trajectory, analysed, reused)
+    return rows, analysed, reused

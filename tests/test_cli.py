@@ -91,7 +91,7 @@ def test_wrong_keys(user_dir):
 def test_factory_not_importable(user_dir):
     path = user_dir / "f.pt"
     torch.save({"collapse_diag": 1, "factory": "nowhere:build", "state_dict": {}}, path)
-    _exit(run("analyze", path), 3, "cannot be imported")
+    _exit(run("analyze", path), 3, "no Python source of module 'nowhere'")
 
 
 def test_state_dict_with_factory_and_config(user_dir):

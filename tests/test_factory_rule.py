@@ -136,8 +136,81 @@ def test_refusal_through_the_cli_is_exit_3_one_line(evil_dir):
     result = CliRunner().invoke(main, ["analyze", str(path), "--out", str(evil_dir / "rep")])
     assert result.exit_code == 3, result.output
     assert result.output.count("\n") == 1 and result.output.startswith("error: ")
-    assert "nn.Module class" in result.output and "--factory" in result.output
+    assert "not a known model library" in result.output and "--factory" in result.output
     assert not (evil_dir / "CANARY").exists() and not (evil_dir / "rep").exists()
+
+
+# --- decided before importing: a module named by a file runs nothing before the decision ----
+
+SIDE_EFFECT = textwrap.dedent('''
+    """A module whose import alone writes a file (as sympy's `this` prints its Zen)."""
+    import pathlib
+    pathlib.Path("IMPORTED").write_text("ran at import")
+    from torch import nn
+
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+''')
+
+
+@pytest.fixture
+def fake_installed(user_dir, monkeypatch):
+    """A package 'sideeffect' in a site-packages folder on sys.path, outside the user's folder."""
+    site = user_dir.parent / f"{user_dir.name}-env" / "lib" / "site-packages"
+    (site / "sideeffect").mkdir(parents=True)
+    (site / "sideeffect" / "__init__.py").write_text(SIDE_EFFECT)
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.delitem(sys.modules, "sideeffect", raising=False)
+    yield user_dir
+    sys.modules.pop("sideeffect", None)
+
+
+def test_an_installed_module_with_import_side_effects_is_refused_before_import(fake_installed):
+    path = _checkpoint(fake_installed / "c.pt", "sideeffect:Model", {})
+    with pytest.raises(CheckpointError, match="installed module that is not a known model"):
+        load_checkpoint(path)
+    assert "sideeffect" not in sys.modules and not (fake_installed / "IMPORTED").exists()
+
+
+def test_a_package_named_in_the_environment_variable_is_a_model_library(fake_installed,
+                                                                         monkeypatch):
+    monkeypatch.setenv("COLLAPSE_DIAG_MODEL_PACKAGES", "other, sideeffect")
+    model = resolve_factory("sideeffect:Model", from_file=True)()
+    assert isinstance(model, torch.nn.Module) and (fake_installed / "IMPORTED").exists()
+
+
+def test_a_script_in_the_folder_that_does_not_define_the_name_is_not_imported(user_dir):
+    (user_dir / "evilcwd.py").write_text('import pathlib\npathlib.Path("CREATED").touch()\n')
+    sys.modules.pop("evilcwd", None)
+    path = _checkpoint(user_dir / "c.pt", "evilcwd:Anything", {})
+    with pytest.raises(CheckpointError, match="does not define 'Anything' at its top level"):
+        load_checkpoint(path)
+    assert "evilcwd" not in sys.modules and not (user_dir / "CREATED").exists()
+    # named by the user, the same module is the user's choice: imported (then not callable)
+    with pytest.raises(CheckpointError, match="has no 'Anything'"):
+        resolve_factory("evilcwd:Anything")
+    assert (user_dir / "CREATED").exists()
+    sys.modules.pop("evilcwd", None)
+
+
+@pytest.mark.parametrize("spec", ["sympy:this", "narwhals:this", "scipy.special:gamma"])
+def test_installed_non_model_packages_are_not_imported(user_dir, spec):
+    before = set(sys.modules)  # installed or not, refused, and nothing new is imported
+    with pytest.raises(CheckpointError, match="refusing"):
+        resolve_factory(spec, from_file=True)
+    assert set(sys.modules) - before == set()
+
+
+def test_the_users_own_package_in_the_folder_loads(user_dir):
+    (user_dir / "mypkg" / "nets").mkdir(parents=True)
+    (user_dir / "mypkg" / "__init__.py").write_text("")
+    (user_dir / "mypkg" / "nets" / "__init__.py").write_text("from models import ToyVAE\n")
+    for name in ("mypkg", "mypkg.nets"):
+        sys.modules.pop(name, None)
+    assert resolve_factory("mypkg.nets:ToyVAE", from_file=True)().__class__.__name__ == "ToyVAE"
+    for name in ("mypkg", "mypkg.nets"):
+        sys.modules.pop(name, None)
 
 
 def test_a_function_named_on_the_command_line_is_called(evil_dir):

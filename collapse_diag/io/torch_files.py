@@ -10,6 +10,12 @@ the two causes apart:
 * the file is intact but holds **pickled Python objects** (or pickle features
   the weights-only reader does not support): loading it could run code, so it
   is refused unless the caller trusts it.
+
+Before ``torch.load`` runs, two checks that cost one read of the file: every
+member of a zip-format file must match its CRC-32 (flipped bytes inside a
+weight tensor are *corrupt*, not silently analysed), and the pickle stream must
+not describe objects whose building or hashing would not finish
+(:mod:`collapse_diag.io.pickle_scan`).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import torch
 
 from collapse_diag.exceptions import CollapseDiagError
 from collapse_diag.io.files import display_path
+from collapse_diag.io.pickle_scan import scan, too_costly
 
 __all__ = ["read_torch_file", "pickle_is_intact"]
 
@@ -76,8 +83,44 @@ def read_torch_file(path: Path, what: str, trust: bool,
         return _read(path, what, trust, error)
 
 
+def _pickle_stream(path: Path) -> bytes | None:
+    """The pickle stream of a torch file after its CRC check; ``None`` when it is not read.
+
+    Raises:
+        zipfile.BadZipFile: a member does not match its CRC-32.
+    """
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()  # reads every member, checks its CRC-32
+            if bad is not None:
+                raise zipfile.BadZipFile(f"member {bad!r} does not match its CRC-32")
+            names = [n for n in archive.namelist() if n.endswith("data.pkl")]
+            return archive.read(names[0]) if names else None
+    return path.read_bytes() if path.stat().st_size <= _SCAN_LIMIT else None
+
+
+def _check_before_load(path: Path, what: str, error: type[CollapseDiagError]) -> None:
+    """Refuse a corrupt zip member or a pickle whose objects would cost too much to build."""
+    shown = display_path(path)
+    try:
+        raw = _pickle_stream(path)
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as err:
+        raise error(f"cannot read {what} {shown!r}: it is corrupt ({err}); save it again or "
+                    "copy it again.") from err
+    if raw is None:
+        return
+    try:
+        reason = too_costly(scan(raw))
+    except Exception:  # noqa: BLE001 - a stream that does not parse: torch.load classifies it
+        return
+    if reason:
+        raise error(f"cannot read {what} {shown!r}: {reason}; it is damaged or crafted, "
+                    "refusing to load it.")
+
+
 def _read(path: Path, what: str, trust: bool, error: type[CollapseDiagError]) -> Any:
     shown = display_path(path)
+    _check_before_load(path, what, error)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:

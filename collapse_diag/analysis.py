@@ -107,6 +107,14 @@ def _resolve_device(name: str) -> torch.device:
                                 "available here; use 'cpu')", name)
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise invalid_parameter("device", "analyze", "a device this machine has", name)
+    if device.type == "meta":
+        raise invalid_parameter("device", "analyze", "a device that holds data ('meta' "
+                                "tensors have none)", name)
+    try:  # any other type torch parses (xla, vulkan, hpu, ...): usable only if it allocates
+        torch.empty(1, device=device)
+    except (RuntimeError, TypeError, ValueError, NotImplementedError, AssertionError) as err:
+        raise invalid_parameter("device", "analyze", "a device torch can use on this machine",
+                                name) from err
     return device
 
 

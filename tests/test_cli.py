@@ -146,6 +146,9 @@ def test_bad_usage_exit_2(toy_checkpoint, args):
 def test_bad_device_exit_2(toy_checkpoint, user_dir):
     _exit(run("analyze", toy_checkpoint, "--device", "nonsense", "--out", user_dir / "d"), 2,
           "'device' parameter")
+    for device in ("xla", "vulkan", "meta"):  # torch parses them; this machine cannot use them
+        _exit(run("analyze", toy_checkpoint, "--device", device, "--out", user_dir / "d"), 2,
+              "'device' parameter")
 
 
 def test_failed_diagnostic_exit_4_report_still_written(user_dir):

@@ -23,6 +23,7 @@ __all__ = [
     "display_path",
     "require_regular_file",
     "read_text_limited",
+    "MAX_LOG_BYTES",
     "check_zip_sizes",
 ]
 
@@ -30,6 +31,8 @@ __all__ = [
 MAX_CONFIG_BYTES = 16 * 2**20
 #: Largest total uncompressed size a zip-based file (.pt, .npz) may claim (bytes).
 MAX_UNPACKED_BYTES = 32 * 2**30
+#: Largest monitor log (JSONL) ``track`` reads.
+MAX_LOG_BYTES = 2**30
 
 
 def display_path(path: str | os.PathLike) -> str:

@@ -30,6 +30,7 @@ import numpy as np
 
 from collapse_diag._version import __version__
 from collapse_diag.exceptions import DataError
+from collapse_diag.io.files import MAX_LOG_BYTES, read_text_limited
 from collapse_diag.report.report import to_jsonable
 from collapse_diag.report.schema import DIMENSION_KEY as D
 from collapse_diag.report.schema import RENAMED_STATUSES
@@ -313,8 +314,8 @@ def read_monitor_log(path: str | Path) -> tuple[list[dict[str, Any]], dict[str, 
             or one of an unknown schema version.
     """
     path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+    try:  # a regular file only (a FIFO would block the read forever), of a bounded size
+        lines = read_text_limited(path, "monitor log", MAX_LOG_BYTES, DataError).splitlines()
     except OSError as err:
         raise DataError(f"cannot read monitor log {str(path)!r}: {err}") from err
     rows: list[dict[str, Any]] = []

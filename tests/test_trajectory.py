@@ -96,7 +96,7 @@ def test_monitor_log_errors_and_truncated_last_line(tmp_path):
     path.write_text('{"a": 1}\n')
     with pytest.raises(DataError, match="not a collapse-diag monitor record"):
         read_monitor_log(path)
-    with pytest.raises(DataError, match="cannot read"):
+    with pytest.raises(DataError, match="missing.jsonl. does not exist"):
         read_monitor_log(tmp_path / "missing.jsonl")
 
 

@@ -72,21 +72,30 @@ def _one_line(text: str) -> str:
 
 
 class user_code_exit:  # noqa: N801 - used as a context manager, reads like a statement
-    """Turn a ``SystemExit`` raised by user code (a factory, the model) into exit code 3.
+    """Turn what user code (a factory, the model) raises outside ``Exception`` into exit code 3.
 
-    The commands' own ``sys.exit`` calls sit outside this block.
+    ``SystemExit``, ``GeneratorExit`` and other ``BaseException`` subclasses
+    would otherwise escape every handler as a traceback; ``KeyboardInterrupt``
+    keeps its meaning (Ctrl-C). The commands' own ``sys.exit`` calls sit outside
+    this block.
     """
 
     def __enter__(self) -> None:
         return None
 
     def __exit__(self, kind: Any, value: Any, tb: Any) -> bool:
-        if kind is not None and issubclass(kind, SystemExit):
+        if kind is None or issubclass(kind, (Exception, KeyboardInterrupt)):
+            return False
+        if issubclass(kind, SystemExit):
             raise CollapseDiagError(
                 f"the model's code called sys.exit({value.code!r}) while being loaded or run; "
                 "remove the exit call from the factory / model methods."
             ) from value
-        return False
+        raise CollapseDiagError(
+            f"the model's code raised {kind.__name__}{f' ({value})' if str(value) else ''}, "
+            "which is not an Exception, while being loaded or run; raise an Exception "
+            "subclass from the factory / model methods instead."
+        ) from value
 
 
 def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:

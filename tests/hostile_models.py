@@ -92,6 +92,26 @@ class ExitsInFactory(ToyVAE):
         sys.exit(0)
 
 
+class Abort(BaseException):
+    """A user's own BaseException subclass (not an Exception)."""
+
+
+class BaseExceptionInFactory(ToyVAE):
+    """Raises a BaseException that is not an Exception while being built."""
+
+    def __init__(self, **config):
+        raise Abort("stop everything")
+
+
+class GeneratorExitInEncode(ToyVAE):
+    """Raises GeneratorExit in encode on a full batch."""
+
+    def encode(self, x):
+        if len(x) > 4:
+            raise GeneratorExit
+        return super().encode(x)
+
+
 class RaisesInFactory(ToyVAE):
     """Raises while being built."""
 

@@ -359,7 +359,11 @@ class Hung(BaseException):
     """Raised by the alarm; a BaseException, so no ``except Exception``/``OSError`` eats it."""
 
 
+_FIRED: list[int] = []
+
+
 def _alarm(signum, frame):
+    _FIRED.append(signum)  # seen even if the CLI turns the exception into an exit code
     raise Hung(f"a case ran over {CASE_SECONDS} s: it hangs")
 
 
@@ -368,6 +372,7 @@ def check_case(root: Path, args: list, codes: frozenset, label: str) -> None:
     # the case's own options come last, so they override the fast defaults
     full = [args[0], *FAST, "--out", "out", *args[1:]] if args[0] == "analyze" else list(args)
     old = signal.signal(signal.SIGALRM, _alarm)
+    _FIRED.clear()
     signal.alarm(CASE_SECONDS)
     try:
         result = CliRunner().invoke(main, full)
@@ -376,6 +381,8 @@ def check_case(root: Path, args: list, codes: frozenset, label: str) -> None:
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, old)
+    if _FIRED:
+        pytest.fail(f"{label}: hangs")
     output = result.output
     assert result.exit_code in codes, f"{label}: exit {result.exit_code}\n{output}"
     assert "Traceback" not in output, f"{label}: traceback\n{output}"

@@ -54,7 +54,10 @@ def time_limit(seconds):
     class Hung(BaseException):  # not an OSError: no reader's except clause may eat it
         pass
 
+    fired = []
+
     def fire(signum, frame):
+        fired.append(signum)  # seen even if the CLI turns the exception into an exit code
         raise Hung(f"still running after {seconds} s: it hangs")
 
     old = signal.signal(signal.SIGALRM, fire)
@@ -64,6 +67,8 @@ def time_limit(seconds):
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, old)
+    if fired:
+        pytest.fail(f"still running after {seconds} s: it hangs")
 
 
 def run(*args):
@@ -194,6 +199,15 @@ def test_encoder_failing_after_the_first_batch_is_exit_3(hostile_dir):
 def test_sys_exit_in_user_code_is_exit_3_without_report(hostile_dir, name):
     path = save(hostile_dir / "x.pt", f"hostile:{name}")
     exits(run("analyze", path, "--out", hostile_dir / "r", *FAST), 3, "SystemExit")
+    assert not (hostile_dir / "r").exists()
+
+
+@pytest.mark.parametrize(("name", "raised"), [("BaseExceptionInFactory", "Abort"),
+                                              ("GeneratorExitInEncode", "GeneratorExit")])
+def test_base_exceptions_from_user_code_are_exit_3_one_line(hostile_dir, name, raised):
+    path = save(hostile_dir / "x.pt", f"hostile:{name}")
+    exits(run("analyze", path, "--out", hostile_dir / "r", *FAST), 3,
+          f"raised {raised}")
     assert not (hostile_dir / "r").exists()
 
 

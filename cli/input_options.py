@@ -80,9 +80,11 @@ def model_input_options(*, out_default: str, out_holds: str, formats: tuple[str,
                           "example per line; needs the model's tokenize). Floating inputs are "
                           f"cast to the model's parameter dtype. Default: {data_default}."),
         click.option("--labels", "labels", type=file_path, default=None,
-                     help="Known factors, one integer per input: .pt/.npz (name -> array) or "
-                          ".csv/.tsv (header of names). Default: the checkpoint's, kept with "
-                          "--data only when the numbers of inputs match."),
+                     help="Known factors, one class per input: .pt/.npz (name -> array), "
+                          ".npy, .csv/.tsv (header of names) or .jsonl (one object per "
+                          "input); FILE:name1,name2 keeps those factors; text classes are "
+                          "encoded. Default: the checkpoint's, kept with --data only when the "
+                          "numbers of inputs match."),
         click.option("--factory", default=None,
                      help="'module:callable' that builds the model, for checkpoints holding "
                           "only a state dict (the current folder is importable). Overrides "

@@ -200,7 +200,7 @@ def test_labels_file_formats_and_which_labels_are_used(toy_checkpoint, user_dir)
     with pytest.raises(DataError, match="one value per input"):
         load_labels(user_dir / "l.npz", 300)
     (user_dir / "bad.csv").write_text("k\n1\nx\n")
-    with pytest.raises(DataError, match="line 3: 'x' is not an integer"):
+    with pytest.raises(DataError, match="'k' mixes integers and text .input 1: 'x'"):
         load_labels(user_dir / "bad.csv", 2)
     result = run("analyze", toy_checkpoint, "--labels", user_dir / "l.csv",
                  "--out", user_dir / "r", *FAST[:-1])
@@ -209,7 +209,38 @@ def test_labels_file_formats_and_which_labels_are_used(toy_checkpoint, user_dir)
     report = json.loads((user_dir / "r" / "report.json").read_text())
     assert "l.csv" in report["provenance"]["labels"]
     result = run("analyze", toy_checkpoint, "--labels", user_dir / "bad.csv", *FAST)
-    assert result.exit_code == 3 and "not an integer" in result.output
+    assert result.exit_code == 3 and "mixes integers and text" in result.output
+
+
+def test_labels_as_people_store_them(toy_checkpoint, user_dir):
+    """.npy (plain and structured), .jsonl, FILE:field, and text classes encoded with a note."""
+    from collapse_diag.io.labels import load_labels, read_labels
+
+    k = np.arange(400) % 3
+    np.save(user_dir / "k.npy", k)
+    assert list(load_labels(user_dir / "k.npy", 400)) == ["k"]
+    structured = np.zeros(400, dtype=[("k", "i8"), ("j", "i4")])
+    structured["k"], structured["j"] = k, k % 2
+    np.save(user_dir / "s.npy", structured)
+    assert sorted(load_labels(user_dir / "s.npy", 400)) == ["j", "k"]
+    topics = np.array(["news", "sports", "arts"])[k]
+    (user_dir / "l.jsonl").write_text("".join(
+        json.dumps({"text": f"sentence {i}", "topic": str(t), "k": int(a)}) + "\n"
+        for i, (t, a) in enumerate(zip(topics, k))))
+    labels, notes = read_labels(f"{user_dir / 'l.jsonl'}:topic,k", 400)
+    assert sorted(labels) == ["k", "topic"] and np.array_equal(labels["k"], k)
+    # sorted text classes: arts 0, news 1, sports 2
+    assert np.array_equal(labels["topic"], np.array([1, 2, 0])[k])
+    assert notes == ["topic: text classes encoded 0 = 'arts', 1 = 'news', 2 = 'sports'"]
+    with pytest.raises(DataError, match="has no factor \\['nope'\\]"):
+        load_labels(f"{user_dir / 'l.jsonl'}:nope", 400)
+    (user_dir / "t.csv").write_text("topic\n" + "".join(f"{t}\n" for t in topics))
+    result = run("analyze", toy_checkpoint, "--labels", user_dir / "t.csv",
+                 "--out", user_dir / "r", *FAST[:-1])
+    assert result.exit_code == 0, result.output
+    report = json.loads((user_dir / "r" / "report.json").read_text())
+    assert "text classes encoded 0 = 'arts'" in report["provenance"]["labels"]
+    assert "topic" in report["summary"]["probes"]
 
 
 def test_stored_labels_are_kept_with_data_only_when_sizes_match(user_dir):

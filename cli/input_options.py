@@ -76,9 +76,10 @@ def model_input_options(*, out_default: str, out_holds: str, formats: tuple[str,
     options = [
         click.option("--data", "data", type=file_path, default=None,
                      help="Evaluation inputs for every model, overriding the checkpoints' "
-                          "'data': .pt (Tensor or dict of Tensors), .npy/.npz, or .txt (one "
-                          "example per line; needs the model's tokenize). Floating inputs are "
-                          f"cast to the model's parameter dtype. Default: {data_default}."),
+                          "'data': .pt (Tensor or dict of Tensors), .npy/.npz, .txt (one "
+                          "example per line) or .jsonl[:FIELD] (the text field, default "
+                          "'text'); text needs the model's tokenize. Floating inputs are cast "
+                          f"to the model's parameter dtype. Default: {data_default}."),
         click.option("--labels", "labels", type=file_path, default=None,
                      help="Known factors, one class per input: .pt/.npz (name -> array), "
                           ".npy, .csv/.tsv (header of names) or .jsonl (one object per "

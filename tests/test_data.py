@@ -77,6 +77,23 @@ def test_load_text_uses_tokenize(tmp_path):
         load_data(tmp_path / "e.txt", Tok())
 
 
+def test_load_jsonl_text_by_field(tmp_path):
+    class Tok:
+        def tokenize(self, lines):
+            return torch.tensor([[len(line)] for line in lines])
+
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"text": "a b", "label": 1}\n\n{"text": "ccc", "label": 0}\n')
+    assert load_data(path, Tok()).tolist() == [[3], [3]]  # the default field: text
+    (tmp_path / "r.jsonl").write_text('{"review": "abcd"}\n{"review": "ab"}\n')
+    assert load_data(f"{tmp_path / 'r.jsonl'}:review", Tok()).tolist() == [[4], [2]]
+    with pytest.raises(DataError, match="example 1: no text field 'text' .found \\['review'\\]"):
+        load_data(tmp_path / "r.jsonl", Tok())
+    (tmp_path / "bad.jsonl").write_text('{"text": "a"}\nnot json\n')
+    with pytest.raises(DataError, match="example 2: not JSON"):
+        load_data(tmp_path / "bad.jsonl", Tok())
+
+
 def test_load_errors(tmp_path):
     with pytest.raises(DataError, match="does not exist"):
         load_data(tmp_path / "missing.pt")

@@ -8,6 +8,7 @@ knows about the two shapes.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,12 @@ import numpy as np
 import torch
 
 from collapse_diag.exceptions import DataError, ProtocolError
-from collapse_diag.io.files import check_zip_sizes, display_path, require_regular_file
+from collapse_diag.io.files import (
+    check_zip_sizes,
+    display_path,
+    require_regular_file,
+    split_field_selector,
+)
 from collapse_diag.io.torch_files import read_torch_file
 
 __all__ = [
@@ -227,10 +233,12 @@ def load_data(path: str | Path, model: Any = None) -> Batch:
     Supported formats:
         * ``.pt``: a Tensor or dict of Tensors, read with ``torch.load(weights_only=True)``;
         * ``.npy``: one array; ``.npz``: a dict of arrays (one array becomes a Tensor);
-        * ``.txt``: one example per line, turned into a batch by ``model.tokenize(lines)``.
+        * ``.txt``: one example per line, turned into a batch by ``model.tokenize(lines)``;
+        * ``.jsonl``: one JSON object per example; ``FILE.jsonl:field`` names the field
+          holding the text (default ``text``), tokenized like ``.txt`` lines.
 
     Args:
-        path: File to read.
+        path: File to read (``FILE.jsonl:field`` for a JSONL file).
         model: The model, needed for ``.txt`` files (its ``tokenize`` method).
 
     Returns:
@@ -240,6 +248,7 @@ def load_data(path: str | Path, model: Any = None) -> Batch:
         DataError: the file is missing, unreadable, empty or of an unknown type.
         ProtocolError: a ``.txt`` file was given and the model has no ``tokenize``.
     """
+    path, fields = split_field_selector(path)
     path = require_regular_file(path, "data file", DataError, " (the --data option)")
     suffix = path.suffix.lower()
     source = f"data file {display_path(path)!r}"
@@ -255,11 +264,13 @@ def load_data(path: str | Path, model: Any = None) -> Batch:
             with np.load(path, allow_pickle=False) as archive:
                 arrays = {k: archive[k] for k in archive.files}
             x = next(iter(arrays.values())) if len(arrays) == 1 else arrays
-        elif suffix == ".txt":
+        elif suffix in (".txt", ".jsonl"):
             lines = [ln.rstrip("\n") for ln in path.read_text(encoding="utf-8").splitlines()]
             lines = [ln for ln in lines if ln.strip()]
             if not lines:
                 raise DataError(f"{source} has no non-empty lines: put one example per line.")
+            if suffix == ".jsonl":
+                lines = _jsonl_texts(lines, (fields or ["text"])[0], source)
             tokenize = getattr(model, "tokenize", None)
             if not callable(tokenize):
                 raise ProtocolError(
@@ -275,13 +286,30 @@ def load_data(path: str | Path, model: Any = None) -> Batch:
                 ) from err
         else:
             raise DataError(
-                f"{source} has unknown extension {suffix!r}: use .pt, .npy, .npz or .txt."
+                f"{source} has unknown extension {suffix!r}: use .pt, .npy, .npz, .txt or "
+                ".jsonl."
             )
         return validate_data(x, source)
     except (DataError, ProtocolError):
         raise
     except Exception as err:  # noqa: BLE001 - any reader failure is one clear message
         raise DataError(f"cannot read {source}: {type(err).__name__}: {_first_line(err)}") from err
+
+
+def _jsonl_texts(lines: list[str], field: str, source: str) -> list[str]:
+    """The ``field`` of every JSON line, each a string."""
+    texts = []
+    for number, line in enumerate(lines, 1):
+        try:
+            record = json.loads(line)
+        except (ValueError, RecursionError) as err:
+            raise DataError(f"{source}, example {number}: not JSON ({err}).") from err
+        if not isinstance(record, dict) or not isinstance(record.get(field), str):
+            keys = sorted(record) if isinstance(record, dict) else type(record).__name__
+            raise DataError(f"{source}, example {number}: no text field {field!r} (found "
+                            f"{keys}); name it as FILE.jsonl:FIELD.")
+        texts.append(record[field])
+    return texts
 
 
 def _first_line(err: BaseException) -> str:

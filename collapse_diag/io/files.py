@@ -23,6 +23,7 @@ __all__ = [
     "display_path",
     "require_regular_file",
     "read_text_limited",
+    "split_field_selector",
     "MAX_LOG_BYTES",
     "check_zip_sizes",
 ]
@@ -94,6 +95,19 @@ def read_text_limited(path: Path, what: str, limit: int,
     except UnicodeDecodeError as err:
         raise error(f"{what} {display_path(path)!r} is not UTF-8 text ({err.reason} at "
                     f"byte {err.start}).") from err
+
+
+def split_field_selector(path: str | os.PathLike) -> tuple[str | os.PathLike, list[str] | None]:
+    """``FILE:name1,name2`` -> ``(FILE, [names])`` when FILE exists and the whole path does not.
+
+    The selector of ``--labels`` and ``--data`` for files holding named fields
+    (a ``.jsonl`` line's keys, a table's columns); any other path comes back as it is.
+    """
+    text = os.fspath(path)
+    head, sep, tail = text.rpartition(":")
+    if sep and head and tail and not os.path.exists(text) and os.path.exists(head):
+        return head, [n.strip() for n in tail.split(",") if n.strip()]
+    return path, None
 
 
 def check_zip_sizes(path: Path, what: str, error: type[CollapseDiagError] = DataError) -> None:

@@ -46,6 +46,7 @@ from collapse_diag.io.files import (
     display_path,
     read_text_limited,
     require_regular_file,
+    split_field_selector,
 )
 from collapse_diag.io.torch_files import read_torch_file
 
@@ -131,15 +132,6 @@ def _int(text: str) -> int | None:
         return None
 
 
-def _split_fields(path: str | os.PathLike) -> tuple[str | os.PathLike, list[str] | None]:
-    """``FILE:name1,name2`` -> ``(FILE, [names])`` when FILE exists and the whole does not."""
-    text = os.fspath(path)
-    head, sep, tail = text.rpartition(":")
-    if sep and head and tail and not os.path.exists(text) and os.path.exists(head):
-        return head, [n.strip() for n in tail.split(",") if n.strip()]
-    return path, None
-
-
 def load_labels(path: str | os.PathLike, n: int) -> dict[str, np.ndarray]:
     """Read known factors from a labels file (formats: module docstring).
 
@@ -159,7 +151,7 @@ def load_labels(path: str | os.PathLike, n: int) -> dict[str, np.ndarray]:
 
 def read_labels(path: str | os.PathLike, n: int) -> tuple[dict[str, np.ndarray], list[str]]:
     """:func:`load_labels`, and one note per factor whose text classes were encoded."""
-    path, fields = _split_fields(path)
+    path, fields = split_field_selector(path)
     path = require_regular_file(path, "labels file", DataError, " (the --labels option)")
     shown = display_path(path)
     suffix = path.suffix.lower()

@@ -36,6 +36,7 @@ from collapse_diag.diagnostics.spec import DiagnosticSpec, RunContext
 from collapse_diag.exceptions import invalid_parameter
 from collapse_diag.io.data import (
     Batch,
+    count_distinct,
     num_examples,
     subsample_indices,
     take,
@@ -208,7 +209,7 @@ def analyze(
     model, data = inputs.model, inputs.data
     with _eval_mode(model, device), _host_blas_on_one_thread():
         data, info = _checked(model, data, device)
-        _check_before_encoding(info, save_encodings, num_examples(data), cfg)
+        distinct = _check_before_encoding(info, save_encodings, data, cfg)
         encodings = encode_all(model, data, info, cfg.batch_size, device, show_progress,
                                generator_for(cfg.seed, "prior"))
         context = RunContext(model, data, inputs.labels, info, encodings, cfg, show_progress)
@@ -226,7 +227,7 @@ def analyze(
         dimensions=dimensions,
         settings=cfg.to_dict(),
         checkpoint=dict(inputs.checkpoint) if inputs.checkpoint else None,
-        provenance=_provenance(model, inputs, info, data_sha256, device),
+        provenance=_provenance(model, inputs, info, data_sha256, device, distinct),
         distributions=distributions,
         errors=errors,
         timings=timings,
@@ -320,14 +321,21 @@ def model_info(model: Any, data: Batch, device: str = "cpu") -> ModelInfo:
         return _checked(model, data, resolved)[1]
 
 
-def _check_before_encoding(info: ModelInfo, save_encodings: str | Path | None, n: int,
-                           cfg: Settings) -> None:
-    """Refuse before the encoder pass: saved sequential encodings, too few inputs."""
+def _check_before_encoding(info: ModelInfo, save_encodings: str | Path | None, data: Batch,
+                           cfg: Settings) -> int:
+    """Refuse before the encoder pass: saved sequential encodings, too few (distinct) inputs.
+
+    Returns:
+        How many of the inputs are distinct.
+    """
     if info.sequential and save_encodings is not None:
         raise invalid_parameter("save_encodings", "analyze", "None for a model with "
                                 "sequential latents (compare does not read [N, T, D] "
                                 "encodings yet)", str(save_encodings))
-    require_inputs(n, [spec.name for spec in SPECS if _runs(spec, cfg.diagnostics)])
+    distinct = count_distinct(data)
+    require_inputs(num_examples(data), [spec.name for spec in SPECS
+                                        if _runs(spec, cfg.diagnostics)], distinct)
+    return distinct
 
 
 def _run_diagnostics(context: RunContext, device: torch.device
@@ -362,12 +370,13 @@ def _run_diagnostics(context: RunContext, device: torch.device
 
 
 def _provenance(model: Any, inputs: _Inputs, info: ModelInfo, data_sha256: str,
-                device: torch.device) -> dict[str, Any]:
+                device: torch.device, distinct: int) -> dict[str, Any]:
     """How the report was produced (schema ``PROVENANCE``)."""
     return {
         PK.created: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         PK.model: type(model).__name__,
         PK.n_examples_total: inputs.n_total,
+        PK.distinct_inputs: distinct,
         PK.data_sha256: data_sha256,
         PK.has_prior: info.has_prior,
         PK.has_num_tokens: info.has_num_tokens,

@@ -137,6 +137,26 @@ def test_a_report_section_needs_no_part():
     assert ReportSection(dimensions={"kl": [0.1]}).summary == {}
 
 
+def test_repeated_inputs_count_once_toward_the_minimums():
+    """All inputs identical, or two distinct inputs repeated: refused, not a verdict (issue 27)."""
+    from collapse_diag.diagnostics.minimums import MIN_INPUTS
+    from collapse_diag.io.data import count_distinct
+
+    model = ToyVAE(WEIGHTS, NOISE)
+    x = model.sample(200)
+    same = x[:1].repeat(200, 1)
+    two = x[:2].repeat(100, 1)
+    assert count_distinct(same) == 1 and count_distinct(two) == 2 and count_distinct(x) == 200
+    assert count_distinct({"a": two, "b": torch.arange(200)}) == 200  # rows differ in b
+    for data in (same, two):
+        with pytest.raises(DataError, match=r"200 inputs, but only [12] distinct: the verdict "
+                                            f"needs at least {MIN_INPUTS['verdict']} distinct"):
+            analyze(model, data, diagnostics=["kl", "activity"])
+    half = torch.cat([x[:100], x[:100]])
+    report = analyze(model, half, diagnostics=["kl", "activity"])
+    assert report.provenance["distinct_inputs"] == 100 and report.n_examples == 200
+
+
 def test_bad_settings_use_one_template():
     model = ToyVAE()
     x = model.sample(10)

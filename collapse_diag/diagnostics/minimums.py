@@ -40,12 +40,17 @@ def min_inputs(name: str) -> int:
     return MIN_INPUTS.get(name, 1)
 
 
-def require_inputs(n: int, names: Iterable[str]) -> None:
+def require_inputs(n: int, names: Iterable[str], distinct: int | None = None) -> None:
     """Refuse an analysis of ``n`` inputs when a selected diagnostic needs more.
+
+    Repeated inputs carry no new evidence, so the minimum applies to the
+    ``distinct`` ones when they are fewer (all inputs identical, or two distinct
+    inputs repeated: a verdict from them would claim an evidence it does not have).
 
     Args:
         n: Inputs that will be analysed (after ``max_examples`` subsampling).
         names: The diagnostics that will run.
+        distinct: How many of them differ from each other (``None``: all).
 
     Raises:
         DataError: naming the diagnostic with the largest minimum and that minimum.
@@ -54,10 +59,16 @@ def require_inputs(n: int, names: Iterable[str]) -> None:
     if not names:
         return
     need = max(names, key=min_inputs)
+    what = "the verdict" if need == "verdict" else f"the {need} diagnostic"
     if n < min_inputs(need):
-        what = "the verdict" if need == "verdict" else f"the {need} diagnostic"
         raise DataError(
             f"{n} input(s) are too few: {what} needs at least {min_inputs(need)} "
             "(collapse_diag.diagnostics.minimums.MIN_INPUTS, docs/cli.md). Pass more inputs "
             "with --data or raise --max-examples."
+        )
+    if distinct is not None and distinct < min_inputs(need):
+        raise DataError(
+            f"{n} inputs, but only {distinct} distinct: {what} needs at least "
+            f"{min_inputs(need)} distinct inputs (repeats carry no new evidence). Pass "
+            "different inputs with --data."
         )

@@ -30,6 +30,7 @@ __all__ = [
     "validate_data",
     "num_examples",
     "take",
+    "count_distinct",
     "repeat",
     "to_device",
     "load_data",
@@ -208,6 +209,23 @@ def to_device(x: Batch, device: torch.device | str) -> Batch:
         return t.pin_memory().to(device, non_blocking=True)
 
     return move(x) if isinstance(x, torch.Tensor) else {k: move(v) for k, v in x.items()}
+
+
+def count_distinct(x: Batch) -> int:
+    """How many inputs of ``x`` differ from every other (byte-equal rows count once).
+
+    Every tensor's row is viewed as raw bytes (a dict's rows side by side) and the
+    rows are compared with one vectorised ``np.unique``.
+    """
+    n = num_examples(x)
+    if n == 0:
+        return 0
+    tensors = [x] if isinstance(x, torch.Tensor) else [x[k] for k in sorted(x)]
+    rows = np.concatenate([np.ascontiguousarray(t.detach().cpu().reshape(n, -1).numpy())
+                           .view(np.uint8).reshape(n, -1) for t in tensors], axis=1)
+    if rows.shape[1] == 0:
+        return 1
+    return len(np.unique(np.ascontiguousarray(rows).view(np.dtype((np.void, rows.shape[1])))))
 
 
 def subsample_indices(n: int, size: int | None, generator: torch.Generator) -> torch.Tensor:

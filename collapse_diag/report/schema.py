@@ -344,6 +344,8 @@ PROVENANCE: dict[str, Field] = _index((
     _f("created", "ISO 8601 time (UTC)", None, "when the report was made"),
     _f("model", "text", None, "class name of the model"),
     _f("n_examples_total", "count", None, "inputs given, before the `max_examples` subsample"),
+    _f("distinct_inputs", "count", None, "analysed inputs that differ from each other (equal"
+       " inputs count once): repeats add no evidence, and the minimum inputs apply to these"),
     _f("data_sha256", "hex digest", None, "SHA-256 of the analysed inputs (names, dtypes, shapes,"
        " bytes)"),
     _f("has_prior", "boolean", None, "the model has a learned prior p(z)"),

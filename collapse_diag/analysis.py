@@ -33,7 +33,7 @@ from collapse_diag.config.settings import Settings
 from collapse_diag.diagnostics.minimums import require_inputs
 from collapse_diag.diagnostics.registry import SPEC_BY_NAME, SPECS
 from collapse_diag.diagnostics.spec import DiagnosticSpec, RunContext
-from collapse_diag.exceptions import invalid_parameter
+from collapse_diag.exceptions import DiagnosticError, ProtocolError, invalid_parameter
 from collapse_diag.io.data import (
     Batch,
     count_distinct,
@@ -47,7 +47,7 @@ from collapse_diag.io.data import (
 from collapse_diag.io.files import display_path
 from collapse_diag.io.labels import resolve_labels
 from collapse_diag.model.encodings import encode_all
-from collapse_diag.model.protocol import ModelInfo, check_model, coerce_data
+from collapse_diag.model.protocol import ModelInfo, check_model, check_rows, coerce_data
 from collapse_diag.report.report import Report, ReportSection
 from collapse_diag.report.schema import DIMENSION_KEY as DK
 from collapse_diag.report.schema import PROVENANCE_KEY as PK
@@ -208,7 +208,7 @@ def analyze(
     inputs = _inputs(model, data, labels, checkpoint, cfg)
     model, data = inputs.model, inputs.data
     with _eval_mode(model, device), _host_blas_on_one_thread():
-        data, info = _checked(model, data, device)
+        data, info = _checked(model, data, device, cfg.seed)
         distinct = _check_before_encoding(info, save_encodings, data, cfg)
         encodings = encode_all(model, data, info, cfg.batch_size, device, show_progress,
                                generator_for(cfg.seed, "prior"))
@@ -300,10 +300,27 @@ def _host_blas_on_one_thread() -> Iterator[None]:
         yield
 
 
-def _checked(model: Any, data: Batch, device: torch.device) -> tuple[Batch, ModelInfo]:
-    """The inputs coerced to the model's dtype, and the protocol check on the first four."""
+def _checked(model: Any, data: Batch, device: torch.device, seed: int = 0
+             ) -> tuple[Batch, ModelInfo]:
+    """The inputs coerced to the model's dtype, and the protocol check.
+
+    :func:`~collapse_diag.model.protocol.check_model` on the first four inputs, and its
+    row-wise checks again on four others drawn with the run's seed (a model that
+    breaks the protocol only later in the data is caught before any figure).
+    """
     data = coerce_data(model, data)
-    return data, check_model(model, to_device(take(data, slice(0, 4)), device))
+    # the model runs on a copy: the caller's tensors stay as they are, whatever the model does
+    data = (data.clone() if isinstance(data, torch.Tensor)
+            else {k: v.clone() for k, v in data.items()})
+    info = check_model(model, to_device(take(data, slice(0, 4)), device))
+    n = num_examples(data)
+    if n > 4:
+        rows = 4 + torch.randperm(n - 4, generator=generator_for(seed, "protocol"))[:4]
+        try:
+            check_rows(model, to_device(take(data, rows.sort().values), device))
+        except DiagnosticError as err:
+            raise ProtocolError(str(err)) from err
+    return data, info
 
 
 def model_info(model: Any, data: Batch, device: str = "cpu") -> ModelInfo:

@@ -53,6 +53,37 @@ class Noisy(ToyVAE):
         return super().log_likelihood(x, z) + torch.rand(len(z))
 
 
+class MixRowsLater(ToyVAE):
+    """Mixes rows only for inputs marked late (x[:, 2] > 4): the first inputs look fine."""
+
+    def log_likelihood(self, x, z):
+        late = (x[:, 2] > 4).any()
+        return super().log_likelihood(x, z) + (z.mean() if late else 0.0)
+
+
+class NoisyLater(ToyVAE):
+    """Non-deterministic only for inputs marked late (x[:, 2] > 4)."""
+
+    def log_likelihood(self, x, z):
+        late = (x[:, 2] > 4).any()
+        return super().log_likelihood(x, z) + (torch.rand(len(z)) if late else 0.0)
+
+
+class EncoderBatchStats(ToyVAE):
+    """Centres each batch of inputs before encoding (BatchNorm in training mode, in effect)."""
+
+    def encode(self, x):
+        return super().encode(x - x.mean(dim=0, keepdim=True))
+
+
+class WritesIntoX(ToyVAE):
+    """Scales its input in place in log_likelihood."""
+
+    def log_likelihood(self, x, z):
+        x.mul_(1.5)
+        return super().log_likelihood(x, z)
+
+
 class IgnoresZ(ToyVAE):
     """A fully collapsed decoder: legitimate, must pass the checks."""
 

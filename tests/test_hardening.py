@@ -119,6 +119,54 @@ def test_nondeterministic_decoder_is_a_protocol_error(hostile_dir):
         check_model(*hostile("Noisy"))
 
 
+def _late_marked(n=60):
+    """Inputs whose first four look ordinary and the rest carry the 'late' mark."""
+    x = ToyVAE().sample(n)
+    x[4:, 2] = 5.0
+    return x
+
+
+@pytest.mark.parametrize(("name", "message"), [("MixRowsLater", "mixes rows"),
+                                               ("NoisyLater", "deterministic")])
+def test_a_protocol_break_after_the_first_inputs_is_caught(hostile_dir, name, message):
+    """check_model alone sees the first four inputs; analyze checks a seeded random batch too."""
+    model, x = hostile(name, _late_marked())
+    check_model(model, x)  # the first four inputs are fine
+    with pytest.raises(ProtocolError, match=message):
+        collapse_diag.analyze(model, x, diagnostics=["kl", "activity"])
+
+
+def test_encoder_batch_statistics_are_a_protocol_error(hostile_dir):
+    with pytest.raises(ProtocolError, match=r"encode\(x\) mixes rows"):
+        check_model(*hostile("EncoderBatchStats"))
+
+
+def test_a_model_writing_into_its_input_is_named_and_the_callers_data_is_safe(hostile_dir):
+    model, x = hostile("WritesIntoX")
+    kept = x.clone()
+    with pytest.raises(ProtocolError, match="writes into its input x"):
+        collapse_diag.analyze(model, x, diagnostics=["kl", "activity"])
+    assert torch.equal(x, kept)  # the model ran on a copy
+
+
+def test_discrete_inputs_with_a_positive_log_likelihood_are_refused(hostile_dir):
+    class LossNotLogProb(torch.nn.Module):
+        """Token inputs; returns the cross-entropy (a loss, > 0) as 'log p(x|z)'."""
+
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.ones(2))
+
+        def encode(self, x):
+            return torch.zeros(len(x), 2) + self.w * 0, torch.zeros(len(x), 2)
+
+        def log_likelihood(self, x, z):
+            return 2.0 + (z * self.w).sum(dim=1) * 0.1 + x.float().sum(dim=1) * 0
+
+    with pytest.raises(ProtocolError, match=r"> 0 for discrete \(integer\) inputs"):
+        check_model(LossNotLogProb(), torch.randint(0, 5, (8, 6)))
+
+
 def test_a_decoder_ignoring_z_is_legitimate(hostile_dir):
     assert check_model(*hostile("IgnoresZ")).latent_dim == 3
 

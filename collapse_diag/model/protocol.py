@@ -44,6 +44,7 @@ __all__ = [
     "call_log_likelihood",
     "call_num_tokens",
     "call_latent_mask",
+    "check_rows",
 ]
 
 _DOCS = "see docs/model-protocol.md"
@@ -387,6 +388,66 @@ def _check_decoder_rows(model: Any, x: Batch, z: torch.Tensor) -> None:
         )
 
 
+def _copy(x: Batch) -> Batch:
+    return x.clone() if isinstance(x, torch.Tensor) else {k: v.clone() for k, v in x.items()}
+
+
+def _check_unchanged(before: Batch, after: Batch) -> None:
+    """The model did not write into its inputs (the caller's tensors, and the next calls)."""
+    pairs = ([("x", before, after)] if isinstance(before, torch.Tensor)
+             else [(f"x[{k!r}]", before[k], after[k]) for k in before])
+    for name, a, b in pairs:
+        if not torch.equal(a, b) and not (a.is_floating_point() and torch.equal(a.isnan(),
+                                                                                b.isnan())
+                                           and torch.equal(a.nan_to_num(), b.nan_to_num())):
+            raise ProtocolError(
+                f"the model writes into its input {name}: a call of encode / log_likelihood "
+                "changed it in place. Work on a copy (x = x.clone()) or use out-of-place "
+                f"operations, so the same inputs can be decoded again ({_DOCS})."
+            )
+
+
+def _is_discrete(x: Batch) -> bool:
+    tensors = [x] if isinstance(x, torch.Tensor) else list(x.values())
+    return all(not t.is_floating_point() and not t.is_complex() for t in tensors)
+
+
+def check_rows(model: Any, x: Batch, mu: torch.Tensor | None = None) -> None:
+    """The row-wise checks of :func:`check_model` on one small batch ``x``.
+
+    ``analyze`` runs them on the first inputs (inside :func:`check_model`) and again
+    on a seeded random batch, so a model that misbehaves only later is caught:
+    ``encode`` keeps rows independent (no batch statistics), ``log_likelihood`` is
+    deterministic, row-wise and differentiable in z (:func:`_check_decoder_rows`),
+    neither writes into ``x``, and for discrete (integer) inputs ``log p(x|z) <= 0``.
+
+    Raises:
+        ProtocolError: naming what broke and a fix.
+    """
+    before = _copy(x)
+    with torch.no_grad():
+        if mu is None:
+            mu = call_encode(model, x)[0]
+        if num_examples(x) >= 2:
+            alone = call_encode(model, take(x, slice(0, 1)))[0]
+            if bool(_differs(alone.reshape(-1), mu[:1].reshape(-1)).any()):
+                raise ProtocolError(
+                    "encode(x) mixes rows: the mu of input 0 differs when it is encoded alone "
+                    "and in a batch. Each row must depend only on its own x (no batch "
+                    f"statistics: BatchNorm in eval mode, no mean over the batch) ({_DOCS})."
+                )
+        ll = call_log_likelihood(model, x, mu)
+    if _is_discrete(x) and bool((ll.detach().double() > 1e-6).any()):
+        raise ProtocolError(
+            f"log_likelihood(x, z) is {float(ll.max()):.6g} > 0 for discrete (integer) inputs: "
+            "a log-probability of tokens is at most 0. Return log p(x|z) (e.g. minus the summed "
+            f"cross-entropy), not a loss or a negative log-likelihood ({_DOCS})."
+        )
+    _check_unchanged(before, x)  # first: a changed x would read as a non-deterministic decoder
+    _check_decoder_rows(model, x, mu)
+    _check_unchanged(before, x)
+
+
 def _check_padding(model: Any, x: Batch, z: torch.Tensor) -> None:
     """Check that a sequence model's figures do not depend on how much padding a batch has.
 
@@ -448,6 +509,7 @@ def check_model(model: Any, batch: Batch) -> ModelInfo:
     _require_method(model, "log_likelihood", "log_likelihood(self, x, z) -> Tensor[batch]")
     small = take(batch, slice(0, min(4, num_examples(batch))))
     n = num_examples(small)
+    before = _copy(small)
     try:
         with torch.no_grad():
             mu, _ = call_encode(model, small)
@@ -466,7 +528,7 @@ def check_model(model: Any, batch: Batch) -> ModelInfo:
             if has_num_tokens:
                 call_num_tokens(model, small)
         try:
-            _check_decoder_rows(model, small, mu)
+            check_rows(model, small, mu)
             _check_padding(model, small, mu)
         except DiagnosticError as err:
             raise ProtocolError(str(err)) from err
@@ -477,6 +539,7 @@ def check_model(model: Any, batch: Batch) -> ModelInfo:
             f"calling the model on a batch of {n} example(s) failed with "
             f"{type(err).__name__}: {err} (the model must accept the data as stored; {_DOCS})"
         ) from err
+    _check_unchanged(before, small)
     return ModelInfo(
         latent_dim=latent_dim,
         dtype=mu.dtype,

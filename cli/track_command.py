@@ -72,6 +72,8 @@ def track(checkpoints: tuple[str, ...], inputs: ModelInputs, order: str, full: b
                        full=full, order=order, show_progress=not quiet,
                        **inputs.load_options(), **overrides)
     trajectory = result.trajectory
+    for note in result.notes:
+        click.echo(f"note: {note}")
     written = write_trajectory(trajectory, inputs.out, inputs.formats)
     if not quiet:
         for sentence in trajectory["explanation"]:

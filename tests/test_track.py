@@ -155,6 +155,27 @@ def test_step_from_key_name_and_order(user_dir, tmp_path):
     assert order_checkpoints([a, b]) == [(7, b), (120, a)]
 
 
+
+def test_lightning_last_ckpt_and_identical_copies_of_a_step_are_analysed_once(user_dir,
+                                                                                tmp_path):
+    """ModelCheckpoint(save_last=True) writes last.ckpt beside epoch=..-step=N.ckpt (issue 25)."""
+    from toy_models import ToyVAE
+
+    data = ToyVAE().sample(50)
+    named = _save(tmp_path, 0, [1.0, 1.0, 0.0], data, name="epoch=14-step=350.ckpt",
+                  with_step=False)
+    last = _save(tmp_path, 350, [1.0, 0.5, 0.0], data, name="last.ckpt")
+    notes: list[str] = []
+    assert order_checkpoints([last, named], notes=notes) == [(350, named)]
+    assert notes == [f"{str(last)!r} is a copy of step 350 ({str(named)!r}): analysed once."]
+    copy = tmp_path / "copy-350.pt"
+    copy.write_bytes(named.read_bytes())
+    assert order_checkpoints([copy, named], notes=[]) == [(350, copy)]  # natural name order
+    other = _save(tmp_path, 350, [2.0, 0.5, 0.0], data, name="other.pt")
+    with pytest.raises(CheckpointError, match="hold different weights"):
+        order_checkpoints([named, other])
+
+
 def test_cli_track_and_glob(run_folder, tmp_path):
     folder, _ = run_folder
     out = tmp_path / "cli"

@@ -68,11 +68,13 @@ class TrackResult:
         trajectory: The content of trajectory.json.
         analysed: Checkpoints analysed in this run.
         reused: Checkpoints whose cached report was reused.
+        notes: Files left out as copies of another checkpoint of the same step.
     """
 
     trajectory: dict[str, Any]
     analysed: list[Path] = field(default_factory=list)
     reused: list[Path] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 def find_checkpoints(sources: Sequence[str | Path]) -> list[Path]:
@@ -135,17 +137,25 @@ def _natural_key(path: Path) -> list[Any]:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
 
 
-def order_checkpoints(paths: Sequence[Path], order: str = "step") -> list[tuple[int, Path]]:
+def order_checkpoints(paths: Sequence[Path], order: str = "step",
+                      notes: list[str] | None = None) -> list[tuple[int, Path]]:
     """``(step, path)`` pairs in training order.
+
+    Two files of the same step are one checkpoint when they hold the same bytes, or
+    when one is Lightning's ``last*.ckpt`` copy of the other (``ModelCheckpoint(
+    save_last=True)``): the other is kept and a sentence saying so is appended to
+    ``notes``.
 
     Args:
         paths: The checkpoint files.
         order: ``"step"`` (the step of :func:`checkpoint_step`) or ``"name"``
             (natural order of the file names; the step is then the position 0, 1, ...).
+        notes: Receives one sentence per file left out as a duplicate.
 
     Raises:
         InvalidParameterError: an unknown ``order``.
-        CheckpointError: a checkpoint without a step, or two with the same step.
+        CheckpointError: a checkpoint without a step, or two different ones with the
+            same step.
     """
     if order == "name":
         return list(enumerate(sorted(paths, key=_natural_key)))
@@ -159,10 +169,29 @@ def order_checkpoints(paths: Sequence[Path], order: str = "step") -> list[tuple[
                                   f"{'/'.join(STEP_KEYS)} key and no number in its name; "
                                   "pass --order name to order the files by name.")
         if step in pairs:
-            raise CheckpointError(f"{str(pairs[step])!r} and {str(path)!r} both have step "
-                                  f"{step}: pass only one of them, or --order name.")
+            kept, dropped = _one_of(pairs[step], path, step)
+            if notes is not None:
+                notes.append(f"{str(dropped)!r} is a copy of step {step:,} "
+                             f"({str(kept)!r}): analysed once.")
+            pairs[step] = kept
+            continue
         pairs[step] = path
     return sorted(pairs.items())
+
+
+def _is_last_copy(path: Path) -> bool:
+    return path.suffix == ".ckpt" and path.stem.split("-v")[0] == "last"
+
+
+def _one_of(a: Path, b: Path, step: int) -> tuple[Path, Path]:
+    """``(kept, dropped)`` of two files of one step, or a CheckpointError if both count."""
+    if _is_last_copy(a) != _is_last_copy(b):
+        return (b, a) if _is_last_copy(a) else (a, b)
+    if file_sha256(a) == file_sha256(b):
+        first, second = sorted((a, b), key=_natural_key)
+        return first, second
+    raise CheckpointError(f"{str(a)!r} and {str(b)!r} both have step {step:,} and hold "
+                          "different weights: pass only one of them, or --order name.")
 
 
 def _cache_key(sha: str, settings: Settings, data_sha: str, overrides: Mapping[str, Any]) -> str:
@@ -237,7 +266,8 @@ def track(
                                             preset=preset))
     kwargs = preset_settings(full, settings)
     cfg = Settings.from_kwargs("track", **kwargs)
-    ordered = order_checkpoints(find_checkpoints(sources), order)
+    notes: list[str] = []
+    ordered = order_checkpoints(find_checkpoints(sources), order, notes)
     load = {"factory": factory, "config": config, "trust_checkpoint": trust_checkpoint,
             "adapter": adapter, "state_dict_prefix": state_dict_prefix}
     data, labels = _inputs(ordered[0][1], data, labels, load)
@@ -246,7 +276,7 @@ def track(
     trajectory = build_trajectory(rows, settings=cfg.to_dict(), source="checkpoints",
                                   preset="full" if full else "cheap",
                                   data_sha256=_data_sha256(data))
-    return TrackResult(trajectory, analysed, reused)
+    return TrackResult(trajectory, analysed, reused, notes)
 
 
 def _inputs(first_path: Path, data: Batch | None, labels: Mapping[str, Any] | str | Path | None,

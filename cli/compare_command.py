@@ -53,7 +53,9 @@ def compare(models: tuple[str, ...], inputs: ModelInputs, quiet: bool, debug: bo
     from collapse_diag.runs.comparison import compare as run_compare
 
     if len(models) < 2:
-        raise click.UsageError("compare needs at least two models.")
+        raise click.UsageError(f"compare needs at least two models; got {len(models)}: "
+                               f"{', '.join(repr(m) for m in models)} (did a pattern match "
+                               "only one?).")
     if len(set(models)) != len(models):
         raise click.UsageError("each model may be named only once.")
     comparison = run_compare(

@@ -104,3 +104,7 @@ def test_compare_usage_and_unusable_inputs(user_dir):
     assert run("compare", "a", "a").exit_code == 2
     result = run("compare", "missing-1", "missing-2")
     assert result.exit_code == 3 and "does not exist" in result.output
+    result = run("compare", "only-one")
+    assert "got 1: 'only-one' (did a pattern match only one?)" in result.output
+    result = run("compare", "runs/*/report.json", "missing-2")  # a pattern the shell left as is
+    assert result.exit_code == 3 and "'runs/*/report.json' matches no file" in result.output

@@ -87,3 +87,18 @@ def test_call_log_likelihood_raises_diagnostic_error_on_nan():
     model = Broken(log_likelihood=lambda x, z: torch.full((len(z),), float("nan")))
     with pytest.raises(DiagnosticError, match="NaN"):
         call_log_likelihood(model, X, torch.zeros(6, 3))
+
+
+def test_a_model_left_in_training_mode_is_checked_in_eval_mode_and_put_back():
+    class WithDropout(ToyVAE):
+        def __init__(self):
+            super().__init__()
+            self.drop = torch.nn.Dropout(0.5)
+
+        def log_likelihood(self, x, z):
+            return super().log_likelihood(x, self.drop(z))
+
+    model = WithDropout()
+    model.train()
+    info = check_model(model, model.sample(8))
+    assert info.latent_dim == 3 and model.training and model.drop.training

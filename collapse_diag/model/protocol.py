@@ -493,7 +493,8 @@ def check_model(model: Any, batch: Batch) -> ModelInfo:
     Calls every method the model defines on (at most 4 examples of) ``batch``
     under ``torch.no_grad()`` and checks types, shapes, dtypes and finiteness,
     that logvar lies in :data:`LOGVAR_BOUNDS`, and that ``log_likelihood`` is
-    deterministic, keeps rows independent and lets a gradient reach z.
+    deterministic, keeps rows independent and lets a gradient reach z. A model in
+    training mode is checked in eval mode (as ``analyze`` runs it) and put back.
 
     Args:
         model: The model to check.
@@ -507,6 +508,17 @@ def check_model(model: Any, batch: Batch) -> ModelInfo:
     """
     _require_method(model, "encode", "encode(self, x) -> (mu, logvar)")
     _require_method(model, "log_likelihood", "log_likelihood(self, x, z) -> Tensor[batch]")
+    training = isinstance(model, torch.nn.Module) and model.training
+    if training:  # dropout / batch statistics off for the check, as analyze runs the model
+        model.eval()
+    try:
+        return _check_model(model, batch)
+    finally:
+        if training:
+            model.train()
+
+
+def _check_model(model: Any, batch: Batch) -> ModelInfo:
     small = take(batch, slice(0, min(4, num_examples(batch))))
     n = num_examples(small)
     before = _copy(small)

@@ -63,6 +63,9 @@ def load_source(source: Any, name: str, analyse: dict[str, Any]) -> ComparedMode
         raise invalid_parameter("sources", "compare", "report folders, report.json files, "
                                 "checkpoints, Reports or (Report, Encodings) pairs", source)
     path = Path(source)
+    if not path.exists() and any(c in str(source) for c in "*?["):
+        raise DataError(f"{str(source)!r} matches no file (the pattern reached compare as it "
+                        "is): check the pattern, or name the report folders / checkpoints.")
     if path.is_dir() or path.suffix == ".json":
         report_path = path / "report.json" if path.is_dir() else path
         report = Report.from_json(report_path)

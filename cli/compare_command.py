@@ -60,7 +60,7 @@ def compare(models: tuple[str, ...], inputs: ModelInputs, quiet: bool, debug: bo
         raise click.UsageError("each model may be named only once.")
     comparison = run_compare(
         list(models), data=inputs.data, labels=inputs.labels, show_progress=not quiet,
-        **inputs.load_options(), **settings,
+        method_map=inputs.method_map or None, **inputs.load_options(), **settings,
     )
     for index, model in enumerate(comparison.models):
         if model.source == "checkpoint":

@@ -3,8 +3,9 @@
 ``analyze``, ``compare`` and ``track`` read checkpoints, so they take the same
 options with the same help: ``--data``, ``--labels``, ``--factory``,
 ``--config``, ``--adapter``, ``--state-dict-prefix``, ``--trust-checkpoint``,
-``--out`` and ``--format``. :func:`model_input_options` adds them and hands
-the command one :class:`ModelInputs` instead of nine keyword arguments; only
+``--map`` (the method map), ``--out`` and ``--format``.
+:func:`model_input_options` adds them and hands the command one
+:class:`ModelInputs` instead of ten keyword arguments; only
 what differs per command (the default folder, what it holds, the formats) is
 passed in.
 """
@@ -26,7 +27,7 @@ __all__ = ["INPUT_OPTIONS", "ModelInputs", "model_input_options"]
 
 #: The options :func:`model_input_options` adds, as they appear on the command line.
 INPUT_OPTIONS = ("--data", "--labels", "--factory", "--config", "--adapter",
-                 "--state-dict-prefix", "--trust-checkpoint", "--out", "--format")
+                 "--state-dict-prefix", "--trust-checkpoint", "--map", "--out", "--format")
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ class ModelInputs:
         adapter: Name of the adapter reading the checkpoints, or ``None`` (auto-detect).
         state_dict_prefix: Keep only the weights with this prefix, or ``None``.
         trust_checkpoint: Allow unpickling arbitrary objects.
+        method_map: ``NAME=SPEC`` entries of the method map (empty: the model's own methods).
         out: The output folder.
         formats: The documents to write.
     """
@@ -52,6 +54,7 @@ class ModelInputs:
     adapter: str | None
     state_dict_prefix: str | None
     trust_checkpoint: bool
+    method_map: tuple[str, ...]
     out: Path
     formats: tuple[str, ...]
 
@@ -102,6 +105,11 @@ def model_input_options(*, out_default: str, out_holds: str, formats: tuple[str,
         click.option("--trust-checkpoint", is_flag=True,
                      help="Allow unpickling arbitrary Python objects (a fully pickled model). "
                           "Unpickling can run any code: only for files you trust."),
+        click.option("--map", "method_map", multiple=True, metavar="NAME=[-]ATTR[:FORM]",
+                     help="Map a protocol method to the model's own (repeatable), e.g. "
+                          "encode=encode_stats:mu_std, log_likelihood=-recon_loss; forms "
+                          "mu_logvar, mu_std, mu_log_std, mu_var, dist, dict; sum, mean; '-' "
+                          "negates a loss (docs/adapters.md#method-map)."),
         click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path),
                      default=Path(out_default), show_default=True,
                      help=f"Folder for {out_holds}."),
@@ -110,7 +118,7 @@ def model_input_options(*, out_default: str, out_holds: str, formats: tuple[str,
                      help=f"Which documents to write: any of {','.join(formats)}."),
     ]
     names = ("data", "labels", "factory", "config", "adapter", "state_dict_prefix",
-             "trust_checkpoint", "out", "formats")
+             "trust_checkpoint", "method_map", "out", "formats")
 
     def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(command)

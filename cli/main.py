@@ -61,11 +61,14 @@ def analyze(checkpoint: str, inputs: ModelInputs, fail_on_collapse: bool, save_e
     from collapse_diag.io.checkpoint import load_checkpoint
     from collapse_diag.io.data import load_data
     from collapse_diag.io.files import display_path
+    from collapse_diag.model.method_map import map_methods
     from collapse_diag.report.schema import PROVENANCE_KEY, SUMMARY_KEY
     from collapse_diag_cli.terminal import dimension_table, summary_line
 
     with user_code_exit():
         loaded = load_checkpoint(checkpoint, **inputs.load_options())
+        if inputs.method_map:
+            loaded.model = map_methods(loaded.model, inputs.method_map)
         data = None if inputs.data is None else load_data(inputs.data, loaded.model)
         if data is None and loaded.data is None:
             raise DataError(f"checkpoint {display_path(checkpoint)!r} holds no 'data': pass the "

@@ -56,6 +56,7 @@ def track(checkpoints: tuple[str, ...], inputs: ModelInputs, order: str, full: b
     """
     from collapse_diag.io.checkpoint import load_checkpoint
     from collapse_diag.io.data import load_data
+    from collapse_diag.model.method_map import map_methods
     from collapse_diag.render.trajectory import write_trajectory
     from collapse_diag.report.schema import SUMMARY_KEY
     from collapse_diag.runs.track import find_checkpoints, order_checkpoints
@@ -67,10 +68,13 @@ def track(checkpoints: tuple[str, ...], inputs: ModelInputs, order: str, full: b
     if inputs.data is not None:
         first = order_checkpoints(find_checkpoints(checkpoints), order)[0][1]
         model = load_checkpoint(first, **inputs.load_options()).model
+        if inputs.method_map:  # tokenize may be mapped
+            model = map_methods(model, inputs.method_map)
         data = load_data(inputs.data, model)
     result = run_track(list(checkpoints), inputs.out, data=data, labels=inputs.labels,
                        full=full, order=order, show_progress=not quiet,
-                       **inputs.load_options(), **overrides)
+                       method_map=inputs.method_map or None, **inputs.load_options(),
+                       **overrides)
     trajectory = result.trajectory
     for note in result.notes:
         click.echo(f"note: {note}")

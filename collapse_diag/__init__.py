@@ -34,6 +34,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs only; nothing is imported at run
     from collapse_diag.config.settings import Settings
     from collapse_diag.io.checkpoint import LoadedCheckpoint, load_checkpoint, save_checkpoint
     from collapse_diag.model.encodings import Encodings
+    from collapse_diag.model.method_map import map_methods
     from collapse_diag.model.protocol import ModelInfo, check_model
     from collapse_diag.model.wrap import wrap
     from collapse_diag.render import render_directory, write_report
@@ -51,6 +52,7 @@ __all__ = [
     "write_comparison",
     "Comparison",
     "wrap",
+    "map_methods",
     "LoadedCheckpoint",
     "Encodings",
     "ModelInfo",
@@ -80,6 +82,7 @@ _LAZY = {
     "Comparison": ("collapse_diag.runs.comparison", "Comparison"),
     "write_comparison": ("collapse_diag.render.comparison", "write_comparison"),
     "wrap": ("collapse_diag.model.wrap", "wrap"),
+    "map_methods": ("collapse_diag.model.method_map", "map_methods"),
 }
 
 

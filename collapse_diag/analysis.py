@@ -399,6 +399,7 @@ def _provenance(model: Any, inputs: _Inputs, info: ModelInfo, data_sha256: str,
         PK.has_num_tokens: info.has_num_tokens,
         PK.latent_steps: info.steps,
         PK.labels: inputs.labels_note,
+        PK.method_map: getattr(model, "method_map", None),
         PK.device: str(device),
         PK.versions: {
             "collapse_diag": __version__,

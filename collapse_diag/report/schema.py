@@ -354,6 +354,8 @@ PROVENANCE: dict[str, Field] = _index((
        " vector latents"),
     _f("labels", "text", None, "which known factors the probes used, in words"
        " (collapse_diag/io/labels.py)"),
+    _f("method_map", "name -> spec", None, "the method map the model was seen through"
+       " (`--map`, `collapse_diag.map_methods`), or null"),
     _f("device", "text", None, "torch device the analysis ran on"),
     _f("versions", "text per package", None, "collapse_diag, python, torch, numpy versions"),
     _f("upgraded_from_schema", "version", None,

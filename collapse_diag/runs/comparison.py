@@ -19,7 +19,7 @@ the version-1 name ``active`` is read as ``used``.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -221,6 +221,7 @@ def compare(
     trust_checkpoint: bool = False,
     adapter: str | None = None,
     state_dict_prefix: str | None = None,
+    method_map: Mapping[str, str] | Sequence[str] | None = None,
     show_progress: bool = False,
     **settings: Any,
 ) -> Comparison:
@@ -239,6 +240,8 @@ def compare(
         trust_checkpoint: Allow unpickling arbitrary objects in the checkpoints.
         adapter: The adapter reading the checkpoints (``None``: auto-detected).
         state_dict_prefix: Keep only the weights with this prefix (see ``load_checkpoint``).
+        method_map: A method map for every checkpoint's model
+            (:func:`~collapse_diag.model.method_map.map_methods`).
         show_progress: Progress bars while analysing checkpoints.
         **settings: :class:`~collapse_diag.config.settings.Settings` fields for analysing
             checkpoints (``seed``, ``max_examples``, ``nll_samples``, ...).
@@ -266,8 +269,8 @@ def compare(
         Settings.from_kwargs("compare", **settings)  # reject bad settings before any work
     load = dict(factory=factory, config=config, trust_checkpoint=trust_checkpoint,
                 adapter=adapter, state_dict_prefix=state_dict_prefix)
-    analyse = dict(data=data, labels=labels, load=load, show_progress=show_progress,
-                   settings=settings)
+    analyse = dict(data=data, labels=labels, load=load, method_map=method_map,
+                   show_progress=show_progress, settings=settings)
     models = tuple(load_source(s, n, analyse) for s, n in zip(sources, names, strict=True))
 
     hashes = [str((m.report.provenance or {}).get(P.data_sha256) or f"unknown:{m.name}")

@@ -85,16 +85,20 @@ def load_source(source: Any, name: str, analyse: dict[str, Any]) -> ComparedMode
 
 
 def _analyse_checkpoint(path: Path, name: str, data: Any = None, labels: Any = None,
-                        load: dict[str, Any] | None = None, show_progress: bool = False,
+                        load: dict[str, Any] | None = None, method_map: Any = None,
+                        show_progress: bool = False,
                         settings: dict[str, Any] | None = None) -> ComparedModel:
     """Load and analyse one checkpoint; ``load``: keyword arguments of ``load_checkpoint``."""
     from collapse_diag.analysis import analyze, model_info
     from collapse_diag.config.settings import Settings
     from collapse_diag.io.checkpoint import load_checkpoint
     from collapse_diag.io.data import load_data
+    from collapse_diag.model.method_map import map_methods
     from collapse_diag.report.encodings_file import load_encodings
 
     loaded = load_checkpoint(path, **(load or {}))
+    if method_map:
+        loaded.model = map_methods(loaded.model, method_map)
     if data is not None:
         inputs = load_data(data, loaded.model) if isinstance(data, (str, Path)) else data
     elif loaded.data is not None:

@@ -46,6 +46,7 @@ from collapse_diag.exceptions import CheckpointError, DataError, invalid_paramet
 from collapse_diag.io.checkpoint import file_sha256, load_checkpoint
 from collapse_diag.io.data import Batch, num_examples, validate_data
 from collapse_diag.io.labels import load_labels
+from collapse_diag.model.method_map import map_methods, parse_map
 from collapse_diag.report.report import SCHEMA_VERSION, write_text_atomic
 from collapse_diag.report.schema import TOP_LEVEL_KEY as T
 from collapse_diag.runs.trajectory import build_trajectory, read_monitor_log, row_from_report
@@ -226,6 +227,7 @@ def track(
     trust_checkpoint: bool = False,
     adapter: str | None = None,
     state_dict_prefix: str | None = None,
+    method_map: Mapping[str, str] | Sequence[str] | None = None,
     show_progress: bool = False,
     **settings: Any,
 ) -> TrackResult:
@@ -245,6 +247,8 @@ def track(
         trust_checkpoint: Allow unpickling (only for files you trust).
         adapter: The adapter reading the checkpoints (``None``: auto-detected).
         state_dict_prefix: Keep only the weights with this prefix (see ``load_checkpoint``).
+        method_map: A method map for every checkpoint's model
+            (:func:`~collapse_diag.model.method_map.map_methods`).
         show_progress: One progress bar over the checkpoints on stderr.
         **settings: :class:`~collapse_diag.config.settings.Settings` fields overriding the preset.
 
@@ -271,8 +275,8 @@ def track(
     load = {"factory": factory, "config": config, "trust_checkpoint": trust_checkpoint,
             "adapter": adapter, "state_dict_prefix": state_dict_prefix}
     data, labels = _inputs(ordered[0][1], data, labels, load)
-    rows, analysed, reused = _analyse_each(ordered, Path(out_dir) / "cache", data, labels, load,
-                                           cfg, kwargs, show_progress)
+    rows, analysed, reused = _analyse_each(ordered, Path(out_dir) / "cache", data, labels,
+                                           load, method_map, cfg, kwargs, show_progress)
     trajectory = build_trajectory(rows, settings=cfg.to_dict(), source="checkpoints",
                                   preset="full" if full else "cheap",
                                   data_sha256=_data_sha256(data))
@@ -295,16 +299,19 @@ def _inputs(first_path: Path, data: Batch | None, labels: Mapping[str, Any] | st
 
 
 def _analyse_each(ordered: list[tuple[int, Path]], cache_dir: Path, data: Batch,
-                  labels: Mapping[str, Any] | None, load: Mapping[str, Any], cfg: Settings,
+                  labels: Mapping[str, Any] | None, load: Mapping[str, Any],
+                  method_map: Mapping[str, str] | Sequence[str] | None, cfg: Settings,
                   kwargs: dict[str, Any], show_progress: bool
                   ) -> tuple[list[dict[str, Any]], list[Path], list[Path]]:
     """One trajectory row per checkpoint: its cached report, or a new analysis (then cached).
 
     The cache key covers the file, the settings, the inputs and labels and everything
-    that changes which model is built from the file (factory, config, adapter, prefix).
+    that changes which model is built from the file (factory, config, adapter, prefix,
+    method map). ``load``: the loader's keyword arguments.
     """
     config = load["config"]
     overrides = dict(load, trust_checkpoint=None,
+                     methods=parse_map(method_map) if method_map else None,
                      config=config if isinstance(config, Mapping)
                      else (file_sha256(config) if config else None),
                      labels=_data_sha256({str(k): torch.as_tensor(np.asarray(v))
@@ -318,7 +325,8 @@ def _analyse_each(ordered: list[tuple[int, Path]], cache_dir: Path, data: Batch,
         report = _read_cache(cache)
         if report is None:
             loaded = load_checkpoint(path, **load)
-            report = analyze(loaded.model, data, labels=labels,
+            model = map_methods(loaded.model, method_map) if method_map else loaded.model
+            report = analyze(model, data, labels=labels,
                              checkpoint={"path": str(path), "sha256": sha},
                              **kwargs).to_dict()
             write_text_atomic(cache, json.dumps(report, allow_nan=False) + "\n")

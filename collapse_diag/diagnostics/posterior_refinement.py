@@ -13,14 +13,16 @@ of each input and dimension are standardised to mean 0 and variance 1 (moment
 matching, K >= 2), which makes the estimate exact for a log-likelihood quadratic
 in z (the linear Gaussian VAE). The KL is in closed form.
 
-Optimiser: Adam (Kingma & Ba 2015; torch.optim.Adam, betas 0.9/0.999) with learning
-rate ``Settings.refine_lr`` on (m, s) only, for at most ``Settings.refine_steps``
-steps, run twice per input, from the encoder's q (m = mu(x), s = logvar(x)) and
-from the prior; the start with the larger final ELBO is kept. Both starts and the
-K draws of a block of inputs are stacked into one decoder call per step. An input
-has *converged* when its ELBO changed by less than ``REL_TOL`` * max(1, |ELBO|)
-over the last ``WINDOW`` steps; a block stops early when all its inputs have.
-Gradients are taken with ``torch.autograd.grad`` with respect to (m, s) alone: the
+Optimiser: Adam (Kingma & Ba 2015, betas 0.9/0.999; each (start, input) row's
+step size halved whenever its ELBO fell) with learning rate ``Settings.refine_lr``
+on (m, s) only, for at most ``Settings.refine_steps`` steps, run twice per input:
+from the encoder's q (m = mu(x), s = logvar(x)) and from the prior. Each start
+keeps the parameters with the largest ELBO seen (so q* is never worse than its
+start on the optimised draws), and the start with the larger ELBO is kept. Both
+starts and the K draws of a block of inputs are stacked into one decoder call per
+step. An input has *converged* when its ELBO changed by less than ``REL_TOL`` *
+max(1, |ELBO|) over the last ``WINDOW`` steps; a block stops early when all its
+inputs have. Gradients are taken with ``torch.autograd.grad`` with respect to (m, s) alone: the
 model's parameters and their ``.grad`` are untouched, and no global RNG is used.
 
 Figures, on K *fresh* draws per input (independent of those optimised on, so the
@@ -166,27 +168,29 @@ def _refine_block(model: Any, x: Batch, info: ModelInfo, settings: Settings,
     eps = t(noise.transpose(1, 0, 2))  # (K, b, D)
     adam = _Adam((m, s), settings.refine_lr)
     history: list[torch.Tensor] = []
+    best = (m.detach().clone(), s.detach().clone(), None)
     steps = 0
     with torch.enable_grad():
-        for step in range(1, settings.refine_steps + 1):
-            steps = step
+        for step in range(1, settings.refine_steps + 2):
             elbo = _elbo(model, x_rep, info, m, s, pm, ps, eps)
             check_finite(elbo.detach(), LOG_LIKELIHOOD, DiagnosticError)
-            gm, gs = torch.autograd.grad(elbo.sum(), [m, s])
-            if history:
-                adam.halve(elbo.detach() < history[-1])
-            adam.ascend((gm, gs))
+            best = _keep_best(best, m, s, elbo.detach())
             history.append(elbo.detach())
-            if len(history) > WINDOW and bool(_converged(history).all()):
+            done = len(history) > WINDOW and bool(_converged(history).all())
+            if step > settings.refine_steps or done:
                 break
+            steps = step
+            gm, gs = torch.autograd.grad(elbo.sum(), [m, s])
+            if len(history) > 1:
+                adam.halve(history[-1] < history[-2])
+            adam.ascend((gm, gs))
     with torch.no_grad():
-        final = _elbo(model, x_rep, info, m, s, pm, ps, eps)
-        history.append(final)
+        m_best, s_best, final = best
         keep = final[1] > final[0]  # (b,): the prior's start did better
         conv = _converged(history) if len(history) > WINDOW else torch.zeros_like(final, dtype=bool)
         index = keep.long()[None, :, None].expand(1, b, m.shape[-1])
-        m_star = m.gather(0, index)[0]
-        s_star = s.gather(0, index)[0]
+        m_star = m_best.gather(0, index)[0]
+        s_star = s_best.gather(0, index)[0]
         both_m = torch.stack([m_star, t(mu)])
         both_s = torch.stack([s_star, t(logvar)])
         evaluated = _elbo(model, x_rep, info, both_m, both_s, pm, ps,
@@ -233,6 +237,17 @@ class _Adam:
                 m1.mul_(0.9).add_(g, alpha=0.1)
                 m2.mul_(0.999).addcmul_(g, g, value=0.001)
                 p.add_(self.lr[..., None] * (m1 / c1) / ((m2 / c2).sqrt() + 1e-8))
+
+
+def _keep_best(best: tuple, m: torch.Tensor, s: torch.Tensor, elbo: torch.Tensor) -> tuple:
+    """Per (start, input) row, the parameters with the largest ELBO so far and that ELBO."""
+    best_m, best_s, best_elbo = best
+    if best_elbo is None:
+        return m.detach().clone(), s.detach().clone(), elbo
+    better = elbo > best_elbo
+    pick = better[..., None]
+    return (torch.where(pick, m.detach(), best_m), torch.where(pick, s.detach(), best_s),
+            torch.where(better, elbo, best_elbo))
 
 
 def _converged(history: list[torch.Tensor]) -> torch.Tensor:

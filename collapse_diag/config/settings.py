@@ -176,7 +176,7 @@ class Settings:
         4, "K common draws of z per input in the refined ELBO (moment-matched; K decoder rows "
         "per input, start and step).", low=1, high=10_000)
     refine_steps: int = setting(
-        200, "Most Adam steps of the refinement (it stops earlier once every input has "
+        100, "Most Adam steps of the refinement (it stops earlier once every input has "
         "converged).", low=1, high=10**6)
     refine_lr: float = setting(
         0.05, "Learning rate of the refinement's Adam optimiser (on the posterior mean and "

@@ -21,9 +21,13 @@ keeps the parameters with the largest ELBO seen (so q* is never worse than its
 start on the optimised draws), and the start with the larger ELBO is kept. Both
 starts and the K draws of a block of inputs are stacked into one decoder call per
 step. An input has *converged* when its ELBO changed by less than ``REL_TOL`` *
-max(1, |ELBO|) over the last ``WINDOW`` steps; a block stops early when all its
-inputs have. Gradients are taken with ``torch.autograd.grad`` with respect to (m, s) alone: the
-model's parameters and their ``.grad`` are untouched, and no global RNG is used.
+max(1, |ELBO|) over the last ``WINDOW`` steps; a block stops early when every
+start of its inputs has converged or is behind the input's other start by more than
+its recent gain, extrapolated over the remaining steps, could make up (a race: the
+prior start of a healthy model's input need not run to the end once the encoder's
+start has converged above it). Gradients are taken with ``torch.autograd.grad``
+with respect to (m, s) alone: the model's parameters and their ``.grad`` are
+untouched, and no global RNG is used.
 
 Figures, on K *fresh* draws per input (independent of those optimised on, so the
 gap is not inflated by fitting the draws), the same draws for both posteriors::
@@ -176,7 +180,8 @@ def _refine_block(model: Any, x: Batch, info: ModelInfo, settings: Settings,
             check_finite(elbo.detach(), LOG_LIKELIHOOD, DiagnosticError)
             best = _keep_best(best, m, s, elbo.detach())
             history.append(elbo.detach())
-            done = len(history) > WINDOW and bool(_converged(history).all())
+            done = len(history) > WINDOW and bool(
+                (_converged(history) | _behind(history, settings.refine_steps - step)).all())
             if step > settings.refine_steps or done:
                 break
             steps = step
@@ -248,6 +253,18 @@ def _keep_best(best: tuple, m: torch.Tensor, s: torch.Tensor, elbo: torch.Tensor
     pick = better[..., None]
     return (torch.where(pick, m.detach(), best_m), torch.where(pick, s.detach(), best_s),
             torch.where(better, elbo, best_elbo))
+
+
+def _behind(history: list[torch.Tensor], remaining: int) -> torch.Tensor:
+    """Per (start, input): this start cannot catch up with the input's other start.
+
+    Its ELBO is below the other start's by more than its gain over the last
+    :data:`WINDOW` steps, extrapolated linearly over the ``remaining`` steps (gains
+    shrink as a start converges, so the extrapolation is generous to it).
+    """
+    now, before = history[-1], history[-1 - WINDOW]
+    deficit = now.flip(0) - now
+    return deficit > (now - before).clamp(min=0.0) * (remaining / WINDOW)
 
 
 def _converged(history: list[torch.Tensor]) -> torch.Tensor:

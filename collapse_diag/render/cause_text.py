@@ -18,39 +18,39 @@ from collapse_diag.report.values import dim_column, dim_labels, finite
 __all__ = ["MEANING", "REMEDIES", "cause_text", "remedies_text"]
 
 #: What each cause says about a dimension, in the order the explanation lists them.
-MEANING = {
-    "inference": "the encoder lags: it outputs the prior, while the decoder's own posterior "
+MEANING = dict(
+    inference="the encoder lags: it outputs the prior, while the decoder's own posterior "
                  "q* does put information there (inference collapse, He et al. 2019)",
-    "model": "the decoder's own posterior q* is also the prior and the likelihood is flat in "
+    model="the decoder's own posterior q* is also the prior and the likelihood is flat in "
              "them: no encoder could put information there (model collapse: "
              "non-identifiability, Wang, Blei & Cunningham 2021)",
-    "decoder": "the encoder writes x into them but the decoder ignores them",
-    "objective": "the encoder carries much more information than the decoder's own posterior "
+    decoder="the encoder writes x into them but the decoder ignores them",
+    objective="the encoder carries much more information than the decoder's own posterior "
                  "wants (as a KL floor such as free bits forces)",
-    "undetermined": "the intervals do not decide the cause",
-}
+    undetermined="the intervals do not decide the cause",
+)
 
 #: Standard fixes per cause (options, with their papers).
-REMEDIES = {
-    "inference": "For inference collapse, the fixes act on the encoder: aggressive encoder "
+REMEDIES = dict(
+    inference="For inference collapse, the fixes act on the encoder: aggressive encoder "
                  "updates before each decoder step (He et al. 2019), semi-amortized "
                  "inference that refines q per input as this report did (SA-VAE, Kim et al. "
                  "2018), or an encoder pre-trained (e.g. as an autoencoder) before the VAE "
                  "objective. These may close the gap; they do not change what the decoder can "
                  "use.",
-    "model": "For model collapse, no encoder can help; the options act on the model or the "
+    model="For model collapse, no encoder can help; the options act on the model or the "
              "objective: KL annealing (Bowman et al. 2016), free bits (Kingma et al. 2016), "
              "word dropout for text decoders (Bowman et al. 2016), a weaker decoder (shorter "
              "context, fewer layers), or a constraint that keeps the KL above a floor "
              "(delta-VAE, Razavi et al. 2019). Which one helps depends on the data; none is "
              "guaranteed to.",
-    "decoder": "For dimensions the decoder ignores, the options are a decoder that depends on "
+    decoder="For dimensions the decoder ignores, the options are a decoder that depends on "
                "z more directly (z fed at every step, word dropout), or fewer latent "
                "dimensions; the encoder's information there costs KL and buys nothing.",
-    "objective": "For an encoder forced above what the decoder's posterior wants, consider a "
+    objective="For an encoder forced above what the decoder's posterior wants, consider a "
                  "lower KL floor (free bits target) or annealing it away at the end of "
                  "training; the amortization gap shows what the forcing costs in ELBO.",
-}
+)
 
 
 def _dims_by_cause(report: Report) -> dict[str, list[str]]:

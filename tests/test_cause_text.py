@@ -91,3 +91,19 @@ def test_a_decoder_flat_in_z_is_model_collapse(reports):
     assert r.summary["collapse_cause"] == "model"
     assert np.allclose([d["kl_refined"] for d in r.dimensions], 0.0, atol=1e-6)
     assert REMEDIES["model"] in remedies_text(r) and "inference" not in remedies_text(r)
+
+
+def test_a_trajectory_row_and_the_monitor_keep_the_refinement(reports):
+    """Issue 21 item 6: track --full / the monitor record kl_refined and the gap."""
+    from collapse_diag.runs.monitor import scalars
+    from collapse_diag.runs.trajectory import row_from_report
+
+    r = reports["reads"]
+    row = row_from_report(r.to_dict(), step=7)
+    assert row["summary"]["amortization_gap"] == pytest.approx(r.summary["amortization_gap"])
+    assert row["summary"]["collapse_cause"] == "inference"
+    assert [d["kl_refined"] for d in row["dimensions"]] == \
+        pytest.approx([d["kl_refined"] for d in r.dimensions])
+    logged = scalars(row)
+    assert logged["collapse/amortization_gap"] == pytest.approx(r.summary["amortization_gap"])
+    assert logged["collapse/kl_refined_z0"] == pytest.approx(r.dimensions[0]["kl_refined"])

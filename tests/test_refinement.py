@@ -141,3 +141,18 @@ def test_standardised_draws_have_unit_moments():
     draws = standardise(np.random.default_rng(0).standard_normal((5, 4, 3)))
     np.testing.assert_allclose(draws.mean(axis=-2), 0.0, atol=1e-12)
     np.testing.assert_allclose(draws.var(axis=-2), 1.0, rtol=1e-12)
+
+
+def test_approximation_gap_of_the_exact_posterior_is_zero():
+    """At the optimum q_phi = p(z|x), so every importance weight is p(x): L_K = log p(x) =
+    ELBO(q*) (exact here: moment-matched draws, log-likelihood quadratic in z)."""
+    from collapse_diag import analyze
+
+    model, x = _linear(zero=False)
+    report = analyze(model, x[:200], seed=0, nll_samples=4, nll_examples=100,
+                     refine_examples=50, **{k: v for k, v in FAST.items()
+                                            if k not in ("refine_examples",)})
+    s = report.summary
+    assert s["refinement_examples"] == 50
+    assert abs(s["approximation_gap"]) < 1e-6 and abs(s["amortization_gap"]) < 1e-6
+    assert s["collapse_cause"] == "model"  # z4, z5: lambda <= s2

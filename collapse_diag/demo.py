@@ -51,13 +51,15 @@ def _cells(report: Report) -> list[str]:
     counts = s.get(S.status_counts) or {}
     return ([_cell(s.get(S.verdict), S.verdict)]
             + [_cell(counts.get(status), status) for status in STATUSES]
+            + [_cell(s.get(S.collapse_cause), S.collapse_cause)]
             + [_best_probe(s.get(key) or {}) if key == S.probes else _cell(s.get(key), key)
                for key in FIGURES])
 
 
 def comparison_table(reports: dict[str, Report]) -> str:
-    """Fixed-width table: one row per model, its verdict, unit counts and headline figures."""
-    rows = [["model", label(S.verdict), *STATUSES, *(label(key) for key in FIGURES)]]
+    """Fixed-width table: one row per model, its verdict, unit counts, cause, headline figures."""
+    rows = [["model", label(S.verdict), *STATUSES, label(S.collapse_cause),
+             *(label(key) for key in FIGURES)]]
     rows += [[name, *_cells(report)] for name, report in reports.items()]
     return text_table(rows)
 

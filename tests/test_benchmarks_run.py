@@ -23,6 +23,7 @@ RUNS = {
     "bench_nll.py": (["--k", "2", "--examples", "20"], "ms/input/K"),
     "bench_status_vs_n.py": (["--n", "64", "--models", "digits"], "digits"),
     "bench_monitor.py": (["--steps", "4", "--every", "2"], "steady state"),
+    "bench_refinement.py": (["--models", "digits", "--repeat", "1"], "share of diagnostics"),
 }
 
 

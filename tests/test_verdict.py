@@ -61,7 +61,7 @@ def test_weak_dimensions_used_jointly_are_never_called_ignored():
     model = exact_linear_gaussian([0.25] * 16, sigma=1.0, obs_dim=16)
     a = analyze_toy(model, sample_linear_data(model, 400, seed=2), FAST)
     assert a.sens.swap_significant
-    assert a.verdict.verdict in ("partial", "healthy")
+    assert a.verdict.verdict in ("partial", "healthy", "undetermined")
     counts = a.verdict.status_counts
     assert counts["collapsed"] == counts["uninformative"] == counts["ignored"] == 0
     assert a.sens.per_dim.rounds > 1  # round 1 (128 inputs) did not decide them all
@@ -108,9 +108,9 @@ def test_undecided_dimensions_are_undetermined_not_ignored():
     kl, act = encoder([False] * 3, [True] * 3)
     v = decide_verdict(kl, act, sensitivity([N, N, N]), identifiability([0.01, 0.01, 0.01]), S)
     assert v.status == ("undetermined",) * 3
-    assert v.verdict == "partial"
+    assert v.verdict == "undetermined"  # issue 21: none shown unused is never "partial"
     w = decide_verdict(kl, act, sensitivity([I, N, U]), identifiability([0.0, 0.01, 0.01]), S)
-    assert w.status == ("ignored", "undetermined", "used")
+    assert w.status == ("ignored", "undetermined", "used") and w.verdict == "partial"
 
 
 def test_holm_p_values_are_reported_next_to_the_decisions():
@@ -137,23 +137,42 @@ def test_used_evidence_wins_over_a_negligible_swap_interval():
     assert v.status == ("used", "ignored")
 
 
-def test_encoder_side_statuses_take_precedence():
+def test_encoder_side_statuses_take_precedence_over_fisher_alone():
     kl, act = encoder([True, False, False], [True, False, True])
-    v = decide_verdict(kl, act, sensitivity([U] * 3), identifiability([1.0] * 3), S)
+    v = decide_verdict(kl, act, sensitivity([N] * 3), identifiability([1.0] * 3), S)
     assert v.status == ("collapsed", "uninformative", "used")
 
 
-def test_no_informative_dimension_is_collapsed_even_if_the_decoder_reads_z():
+def test_a_swap_interval_above_zero_overrides_the_cut_offs():
+    # Issue 22 item 3: a dimension the per-dimension swap shows read is never collapsed or
+    # uninformative by a cut-off (KL < kl_eps, Var mu < active_threshold).
+    kl, act = encoder([True, False, False], [True, False, True])
+    v = decide_verdict(kl, act, sensitivity([U] * 3), identifiability([1.0] * 3), S)
+    assert v.status == ("used", "used", "used") and v.verdict == "healthy"
+    np.testing.assert_array_equal(v.evidence_informative, [True, True, False])
+
+
+def test_an_mi_interval_above_kl_eps_overrides_the_variance_cut_off():
+    # Var mu just under the cut (the issue's 0.00998 < 0.01) while the MI interval is
+    # [0.4, 0.6] nats: not uninformative; an interval [1e-4, 3e-3] (below kl_eps) is no
+    # evidence against the cut-off.
+    kl, act = encoder([False, False], [False, False])
+    info = SimpleNamespace(per_dimension_ci=np.array([[0.4, 0.6], [1e-4, 3e-3]]))
+    v = decide_verdict(kl, act, sensitivity([N, N]), None, S, information=info)
+    assert v.status == ("undetermined", "uninformative")
+
+
+def test_no_informative_dimension_is_collapsed():
     kl, act = encoder([True, False], [False, False])
-    v = decide_verdict(kl, act, sensitivity([U] * 2), identifiability([1.0] * 2), S)
+    v = decide_verdict(kl, act, sensitivity([N] * 2), identifiability([1.0] * 2), S)
     assert v.verdict == "collapsed"
 
 
 def test_verdict_is_never_collapsed_while_a_dimension_is_used():
     kl, act = encoder([False] * 2, [True] * 2)
     v = decide_verdict(kl, act, sensitivity([U, N], significant=False), None, S)
-    assert v.status == ("used", "undetermined") and v.verdict == "partial"
-    assert "not significant" in v.verdict_reason
+    assert v.status == ("used", "undetermined") and v.verdict == "undetermined"
+    assert "none shown unused" in v.verdict_reason
     w = decide_verdict(kl, act, sensitivity([N, N], significant=False), None, S)
     assert w.verdict == "collapsed"
 
@@ -179,7 +198,7 @@ def test_missing_decoder_side_says_so():
     kl, act = encoder([False, True], [True, True])
     v = decide_verdict(kl, act, None, None, S)
     assert v.status == ("undetermined", "collapsed") and not v.decoder_checked
-    assert v.verdict == "partial" and "not checked" in v.verdict_reason
+    assert v.verdict == "undetermined" and "not checked" in v.verdict_reason
 
 
 def test_per_dimension_swap_not_run_falls_back_to_fisher():

@@ -165,6 +165,26 @@ class Settings:
         details="``min(swap_windows, T)`` windows; window k covers steps "
         "``[floor(k T / W), floor((k + 1) T / W))`` (``summary.swap_delta_by_window``). "
         "Costs ``W + 1`` decoder rows per input of the window swap.", low=1, high=10**6)
+    refine_examples: int | None = setting(
+        32, "Inputs in the seeded subsample whose posterior q*(z|x) is refined against the "
+        "fixed decoder (amortization gap, kl_refined, cause).",
+        none_means="all inputs",
+        details="Taken from the likelihood diagnostic's subsample when it ran, so that the "
+        "approximation gap is paired per input. The intervals narrow as 1 / sqrt(M).",
+        low=2, high=2**62)
+    refine_samples: int = setting(
+        4, "K common draws of z per input in the refined ELBO (moment-matched; K decoder rows "
+        "per input, start and step).", low=1, high=10_000)
+    refine_steps: int = setting(
+        100, "Most Adam steps of the refinement (it stops earlier once every input has "
+        "converged).", low=1, high=10**6)
+    refine_lr: float = setting(
+        0.05, "Learning rate of the refinement's Adam optimiser (on the posterior mean and "
+        "log-variance).", low=0, low_open=True, high=10.0)
+    objective_kl_ratio: float = setting(
+        2.0, "Cause 'objective': the encoder's KL in a used dimension exceeds this many times "
+        "what the decoder's own posterior wants (kl_refined), beyond the intervals.",
+        low=1, low_open=True, high=1000.0)
 
     @classmethod
     def from_kwargs(cls, where: str = "analyze", **kwargs: Any) -> Settings:

@@ -17,6 +17,7 @@ from collapse_diag.diagnostics import (
     kl,
     likelihood,
     probes,
+    refinement,
     sensitivity,
     verdict,
 )
@@ -34,6 +35,7 @@ SPECS: tuple[DiagnosticSpec, ...] = (
     verdict.SPEC,
     probes.SPEC,
     likelihood.SPEC,
+    refinement.SPEC,
 )
 
 #: Name -> spec.

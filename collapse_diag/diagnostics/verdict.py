@@ -2,8 +2,10 @@
 
 Status of dimension d, in this order::
 
-    collapsed      mean KL_d < kl_eps                              (posterior = prior)
-    uninformative  not collapsed, Var_x[mu_d] < active_threshold   (KL spent on marginal mismatch)
+    collapsed      mean KL_d < kl_eps, and no evidence that d carries or is read
+                                                                   (posterior = prior)
+    uninformative  not collapsed, Var_x[mu_d] < active_threshold, and no such evidence
+                                                                   (KL spent on marginal mismatch)
     used           informative, and the evidence shows the decoder reads d
     ignored        informative, and the evidence shows the decoder's use of d is negligible
     undetermined   informative, and the evidence shows neither
@@ -21,12 +23,26 @@ is at most ``min(negligible_swap_nats, negligible_swap_fraction * I(x; z_d))``.
 Without the per-dimension swap, only a Fisher upper bound of exactly 0 (the
 decoder's output has no gradient in z_d) shows a negligible use.
 
-Verdict:
+Evidence overrides the cut-offs (issue 22): a dimension whose MI interval lies
+above ``kl_eps`` (its lower end: it carries more information about x than the
+collapse cut-off calls nothing) or whose per-dimension swap interval lies above 0
+(the decoder reads it) is informative, whatever its mean KL and Var_x[mu_d] say;
+it is never ``collapsed`` or ``uninformative`` by a cut-off. (An MI interval
+merely above 0 is not enough: a collapsed dimension's bootstrap interval can sit a
+few 1e-4 nats above 0 through the estimator's bias, below the KL cut-off that
+bounds it, since I(x; z_d) <= KL_d.)
+
+Verdict (``summary.verdict``, one of :data:`~collapse_diag.report.schema.VERDICTS`):
 
 * ``collapsed`` when no dimension is informative, or when no dimension is
   ``used`` and the whole-vector swap test is not significant (p >= alpha);
 * ``healthy`` when every dimension is ``used``;
-* ``partial`` otherwise. The verdict is never ``collapsed`` while a dimension is ``used``.
+* ``partial`` when some dimension is shown unused (``collapsed``, ``ignored`` or
+  ``uninformative``) and some is ``used``;
+* ``undetermined`` otherwise: no dimension is shown unused and some are
+  ``undetermined`` (or none is ``used``, yet z as a whole is read). The reason gives
+  the inputs the per-dimension swap would likely need to decide. Never a word that
+  reads as collapse. The verdict is never ``collapsed`` while a dimension is ``used``.
 
 Missing decoder-side results: decoder use is judged from what is there;
 without sensitivity, "the whole-vector swap is not significant" becomes
@@ -43,6 +59,7 @@ import numpy as np
 
 from collapse_diag.config.settings import Settings
 from collapse_diag.diagnostics.estimators.fisher_grades import fisher_cutoff
+from collapse_diag.diagnostics.information import ZERO_ATOL
 from collapse_diag.diagnostics.informative import informative_dims
 from collapse_diag.diagnostics.spec import DiagnosticSpec, DimensionColumn, RunContext, SummaryRow
 from collapse_diag.exceptions import CollapseDiagError
@@ -54,6 +71,7 @@ from collapse_diag.report.schema import SUMMARY_KEY as SK
 if TYPE_CHECKING:
     from collapse_diag.diagnostics.activity import ActivityResult
     from collapse_diag.diagnostics.identifiability import IdentifiabilityResult
+    from collapse_diag.diagnostics.information import InformationResult
     from collapse_diag.diagnostics.kl import KLResult
     from collapse_diag.diagnostics.sensitivity import SensitivityResult
 
@@ -80,7 +98,7 @@ class VerdictResult:
 
     Attributes:
         status: One of :data:`STATUSES` per dimension.
-        verdict: ``healthy``, ``partial`` or ``collapsed``.
+        verdict: One of :data:`~collapse_diag.report.schema.VERDICTS`.
         verdict_reason: One sentence explaining the verdict.
         status_counts: Status -> number of dimensions (every status present).
         informative: Dimension not collapsed and mu_variance >= active_threshold, ``(D,)``.
@@ -89,6 +107,8 @@ class VerdictResult:
         fisher_used: Fisher lower bound at or above its cutoff, ``(D,)``.
         swap_p_holm: Holm-adjusted per-dimension Wilcoxon p-values (NaN when not computed).
         decoder_checked: Whether any decoder-side evidence was available.
+        evidence_informative: Informative by the MI or swap interval although a cut-off
+            said otherwise, ``(D,)``.
     """
 
     status: tuple[str, ...]
@@ -101,6 +121,7 @@ class VerdictResult:
     fisher_used: np.ndarray
     swap_p_holm: np.ndarray
     decoder_checked: bool
+    evidence_informative: np.ndarray | None = None
 
     def section(self) -> ReportSection:
         """The report fields: verdict, reason, counts; ``status`` and ``swap_p_holm`` per dim."""
@@ -136,6 +157,7 @@ def decide_verdict(
     sensitivity: SensitivityResult | None,
     identifiability: IdentifiabilityResult | None,
     settings: Settings,
+    information: InformationResult | None = None,
 ) -> VerdictResult:
     """Give every dimension a status and the model a verdict (rules in the module docstring).
 
@@ -145,6 +167,8 @@ def decide_verdict(
         sensitivity: Swap-test result, or ``None`` if it is missing.
         identifiability: Flatness / Fisher result, or ``None`` if it is missing.
         settings: Uses ``alpha``, ``fisher_rank_rtol``, ``fisher_rank_atol``.
+        information: MI result; its per-dimension interval (when computed) can override
+            the cut-offs.
 
     Returns:
         A :class:`VerdictResult`.
@@ -166,6 +190,9 @@ def decide_verdict(
     if identifiability is not None:
         fisher_used = _fisher_evidence(identifiability, dim, settings)[0]
     checked = sensitivity is not None or identifiability is not None
+    evidence = _carries(information, dim, kl.eps) | swap_used
+    overridden = evidence & ~informative
+    collapsed, informative = collapsed & ~evidence, informative | evidence
     used = swap_used | fisher_used
     ignored = ~used & (swap_ignored | fisher_none)
 
@@ -187,7 +214,20 @@ def decide_verdict(
         fisher_used=fisher_used,
         swap_p_holm=swap_p_holm,
         decoder_checked=checked,
+        evidence_informative=overridden,
     )
+
+
+def _carries(information: InformationResult | None, dim: int, eps: float) -> np.ndarray:
+    """Per dimension: the lower end of ``I(x; z_d)``'s interval lies above ``eps`` (``kl_eps``).
+
+    (The swap's evidence is its own ``used`` decision: the interval's lower end above 0.)
+    """
+    ci = None if information is None else getattr(information, "per_dimension_ci", None)
+    if ci is None or len(ci) != dim:
+        return np.zeros(dim, dtype=bool)
+    low = np.asarray(ci, dtype=np.float64)[:, 0]
+    return np.isfinite(low) & (low > max(eps, ZERO_ATOL))
 
 
 def _verdict(
@@ -234,12 +274,34 @@ def _verdict(
             f"uses each of them ({swap})."
         )
     others = ", ".join(f"{counts[s]} {s}" for s in STATUSES[1:] if counts[s])
-    whole = ("the decoder uses z as a whole" if sensitivity is None or sensitivity.swap_significant
-             else "the whole-vector swap test is not significant")
-    return "partial", (
-        f"Partial: {counts['used']} of {dim} latent dimensions are used ({others}), "
-        f"and {whole} ({swap})."
+    unused = counts["collapsed"] + counts["ignored"] + counts["uninformative"]
+    if unused and counts["used"]:
+        whole = ("the decoder uses z as a whole" if sensitivity is None
+                 or sensitivity.swap_significant
+                 else "the whole-vector swap test is not significant")
+        return "partial", (
+            f"Partial: {counts['used']} of {dim} latent dimensions are used ({others}), "
+            f"and {whole} ({swap})."
+        )
+    return "undetermined", (
+        f"Undetermined: {counts['used']} of {dim} latent dimensions are shown used and "
+        f"{counts['undetermined']} undetermined"
+        + (f" ({others})" if unused else ", none shown unused")
+        + f"; the evidence does not decide the rest ({swap})." + _needed(sensitivity)
     )
+
+
+def _needed(sensitivity: SensitivityResult | None) -> str:
+    """The sentence on inputs likely to decide the undetermined dimensions ('' if unknown)."""
+    if sensitivity is None or sensitivity.per_dim_swap_examples <= 0:
+        return (" Running the sensitivity diagnostic (per-dimension swap) would likely "
+                "decide them.")
+    needed = [n for n in getattr(sensitivity.per_dim, "inputs_needed", None) or []
+              if n is not None]
+    if not needed:
+        return ""
+    return (f" About {max(needed):,} inputs would likely decide them (the per-dimension "
+            "swap's estimate at the observed spread).")
 
 
 def _run(context: RunContext) -> VerdictResult:
@@ -247,14 +309,15 @@ def _run(context: RunContext) -> VerdictResult:
     if kl is None or activity is None:
         raise CollapseDiagError("the verdict needs the kl and activity diagnostics, which failed.")
     return decide_verdict(kl, activity, context.result("sensitivity"),
-                          context.result("identifiability"), context.settings)
+                          context.result("identifiability"), context.settings,
+                          information=context.result("information"))
 
 
 SPEC = DiagnosticSpec(
     name="verdict",
     min_inputs=20,
     run=_run,
-    requires=("kl", "activity", "sensitivity", "identifiability"),
+    requires=("kl", "activity", "information", "sensitivity", "identifiability"),
     runs_with=("kl", "activity"),
     leads=True,
     summary_rows=(

@@ -67,7 +67,7 @@ class Document:
         title: Document title.
         verdict_label: ``"Verdict: collapsed."``.
         verdict_reason: The one-sentence reason.
-        verdict: ``healthy`` / ``partial`` / ``collapsed``, or ``None``.
+        verdict: one of ``schema.VERDICTS``, or ``None``.
         sections: In reading order.
     """
 

@@ -18,6 +18,7 @@ from collapse_diag.render.tables import Table
 __all__ = ["render_html"]
 
 _VERDICT_COLORS = {"healthy": STATUS_COLORS["used"], "partial": STATUS_COLORS["uninformative"],
+                   "undetermined": STATUS_COLORS["undetermined"],
                    "collapsed": STATUS_COLORS["collapsed"]}
 
 _CSS = """

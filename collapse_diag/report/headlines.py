@@ -28,6 +28,7 @@ LABELS: dict[str, str] = {
     S.nll: "NLL",
     S.ppl: "PPL",
     S.kl: "KL",
+    S.collapse_cause: "cause",
     S.mutual_information: "MI",
     S.mi_minibatch: "MI (minibatch)",
     S.active_units: "AU",

@@ -35,12 +35,23 @@ __all__ = [
     "SWAP_WINDOW_KEY",
     "TOP_LEVEL",
     "TOP_LEVEL_KEY",
+    "VERDICTS",
+    "CAUSES",
 ]
 
 #: The per-dimension statuses (``dimensions[d].status``, keys of ``summary.status_counts``),
 #: in the order every reader shows them: from "the decoder uses it" to "collapsed".
 #: The rule that assigns them is collapse_diag/diagnostics/verdict.py (docs/statuses.md).
 STATUSES = ("used", "undetermined", "ignored", "uninformative", "collapsed")
+
+#: The verdicts (``summary.verdict``), from "the decoder uses every dimension" to "collapsed".
+#: The rule is collapse_diag/diagnostics/verdict.py (docs/statuses.md).
+VERDICTS = ("healthy", "undetermined", "partial", "collapsed")
+
+#: Why a dimension is (or is not) unused (``dimensions[d].cause``; rule in
+#: collapse_diag/diagnostics/cause.py, table in docs/statuses.md). ``summary.collapse_cause``
+#: takes these and ``mixed`` (several causes decided).
+CAUSES = ("none", "inference", "model", "decoder", "objective", "undetermined")
 
 #: Statuses renamed since schema version 1: old name -> current name.
 RENAMED_STATUSES = {"active": "used"}
@@ -167,7 +178,7 @@ SUMMARY: dict[str, Field] = _index((
     _f("status_counts", "count per status", "verdict",
        '`{"used": n, "ignored": n, "undetermined": n, "collapsed": n, "uninformative": n}`'),
     _f("verdict", "label", "verdict",
-       "`healthy` / `partial` / `collapsed`"),
+       "`healthy` / `undetermined` / `partial` / `collapsed` (rule in docs/statuses.md)"),
     _f("verdict_reason", "text", "verdict",
        "one sentence a person can read"),
     _f("probes", "accuracy (fraction) per factor", "probes",
@@ -211,6 +222,30 @@ SUMMARY: dict[str, Field] = _index((
        "published tables only"),
     _f("mi_minibatch_size", "count", "likelihood",
        "its batch size"),
+    _f("amortization_gap", "nats", "refinement",
+       "mean over the refined inputs of ELBO(q*) - ELBO(q_phi) (Cremer et al. 2018): q* the "
+       "local Gaussian posterior refined against the fixed decoder, both ELBOs on the same fresh"
+       " `refine_samples` draws"),
+    _f("amortization_gap_ci", "[nats, nats]", "refinement",
+       "[low, high] Student-t interval over inputs at `confidence`"),
+    _f("approximation_gap", "nats", "refinement",
+       "mean over the refined inputs of L_K(x) - ELBO(q*), L_K the IW bound of the likelihood "
+       "diagnostic (null when it did not run)"),
+    _f("approximation_gap_ci", "[nats, nats]", "refinement",
+       "[low, high] Student-t interval over inputs at `confidence` (null without it)"),
+    _f("refinement_examples", "count", "refinement",
+       "M, inputs refined (min(N, `refine_examples`))"),
+    _f("refinement_converged", "count", "refinement",
+       "refined inputs whose ELBO changed by less than 1e-4 relative over the last 10 steps"),
+    _f("refinement_steps", "count", "refinement",
+       "most Adam steps any input ran (at most `refine_steps`)"),
+    _f("collapse_cause", "label", "refinement",
+       "`none` / `inference` / `model` / `decoder` / `objective` / `undetermined` / `mixed` "
+       "(several decided): why the dimensions the report shows unused are unused (rule in "
+       "docs/statuses.md)"),
+    _f("cause_counts", "count per cause", "refinement",
+       '`{"none": n, "inference": n, "model": n, "decoder": n, "objective": n, '
+       '"undetermined": n}` over `dimensions[d].cause`'),
     _f("kl_by_step", "nats per step", "kl",
        "sequential latents: list over the T steps of the KL summed over dimensions, each "
        "dimension's masked mean over the inputs valid at that step (`dimensions[d].kl_by_step`"
@@ -286,6 +321,17 @@ DIMENSION: dict[str, Field] = _index((
        "grade of d from `fisher_ci`: `identifiable` / `weak` / `inconclusive` / `flat`"),
     _f("status", "label", "verdict",
        "`used` / `ignored` / `undetermined` / `collapsed` / `uninformative` (rule in "
+       "docs/statuses.md)"),
+    _f("kl_refined", "nats", "refinement",
+       "mean over the refined inputs of KL(q*(z_d|x) || p(z_d)): the information the decoder's "
+       "own posterior puts in d"),
+    _f("kl_refined_ci", "[nats, nats]", "refinement",
+       "[low, high] Student-t interval over inputs, simultaneous over the D dimensions at 1 - "
+       "`alpha`"),
+    _f("kl_encoder_refined_inputs", "nats", "refinement",
+       "the encoder's mean KL(q_phi(z_d|x) || p(z_d)) on the same inputs (beside `kl_refined`)"),
+    _f("cause", "label", "refinement",
+       "`none` / `inference` / `model` / `decoder` / `objective` / `undetermined` (rule in "
        "docs/statuses.md)"),
     _f("kl_by_step", "nats per step", "kl",
        "sequential latents: list over the T steps of the mean KL(q(z_t,d|x) || p(z_t,d|z_<t, "

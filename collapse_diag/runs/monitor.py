@@ -60,7 +60,8 @@ def scalars(row: Mapping[str, Any], prefix: str = "collapse") -> dict[str, float
     """The numbers of a monitor row as flat scalar names (for TensorBoard or a logger).
 
     ``prefix/kl``, ``prefix/mutual_information``, ... (the summary figures of
-    :data:`~collapse_diag.runs.trajectory.SCALAR_FIELDS`), ``prefix/kl_z{d}`` and
+    :data:`~collapse_diag.runs.trajectory.SCALAR_FIELDS`), ``prefix/kl_z{d}``,
+    ``prefix/kl_refined_z{d}`` (when the full preset ran the refinement) and
     ``prefix/status_{name}`` (dimensions per status); missing figures are left out.
     """
     summary = row.get(R.summary) or {}
@@ -69,6 +70,8 @@ def scalars(row: Mapping[str, Any], prefix: str = "collapse") -> dict[str, float
     for dim in row.get(R.dimensions) or []:
         if isinstance(dim.get(D.kl), (int, float)):
             out[f"{prefix}/kl_z{dim[D.index]}"] = float(dim[D.kl])
+        if isinstance(dim.get(D.kl_refined), (int, float)):
+            out[f"{prefix}/kl_refined_z{dim[D.index]}"] = float(dim[D.kl_refined])
     for name, count in (summary.get(S.status_counts) or {}).items():
         out[f"{prefix}/status_{name}"] = float(count)
     return out

@@ -85,6 +85,10 @@ TRACKED: tuple[Tracked, ...] = (
     Tracked(S.neg_elbo, curve=True, scalar=True),
     Tracked(S.verdict),
     Tracked(S.status_counts),
+    # Issue 21: the lagging phase of He et al. (2019), when the full preset runs the
+    # refinement (the encoder's KL far below the decoder's posterior's, and the gap).
+    Tracked(S.amortization_gap, scalar=True),
+    Tracked(S.collapse_cause),
 )
 #: Summary figures kept in a row.
 SUMMARY_FIELDS = tuple(t.key for t in TRACKED)
@@ -94,4 +98,5 @@ SCALAR_FIELDS = tuple(t.key for t in TRACKED if t.scalar)
 #: schema).
 SERIES = {t.key: axis_label(t.key) for t in TRACKED if t.curve}
 #: Per-dimension figures kept in a row.
-DIMENSION_FIELDS = (D.index, D.kl, D.mu_variance, D.mutual_information, D.swap_delta, D.status)
+DIMENSION_FIELDS = (D.index, D.kl, D.mu_variance, D.mutual_information, D.swap_delta, D.status,
+                    D.kl_refined, D.cause)

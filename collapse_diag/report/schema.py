@@ -375,7 +375,9 @@ TOP_LEVEL: dict[str, Field] = _index((
     _f("summary", "fields", None, "model-level figures (SUMMARY)"),
     _f("dimensions", "rows", None, "one row per latent dimension (DIMENSION)"),
     _f("distributions", "lists", None, "per-input values kept for plots (DISTRIBUTIONS)"),
-    _f("errors", "text per diagnostic", None, "diagnostics that failed"),
+    _f("errors", "text per failed part", None,
+       "diagnostics (by name), plots (`plot:<name>`) and documents (`document:<format>`) "
+       "that failed"),
     _f("provenance", "fields", None, "versions, model, data hash, created time (PROVENANCE)"),
     _f("timings", "seconds per diagnostic", None, "not deterministic"),
 ))

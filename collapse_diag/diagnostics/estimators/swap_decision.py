@@ -194,7 +194,8 @@ def estimate_intervals(delta: np.ndarray, error: float, generator: torch.Generat
     share their resamples (one count matrix against all of them). Values all equal
     give ``[m, m]`` (as :func:`t_interval`); fewer than 2 values ``(-inf, inf)``;
     no value ``(nan, nan)``. A resample of one repeated value has s_b = 0 and
-    ``t_b = +-inf``, which only widens the interval.
+    ``t_b = +-inf``, which only widens the interval; a bound that cannot be computed
+    (the std underflows) is infinite.
 
     Random draws: for each distinct n, ascending, ``estimate_resamples(error)`` resamples
     of n indices from ``generator``
@@ -240,7 +241,7 @@ def estimate_intervals(delta: np.ndarray, error: float, generator: torch.Generat
         t_all = torch.cat(stats).numpy()
         q_lo = np.quantile(t_all, error / 2, axis=0, method="lower")
         q_hi = np.quantile(t_all, 1 - error / 2, axis=0, method="higher")
-        with np.errstate(invalid="ignore"):
-            low[dims] = np.minimum(mean - q_hi * se, mean)
-            high[dims] = np.maximum(mean - q_lo * se, mean)
+        with np.errstate(invalid="ignore"):  # inf * 0 when the std underflows: unbounded
+            low[dims] = np.nan_to_num(np.minimum(mean - q_hi * se, mean), nan=-math.inf)
+            high[dims] = np.nan_to_num(np.maximum(mean - q_lo * se, mean), nan=math.inf)
     return low, high

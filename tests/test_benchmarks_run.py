@@ -23,6 +23,8 @@ RUNS = {
     "bench_nll.py": (["--k", "2", "--examples", "20"], "ms/input/K"),
     "bench_status_vs_n.py": (["--n", "64", "--models", "digits"], "digits"),
     "bench_monitor.py": (["--steps", "4", "--every", "2"], "steady state"),
+    "bench_swap_coverage.py": (["--seeds", "2", "--sizes", "16", "--n", "64"],
+                               "Monte Carlo SE of a rate"),
 }
 
 

@@ -104,3 +104,16 @@ def test_the_swap_plot_draws_an_interval_that_excludes_its_estimate(analysed):
         row[DK.swap_delta], row[DK.swap_ci] = 30.86, [7.00, 28.43]
     fig = plots_sensitivity.plot_sensitivity(report)
     assert fig is not None
+
+
+def test_a_document_that_cannot_be_laid_out_leaves_stubs_and_the_json(tmp_path, analysed,
+                                                                      monkeypatch):
+    import collapse_diag.render as render
+
+    monkeypatch.setattr(render, "build_document", _boom)
+    write_report(copy.deepcopy(analysed["healthy"]), tmp_path, dpi=DPI)
+    payload = json.loads(_read(tmp_path / "report.json"))
+    assert set(payload["errors"]) == {"document:md", "document:html"}
+    assert payload["summary"] == analysed["healthy"].to_dict()["summary"]
+    for name in ("report.md", "report.html"):
+        assert "could not be rendered (ValueError: 'yerr' must not" in _read(tmp_path / name)

@@ -117,27 +117,27 @@ def _documents(report: Report, pngs: dict[str, bytes], chosen: tuple[str, ...]
     """The Markdown / HTML texts; a format that fails gets a stub naming the failure.
 
     The failure is recorded in ``report.errors`` (``document:<format>``) before the
-    stub is rendered, so the stub and report.json both name it.
+    stub is written, so the stub and report.json both name it.
     """
+    formats = [f for f in chosen if f in ("md", "html")]
     texts: dict[str, str] = {}
+
+    def fail(fmt: str, message: str) -> None:
+        report.errors[render_error_key("document", fmt)] = message
+        texts[fmt] = _stub(report, fmt, message)
+
     try:
         document = build_document(report, drawn=pngs.keys())
     except Exception as err:  # noqa: BLE001 - isolate a failing document, record it
-        document, message = None, error_message(err)
-    for fmt in (f for f in chosen if f in ("md", "html")):
+        for fmt in formats:
+            fail(fmt, error_message(err))
+        return texts
+    for fmt in formats:
         try:
-            if document is None:
-                raise _DocumentFailed(message)
             texts.update(render_documents(document, pngs, (fmt,), _md_image))
-        except Exception as err:  # noqa: BLE001
-            text = str(err) if isinstance(err, _DocumentFailed) else error_message(err)
-            report.errors[render_error_key("document", fmt)] = text
-            texts[fmt] = _stub(report, fmt, text)
+        except Exception as err:  # noqa: BLE001 - isolate a failing document, record it
+            fail(fmt, error_message(err))
     return texts
-
-
-class _DocumentFailed(Exception):
-    """The document could not be laid out (its message is already one line)."""
 
 
 def _md_image(name: str) -> str:

@@ -110,7 +110,7 @@ def test_a_document_that_cannot_be_laid_out_leaves_stubs_and_the_json(tmp_path, 
                                                                       monkeypatch):
     import collapse_diag.render as render
 
-    monkeypatch.setattr(render, "build_document", _boom)
+    monkeypatch.setattr(render, "build_document", lambda *a, **k: _boom(None))
     write_report(copy.deepcopy(analysed["healthy"]), tmp_path, dpi=DPI)
     payload = json.loads(_read(tmp_path / "report.json"))
     assert set(payload["errors"]) == {"document:md", "document:html"}

@@ -116,4 +116,5 @@ def test_a_document_that_cannot_be_laid_out_leaves_stubs_and_the_json(tmp_path, 
     assert set(payload["errors"]) == {"document:md", "document:html"}
     assert payload["summary"] == analysed["healthy"].to_dict()["summary"]
     for name in ("report.md", "report.html"):
-        assert "could not be rendered (ValueError: 'yerr' must not" in _read(tmp_path / name)
+        assert "could not be rendered (ValueError: " in _read(tmp_path / name)
+        assert "must not contain negative values" in _read(tmp_path / name)

@@ -38,7 +38,8 @@ Exit codes:
   3  the checkpoint, the data or the model is unusable (missing or truncated
      file, unsafe pickle, wrong keys, factory not importable, protocol
      violation, empty data, too few inputs), or no report could be written
-  4  a diagnostic failed (the report is still written and names it)
+  4  a part failed: a diagnostic, a plot or a document (report.json is
+     still written and names it under errors)
   130  interrupted (Ctrl-C); an earlier report in --out is left intact
 """
 

@@ -113,10 +113,15 @@ def _write(report: Any, out_dir: Path, formats: tuple[str, ...]) -> dict[str, Pa
 
 
 def _exit_code(report: Any, fail_on_collapse: bool, echo: bool = True) -> int:
+    """4 when a part failed (a diagnostic, a plot, a document), else 1 or 0."""
+    from collapse_diag.render.failures import is_render_error
+
     if report.errors:
         for name, message in report.errors.items():
             if echo:
-                click.echo(f"error: diagnostic {name} failed: {message}", err=True)
+                part = name.replace(":", " ", 1) if is_render_error(name) else \
+                    f"diagnostic {name}"
+                click.echo(f"error: {part} failed: {message}", err=True)
         return EXIT_DIAGNOSTIC_FAILED
     if fail_on_collapse and report.verdict == "collapsed":
         return EXIT_COLLAPSED
@@ -133,10 +138,17 @@ def _exit_code(report: Any, fail_on_collapse: bool, echo: bool = True) -> int:
 @handle_errors
 def render(directory: Path, formats: tuple[str, ...], quiet: bool, debug: bool) -> None:
     """Re-render the documents of DIRECTORY from its report.json, without the model."""
-    from collapse_diag.render import render_directory
+    from collapse_diag.render import write_report
+    from collapse_diag.render.failures import is_render_error
+    from collapse_diag.report.report import Report
 
-    written = render_directory(directory, formats)
+    report = Report.from_json(directory / "report.json")
+    written = write_report(report, directory, formats)
     click.echo(f"report: {', '.join(str(p) for p in written.values())}")
+    failed = {k: v for k, v in report.errors.items() if is_render_error(k)}
+    for name, message in failed.items():
+        click.echo(f"error: {name.replace(':', ' ', 1)} failed: {message}", err=True)
+    sys.exit(EXIT_DIAGNOSTIC_FAILED if failed else EXIT_OK)
 
 
 @main.command(epilog=EXIT_CODES_HELP)

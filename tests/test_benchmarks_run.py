@@ -24,6 +24,8 @@ RUNS = {
     "bench_status_vs_n.py": (["--n", "64", "--models", "digits"], "digits"),
     "bench_monitor.py": (["--steps", "4", "--every", "2"], "steady state"),
     "bench_refinement.py": (["--models", "digits", "--repeat", "1"], "share of diagnostics"),
+    "bench_swap_coverage.py": (["--seeds", "2", "--sizes", "16", "--n", "64"],
+                               "Monte Carlo SE of a rate"),
 }
 
 

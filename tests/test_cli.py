@@ -22,7 +22,7 @@ def test_help_documents_every_option_and_exit_codes():
     assert result.exit_code == 0
     for text in ("--data", "--out", "--batch-size", "--max-examples", "--device", "--seed",
                  "--factory", "--config", "--trust-checkpoint", "--quiet", "--debug",
-                 "--fail-on-collapse", "--format", "Exit codes", "4  a diagnostic failed"):
+                 "--fail-on-collapse", "--format", "Exit codes", "4  a part failed"):
         assert text in result.output
     assert "Exit codes" in run("--help").output
 

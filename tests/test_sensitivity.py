@@ -163,6 +163,7 @@ def test_section_has_the_schema_fields():
     assert set(s.summary) >= {"swap_delta", "swap_delta_per_token", "swap_ci", "swap_p_value",
                               "swap_significant", "per_dim_swap_examples", "reconstruction"}
     assert set(s.dimensions) == {"swap_delta", "swap_delta_per_token", "swap_p_value", "swap_ci",
+                                 "swap_estimate_ci",
                                  "swap_examples", "swap_threshold", "decoder_use",
                                  "swap_inputs_needed"}
     assert len(s.distributions["swap_delta"]) == 30

@@ -50,7 +50,11 @@ from collapse_diag.diagnostics.estimators.statistics import (
     signed_rank_greater,
     wilcoxon_greater,
 )
-from collapse_diag.diagnostics.estimators.swap_decision import DECISIONS, negligible_thresholds
+from collapse_diag.diagnostics.estimators.swap_decision import (
+    DECISIONS,
+    estimate_intervals,
+    negligible_thresholds,
+)
 from collapse_diag.diagnostics.informative import informative_dims, swap_reference
 from collapse_diag.diagnostics.spec import (
     DiagnosticSpec,
@@ -110,6 +114,11 @@ class SensitivityResult:
             dimension was no longer sampled), intervals, thresholds, decisions.
         dim_swap_delta: Mean delta per dimension, shape ``(D,)`` (NaN when M = 0).
         dim_swap_delta_per_token: The same per token, or ``None``.
+        dim_swap_estimate_ci: Interval of ``dim_swap_delta`` from all the inputs each
+            dimension used, ``(D, 2)``: bootstrap-t at error ``per_dim.error``, simultaneous
+            over the D dimensions at 1 - alpha and valid at the round the dimension stopped
+            (:func:`~collapse_diag.diagnostics.estimators.swap_decision.estimate_intervals`);
+            it contains the mean, unlike the decision interval ``per_dim.low/high``.
         dim_p_values: One-sided Wilcoxon p-value per dimension, uncorrected,
             shape ``(D,)`` (NaN when M = 0), reported next to the intervals.
         decoder_calls: Decoder calls made.
@@ -135,6 +144,7 @@ class SensitivityResult:
     per_dim: DimSwapResult
     dim_swap_delta: np.ndarray
     dim_swap_delta_per_token: np.ndarray | None
+    dim_swap_estimate_ci: np.ndarray
     dim_p_values: np.ndarray
     decoder_calls: int
     decoder_rows: int
@@ -183,6 +193,8 @@ class SensitivityResult:
                 D.swap_delta_per_token: per_tok.tolist() if per_tok is not None else [None] * d,
                 D.swap_p_value: self.dim_p_values.tolist(),
                 D.swap_ci: [[float(lo), float(hi)] for lo, hi in zip(pd.low, pd.high)],
+                D.swap_estimate_ci: [[float(lo), float(hi)]
+                                     for lo, hi in self.dim_swap_estimate_ci],
                 D.swap_examples: pd.count.tolist(),
                 D.swap_threshold: pd.threshold.tolist(),
                 D.decoder_use: list(pd.decision),
@@ -207,7 +219,8 @@ def sensitivity_diagnostic(
 
     Random draws, in this order, from ``generator`` (CPU, float64): the
     posterior noise ``(N, D)``, the derangement, the order of the inputs of the
-    per-dimension swap, the bootstrap indices.
+    per-dimension swap, the bootstrap indices of the whole-vector swap, then those
+    of the per-dimension estimate intervals.
 
     Decoder cost: ``2N`` rows in calls of ``inputs_per_call(batch_size, 2)``
     inputs, plus at most ``B (D + 1)`` rows for the per-dimension swap
@@ -290,12 +303,14 @@ def sensitivity_diagnostic(
     delta_tok = per_token(delta, tokens if paired is None or tokens is None else tokens[paired])
     p_value = wilcoxon_greater(delta)
     tok_sub = tokens[sub] if tokens is not None else None
+    swap_ci = bootstrap_ci(delta, settings.swap_bootstrap, settings.confidence, generator)
+    estimate_ci = np.column_stack(estimate_intervals(dim_delta, per_dim.error, generator))
     return SensitivityResult(
         delta=delta,
         delta_per_token=delta_tok,
         swap_delta=float(delta.mean()),
         swap_delta_per_token=mean_or_none(delta_tok),
-        swap_ci=bootstrap_ci(delta, settings.swap_bootstrap, settings.confidence, generator),
+        swap_ci=swap_ci,
         swap_p_value=p_value,
         swap_significant=bool(p_value < settings.alpha),
         alpha=float(settings.alpha),
@@ -307,6 +322,7 @@ def sensitivity_diagnostic(
         dim_swap_delta=nanmean(dim_delta),
         dim_swap_delta_per_token=(None if tok_sub is None
                                   else nanmean(per_token(dim_delta, tok_sub))),
+        dim_swap_estimate_ci=estimate_ci,
         dim_p_values=signed_rank_greater(dim_delta) if m else np.full(dim, math.nan),
         decoder_calls=calls + per_dim.calls,
         decoder_rows=rows_done + per_dim.rows,
@@ -366,7 +382,8 @@ SPEC = DiagnosticSpec(
     columns=(
         DimensionColumn(D.swap_delta, "swap delta (nats)", "num", terminal=True,
                         overview=True),
-        DimensionColumn(D.swap_ci, "swap delta interval", "interval", terminal=True),
+        DimensionColumn(D.swap_estimate_ci, "swap delta interval", "interval", terminal=True),
+        DimensionColumn(D.swap_ci, "decision interval", "interval"),
         DimensionColumn(D.swap_threshold, "negligible below", "num"),
         DimensionColumn(D.swap_examples, "swap inputs", "num"),
         DimensionColumn(D.swap_inputs_needed, "inputs to decide", "num"),

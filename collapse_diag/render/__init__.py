@@ -12,17 +12,25 @@ right after an analysis and documents re-rendered later from report.json are
 the same. Everything is rendered in memory first (each plot once, shared by the
 Markdown and HTML documents), then each file is written atomically (temporary
 file + rename): a failure never leaves a half-written file behind.
+
+A plot or a document that cannot be drawn never costs the analysis: the failure
+is recorded in ``report.errors`` (``plot:<name>``, ``document:<format>``), the
+documents name it where the figure would have been, and report.json is written
+with it (the CLI then exits 4, "a part failed").
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from html import escape
 from pathlib import Path
 
 from collapse_diag.exceptions import invalid_parameter
 from collapse_diag.render.document import build_document
 from collapse_diag.render.emit import draw_pngs, render_documents
 from collapse_diag.render.explain import explain
+from collapse_diag.render.failures import error_message, is_render_error, render_error_key
+from collapse_diag.render.markdown import escape_markdown
 from collapse_diag.render.plots import PLOTS, SEQUENCE_PLOTS, plots_for
 from collapse_diag.report.formats import REPORT_FORMATS
 from collapse_diag.report.report import Report, write_text_atomic
@@ -63,20 +71,29 @@ def write_report(report: Report, out_dir: str | Path,
         Format name -> path written; ``"plots"`` -> the folder of the PNGs when Markdown
         was written and at least one plot was drawn.
 
+    A plot or document that raises is recorded in ``report.errors`` (of ``report`` itself
+    and of the report.json written) under ``plot:<name>`` / ``document:<format>``, and
+    the rest is written; failures recorded by an earlier rendering are replaced.
+
     Raises:
         InvalidParameterError: ``formats`` names an unknown format or none, or ``dpi`` < 10.
     """
     chosen = _check_formats(formats, "write_report")
     if isinstance(dpi, bool) or not isinstance(dpi, int) or dpi < 10:
         raise invalid_parameter("dpi", "write_report", "an int >= 10", dpi)
+    original = report
+    for key in [k for k in report.errors if is_render_error(k)]:
+        del report.errors[key]  # this rendering decides again
     report = Report.from_dict(report.to_dict())
     out = Path(out_dir)
-    texts: dict[str, str] = {}
     pngs: dict[str, bytes] = {}
+    texts: dict[str, str] = {}
     if "md" in chosen or "html" in chosen:
-        pngs = draw_pngs(plots_for(report), report, dpi)
-        texts.update(render_documents(build_document(report, drawn=pngs.keys()), pngs, chosen,
-                                      lambda name: f"plots/{name}.png"))
+        failed: dict[str, str] = {}
+        pngs = draw_pngs(plots_for(report), report, dpi, failures=failed)
+        report.errors.update({render_error_key("plot", k): v for k, v in failed.items()})
+        texts = _documents(report, pngs, chosen)
+    original.errors.update({k: v for k, v in report.errors.items() if is_render_error(k)})
     written: dict[str, Path] = {}
     if "json" in chosen:
         written["json"] = report.write_json(out / "report.json")
@@ -93,6 +110,57 @@ def write_report(report: Report, out_dir: str | Path,
     if "html" in chosen:
         written["html"] = write_text_atomic(out / "report.html", texts["html"])
     return written
+
+
+def _documents(report: Report, pngs: dict[str, bytes], chosen: tuple[str, ...]
+               ) -> dict[str, str]:
+    """The Markdown / HTML texts; a format that fails gets a stub naming the failure.
+
+    The failure is recorded in ``report.errors`` (``document:<format>``) before the
+    stub is written, so the stub and report.json both name it.
+    """
+    formats = [f for f in chosen if f in ("md", "html")]
+    texts: dict[str, str] = {}
+
+    def fail(fmt: str, message: str) -> None:
+        report.errors[render_error_key("document", fmt)] = message
+        texts[fmt] = _stub(report, fmt, message)
+
+    try:
+        document = build_document(report, drawn=pngs.keys())
+    except Exception as err:  # noqa: BLE001 - isolate a failing document, record it
+        for fmt in formats:
+            fail(fmt, error_message(err))
+        return texts
+    for fmt in formats:
+        try:
+            texts.update(render_documents(document, pngs, (fmt,), _md_image))
+        except Exception as err:  # noqa: BLE001 - isolate a failing document, record it
+            fail(fmt, error_message(err))
+    return texts
+
+
+def _md_image(name: str) -> str:
+    return f"plots/{name}.png"
+
+
+def _stub(report: Report, fmt: str, message: str) -> str:
+    """A page that only says the full document failed, and where the figures are.
+
+    Written without the document writers (they may be what failed); text escaped.
+    """
+    failed = [f"{k}: {v}" for k, v in sorted(report.errors.items())]
+    lead = (f"The {fmt} document could not be rendered ({message}). The analysis is "
+            "complete: every figure is in report.json.")
+    if fmt == "md":
+        items = "".join(f"- {escape_markdown(line)}\n" for line in failed)
+        return (f"# Posterior collapse report\n\n**Document not rendered.** "
+                f"{escape_markdown(lead)}\n\n## What failed\n\n{items}")
+    items = "".join(f"<li>{escape(line)}</li>" for line in failed)
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            "<title>Posterior collapse report</title></head><body>"
+            f"<h1>Posterior collapse report</h1><p><strong>Document not rendered.</strong> "
+            f"{escape(lead)}</p><h2>What failed</h2><ul>{items}</ul></body></html>\n")
 
 
 def render_directory(directory: str | Path, formats: str | Iterable[str] = ("md", "html"),

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from collapse_diag.diagnostics.estimators.swap_decision import CLT_FIRST_ROUND
 from collapse_diag.render.tables import fmt_num, fmt_pct, join_names
 from collapse_diag.report.report import Report
 from collapse_diag.report.schema import DIMENSION_KEY as D
@@ -148,10 +149,14 @@ def decoder_dims_text(report: Report) -> str | None:
                 "when its lower bound clears the cut-off.")
     thr, needed = dim_column(report, D.swap_threshold), _column(report, D.swap_inputs_needed)
     alpha = float(setting(report, "alpha"))
+    first = setting(report, "per_dim_swap_examples")
+    small = (f"; with {first} inputs in round 1, below the ~{CLT_FIRST_ROUND} its t intervals "
+             "need, the decisions hold at less than that level"
+             if isinstance(first, int) and 0 < first < CLT_FIRST_ROUND else "")
     text = [f"Swapping one coordinate at a time ({s.get(S.per_dim_swap_examples)} inputs in "
-            f"{_n(int(s.get(S.per_dim_swap_rounds) or 0), 'round')}; intervals of the mean "
-            f"effect hold for all {report.latent_dim} dimensions and rounds at once with "
-            f"{1 - alpha:.0%} confidence):"]
+            f"{_n(int(s.get(S.per_dim_swap_rounds) or 0), 'round')}; the decision intervals "
+            f"below are Bonferroni-corrected over the {report.latent_dim} dimensions and the "
+            f"rounds at {1 - alpha:.0%}{small}):"]
 
     def bound(i: int, k: int) -> float | None:
         return finite(ci[i][k]) if isinstance(ci[i], list) and len(ci[i]) == 2 else None

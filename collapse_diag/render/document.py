@@ -16,6 +16,7 @@ from pathlib import PurePath
 from collapse_diag.diagnostics.registry import display_order
 from collapse_diag.diagnostics.spec import resolve
 from collapse_diag.render.explain import explain, verdict_parts
+from collapse_diag.render.failures import is_render_error, render_error_key
 from collapse_diag.render.plots import missing_note, plots_for
 from collapse_diag.render.tables import (
     Table,
@@ -93,7 +94,7 @@ def build_document(report: Report, drawn: Collection[str]) -> Document:
     title = "Posterior collapse report" + (f": {PurePath(checkpoint).name}" if checkpoint else "")
     label, reason = verdict_parts(report)
     figures = tuple(FigureBlock(name, spec.title, spec.caption,
-                                None if name in drawn else missing_note(report, name))
+                                None if name in drawn else _missing(report, name))
                     for name, spec in plots_for(report).items())
     sections = [
         Section("What this means", "what-this-means", tuple(explain(report))),
@@ -101,10 +102,13 @@ def build_document(report: Report, drawn: Collection[str]) -> Document:
     ]
     errors = errors_table(report)
     if errors is not None:
+        diagnostics = any(not is_render_error(k) for k in report.errors)
         sections.append(Section(
-            "Diagnostics that failed", "diagnostics-that-failed",
-            ("These diagnostics raised an error; the others ran. Figures they would have "
-             "produced are shown as missing.",), tables=(errors,)))
+            "Diagnostics that failed" if diagnostics else "Plots that failed",
+            "diagnostics-that-failed",
+            ("These parts raised an error; the others ran. Figures they would have "
+             "produced are shown as missing (a plot that failed to draw is named in its "
+             "place; its figures are in report.json).",), tables=(errors,)))
     sections.append(Section("Plots", "plots", figures=figures))
     sections.append(Section(
         "Per-dimension figures", "per-dimension-figures",
@@ -115,6 +119,15 @@ def build_document(report: Report, drawn: Collection[str]) -> Document:
     sections.append(Section("Settings", "settings", tables=(settings_table(report),)))
     sections.append(Section("Provenance", "provenance", tables=(provenance_table(report),)))
     return Document(title, label, reason, report.summary.get(SK.verdict), tuple(sections))
+
+
+def _missing(report: Report, name: str) -> str:
+    """Why plot ``name`` is not shown: it failed to draw, or its figures are missing."""
+    failed = report.errors.get(render_error_key("plot", name))
+    if failed is not None:
+        return (f"Not drawn: drawing this plot failed ({str(failed).rstrip('.')}). Its figures "
+                "are in report.json and the tables below.")
+    return missing_note(report, name)
 
 
 def _spec_sections(report: Report) -> list[Section]:

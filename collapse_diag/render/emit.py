@@ -2,7 +2,8 @@
 
 One routine each for every writer (report, comparison, trajectory):
 :func:`draw_pngs` draws the figures one at a time, :func:`render_documents`
-renders the text. Markdown links each image as a PNG file beside it, HTML
+renders the text. :func:`draw_pngs` can isolate failing figures
+(:mod:`~collapse_diag.render.failures`). Markdown links each image as a PNG file beside it, HTML
 embeds it as a ``data:`` URI so that the page is self-contained (no external URL).
 """
 
@@ -13,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from collapse_diag.render.document import Document
+from collapse_diag.render.failures import error_message
 from collapse_diag.render.html import render_html
 from collapse_diag.render.markdown import render_markdown
 from collapse_diag.render.plots import figure_png
@@ -20,8 +22,8 @@ from collapse_diag.render.plots import figure_png
 __all__ = ["draw_pngs", "render_documents"]
 
 
-def draw_pngs(plots: Mapping[str, Callable[[Any], Any]], subject: Any, dpi: int
-              ) -> dict[str, bytes]:
+def draw_pngs(plots: Mapping[str, Callable[[Any], Any]], subject: Any, dpi: int,
+              failures: dict[str, str] | None = None) -> dict[str, bytes]:
     """Each plot of ``subject`` as PNG bytes, one figure alive at a time (cleared once saved).
 
     Args:
@@ -29,15 +31,24 @@ def draw_pngs(plots: Mapping[str, Callable[[Any], Any]], subject: Any, dpi: int
             when the figure does not apply.
         subject: What the plots draw (a report, a comparison, a trajectory).
         dpi: Resolution of the PNGs.
+        failures: When given, a plot that raises is left out and its error recorded here
+            (figure name -> one-line message); when ``None`` the error propagates.
 
     Returns:
         Figure name -> PNG bytes, for the figures drawn.
     """
     pngs: dict[str, bytes] = {}
     for name, draw in plots.items():
-        fig = draw(subject)
+        try:
+            fig = draw(subject)
+            png = None if fig is None else figure_png(fig, dpi)
+        except Exception as err:  # noqa: BLE001 - isolate a failing figure, record it
+            if failures is None:
+                raise
+            failures[name] = error_message(err)
+            continue
         if fig is not None:
-            pngs[name] = figure_png(fig, dpi)
+            pngs[name] = png
             fig.clear()  # free its artists now, not when the last figure is drawn
             del fig
     return pngs

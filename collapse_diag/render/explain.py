@@ -23,6 +23,7 @@ from collapse_diag.diagnostics.probes import PROBE_MARGIN
 from collapse_diag.diagnostics.registry import display_order
 from collapse_diag.diagnostics.spec import resolve
 from collapse_diag.render.dimension_text import decoder_dims_text
+from collapse_diag.render.failures import is_render_error
 from collapse_diag.render.tables import fmt_num, fmt_p, fmt_pct, join_names
 from collapse_diag.report.report import Report
 from collapse_diag.report.schema import DIMENSION_KEY as DK
@@ -192,8 +193,9 @@ def explain(report: Report) -> list[str]:
         Plain-text paragraphs (no markup), in reading order.
     """
     paragraphs = [resolve(ref)(report) for spec in display_order() for ref in spec.explanation]
-    if report.errors:
-        paragraphs.append(f"Some diagnostics failed ({join_names(sorted(report.errors))}), so "
+    diagnostics = sorted(k for k in report.errors if not is_render_error(k))
+    if diagnostics:
+        paragraphs.append(f"Some diagnostics failed ({join_names(diagnostics)}), so "
                           "what they would have said is missing here; their messages are under "
                           "'Diagnostics that failed'.")
     return [p for p in paragraphs if p]

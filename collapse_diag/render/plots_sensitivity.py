@@ -51,15 +51,14 @@ def plot_sensitivity(report: Report) -> Figure | None:
         ax = axes.pop(0)
         status_bars(ax, [dim_labels(report)[i] for i in keep], per_dim[keep],
                      [dim_statuses(report)[i] for i in keep], float(setting(report, "kl_eps")))
-        ci = [d.get(DK.swap_ci) if isinstance(d, dict) else None for d in report.dimensions]
-        bounds = np.array([[finite(c[0]), finite(c[1])] if isinstance(c, list) and len(c) == 2
-                           else [None, None] for c in ci], dtype=float)[keep]
+        bounds = _estimate_bounds(report)[keep]
         shown = np.isfinite(bounds).all(axis=1)
         if shown.any():
-            pos = np.flatnonzero(shown)
-            ax.errorbar(pos, per_dim[keep][shown],
-                        yerr=[per_dim[keep][shown] - bounds[shown, 0],
-                              bounds[shown, 1] - per_dim[keep][shown]],
+            pos, mean = np.flatnonzero(shown), per_dim[keep][shown]
+            # never negative: a report whose interval excludes its mean (written before
+            # swap_estimate_ci existed) draws a one-sided bar instead of failing
+            ax.errorbar(pos, mean, yerr=[np.maximum(mean - bounds[shown, 0], 0.0),
+                                         np.maximum(bounds[shown, 1] - mean, 0.0)],
                         fmt="none", ecolor="black", elinewidth=1, capsize=2)
         use = [d.get(DK.decoder_use) if isinstance(d, dict) else None for d in report.dimensions]
         for pos, i in enumerate(keep):
@@ -67,8 +66,23 @@ def plot_sensitivity(report: Report) -> Figure | None:
                 ax.annotate("*", (pos, per_dim[i]), ha="center", va="bottom", fontsize=12)
         ax.axhline(0, color="black", lw=0.8)
         alpha = float(setting(report, "alpha"))
-        ax.set(xlabel=f"latent dimension (bars: intervals simultaneous at {1 - alpha:.0%}; "
-                      "* used)",
+        ax.set(xlabel=f"latent dimension (bars: intervals of the mean, simultaneous at "
+                      f"{1 - alpha:.0%}; * used)",
                ylabel="swap delta of z_d alone  [nats]", title="Per-dimension swap")
         ax.legend(title="status", fontsize=8)
     return fig
+
+
+def _estimate_bounds(report: Report) -> np.ndarray:
+    """``(D, 2)`` bounds of each swap delta's interval (NaN where absent or unbounded).
+
+    ``swap_estimate_ci`` (the interval of the printed mean); reports written before it
+    existed fall back to the decision interval ``swap_ci``.
+    """
+    rows = []
+    for d in report.dimensions:
+        d = d if isinstance(d, dict) else {}
+        ci = d.get(DK.swap_estimate_ci, d.get(DK.swap_ci))
+        ok = isinstance(ci, list) and len(ci) == 2
+        rows.append([finite(ci[0]), finite(ci[1])] if ok else [None, None])
+    return np.array(rows, dtype=float).reshape(-1, 2)

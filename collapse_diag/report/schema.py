@@ -289,9 +289,15 @@ DIMENSION: dict[str, Field] = _index((
        "mean over the inputs the per-dimension swap used for d of log p(x|z) - log p(x|z with "
        "coordinate d from z_pi(i))"),
     _f("swap_ci", "[nats, nats]", "sensitivity",
-       "[low, high]: Student-t interval of that mean at error `per_dim_swap_error`, intersected "
-       "over the rounds; simultaneous over the D dimensions and the rounds at 1 - `alpha` (null "
-       "bounds: not run / unbounded)"),
+       "[low, high]: the decision interval: Student-t intervals of the mean at error "
+       "`per_dim_swap_error` after each round, intersected over the rounds so that a decision "
+       "never reverts; it decides `decoder_use` and may exclude `swap_delta` (null bounds: not "
+       "run / unbounded)"),
+    _f("swap_estimate_ci", "[nats, nats]", "sensitivity",
+       "[low, high]: the interval of `swap_delta`: bootstrap-t of the mean over all the inputs "
+       "d used, at error `per_dim_swap_error`; simultaneous over the D dimensions at 1 - "
+       "`alpha` at whatever round d stopped; always contains `swap_delta` (null bounds: not "
+       "run / unbounded)"),
     _f("swap_examples", "count", "sensitivity",
        "inputs used for d (decided dimensions leave the rounds)"),
     _f("swap_threshold", "nats", "sensitivity",
@@ -419,7 +425,9 @@ TOP_LEVEL: dict[str, Field] = _index((
     _f("summary", "fields", None, "model-level figures (SUMMARY)"),
     _f("dimensions", "rows", None, "one row per latent dimension (DIMENSION)"),
     _f("distributions", "lists", None, "per-input values kept for plots (DISTRIBUTIONS)"),
-    _f("errors", "text per diagnostic", None, "diagnostics that failed"),
+    _f("errors", "text per failed part", None,
+       "diagnostics (by name), plots (`plot:<name>`) and documents (`document:<format>`) "
+       "that failed"),
     _f("provenance", "fields", None, "versions, model, data hash, created time (PROVENANCE)"),
     _f("timings", "seconds per diagnostic", None, "not deterministic"),
 ))

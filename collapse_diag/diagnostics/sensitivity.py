@@ -254,17 +254,53 @@ def sensitivity_diagnostic(
     n, dim = encodings.n_examples, encodings.latent_dim
     if num_examples(data) != n:
         raise DiagnosticError(f"data holds {num_examples(data)} inputs but encodings {n}.")
+    z, pi, paired, order = _draws(encodings, generator)
+    ll_own, ll_swap, calls = _whole_vector_swap(model, data, z, pi, info, settings,
+                                                show_progress)
+    windows = None
+    if paired is not None:
+        order = order[paired[order]]
+        windows = window_swap(model, data, z, pi, order, encodings.valid(), info, settings)
+    per_dim = _per_dim(
+        model, data, z, pi, order, info, settings, paired,
+        np.ones(dim, bool) if informative is None else np.asarray(informative, bool),
+        negligible_thresholds(information, dim, settings.negligible_swap_nats,
+                              settings.negligible_swap_fraction),
+        show_progress,
+    )
+    return _result(ll_own, ll_swap, pi, paired, per_dim, windows, encodings.num_tokens,
+                   calls, settings, generator)
+
+
+def _draws(encodings: Encodings, generator: torch.Generator
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
+    """The diagnostic's random draws, in order: posterior codes, partners, input order.
+
+    Returns:
+        ``(z, pi, paired, order)``: z = mu + sigma eps ``(N, D)``; the derangement
+        (sequential latents: partners of equal valid length only, window_swap.py) and
+        which inputs have a partner (``None`` for vector latents); a random order of
+        the inputs for the per-dimension rounds.
+    """
     noise = torch.randn(encodings.mu.shape, generator=generator, dtype=torch.float64).numpy()
     z = encodings.mu + np.exp(0.5 * encodings.logvar) * noise
-    if encodings.sequential:  # partners of equal valid length only (window_swap.py)
+    if encodings.sequential:
         pi, paired = aligned_derangement(encodings.valid(), generator)
     else:
-        pi, paired = derangement(n, generator), None
-    order = torch.randperm(n, generator=generator).numpy()
-    device = settings.device
+        pi, paired = derangement(encodings.n_examples, generator), None
+    order = torch.randperm(encodings.n_examples, generator=generator).numpy()
+    return z, pi, paired, order
 
-    # Whole-vector swap: rows [x; x] with codes [z_i; z_pi(i)] in one call, this
-    # process's shard of the inputs; the per-input figures are gathered.
+
+def _whole_vector_swap(model: Any, data: Batch, z: np.ndarray, pi: np.ndarray, info: ModelInfo,
+                       settings: Settings, show_progress: bool
+                       ) -> tuple[np.ndarray, np.ndarray, int]:
+    """The whole-vector swap: log p(x_i|z_i), log p(x_i|z_pi(i)) per input; decoder calls.
+
+    Rows ``[x; x]`` with codes ``[z_i; z_pi(i)]`` in one call; this process's shard
+    of the inputs, the per-input figures gathered.
+    """
+    n, device = len(z), settings.device
     step = inputs_per_call(settings.batch_size, 2)
 
     def swap_shard(start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
@@ -279,24 +315,14 @@ def sensitivity_diagnostic(
         return own, swapped
 
     ll_own, ll_swap = distributed.map_shard(n, swap_shard)
-    calls = distributed.total(-(-len(distributed.shard(n)) // step))
-    rows_done = 2 * n
+    return ll_own, ll_swap, distributed.total(-(-len(distributed.shard(n)) // step))
 
-    windows = None
-    if paired is not None:
-        order = order[paired[order]]
-        windows = window_swap(model, data, z, pi, order, encodings.valid(), info, settings)
-    per_dim = _per_dim(
-        model, data, z, pi, order, info, settings, paired,
-        np.ones(dim, bool) if informative is None else np.asarray(informative, bool),
-        negligible_thresholds(information, dim, settings.negligible_swap_nats,
-                              settings.negligible_swap_fraction),
-        show_progress,
-    )
+
+def _result(ll_own: np.ndarray, ll_swap: np.ndarray, pi: np.ndarray, paired: np.ndarray | None,
+            per_dim: DimSwapResult, windows: Any, tokens: np.ndarray | None, calls: int,
+            settings: Settings, generator: torch.Generator) -> SensitivityResult:
+    """The figures: deltas, the Wilcoxon test, the bootstrap intervals (their draws last)."""
     dim_delta, sub = per_dim.delta, per_dim.examples
-    m = len(sub)
-
-    tokens = encodings.num_tokens
     delta = ll_own - ll_swap
     if paired is not None:  # unpaired inputs kept their own code: no swap to measure
         delta = delta[paired]
@@ -323,9 +349,10 @@ def sensitivity_diagnostic(
         dim_swap_delta_per_token=(None if tok_sub is None
                                   else nanmean(per_token(dim_delta, tok_sub))),
         dim_swap_estimate_ci=estimate_ci,
-        dim_p_values=signed_rank_greater(dim_delta) if m else np.full(dim, math.nan),
+        dim_p_values=(signed_rank_greater(dim_delta) if len(sub)
+                      else np.full(len(per_dim.count), math.nan)),
         decoder_calls=calls + per_dim.calls,
-        decoder_rows=rows_done + per_dim.rows,
+        decoder_rows=2 * len(ll_own) + per_dim.rows,
         windows=windows,
         unpaired=None if paired is None else int((~paired).sum()),
     )

@@ -18,13 +18,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from collapse_diag.exceptions import invalid_parameter
 from collapse_diag.render.document import build_document
 from collapse_diag.render.emit import draw_pngs, render_documents
 from collapse_diag.render.explain import explain
-from collapse_diag.render.plots import PLOTS, SEQUENCE_PLOTS, plots_for
+from collapse_diag.render.plots import PLOTS, SEQUENCE_PLOTS, figure_marks, plots_for
 from collapse_diag.report.formats import REPORT_FORMATS
+from collapse_diag.report.invariants import caption_marks_drawn, check_report
 from collapse_diag.report.report import Report, write_text_atomic
 
 __all__ = ["FORMATS", "explain", "render_directory", "write_report"]
@@ -70,11 +72,18 @@ def write_report(report: Report, out_dir: str | Path,
     if isinstance(dpi, bool) or not isinstance(dpi, int) or dpi < 10:
         raise invalid_parameter("dpi", "write_report", "an int >= 10", dpi)
     report = Report.from_dict(report.to_dict())
+    report.warnings = [str(v) for v in check_report(report)]
     out = Path(out_dir)
     texts: dict[str, str] = {}
     pngs: dict[str, bytes] = {}
     if "md" in chosen or "html" in chosen:
-        pngs = draw_pngs(plots_for(report), report, dpi)
+        specs = plots_for(report)
+
+        def captions(name: str, fig: Any) -> None:
+            report.warnings += [f"caption_marks_drawn: plot {name}: {message}" for message
+                                in caption_marks_drawn(specs[name].caption, figure_marks(fig))]
+
+        pngs = draw_pngs(specs, report, dpi, captions)
         texts.update(render_documents(build_document(report, drawn=pngs.keys()), pngs, chosen,
                                       lambda name: f"plots/{name}.png"))
     written: dict[str, Path] = {}

@@ -20,8 +20,8 @@ from collapse_diag.render.plots import figure_png
 __all__ = ["draw_pngs", "render_documents"]
 
 
-def draw_pngs(plots: Mapping[str, Callable[[Any], Any]], subject: Any, dpi: int
-              ) -> dict[str, bytes]:
+def draw_pngs(plots: Mapping[str, Callable[[Any], Any]], subject: Any, dpi: int,
+              inspect: Callable[[str, Any], None] | None = None) -> dict[str, bytes]:
     """Each plot of ``subject`` as PNG bytes, one figure alive at a time (cleared once saved).
 
     Args:
@@ -29,6 +29,8 @@ def draw_pngs(plots: Mapping[str, Callable[[Any], Any]], subject: Any, dpi: int
             when the figure does not apply.
         subject: What the plots draw (a report, a comparison, a trajectory).
         dpi: Resolution of the PNGs.
+        inspect: Called with each figure's name and Figure before it is cleared (the
+            writers check its captions' marks, collapse_diag/report/invariants.py).
 
     Returns:
         Figure name -> PNG bytes, for the figures drawn.
@@ -38,6 +40,8 @@ def draw_pngs(plots: Mapping[str, Callable[[Any], Any]], subject: Any, dpi: int
         fig = draw(subject)
         if fig is not None:
             pngs[name] = figure_png(fig, dpi)
+            if inspect is not None:
+                inspect(name, fig)
             fig.clear()  # free its artists now, not when the last figure is drawn
             del fig
     return pngs

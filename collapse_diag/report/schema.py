@@ -370,6 +370,9 @@ TOP_LEVEL: dict[str, Field] = _index((
     _f("dimensions", "rows", None, "one row per latent dimension (DIMENSION)"),
     _f("distributions", "lists", None, "per-input values kept for plots (DISTRIBUTIONS)"),
     _f("errors", "text per diagnostic", None, "diagnostics that failed"),
+    _f("warnings", "text", None,
+       "report invariants the figures break (collapse_diag/report/invariants.py), one line "
+       "each: `invariant: what breaks it`; empty when every relation holds"),
     _f("provenance", "fields", None, "versions, model, data hash, created time (PROVENANCE)"),
     _f("timings", "seconds per diagnostic", None, "not deterministic"),
 ))

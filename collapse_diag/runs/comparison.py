@@ -26,6 +26,7 @@ from typing import Any
 
 from collapse_diag.exceptions import invalid_parameter
 from collapse_diag.report.headlines import label
+from collapse_diag.report.invariants import check_report
 from collapse_diag.report.report import Report, to_jsonable
 from collapse_diag.report.schema import DIMENSION_KEY as D
 from collapse_diag.report.schema import PROVENANCE_KEY as P
@@ -273,6 +274,11 @@ def compare(
         notes.append(f"The models were analysed on {len(groups)} different sets of inputs "
                      "(data groups " + ", ".join(groups) + "): figures are only comparable "
                      "within a group, and best values are marked within each group.")
+    for model in models:  # a report's figures that contradict each other (invariants.py)
+        broken = [str(v) for v in check_report(model.report)]
+        if broken:
+            notes.append(f"Consistency warnings in {model.name}'s report: " + "; ".join(broken)
+                         + ".")
     pairs = []
     for (a, ha), (b, hb) in itertools.combinations(zip(models, hashes), 2):
         if ha != hb:

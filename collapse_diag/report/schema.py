@@ -207,8 +207,10 @@ SUMMARY: dict[str, Field] = _index((
        "D = mean over the subsample of -(1/K) sum_k log p(x|z_k)"),
     _f("mi_minibatch", "nats", "likelihood",
        "He et al. (2019)'s minibatch MI over all N inputs in batches of `mi_minibatch_size` "
-       "consecutive inputs; at most log(`mi_minibatch_size`): biased low, for comparison with "
-       "published tables only"),
+       "consecutive inputs, one code per input; at most log(`mi_minibatch_size`). Its bias "
+       "depends on the regime: low when I(x; z) nears that cap, high near 0 (the posteriors "
+       "equal the prior and it still reads > 0). For comparison with published tables only; "
+       "`mutual_information` is the whole-set estimate"),
     _f("mi_minibatch_size", "count", "likelihood",
        "its batch size"),
     _f("kl_by_step", "nats per step", "kl",

@@ -80,7 +80,7 @@ COLUMNS: tuple[Column, ...] = (
     _summary_column(S.ppl, "lower"),
     _summary_column(S.kl, None),
     _summary_column(S.mutual_information, "higher"),
-    _summary_column(S.mi_minibatch, "higher"),
+    _summary_column(S.mi_minibatch, None),  # its bias changes sign: never marked best
     _summary_column(S.active_units, "higher"),
     _summary_column(S.verdict, None),
     Column(USED, USED, "higher"),

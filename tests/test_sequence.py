@@ -257,7 +257,6 @@ def test_vector_report_figures_unchanged_from_main(tmp_path):
     # rounding on any machine and thread count, not bit for bit. 1e-9 relative is ~1e7 ulps,
     # far below any figure the report prints; atol 1e-12 nats covers values that are 0 on
     # one machine and ~1e-17 on another. Labels, counts and flags are compared exactly.
-    loose = new | interpolated
 
     def close(got, want, atol: float, key: str) -> None:
         if isinstance(want, dict) and isinstance(got, dict):

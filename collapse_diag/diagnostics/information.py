@@ -411,7 +411,7 @@ SPEC = DiagnosticSpec(
         SummaryRow(S.mi_ceiling, "MI ceiling log N", "nats"),
     ),
     columns=(
-        DimensionColumn(D.mutual_information, "MI (nats)", "num", terminal=True,
+        DimensionColumn(D.mutual_information, "MI (nats)", "nonnegative", terminal=True,
                         overview=True),
     ),
     plots=(

@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 
 from collapse_diag.render.colors import STATUS_COLORS
+from collapse_diag.report.invariants import nll_still_falling
 from collapse_diag.report.schema import DIMENSION_KEY as D
 from collapse_diag.report.schema import NLL_CONVERGENCE_KEY as C
 from collapse_diag.report.schema import RENAMED_STATUSES
@@ -148,6 +149,8 @@ def plot_nll_convergence(comparison: Comparison) -> Figure | None:
         if isinstance(conv, dict) and conv.get(C.samples):
             k = conv[C.samples]
             se = [finite(v) or 0.0 for v in conv.get(S.nll_se) or [None] * len(k)]
+            if nll_still_falling(model.report):
+                label += " (still falling)"
             curves.append((label, k, conv[S.nll], se))
     if not curves:
         return None
@@ -157,7 +160,7 @@ def plot_nll_convergence(comparison: Comparison) -> Figure | None:
         ax.errorbar(k, nll, yerr=se, marker="o", ms=4, capsize=3, color=colour, label=label)
     ax.set(xscale="log", xlabel="K, codes drawn from q(z|x) per input",
            ylabel="IW bound on NLL  [nats per input]",
-           title="NLL bound against K (flat at the right: K was enough)")
+           title="NLL bound against K (a curve still falling at the right needs more K)")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     return fig
 

@@ -50,7 +50,8 @@ from collapse_diag.report.schema import TOP_LEVEL_KEY as T
 from collapse_diag.report.values import finite
 
 __all__ = ["REPORT_INVARIANTS", "ROUNDING_NATS", "TRAJECTORY_INVARIANTS", "Violation",
-           "caption_marks_drawn", "check_report", "check_trajectory", "nll_still_falling"]
+           "caption_marks_drawn", "check_report", "check_trajectory", "coordinates",
+           "nll_still_falling"]
 
 #: An estimate of a non-negative quantity within this many nats of 0 is 0 up to the
 #: estimator's rounding (identical posteriors give terms of ~1e-15), not a statistical margin.

@@ -1,0 +1,103 @@
+"""Issue 22's contradictions, each reproduced on a real report and checked gone on the page.
+
+The models: tests/real_reports.py (the sequential one is the bundled sequence VAE, z [B, 16,
+2]), and the text-like NLL curve of the shipped text_healthy checkpoint (14.1 -> 12.96 -> 12.21
+nats at K = 1, 10, 100) written into a copy of the healthy report.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from collapse_diag.render.document import build_document
+from collapse_diag.render.likelihood_table import likelihood_table
+from collapse_diag.render.tables import INDISTINGUISHABLE, dimension_table, summary_table
+from collapse_diag.report.invariants import check_report, nll_still_falling
+from collapse_diag.runs.trajectory import (
+    build_trajectory,
+    row_from_report,
+    verdict_collapsed_phrase,
+)
+
+
+def _cells(table):
+    return {row[0]: row[1:] for row in table.rows}
+
+
+def test_fisher_rank_of_a_sequential_model_counts_its_coordinates(analysed):
+    seq = analysed["sequential"]
+    assert seq.summary["identifiable_dims"] > seq.latent_dim  # the "20 of 4" of the issue
+    (value,) = _cells(summary_table(seq))["identifiable directions (Fisher rank)"]
+    rank = seq.summary["identifiable_dims"]
+    assert value == f"{rank} of 32 coordinates (16 steps x 2 dimensions)"
+    (vector,) = _cells(summary_table(analysed["healthy"]))["identifiable directions (Fisher rank)"]
+    assert vector == "3 of 3"
+
+
+def test_a_negative_per_dimension_mi_is_shown_as_indistinguishable_from_zero(analysed):
+    report = copy.deepcopy(analysed["collapsed"])
+    report.dimensions[0]["mutual_information"] = -2.6e-5  # as on the shipped text_collapsed
+    report.dimensions[0]["mi_indistinguishable_from_zero"] = True
+    table = dimension_table(report)
+    column = table.headers.index("MI (nats)")
+    assert table.rows[0][column] == INDISTINGUISHABLE
+    assert not any(cell.startswith("-") for row in table.rows for cell in row[column:column + 1])
+    assert check_report(report) == []
+
+
+def _still_falling(report):
+    report.summary["nll_convergence"] = {"samples": [1, 10, 100],
+                                         "nll": [14.128, 12.956, 12.207],
+                                         "nll_se": [0.215, 0.190, 0.167]}
+    return report
+
+
+def test_a_still_falling_nll_curve_is_said_to_be_still_falling(analysed):
+    report = _still_falling(copy.deepcopy(analysed["healthy"]))
+    assert nll_still_falling(report)
+    cells = _cells(likelihood_table(report))
+    assert "still falling" in cells["NLL convergence"][0]
+    flat = copy.deepcopy(analysed["collapsed"])  # exact posterior: the bound is flat in K
+    assert not nll_still_falling(flat)
+    assert "NLL convergence" not in _cells(likelihood_table(flat))
+
+
+def test_the_minibatch_mi_is_not_called_biased_low_and_sits_beside_the_whole_set_mi(analysed):
+    cells = _cells(likelihood_table(analysed["collapsed"]))
+    labels = list(cells)
+    mb = next(label for label in labels if label.startswith("MI, minibatch"))
+    assert "high near 0" in mb and "biased low)" not in mb
+    assert labels.index("MI, whole-set estimate (the report's figure)") == labels.index(mb) - 1
+
+
+def test_the_information_caption_names_no_undrawn_mark(analysed):
+    document = build_document(analysed["collapsed"], drawn=())
+    (figure,) = [f for s in document.sections for f in s.figures if f.name == "information"]
+    assert "dashed" not in figure.caption
+
+
+def _row(step, kls, verdict):
+    statuses = ["collapsed" if k < 0.01 else "used" for k in kls]
+    return row_from_report({"summary": {"kl": sum(kls), "verdict": verdict,
+                                        "status_counts": {s: statuses.count(s)
+                                                          for s in set(statuses)}},
+                            "dimensions": [{"index": d, "kl": k, "status": s}
+                                           for d, (k, s) in enumerate(zip(kls, statuses))]},
+                           step)
+
+
+def test_trajectory_wording_holds_at_every_step_it_covers():
+    """A fresh encoder collapsed at step 0 that ends healthy: never "collapsed from step 0"."""
+    ends_healthy = build_trajectory(
+        [_row(0, [0.0, 0.0], "collapsed"), _row(100, [0.5, 0.4], "healthy"),
+         _row(200, [0.6, 0.5], "healthy")], settings={"kl_eps": 0.01}, source="checkpoints")
+    phrase = verdict_collapsed_phrase(ends_healthy)
+    assert phrase == "verdict first collapsed at initialisation (step 0), not at every later step"
+    text = " ".join(ends_healthy["explanation"])
+    assert "at initialisation (step 0); it changed later" in text
+    assert "collapsed from" not in text
+    stays = build_trajectory(
+        [_row(0, [0.5, 0.5], "healthy"), _row(100, [0.0, 0.0], "collapsed"),
+         _row(200, [0.0, 0.0], "collapsed")], settings={"kl_eps": 0.01}, source="checkpoints")
+    assert verdict_collapsed_phrase(stays) == "verdict collapsed from step 100 on"
+    assert stays["warnings"] == [] and ends_healthy["warnings"] == []

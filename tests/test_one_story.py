@@ -101,3 +101,16 @@ def test_trajectory_wording_holds_at_every_step_it_covers():
          _row(200, [0.0, 0.0], "collapsed")], settings={"kl_eps": 0.01}, source="checkpoints")
     assert verdict_collapsed_phrase(stays) == "verdict collapsed from step 100 on"
     assert stays["warnings"] == [] and ends_healthy["warnings"] == []
+
+
+def test_a_probe_that_reads_the_factor_from_mu_but_not_from_z_says_weak_signal(analysed):
+    """The collapsed demo's case: mu(x) moves with the factor (accuracy 1.0 from mu) while a
+    sampled z does not carry it; the page names the weak-signal case, not "z does not encode"."""
+    from collapse_diag.render.explain import explain
+
+    report = copy.deepcopy(analysed["collapsed"])
+    probe = report.summary["probes"]["sign"]
+    probe["accuracy_mu"] = 1.0
+    text = " ".join(explain(report))
+    assert "from mu(x) at 1" in text and "posterior noise swamps" in text
+    assert "neither z nor mu(x) encodes it" not in text

@@ -171,7 +171,7 @@ def test_explanation_differs_between_collapsed_and_healthy(analysed):
     assert probe["accuracy"] > 0.8 and probe["dimensions"] == [0]  # z0 copies x0
     assert (f"recovers sign from a sampled z at {fmt_num(probe['accuracy'])} vs a "
             f"{fmt_num(probe['baseline'])} baseline, mostly from z0") in healthy
-    assert "z does not encode it" in collapsed and "z does not encode it" not in healthy
+    assert "neither z nor mu(x) encodes it" in collapsed and "encodes it" not in healthy
 
 
 def test_explanation_tells_weak_from_noisy_and_names_dimensions(analysed):

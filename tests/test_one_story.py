@@ -114,3 +114,17 @@ def test_a_probe_that_reads_the_factor_from_mu_but_not_from_z_says_weak_signal(a
     text = " ".join(explain(report))
     assert "from mu(x) at 1" in text and "posterior noise swamps" in text
     assert "neither z nor mu(x) encodes it" not in text
+
+
+def test_a_cheap_preset_trajectory_says_what_the_preset_does_not_see(tmp_path):
+    from collapse_diag.render.trajectory import write_trajectory
+
+    traj = build_trajectory([_row(0, [0.5, 0.5], "partial"), _row(100, [0.5, 0.6], "partial")],
+                            settings={"kl_eps": 0.01}, source="monitor", preset="cheap")
+    md = write_trajectory(traj, tmp_path, formats=("md",))["md"].read_text()
+    assert "These verdicts come from the cheap preset: no per-dimension Fisher" in md
+    assert "may read partial where a full analysis of the same weights reads healthy" in md
+    full = build_trajectory([_row(0, [0.5, 0.5], "healthy")], settings={"kl_eps": 0.01},
+                            source="monitor", preset="full")
+    md = write_trajectory(full, tmp_path / "full", formats=("md",))["md"].read_text()
+    assert "These verdicts come from" not in md and "Preset: full" in md

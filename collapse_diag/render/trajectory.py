@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path, PurePath
 from typing import Any
 
+from collapse_diag.config.presets import SKIPPED, preset_label
 from collapse_diag.render import _check_formats
 from collapse_diag.render.document import Document, FigureBlock, Section
 from collapse_diag.render.emit import draw_pngs, render_documents
@@ -98,10 +99,14 @@ def build_trajectory_document(trajectory: Mapping[str, Any], drawn: Iterable[str
                                    "KL, MI, swap delta and -ELBO in nats.",),
                 tables=(_steps_table(trajectory),)),
         Section("Settings", "settings",
-                (f"Preset: {trajectory.get(J.preset) or 'custom'} (docs/watching-collapse.md).",),
+                (f"{preset_label(trajectory.get(J.preset)).capitalize()} "
+                 "(docs/watching-collapse.md).",),
                 tables=(_table(["setting", "value"],
                                [[k, json.dumps(v)] for k, v in settings.items()], False),)),
     )
+    preset = trajectory.get(J.preset)
+    if SKIPPED.get(preset or ""):
+        reason += f" These verdicts come from the {preset} preset: {SKIPPED[preset]}."
     return Document("Posterior collapse over training", f"Final verdict: {final or 'n/a'}.",
                     reason, final, sections)
 

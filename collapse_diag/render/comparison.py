@@ -28,6 +28,7 @@ from collapse_diag.render.comparison_tables import (
     csv_text,
     data_table,
     identifiability_table,
+    models_table,
     standard_table,
     tex_text,
 )
@@ -86,9 +87,11 @@ def build_comparison_document(comparison: Comparison, drawn: Iterable[str]) -> D
         Section("Identifiability across seeds", "identifiability", ident_text
                 if ident is not None else ident_text + ("No pair of models qualifies.",),
                 tables=(ident,) if ident is not None else ()),
-        Section("Inputs", "inputs", ("Models share a data group when the hash of the inputs "
-                                     "they were analysed on (provenance.data_sha256) is "
-                                     "the same.",), tables=(data_table(comparison),)),
+        Section("Inputs", "inputs", ("Each model's name is the shortest distinct end of its "
+                                     "path; the full path is below. Models share a data "
+                                     "group when the hash of the inputs they were analysed "
+                                     "on (provenance.data_sha256) is the same.",),
+                tables=(models_table(comparison), data_table(comparison))),
     ]
     verdicts = [str(r.get(S.verdict) or "no verdict") for r in comparison.rows]
     reason = "; ".join(f"{row['name']}: {v}" for row, v in zip(comparison.rows, verdicts))

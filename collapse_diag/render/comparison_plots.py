@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from pathlib import PurePath
 from typing import Any
 
 import numpy as np
@@ -24,7 +23,7 @@ from collapse_diag.report.schema import NLL_CONVERGENCE_KEY as C
 from collapse_diag.report.schema import RENAMED_STATUSES
 from collapse_diag.report.schema import SUMMARY_KEY as S
 from collapse_diag.report.values import dim_column, finite, setting
-from collapse_diag.runs.comparison import Comparison, model_statuses
+from collapse_diag.runs.comparison import Comparison, model_statuses, short_unique_names
 
 __all__ = ["COMPARISON_PLOTS", "short_names"]
 
@@ -33,12 +32,7 @@ _UNKNOWN = "#999999"
 
 def short_names(names: Sequence[str]) -> list[str]:
     """The shortest distinct trailing path parts of ``names`` (``runs/a/seed1`` -> ``seed1``)."""
-    parts = [PurePath(n).parts or (n,) for n in names]
-    for k in range(1, max(len(p) for p in parts) + 1):
-        short = ["/".join(p[-k:]) for p in parts]
-        if len(set(short)) == len(short):
-            return short
-    return list(names)
+    return short_unique_names(names)
 
 
 def status_color(status: str | None) -> str:

@@ -4,6 +4,7 @@ The compared reports are real ``analyze`` runs (tests/real_reports.py)."""
 
 from __future__ import annotations
 
+import copy
 import json
 from html.parser import HTMLParser
 
@@ -217,3 +218,28 @@ def test_models_given_as_paths_get_short_unique_names_and_keep_their_paths(analy
     assert "home/user/experiments/vae/seed1/run" in md  # the full path, in the inputs section
     table = md.split("## Standard figures", 1)[1].split("\n## ", 1)[0]
     assert str(deep) not in table  # the wide table shows the short names only
+
+
+def test_rate_distortion_labels_never_overlap_the_legend(analysed):
+    """Twelve models with long names, close together: no label runs into the legend."""
+    from matplotlib.transforms import Bbox
+
+    from collapse_diag.render.comparison_plots import plot_rate_distortion
+
+    models = [copy.deepcopy(analysed["healthy"]) for _ in range(12)]
+    for i, report in enumerate(models):
+        report.summary["rate"] = 3.0 + 0.01 * i
+        report.summary["distortion"] = 5.0 - 0.01 * i
+    names = [f"/very/long/experiment/folder/name/number_{i}_with_a_long_tail" for i in range(12)]
+    fig = plot_rate_distortion(compare(models, names=names))
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw(renderer)  # constrained layout places the legend
+    (ax,) = fig.axes
+    legend = ax.get_legend().get_window_extent(renderer)
+    axes_box = ax.get_window_extent(renderer)
+    for text in ax.texts:
+        box = text.get_window_extent(renderer)
+        assert not Bbox.intersection(box, legend), text.get_text()
+        assert axes_box.contains(box.x0, box.y0) and axes_box.contains(box.x1, box.y1)

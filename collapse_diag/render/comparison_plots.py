@@ -92,13 +92,17 @@ def plot_rate_distortion(comparison: Comparison) -> Figure | None:
     rates, dists = np.array([p[1] for p in points]), np.array([p[2] for p in points])
     span = max(np.ptp(rates), np.ptp(dists), 1.0)
     lo_r, hi_r = rates.min() - 0.15 * span, rates.max() + 0.15 * span
-    for (label, r, d, group), colour in zip(points, _palette(len(points))):
+    for number, ((label, r, d, group), colour) in enumerate(
+            zip(points, _palette(len(points))), start=1):
         ax.plot(np.array([lo_r, hi_r]), r + d - np.array([lo_r, hi_r]), ls=":", lw=0.8,
                 color=colour)
         ax.scatter([r], [d], s=80, color=colour, marker=markers[group], zorder=3,
-                   label=f"{label} (-ELBO {r + d:.3g})"
+                   label=f"{number}: {label} (-ELBO {r + d:.3g})"
                    + (f", data {group}" if len(markers) > 1 else ""))
-        ax.annotate(label, (r, d), xytext=(6, 4), textcoords="offset points", fontsize=8)
+        # a number, not the name, beside the point: short, and kept inside the axes, so it
+        # never runs into the legend or another point's label (the legend names it)
+        ax.annotate(str(number), (r, d), xytext=(5, 3), textcoords="offset points",
+                    fontsize=8, annotation_clip=True, clip_on=True)
     ax.set(xlim=(lo_r, hi_r), ylim=(dists.min() - 0.15 * span, dists.max() + 0.15 * span),
            xlabel="rate R = KL(q(z|x) || p(z))  [nats]",
            ylabel="distortion D = -E_q log p(x|z)  [nats]",

@@ -128,3 +128,18 @@ def test_a_cheap_preset_trajectory_says_what_the_preset_does_not_see(tmp_path):
                             source="monitor", preset="full")
     md = write_trajectory(full, tmp_path / "full", formats=("md",))["md"].read_text()
     assert "These verdicts come from" not in md and "Preset: full" in md
+
+
+def test_a_learned_prior_report_says_mi_may_exceed_kl(analysed):
+    """The VRNN case of the issue (MI 0.768 above KL 0.628 on one dimension): with a learned,
+    possibly conditional, prior the page says why that is no contradiction, naming the
+    dimension; a fixed-prior report says nothing of the kind."""
+    from collapse_diag.render.explain import information_text
+
+    report = copy.deepcopy(analysed["healthy"])
+    report.provenance["has_prior"] = True
+    report.dimensions[1]["mutual_information"], report.dimensions[1]["kl"] = 0.768, 0.628
+    text = information_text(report)
+    assert "may exceed its KL without contradiction (here z1)" in text
+    assert check_report(report) == []
+    assert "learned prior" not in information_text(analysed["healthy"])

@@ -24,9 +24,11 @@ from collapse_diag.diagnostics.registry import display_order
 from collapse_diag.diagnostics.spec import resolve
 from collapse_diag.render.dimension_text import decoder_dims_text
 from collapse_diag.render.tables import fmt_num, fmt_p, fmt_pct, join_names
+from collapse_diag.report.invariants import ROUNDING_NATS
 from collapse_diag.report.report import Report
 from collapse_diag.report.schema import DIMENSION_KEY as DK
 from collapse_diag.report.schema import PROBE_KEY as PRK
+from collapse_diag.report.schema import PROVENANCE_KEY as PK
 from collapse_diag.report.schema import SUMMARY_KEY as SK
 from collapse_diag.report.values import (
     dim_column,
@@ -128,6 +130,15 @@ def information_text(report: Report) -> str:
             + (f" and {_with_interval(mkl, mkl_ci, level)} of marginal KL (how far the average "
                "code q(z) is from the prior; Hoffman & Johnson 2016)." if mkl is not None
                else ".")]
+    if report.provenance.get(PK.has_prior):
+        above = [name for name, row in zip(dim_labels(report), report.dimensions)
+                 if isinstance(row, dict) and (finite(row.get(DK.mutual_information)) or 0.0)
+                 > (finite(row.get(DK.kl)) or 0.0) + ROUNDING_NATS]
+        text.append("The KL is measured against the model's learned prior, which may depend on "
+                    "x (a conditional prior such as a VRNN's p(z_t | z_<t)): then the split does "
+                    "not hold, the marginal KL is only KL minus MI, and a dimension's MI may "
+                    "exceed its KL without contradiction"
+                    + (f" (here {join_names(above)})." if above else "."))
     if kl is not None and kl >= float(setting(report, "kl_eps")) and max(mi, 0.0) < 0.5 * kl:
         text.append("Most of the KL pays for a mismatch between the average code and the prior, "
                     "not for information about x.")

@@ -143,3 +143,13 @@ def test_a_learned_prior_report_says_mi_may_exceed_kl(analysed):
     assert "may exceed its KL without contradiction (here z1)" in text
     assert check_report(report) == []
     assert "learned prior" not in information_text(analysed["healthy"])
+
+
+def test_a_collapsed_verdict_without_a_collapsed_dimension_is_explained():
+    """"No dimension collapsed at any analysed step" next to a collapsed verdict: the page
+    says where the verdict comes from instead of leaving the two sentences to contradict."""
+    traj = build_trajectory([_row(0, [0.5, 0.5], "collapsed"), _row(100, [0.6, 0.5], "healthy")],
+                            settings={"kl_eps": 0.01}, source="checkpoints")
+    text = " ".join(traj["explanation"])
+    assert "No dimension collapsed at any analysed step." in text
+    assert "the collapsed verdict comes from the other evidence" in text

@@ -271,6 +271,11 @@ def explain_events(events: Mapping[str, Any], steps: Sequence[int], final_kl: np
         sentences.append(f"The verdict first became collapsed at step {_n(verdict_step)} (it "
                          f"was {_verdict_before(events, verdict_step)} at step "
                          f"{_n(steps[index - 1])}).")
+    if verdict_step is not None and not events["transitions"]:
+        sentences.append("No dimension's KL fell below the threshold, so the collapsed verdict "
+                         "comes from the other evidence: dimensions whose KL buys no "
+                         "information about x (uninformative) or that the decoder does not "
+                         "read (docs/statuses.md).")
     changes = [f"{c['from'] or 'not computed'} to {c['to'] or 'not computed'} at step "
                f"{_n(c['step'])}" for c in events["verdict_changes"]]
     if changes:

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from collapse_diag.config.declare import Setting
-from collapse_diag.config.presets import CHEAP, FULL
+from collapse_diag.config.presets import CHEAP, FULL, preset_label
 from collapse_diag.exceptions import EXIT_COLLAPSED, EXIT_DIAGNOSTIC_FAILED, EXIT_OK
 from collapse_diag_cli.common import (
     EXIT_CODES_HELP,
@@ -88,6 +88,7 @@ def track(checkpoints: tuple[str, ...], inputs: ModelInputs, order: str, full: b
                      if s is not None)
     click.echo(("verdict never collapsed" if step is None else f"verdict collapsed at step "
                 f"{step:,}") + f"; dimensions collapsed from step: {dims or 'none'}")
+    click.echo(preset_label(trajectory[TRAJECTORY_KEY.preset]))
     click.echo(f"{len(trajectory['rows'])} step(s): {len(result.analysed)} analysed, "
                f"{len(result.reused)} from the cache")
     click.echo(f"trajectory: {', '.join(str(p) for p in written.values())}")

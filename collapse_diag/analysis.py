@@ -48,6 +48,7 @@ from collapse_diag.io.files import display_path
 from collapse_diag.io.labels import resolve_labels
 from collapse_diag.model.encodings import encode_all
 from collapse_diag.model.protocol import ModelInfo, check_model, check_rows, coerce_data
+from collapse_diag.report.invariants import check_report
 from collapse_diag.report.report import Report, ReportSection
 from collapse_diag.report.schema import DIMENSION_KEY as DK
 from collapse_diag.report.schema import PROVENANCE_KEY as PK
@@ -220,7 +221,7 @@ def analyze(
         from collapse_diag.report.encodings_file import save_encodings as write_encodings
 
         write_encodings(save_encodings, encodings, data_sha256)
-    return Report(
+    report = Report(
         n_examples=encodings.n_examples,
         latent_dim=info.latent_dim,
         summary=summary,
@@ -232,6 +233,8 @@ def analyze(
         errors=errors,
         timings=timings,
     )
+    report.warnings = [str(v) for v in check_report(report)]
+    return report
 
 
 def _settings(settings: dict[str, Any]) -> Settings:

@@ -4,6 +4,7 @@ The compared reports are real ``analyze`` runs (tests/real_reports.py)."""
 
 from __future__ import annotations
 
+import copy
 import json
 from html.parser import HTMLParser
 
@@ -65,7 +66,7 @@ def test_comparison_json_has_the_documented_shape(analysed):
                              "identifiability", "notes"]
     assert payload["models"][0] == {"name": "a", "source": "library",
                                     "checkpoint": analysed["healthy"].checkpoint,
-                                    "has_encodings": False}
+                                    "has_encodings": False, "path": None}
     assert [c["key"] for c in payload["columns"]] == [
         "neg_elbo", "nll", "ppl", "kl", "mutual_information", "mi_minibatch", "active_units",
         "verdict", "used", "collapsed", "swap_delta"]
@@ -107,7 +108,7 @@ def test_permuted_twin_has_mcc_one_on_used_dimensions(seeds):
     folders, perm = seeds
     c = compare([str(folders["a"]), str(folders["b"])])
     (entry,) = c.identifiability
-    assert entry["a"] == str(folders["a"]) and entry["b"] == str(folders["b"])
+    assert (entry["a"], entry["b"]) == ("a", "b")  # the short names (full paths: c.paths)
     assert entry["dims_a"] == [0, 1, 3] and entry["dims_b"] == [0, 1, 3]  # z2 = z2 collapsed
     assert entry["mcc"] == pytest.approx(1.0, abs=1e-6)
     assert entry["mcc_spearman"] == pytest.approx(1.0, abs=1e-6)
@@ -200,3 +201,45 @@ def test_checkpoints_with_sequential_latents_are_compared_without_encodings():
     assert c.identifiability == ()
     assert any("No identifiability for a vs b" in note and "encodings" in note
                for note in c.notes)
+
+
+def test_models_given_as_paths_get_short_unique_names_and_keep_their_paths(analysed, tmp_path):
+    from collapse_diag.render import write_report
+    from collapse_diag.render.comparison import write_comparison
+
+    deep = tmp_path / "home" / "user" / "experiments" / "vae"
+    paths = [deep / "seed1" / "run", deep / "seed2" / "run"]
+    for path, name in zip(paths, ("healthy", "collapsed")):
+        write_report(analysed[name], path, formats=("json",))
+    c = compare([str(p) for p in paths])
+    assert c.names == ["seed1/run", "seed2/run"]
+    assert [m["path"] for m in c.to_dict()["models"]] == [str(p) for p in paths]
+    md = write_comparison(c, tmp_path / "cmp", formats=("md",))["md"].read_text()
+    assert "home/user/experiments/vae/seed1/run" in md  # the full path, in the inputs section
+    table = md.split("## Standard figures", 1)[1].split("\n## ", 1)[0]
+    assert str(deep) not in table  # the wide table shows the short names only
+
+
+def test_rate_distortion_labels_never_overlap_the_legend(analysed):
+    """Twelve models with long names, close together: no label runs into the legend."""
+    from matplotlib.transforms import Bbox
+
+    from collapse_diag.render.comparison_plots import plot_rate_distortion
+
+    models = [copy.deepcopy(analysed["healthy"]) for _ in range(12)]
+    for i, report in enumerate(models):
+        report.summary["rate"] = 3.0 + 0.01 * i
+        report.summary["distortion"] = 5.0 - 0.01 * i
+    names = [f"/very/long/experiment/folder/name/number_{i}_with_a_long_tail" for i in range(12)]
+    fig = plot_rate_distortion(compare(models, names=names))
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw(renderer)  # constrained layout places the legend
+    (ax,) = fig.axes
+    legend = ax.get_legend().get_window_extent(renderer)
+    axes_box = ax.get_window_extent(renderer)
+    for text in ax.texts:
+        box = text.get_window_extent(renderer)
+        assert not Bbox.intersection(box, legend), text.get_text()
+        assert axes_box.contains(box.x0, box.y0) and axes_box.contains(box.x1, box.y1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from html.parser import HTMLParser
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -49,7 +50,9 @@ def test_compare_on_the_demo_models_writes_all_five_files(demo_comparison):
     for ext in ("json", "md", "html", "csv", "tex"):
         assert (out / f"comparison.{ext}").is_file(), ext
     payload = json.loads((out / "comparison.json").read_text())
-    assert [r["name"] for r in payload["rows"]] == paths  # names as given
+    # short unique names (the common path removed); the paths as given beside them
+    assert [r["name"] for r in payload["rows"]] == [Path(p).name for p in paths]
+    assert [m["path"] for m in payload["models"]] == paths
     # Text models on one corpus, digits on other inputs: flagged as different data.
     assert [r["data_group"] for r in payload["rows"]] == ["A", "A", "B"]
     assert payload["same_data"] is False
@@ -73,7 +76,7 @@ def test_compare_html_embeds_its_images_and_links_nothing_outside(demo_compariso
 def test_identifiability_entry_for_the_two_text_models(demo_comparison):
     out, paths, _ = demo_comparison
     (entry,) = json.loads((out / "comparison.json").read_text())["identifiability"]
-    assert (entry["a"], entry["b"]) == (paths[0], paths[1])
+    assert (entry["a"], entry["b"]) == (Path(paths[0]).name, Path(paths[1]).name)
     assert set(entry) >= {"a", "b", "mcc", "mcc_spearman", "cca", "matched"}
     # The collapsed model uses no dimension: nothing to match, said so (not a made-up number).
     assert entry["mcc"] is None and entry["matched"] == [] and entry["note"]

@@ -124,7 +124,7 @@ def test_rows_and_columns_are_schema_keys_their_diagnostic_writes():
         for column in spec.columns:
             assert schema.DIMENSION[column.key].writer == spec.name, (spec.name, column.key)
             assert column.format in COLUMN_FORMATS, (spec.name, column)
-            assert not column.overview or column.format in ("num", "percent"), column
+            assert not column.overview or column.format in ("num", "nonnegative", "percent"), column
     keys = [row.key for row in tables.summary_rows()]
     assert len(set(keys)) == len(keys)
     columns = [column.key for column in tables.dimension_columns()]

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["CHEAP", "FULL", "PRESETS", "preset_settings"]
+__all__ = ["CHEAP", "FULL", "PRESETS", "SKIPPED", "preset_label", "preset_settings"]
 
 #: The cheap preset used by ``collapse-diag track`` and :class:`CollapseMonitor` by default.
 CHEAP: dict[str, Any] = {
@@ -34,6 +34,27 @@ FULL: dict[str, Any] = {}
 
 #: Preset name -> its settings.
 PRESETS: dict[str, dict[str, Any]] = {"cheap": CHEAP, "full": FULL}
+
+#: Preset name -> what it does not do that ``analyze``'s defaults do, in words a page shows
+#: beside its verdicts (issue 22: the same weights read ``healthy`` under ``analyze`` and
+#: ``partial`` under the cheap preset, with nothing saying the preset decides less).
+SKIPPED: dict[str, str] = {
+    "cheap": "no per-dimension Fisher information (identifiability) and no probes; at most "
+             f"{CHEAP['max_examples']} inputs; per-dimension swap on "
+             f"{CHEAP['per_dim_swap_examples']} inputs. Decoder use is judged from the swap "
+             "tests alone, and a dimension they cannot decide on so few inputs reads "
+             "undetermined: this preset's verdict may read partial where a full analysis of "
+             "the same weights reads healthy, never the other way because of the preset",
+    "full": "",
+}
+
+
+def preset_label(name: str | None) -> str:
+    """``"preset: cheap (no per-dimension Fisher ...)"``, ``"preset: full"`` or ``"custom"``."""
+    if name is None:
+        return "preset: custom settings"
+    skipped = SKIPPED.get(name, "")
+    return f"preset: {name}" + (f" ({skipped})" if skipped else "")
 
 
 def preset_settings(full: bool, overrides: dict[str, Any]) -> dict[str, Any]:

@@ -147,8 +147,10 @@ class Settings:
         low=1, high=2**62)
     mi_minibatch_size: int = setting(
         32, "Batch size of He et al. (2019)'s minibatch MI estimator (mi_minibatch).",
-        details="That estimate cannot exceed log(mi_minibatch_size): it is biased low and "
-        "given only to compare with published tables.", low=2, high=10**9)
+        details="That estimate cannot exceed log(mi_minibatch_size), so it is biased low "
+        "for informative codes, and it reads above 0 when the posteriors equal the prior "
+        "(biased high near 0): given only to compare with published tables.",
+        low=2, high=10**9)
     mi_bootstrap: int = setting(
         1000, "Bootstrap resamples for the intervals on the mutual information, "
         "per-dimension MI and marginal KL (0: no intervals).",

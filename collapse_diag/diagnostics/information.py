@@ -41,6 +41,7 @@ from collapse_diag.diagnostics.spec import (
 from collapse_diag.exceptions import DiagnosticError, invalid_parameter
 from collapse_diag.model.encodings import Encodings
 from collapse_diag.report.headlines import label
+from collapse_diag.report.invariants import ROUNDING_NATS
 from collapse_diag.report.report import ReportSection
 from collapse_diag.report.schema import DIMENSION_KEY as D
 from collapse_diag.report.schema import SUMMARY_KEY as S
@@ -51,7 +52,7 @@ __all__ = ["InformationResult", "information_diagnostic", "mi_from_samples", "mi
 
 #: An interval whose lower end is at most this many nats counts as reaching 0: the
 #: estimator's rounding (identical posteriors give terms of ~1e-15), not a statistical margin.
-ZERO_ATOL = 1e-9
+ZERO_ATOL = ROUNDING_NATS
 
 
 @dataclass(frozen=True)
@@ -410,14 +411,14 @@ SPEC = DiagnosticSpec(
         SummaryRow(S.mi_ceiling, "MI ceiling log N", "nats"),
     ),
     columns=(
-        DimensionColumn(D.mutual_information, "MI (nats)", "num", terminal=True,
+        DimensionColumn(D.mutual_information, "MI (nats)", "nonnegative", terminal=True,
                         overview=True),
     ),
     plots=(
         PlotRef("information", "Information split",
                 "The mean KL is the mutual information I(x; z) (what z tells about x) plus the "
                 "marginal KL(q(z) || p(z)) (how far the average code is from the prior). No MI "
-                "estimate can exceed the dashed ceiling log N.",
+                "estimate can exceed the ceiling log N, marked in the top panel.",
                 "collapse_diag.render.plots_information:plot_information"),
     ),
     explanation=("collapse_diag.render.explain:information_text",),

@@ -20,10 +20,12 @@ subsampled input. He et al. (2019) use K = 500 on the whole test set.
 
 ``mi_minibatch`` is the mutual-information estimator of He et al. (2019)'s code
 (``calc_mi``): within each batch of ``Settings.mi_minibatch_size`` consecutive
-inputs, q(z) is the mixture of that batch's posteriors, so the estimate cannot
-exceed log(batch size): it is biased low, and is given only to compare with
-published tables. ``mutual_information`` (diagnostics/information.py) uses the
-whole set.
+inputs, q(z) is the mixture of that batch's posteriors and each input gives one
+code. The estimate cannot exceed log(batch size), so it is biased low when I(x; z)
+nears that cap; near 0 it is biased high (posteriors equal to the prior still give
+a positive figure: one code per input against B components). It is given only to
+compare with published tables, beside ``mutual_information``
+(diagnostics/information.py), the whole-set estimate.
 
 References:
     Burda, Grosse & Salakhutdinov (2016), "Importance Weighted Autoencoders", ICLR.

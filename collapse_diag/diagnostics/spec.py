@@ -60,8 +60,9 @@ __all__ = [
 ROW_FORMATS = ("text", "nats", "of_dims", "counts", "p_value", "percent", "nats_ci",
                "nats_flagged", "inputs_rounds")
 #: Formats of a per-dimension column: ``text`` (labels, yes/no), ``num`` (3 significant
-#: figures), ``percent``, ``interval`` ("low to high"), ``p_value``.
-COLUMN_FORMATS = ("text", "num", "percent", "interval", "p_value")
+#: figures), ``nonnegative`` (``num`` for an estimate of a quantity >= 0: a negative estimate,
+#: noise, reads "≈ 0"), ``percent``, ``interval`` ("low to high"), ``p_value``.
+COLUMN_FORMATS = ("text", "num", "nonnegative", "percent", "interval", "p_value")
 
 
 @dataclass

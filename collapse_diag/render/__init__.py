@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from html import escape
 from pathlib import Path
+from typing import Any
 
 from collapse_diag.exceptions import invalid_parameter
 from collapse_diag.render.document import build_document
@@ -31,8 +32,9 @@ from collapse_diag.render.emit import draw_pngs, render_documents
 from collapse_diag.render.explain import explain
 from collapse_diag.render.failures import error_message, is_render_error, render_error_key
 from collapse_diag.render.markdown import escape_markdown
-from collapse_diag.render.plots import PLOTS, SEQUENCE_PLOTS, plots_for
+from collapse_diag.render.plots import PLOTS, SEQUENCE_PLOTS, figure_marks, plots_for
 from collapse_diag.report.formats import REPORT_FORMATS
+from collapse_diag.report.invariants import caption_marks_drawn, check_report
 from collapse_diag.report.report import Report, write_text_atomic
 
 __all__ = ["FORMATS", "explain", "render_directory", "write_report"]
@@ -85,12 +87,19 @@ def write_report(report: Report, out_dir: str | Path,
     for key in [k for k in report.errors if is_render_error(k)]:
         del report.errors[key]  # this rendering decides again
     report = Report.from_dict(report.to_dict())
+    report.warnings = [str(v) for v in check_report(report)]
     out = Path(out_dir)
     pngs: dict[str, bytes] = {}
     texts: dict[str, str] = {}
     if "md" in chosen or "html" in chosen:
+        specs = plots_for(report)
+
+        def captions(name: str, fig: Any) -> None:
+            report.warnings += [f"caption_marks_drawn: plot {name}: {message}" for message
+                                in caption_marks_drawn(specs[name].caption, figure_marks(fig))]
+
         failed: dict[str, str] = {}
-        pngs = draw_pngs(plots_for(report), report, dpi, failures=failed)
+        pngs = draw_pngs(specs, report, dpi, failures=failed, inspect=captions)
         report.errors.update({render_error_key("plot", k): v for k, v in failed.items()})
         texts = _documents(report, pngs, chosen)
     original.errors.update({k: v for k, v in report.errors.items() if is_render_error(k)})

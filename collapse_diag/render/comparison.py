@@ -28,6 +28,7 @@ from collapse_diag.render.comparison_tables import (
     csv_text,
     data_table,
     identifiability_table,
+    models_table,
     standard_table,
     tex_text,
 )
@@ -45,12 +46,14 @@ _COLUMN_TEXT = (
     "± its standard error over inputs) in nats per input, on each model's NLL subsample; "
     "PPL = exp(NLL per token) for text models; KL and MI (whole-set estimate) in nats; "
     "MI (minibatch) is He et al. (2019)'s estimator, given to compare with published "
-    "tables: it cannot exceed log of its batch size (biased low for informative codes) and "
-    "is noisy (one code per input); AU: active units; used / collapsed: "
+    "tables: it cannot exceed log of its batch size (biased low for informative codes), "
+    "reads above 0 when the posteriors equal the prior (biased high near 0) and is noisy "
+    "(one code per input): read the whole-set MI beside it; AU: active units; used / collapsed: "
     "dimensions with that status; swap delta: how much worse an input is explained by "
     f"another input's code (nats). {BEST_MARK.strip()} marks the best value of a column "
     "among models analysed on the same inputs (lowest -ELBO, NLL, PPL and collapsed count; "
-    "highest MI, AU, used count and swap delta; KL and verdict are not ranked). The mark "
+    "highest MI (whole-set), AU, used count and swap delta; KL, minibatch MI and verdict "
+    "are not ranked). The mark "
     "compares values, not their uncertainty: read NLL differences against their standard "
     "errors."
 )
@@ -84,9 +87,11 @@ def build_comparison_document(comparison: Comparison, drawn: Iterable[str]) -> D
         Section("Identifiability across seeds", "identifiability", ident_text
                 if ident is not None else ident_text + ("No pair of models qualifies.",),
                 tables=(ident,) if ident is not None else ()),
-        Section("Inputs", "inputs", ("Models share a data group when the hash of the inputs "
-                                     "they were analysed on (provenance.data_sha256) is "
-                                     "the same.",), tables=(data_table(comparison),)),
+        Section("Inputs", "inputs", ("Each model's name is the shortest distinct end of its "
+                                     "path; the full path is below. Models share a data "
+                                     "group when the hash of the inputs they were analysed "
+                                     "on (provenance.data_sha256) is the same.",),
+                tables=(models_table(comparison), data_table(comparison))),
     ]
     verdicts = [str(r.get(S.verdict) or "no verdict") for r in comparison.rows]
     reason = "; ".join(f"{row['name']}: {v}" for row, v in zip(comparison.rows, verdicts))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from pathlib import PurePath
 from typing import Any
 
 import numpy as np
@@ -18,12 +17,13 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 
 from collapse_diag.render.colors import STATUS_COLORS
+from collapse_diag.report.invariants import nll_still_falling
 from collapse_diag.report.schema import DIMENSION_KEY as D
 from collapse_diag.report.schema import NLL_CONVERGENCE_KEY as C
 from collapse_diag.report.schema import RENAMED_STATUSES
 from collapse_diag.report.schema import SUMMARY_KEY as S
 from collapse_diag.report.values import dim_column, finite, setting
-from collapse_diag.runs.comparison import Comparison, model_statuses
+from collapse_diag.runs.comparison import Comparison, model_statuses, short_unique_names
 
 __all__ = ["COMPARISON_PLOTS", "short_names"]
 
@@ -32,12 +32,7 @@ _UNKNOWN = "#999999"
 
 def short_names(names: Sequence[str]) -> list[str]:
     """The shortest distinct trailing path parts of ``names`` (``runs/a/seed1`` -> ``seed1``)."""
-    parts = [PurePath(n).parts or (n,) for n in names]
-    for k in range(1, max(len(p) for p in parts) + 1):
-        short = ["/".join(p[-k:]) for p in parts]
-        if len(set(short)) == len(short):
-            return short
-    return list(names)
+    return short_unique_names(names)
 
 
 def status_color(status: str | None) -> str:
@@ -97,13 +92,17 @@ def plot_rate_distortion(comparison: Comparison) -> Figure | None:
     rates, dists = np.array([p[1] for p in points]), np.array([p[2] for p in points])
     span = max(np.ptp(rates), np.ptp(dists), 1.0)
     lo_r, hi_r = rates.min() - 0.15 * span, rates.max() + 0.15 * span
-    for (label, r, d, group), colour in zip(points, _palette(len(points))):
+    for number, ((label, r, d, group), colour) in enumerate(
+            zip(points, _palette(len(points))), start=1):
         ax.plot(np.array([lo_r, hi_r]), r + d - np.array([lo_r, hi_r]), ls=":", lw=0.8,
                 color=colour)
         ax.scatter([r], [d], s=80, color=colour, marker=markers[group], zorder=3,
-                   label=f"{label} (-ELBO {r + d:.3g})"
+                   label=f"{number}: {label} (-ELBO {r + d:.3g})"
                    + (f", data {group}" if len(markers) > 1 else ""))
-        ax.annotate(label, (r, d), xytext=(6, 4), textcoords="offset points", fontsize=8)
+        # a number, not the name, beside the point: short, and kept inside the axes, so it
+        # never runs into the legend or another point's label (the legend names it)
+        ax.annotate(str(number), (r, d), xytext=(5, 3), textcoords="offset points",
+                    fontsize=8, annotation_clip=True, clip_on=True)
     ax.set(xlim=(lo_r, hi_r), ylim=(dists.min() - 0.15 * span, dists.max() + 0.15 * span),
            xlabel="rate R = KL(q(z|x) || p(z))  [nats]",
            ylabel="distortion D = -E_q log p(x|z)  [nats]",
@@ -148,6 +147,8 @@ def plot_nll_convergence(comparison: Comparison) -> Figure | None:
         if isinstance(conv, dict) and conv.get(C.samples):
             k = conv[C.samples]
             se = [finite(v) or 0.0 for v in conv.get(S.nll_se) or [None] * len(k)]
+            if nll_still_falling(model.report):
+                label += " (still falling)"
             curves.append((label, k, conv[S.nll], se))
     if not curves:
         return None
@@ -157,7 +158,7 @@ def plot_nll_convergence(comparison: Comparison) -> Figure | None:
         ax.errorbar(k, nll, yerr=se, marker="o", ms=4, capsize=3, color=colour, label=label)
     ax.set(xscale="log", xlabel="K, codes drawn from q(z|x) per input",
            ylabel="IW bound on NLL  [nats per input]",
-           title="NLL bound against K (flat at the right: K was enough)")
+           title="NLL bound against K (a curve still falling at the right needs more K)")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     return fig
 

@@ -18,7 +18,8 @@ from collapse_diag.report.schema import TOP_LEVEL_KEY as T
 from collapse_diag.report.values import finite
 from collapse_diag.runs.comparison import COLUMNS, EXTRA_FIELDS, Comparison
 
-__all__ = ["BEST_MARK", "csv_text", "data_table", "identifiability_table", "standard_table",
+__all__ = ["BEST_MARK", "csv_text", "data_table", "identifiability_table", "models_table",
+           "standard_table",
            "tex_text"]
 
 #: Appended to a best value in Markdown and HTML.
@@ -72,6 +73,13 @@ def identifiability_table(comparison: Comparison) -> Table | None:
         keys.append([finite(v) if finite(v) is not None else str(v) for v in raw])
     return Table(["model a", "model b", "MCC (Pearson)", "MCC (Spearman)", "mean CCA",
                   "used dims a / b", "matched dimensions"], rows, keys)
+
+
+def models_table(comparison: Comparison) -> Table:
+    """Each model's short name and where it came from: the full path as given, its source."""
+    rows = [[model.name, comparison.paths.get(model.name) or "(given as an object)",
+             model.source] for model in comparison.models]
+    return Table(["model", "path", "read from"], rows, [list(r) for r in rows])
 
 
 def data_table(comparison: Comparison) -> Table:

@@ -96,7 +96,14 @@ def build_document(report: Report, drawn: Collection[str]) -> Document:
     figures = tuple(FigureBlock(name, spec.title, spec.caption,
                                 None if name in drawn else _missing(report, name))
                     for name, spec in plots_for(report).items())
-    sections = [
+    sections = []
+    if report.warnings:
+        sections.append(Section(
+            "Consistency warnings", "consistency-warnings",
+            ("Some figures of this report break a relation they must satisfy (listed "
+             "below, collapse_diag/report/invariants.py): read the figures named here with "
+             "care, and please report it as a bug.", *report.warnings)))
+    sections += [
         Section("What this means", "what-this-means", tuple(explain(report))),
         Section("Key figures", "key-figures", tables=(summary_table(report),)),
     ]

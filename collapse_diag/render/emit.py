@@ -23,7 +23,8 @@ __all__ = ["draw_pngs", "render_documents"]
 
 
 def draw_pngs(plots: Mapping[str, Callable[[Any], Any]], subject: Any, dpi: int,
-              failures: dict[str, str] | None = None) -> dict[str, bytes]:
+              failures: dict[str, str] | None = None,
+              inspect: Callable[[str, Any], None] | None = None) -> dict[str, bytes]:
     """Each plot of ``subject`` as PNG bytes, one figure alive at a time (cleared once saved).
 
     Args:
@@ -33,6 +34,8 @@ def draw_pngs(plots: Mapping[str, Callable[[Any], Any]], subject: Any, dpi: int,
         dpi: Resolution of the PNGs.
         failures: When given, a plot that raises is left out and its error recorded here
             (figure name -> one-line message); when ``None`` the error propagates.
+        inspect: Called with each figure's name and Figure before it is cleared (the
+            writers check its captions' marks, collapse_diag/report/invariants.py).
 
     Returns:
         Figure name -> PNG bytes, for the figures drawn.
@@ -49,6 +52,8 @@ def draw_pngs(plots: Mapping[str, Callable[[Any], Any]], subject: Any, dpi: int,
             continue
         if fig is not None:
             pngs[name] = png
+            if inspect is not None:
+                inspect(name, fig)
             fig.clear()  # free its artists now, not when the last figure is drawn
             del fig
     return pngs

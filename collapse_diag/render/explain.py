@@ -25,9 +25,11 @@ from collapse_diag.diagnostics.spec import resolve
 from collapse_diag.render.dimension_text import decoder_dims_text
 from collapse_diag.render.failures import is_render_error
 from collapse_diag.render.tables import fmt_num, fmt_p, fmt_pct, join_names
+from collapse_diag.report.invariants import ROUNDING_NATS
 from collapse_diag.report.report import Report
 from collapse_diag.report.schema import DIMENSION_KEY as DK
 from collapse_diag.report.schema import PROBE_KEY as PRK
+from collapse_diag.report.schema import PROVENANCE_KEY as PK
 from collapse_diag.report.schema import SUMMARY_KEY as SK
 from collapse_diag.report.values import (
     dim_column,
@@ -129,6 +131,15 @@ def information_text(report: Report) -> str:
             + (f" and {_with_interval(mkl, mkl_ci, level)} of marginal KL (how far the average "
                "code q(z) is from the prior; Hoffman & Johnson 2016)." if mkl is not None
                else ".")]
+    if report.provenance.get(PK.has_prior):
+        above = [name for name, row in zip(dim_labels(report), report.dimensions)
+                 if isinstance(row, dict) and (finite(row.get(DK.mutual_information)) or 0.0)
+                 > (finite(row.get(DK.kl)) or 0.0) + ROUNDING_NATS]
+        text.append("The KL is measured against the model's learned prior, which may depend on "
+                    "x (a conditional prior such as a VRNN's p(z_t | z_<t)): then the split does "
+                    "not hold, the marginal KL is only KL minus MI, and a dimension's MI may "
+                    "exceed its KL without contradiction"
+                    + (f" (here {join_names(above)})." if above else "."))
     if kl is not None and kl >= float(setting(report, "kl_eps")) and max(mi, 0.0) < 0.5 * kl:
         text.append("Most of the KL pays for a mismatch between the average code and the prior, "
                     "not for information about x.")
@@ -176,9 +187,19 @@ def probes_text(report: Report) -> str | None:
             text.append(f"A linear probe recovers {factor} from a sampled z at {fmt_num(acc)} vs a "
                         f"{fmt_num(base)} baseline{where}.")
         else:
-            text.append(f"A linear probe recovers {factor} from a sampled z at only "
-                        f"{fmt_num(acc)}, against a {fmt_num(base)} baseline: z does not "
-                        "encode it.")
+            acc_mu = finite(probe.get(PRK.accuracy_mu))
+            if acc_mu is not None and acc_mu - base >= PROBE_MARGIN:
+                # mu(x) moves with the factor at a scale the posterior noise swamps
+                text.append(f"A linear probe recovers {factor} from a sampled z at only "
+                            f"{fmt_num(acc)}, against a {fmt_num(base)} baseline, but from "
+                            f"mu(x) at {fmt_num(acc_mu)}: the encoder's mean still moves with "
+                            f"{factor}, at a scale the posterior noise swamps, so the code the "
+                            "decoder receives hardly carries it (a weak or noisy signal, "
+                            "docs/statuses.md).")
+            else:
+                text.append(f"A linear probe recovers {factor} from a sampled z at only "
+                            f"{fmt_num(acc)} (from mu(x): {fmt_num(acc_mu)}), against a "
+                            f"{fmt_num(base)} baseline: neither z nor mu(x) encodes it.")
     text.extend(f"{factor} was not probed: {reason}." for factor, reason in sorted(skipped.items()))
     return "Known factors: " + " ".join(text)
 

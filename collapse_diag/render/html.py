@@ -21,6 +21,10 @@ _VERDICT_COLORS = {"healthy": STATUS_COLORS["used"], "partial": STATUS_COLORS["u
                    "undetermined": STATUS_COLORS["undetermined"],
                    "collapsed": STATUS_COLORS["collapsed"]}
 
+#: A table with more columns than this spans the window's width (up to 1800 px), in a smaller
+#: font, so that the per-dimension table fits a 1280 px window without a horizontal scroll.
+WIDE_COLUMNS = 8
+
 _CSS = """
 :root { color-scheme: light; }
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif;
@@ -48,6 +52,12 @@ table.sortable th[data-order="desc"]::after { content: " \\25BC"; }
 .dot { display: inline-block; width: 0.75em; height: 0.75em; border-radius: 50%;
   margin-right: 0.35em; vertical-align: baseline; }
 .scroll { overflow-x: auto; }
+.scroll.wide { width: calc(100vw - 2.5rem); max-width: 1800px; position: relative;
+  left: 50%; transform: translateX(-50%); }
+.wide table { font-size: 0.76rem; margin-left: auto; margin-right: auto; }
+.wide th, .wide td { padding: 0.15rem 0.35rem; }
+.wide th { white-space: normal; vertical-align: bottom; }
+.wide td { white-space: nowrap; }
 @media print {
   body { max-width: none; margin: 0; font-size: 10pt; }
   nav, .hint { display: none; }
@@ -98,7 +108,8 @@ def _table(table: Table) -> str:
         "<tr>" + "".join(_cell(t, k, table.sortable) for t, k in zip(row, keys, strict=True))
         + "</tr>" for row, keys in zip(table.rows, table.keys, strict=True))
     hint = ('<p class="hint">Click a column title to sort.</p>\n' if table.sortable else "")
-    return (f'{hint}<div class="scroll"><table{attrs}>\n<thead><tr>{head}</tr></thead>\n'
+    wide = " wide" if len(table.headers) > WIDE_COLUMNS else ""
+    return (f'{hint}<div class="scroll{wide}"><table{attrs}>\n<thead><tr>{head}</tr></thead>\n'
             f"<tbody>\n{body}\n</tbody>\n</table></div>")
 
 

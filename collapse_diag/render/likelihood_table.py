@@ -7,6 +7,7 @@ from collapse_diag/diagnostics/likelihood.py.
 from __future__ import annotations
 
 from collapse_diag.render.tables import Table, fmt_num
+from collapse_diag.report.invariants import nll_still_falling
 from collapse_diag.report.report import Report
 from collapse_diag.report.schema import SUMMARY_KEY as S
 from collapse_diag.report.values import finite
@@ -39,8 +40,12 @@ def likelihood_table(report: Report) -> Table | None:
          else fmt_num(s[S.ppl], 4)),
         ("rate R = KL(q(z|x) || p(z))", nats(S.rate)),
         ("distortion D = -E_q log p(x|z)", nats(S.distortion)),
-        (f"MI, minibatch estimator (He et al. 2019; at most log {mb}, biased low)",
-         nats(S.mi_minibatch, "nats")),
+        ("MI, whole-set estimate (the report's figure)", nats(S.mutual_information, "nats")),
+        (f"MI, minibatch estimator (He et al. 2019; at most log {mb}; biased low near that "
+         "cap, high near 0: for published tables only)", nats(S.mi_minibatch, "nats")),
     ]
+    if nll_still_falling(report):
+        rows.insert(3, ("NLL convergence", "still falling at the largest K: read NLL and "
+                        "perplexity as upper bounds; a larger nll_samples would lower them"))
     kept = [[label, value] for label, value in rows if value is not None]
     return Table(["figure", "value"], kept, [[a, b] for a, b in kept])

@@ -38,6 +38,7 @@ __all__ = [
     "is_sequential",
     "missing_note",
     "plots_for",
+    "figure_marks",
 ]
 
 
@@ -117,6 +118,25 @@ def missing_note(report: Report, name: str) -> str:
         return f"Not drawn: its figures are missing ({why})."
     return ("Not drawn: its figures were not computed (the "
             f"{' / '.join(spec.sources)} diagnostic was disabled or did not run).")
+
+
+def figure_marks(fig: Figure) -> set[str]:
+    """The line styles ``fig`` draws that a caption may name: ``"dashed"``, ``"dotted"``.
+
+    Read from every line (``plot``, ``axhline``, ``axvline``) and line collection of
+    every axes; :func:`collapse_diag.report.invariants.caption_marks_drawn` compares
+    them with the caption.
+    """
+    styles = {"--": "dashed", "dashed": "dashed", ":": "dotted", "dotted": "dotted"}
+    marks: set[str] = set()
+    for ax in fig.axes:
+        for line in ax.get_lines():
+            if line.get_visible() and line.get_linestyle() in styles:
+                marks.add(styles[line.get_linestyle()])
+        for collection in ax.collections:
+            if any(dashes for _offset, dashes in collection.get_linestyle() or []):
+                marks.add("dashed")  # hlines / vlines with a dash pattern
+    return marks
 
 
 def figure_png(fig: Figure, dpi: int = 110) -> bytes:

@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 
 from collapse_diag.diagnostics.registry import display_order
 from collapse_diag.diagnostics.spec import DimensionColumn, SummaryRow
+from collapse_diag.report.invariants import coordinates
 from collapse_diag.report.report import Report
 from collapse_diag.report.schema import DIMENSION_KEY as DK
 from collapse_diag.report.schema import PROBE_KEY as PRK
@@ -43,6 +44,9 @@ __all__ = [
 
 #: Shown for a figure that was not computed.
 MISSING = "—"
+#: Shown for a negative estimate of a quantity that cannot be negative (MI): estimator noise,
+#: indistinguishable from 0 (the value itself stays in report.json).
+INDISTINGUISHABLE = "≈ 0"
 
 
 class Table(NamedTuple):
@@ -147,6 +151,11 @@ def fmt_counts(counts: Any) -> str | None:
 
 
 def _of_dims(report: Report, row: SummaryRow) -> str:
+    """``"3 of 8"``; the Fisher rank counts latent coordinates: T x D for a sequential z."""
+    if row.key == SK.identifiable_dims and coordinates(report) != report.latent_dim:
+        steps = coordinates(report) // report.latent_dim
+        return (f"{int(report.summary[row.key])} of {coordinates(report)} coordinates "
+                f"({steps} steps x {report.latent_dim} dimensions)")
     return f"{int(report.summary[row.key])} of {report.latent_dim}"
 
 
@@ -193,6 +202,7 @@ _NUMERIC_ROWS = ("nats", "of_dims", "percent", "nats_ci", "nats_flagged", "p_val
 _COLUMN_FORMATTERS: dict[str, Callable[[Any], str]] = {
     "text": _text,
     "num": fmt_num,
+    "nonnegative": lambda v: INDISTINGUISHABLE if (finite(v) or 0.0) < 0 else fmt_num(v),
     "percent": fmt_pct,
     "interval": fmt_interval,
     "p_value": fmt_p,

@@ -13,13 +13,16 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path, PurePath
 from typing import Any
 
+from collapse_diag.config.presets import SKIPPED, preset_label
 from collapse_diag.render import _check_formats
 from collapse_diag.render.document import Document, FigureBlock, Section
 from collapse_diag.render.emit import draw_pngs, render_documents
 from collapse_diag.render.tables import Table
 from collapse_diag.render.trajectory_plots import TRAJECTORY_PLOTS
+from collapse_diag.report.invariants import check_trajectory
 from collapse_diag.report.report import write_text_atomic
 from collapse_diag.report.schema import SUMMARY_KEY as S
+from collapse_diag.runs.trajectory import verdict_collapsed_phrase
 from collapse_diag.runs.trajectory_fields import ROW_KEY as R
 from collapse_diag.runs.trajectory_fields import SERIES
 from collapse_diag.runs.trajectory_fields import TRAJECTORY_KEY as J
@@ -73,16 +76,19 @@ def build_trajectory_document(trajectory: Mapping[str, Any], drawn: Iterable[str
     collapsed = trajectory[J.events]["verdict_collapsed_step"]
     if collapsed is None:
         reason = "The verdict never became collapsed."
-    elif final == "collapsed":
-        reason = f"The verdict first became collapsed at step {collapsed:,}."
     else:
-        reason = (f"The verdict was collapsed at step {collapsed:,} and is {final or 'n/a'} at "
-                  f"the last step ({rows[-1][R.step]:,}).")
+        reason = (f"The {verdict_collapsed_phrase(trajectory)}; it is {final or 'n/a'} at the "
+                  f"last step ({rows[-1][R.step]:,}).")
     figures = tuple(FigureBlock(name, title, caption,
                                 None if name in drawn else "Not drawn: its figures are missing.")
                     for name, (_, title, caption) in TRAJECTORY_PLOTS.items())
     settings = trajectory.get(J.settings) or {}
+    warnings = tuple(trajectory.get(J.warnings) or ())
     sections = (
+        *([Section("Consistency warnings", "consistency-warnings",
+                   ("These events contradict the rows they were derived from "
+                    "(collapse_diag/report/invariants.py); please report it as a bug.",
+                    *warnings))] if warnings else []),
         Section("What happened", "what-happened", tuple(trajectory[J.explanation])),
         Section("Plots", "plots", figures=figures),
         Section("Events", "events",
@@ -93,10 +99,14 @@ def build_trajectory_document(trajectory: Mapping[str, Any], drawn: Iterable[str
                                    "KL, MI, swap delta and -ELBO in nats.",),
                 tables=(_steps_table(trajectory),)),
         Section("Settings", "settings",
-                (f"Preset: {trajectory.get(J.preset) or 'custom'} (docs/watching-collapse.md).",),
+                (f"{preset_label(trajectory.get(J.preset)).capitalize()} "
+                 "(docs/watching-collapse.md).",),
                 tables=(_table(["setting", "value"],
                                [[k, json.dumps(v)] for k, v in settings.items()], False),)),
     )
+    preset = trajectory.get(J.preset)
+    if SKIPPED.get(preset or ""):
+        reason += f" These verdicts come from the {preset} preset: {SKIPPED[preset]}."
     return Document("Posterior collapse over training", f"Final verdict: {final or 'n/a'}.",
                     reason, final, sections)
 
@@ -120,6 +130,7 @@ def write_trajectory(trajectory: Mapping[str, Any], out_dir: str | Path,
         InvalidParameterError: an unknown format, or none.
     """
     chosen = _check_formats(formats, "write_trajectory")
+    trajectory = {**trajectory, J.warnings: [str(v) for v in check_trajectory(trajectory)]}
     out = Path(out_dir)
     pngs: dict[str, bytes] = {}
     texts: dict[str, str] = {}

@@ -20,6 +20,7 @@ from matplotlib.patches import Patch
 from collapse_diag.render.colors import STATUS_COLORS
 from collapse_diag.report.schema import DIMENSION_KEY as D
 from collapse_diag.report.values import STATUS_ORDER, finite
+from collapse_diag.runs.trajectory import verdict_collapsed_phrase
 from collapse_diag.runs.trajectory_fields import ROW_KEY as R
 from collapse_diag.runs.trajectory_fields import SERIES
 from collapse_diag.runs.trajectory_fields import TRAJECTORY_KEY as J
@@ -153,7 +154,7 @@ def plot_curves(trajectory: Trajectory) -> Figure | None:
     axes[-1].set_xlabel("step")
     title = "Summary figures over training"
     if collapsed is not None:
-        title += f" (dashed: verdict collapsed from step {collapsed:,})"
+        title += f" (dashed: {verdict_collapsed_phrase(trajectory)})"
     axes[0].set_title(title)
     return fig
 

@@ -120,6 +120,8 @@ class Report:
         provenance: How the report was produced: versions, model class, data hash, time.
         distributions: Per-input values kept for plots (e.g. ``swap_delta``).
         errors: Diagnostic name -> one-line message for each diagnostic that failed.
+        warnings: Report invariants the figures break (collapse_diag/report/invariants.py),
+            one line each; shown at the top of the Markdown / HTML documents.
         timings: Diagnostic name -> seconds (the only non-deterministic figures
             besides ``provenance.created``).
         schema_version: Version of this schema.
@@ -135,6 +137,7 @@ class Report:
     provenance: dict[str, Any] = field(default_factory=dict)
     distributions: dict[str, list[Any]] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
     collapse_diag_version: str = ""

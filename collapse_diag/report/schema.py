@@ -218,8 +218,10 @@ SUMMARY: dict[str, Field] = _index((
        "D = mean over the subsample of -(1/K) sum_k log p(x|z_k)"),
     _f("mi_minibatch", "nats", "likelihood",
        "He et al. (2019)'s minibatch MI over all N inputs in batches of `mi_minibatch_size` "
-       "consecutive inputs; at most log(`mi_minibatch_size`): biased low, for comparison with "
-       "published tables only"),
+       "consecutive inputs, one code per input; at most log(`mi_minibatch_size`). Its bias "
+       "depends on the regime: low when I(x; z) nears that cap, high near 0 (the posteriors "
+       "equal the prior and it still reads > 0). For comparison with published tables only; "
+       "`mutual_information` is the whole-set estimate"),
     _f("mi_minibatch_size", "count", "likelihood",
        "its batch size"),
     _f("amortization_gap", "nats", "refinement",
@@ -428,6 +430,9 @@ TOP_LEVEL: dict[str, Field] = _index((
     _f("errors", "text per failed part", None,
        "diagnostics (by name), plots (`plot:<name>`) and documents (`document:<format>`) "
        "that failed"),
+    _f("warnings", "text", None,
+       "report invariants the figures break (collapse_diag/report/invariants.py), one line "
+       "each: `invariant: what breaks it`; empty when every relation holds"),
     _f("provenance", "fields", None, "versions, model, data hash, created time (PROVENANCE)"),
     _f("timings", "seconds per diagnostic", None, "not deterministic"),
 ))

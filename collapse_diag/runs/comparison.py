@@ -21,11 +21,12 @@ from __future__ import annotations
 import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 from collapse_diag.exceptions import invalid_parameter
 from collapse_diag.report.headlines import label
+from collapse_diag.report.invariants import check_report
 from collapse_diag.report.report import Report, to_jsonable
 from collapse_diag.report.schema import DIMENSION_KEY as D
 from collapse_diag.report.schema import PROVENANCE_KEY as P
@@ -37,7 +38,8 @@ from collapse_diag.runs.comparison_sources import ComparedModel, load_source
 from collapse_diag.runs.latent_matching import match_latents
 
 __all__ = ["COLLAPSED", "COLUMNS", "COMPARISON_KEY", "EXTRA_FIELDS", "MODEL_KEY", "USED",
-           "ComparedModel", "Comparison", "Column", "compare", "model_statuses"]
+           "ComparedModel", "Comparison", "Column", "compare", "model_statuses",
+           "short_unique_names"]
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,8 @@ COMPARISON_KEY = Keys("comparison.json",
                        "models columns rows best same_data data_groups identifiability notes"
                        .split())
 #: Keys of an entry of comparison.json's ``models``.
-MODEL_KEY = Keys("comparison.json models[i]", "name source checkpoint has_encodings".split())
+MODEL_KEY = Keys("comparison.json models[i]",
+                 "name source checkpoint has_encodings path".split())
 
 
 def _summary_column(key: str, better: str | None) -> Column:
@@ -79,7 +82,7 @@ COLUMNS: tuple[Column, ...] = (
     _summary_column(S.ppl, "lower"),
     _summary_column(S.kl, None),
     _summary_column(S.mutual_information, "higher"),
-    _summary_column(S.mi_minibatch, "higher"),
+    _summary_column(S.mi_minibatch, None),  # its bias changes sign: never marked best
     _summary_column(S.active_units, "higher"),
     _summary_column(S.verdict, None),
     Column(USED, USED, "higher"),
@@ -105,6 +108,7 @@ class Comparison:
         identifiability: Per pair of models on the same inputs with encodings:
             ``{"a", "b", "mcc", "mcc_spearman", "cca", "matched", ...}``.
         notes: Sentences about what could not be compared, and why.
+        paths: Model name -> the path it was given as, for models given as paths.
     """
 
     models: tuple[ComparedModel, ...]
@@ -113,6 +117,7 @@ class Comparison:
     data_groups: dict[str, dict[str, Any]]
     identifiability: tuple[dict[str, Any], ...]
     notes: tuple[str, ...] = field(default=())
+    paths: dict[str, str] = field(default_factory=dict)
 
     @property
     def names(self) -> list[str]:
@@ -130,7 +135,8 @@ class Comparison:
         return to_jsonable({
             c.models: [{m.name: model.name, m.source: model.source,
                         m.checkpoint: model.report.checkpoint,
-                        m.has_encodings: model.encodings is not None} for model in self.models],
+                        m.has_encodings: model.encodings is not None,
+                        m.path: self.paths.get(model.name)} for model in self.models],
             c.columns: [{"key": col.key, "header": col.header, "better": col.better}
                         for col in COLUMNS],
             c.rows: list(self.rows),
@@ -257,10 +263,12 @@ def compare(
     if len(sources) < 2:
         raise invalid_parameter("sources", "compare", "at least two models", len(sources))
     if names is None:
-        names = [str(s) if isinstance(s, (str, Path)) else
-                 s.name if isinstance(s, ComparedModel) else f"model{i}"
-                 for i, s in enumerate(sources)]
+        names = short_unique_names([
+            str(s) if isinstance(s, (str, Path)) else
+            s.name if isinstance(s, ComparedModel) else f"model{i}"
+            for i, s in enumerate(sources)])
     names = [str(n) for n in names]
+    paths = {n: str(s) for n, s in zip(names, sources) if isinstance(s, (str, Path))}
     if len(names) != len(sources) or len(set(names)) != len(names):
         raise invalid_parameter("names", "compare", f"{len(sources)} distinct names", names)
     if settings:
@@ -286,6 +294,11 @@ def compare(
         notes.append(f"The models were analysed on {len(groups)} different sets of inputs "
                      "(data groups " + ", ".join(groups) + "): figures are only comparable "
                      "within a group, and best values are marked within each group.")
+    for model in models:  # a report's figures that contradict each other (invariants.py)
+        broken = [str(v) for v in check_report(model.report)]
+        if broken:
+            notes.append(f"Consistency warnings in {model.name}'s report: " + "; ".join(broken)
+                         + ".")
     pairs = []
     for (a, ha), (b, hb) in itertools.combinations(zip(models, hashes), 2):
         if ha != hb:
@@ -295,4 +308,19 @@ def compare(
             notes.append(f"No identifiability for {a.name} vs {b.name}: {entry}.")
         else:
             pairs.append(entry)
-    return Comparison(models, rows, _best(rows), groups, tuple(pairs), tuple(notes))
+    return Comparison(models, rows, _best(rows), groups, tuple(pairs), tuple(notes), paths)
+
+
+def short_unique_names(names: Sequence[str]) -> list[str]:
+    """The shortest distinct trailing path parts of ``names``: the common prefix removed.
+
+    ``["/home/u/runs/a/seed1/model.pt", "/home/u/runs/a/seed2/model.pt"]`` ->
+    ``["seed1/model.pt", "seed2/model.pt"]``; names that are not distinct by any tail
+    are kept whole.
+    """
+    parts = [PurePath(n).parts or (n,) for n in names]
+    for k in range(1, max((len(p) for p in parts), default=0) + 1):
+        short = ["/".join(p[-k:]) for p in parts]
+        if len(set(short)) == len(short):
+            return short
+    return [str(n) for n in names]

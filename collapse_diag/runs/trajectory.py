@@ -31,6 +31,7 @@ import numpy as np
 from collapse_diag._version import __version__
 from collapse_diag.exceptions import DataError
 from collapse_diag.io.files import MAX_LOG_BYTES, read_text_limited
+from collapse_diag.report.invariants import check_trajectory
 from collapse_diag.report.report import to_jsonable
 from collapse_diag.report.schema import DIMENSION_KEY as D
 from collapse_diag.report.schema import RENAMED_STATUSES
@@ -71,6 +72,7 @@ __all__ = [
     "compute_events",
     "explain_events",
     "build_trajectory",
+    "verdict_collapsed_phrase",
     "read_monitor_log",
 ]
 
@@ -190,6 +192,29 @@ def _n(step: int) -> str:
     return f"{step:,}"
 
 
+def _at(step: int) -> str:
+    """``"at initialisation (step 0)"`` for a fresh model, else ``"at step S"``."""
+    return "at initialisation (step 0)" if step == 0 else f"at step {_n(step)}"
+
+
+def verdict_collapsed_phrase(trajectory: Mapping[str, Any]) -> str:
+    """When the verdict was collapsed, in words that hold at every analysed step they cover.
+
+    "verdict collapsed from step S" only when every row from S on says ``collapsed``;
+    otherwise "verdict first collapsed at step S" (step 0: "at initialisation").
+    """
+    events = trajectory.get(J.events) or {}
+    step = events.get("verdict_collapsed_step")
+    if step is None:
+        return "verdict never collapsed"
+    verdicts = [(int(r[R.step]), (r.get(R.summary) or {}).get(S.verdict))
+                for r in trajectory.get(J.rows) or []]
+    if all(v == "collapsed" for s, v in verdicts if s >= int(step)):
+        return ("verdict collapsed from initialisation (step 0) on" if step == 0
+                else f"verdict collapsed from step {_n(int(step))} on")
+    return f"verdict first collapsed {_at(int(step))}, not at every later step"
+
+
 def _names(dims: Iterable[int]) -> str:
     names = [f"z{d}" for d in dims]
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
@@ -226,8 +251,9 @@ def explain_events(events: Mapping[str, Any], steps: Sequence[int], final_kl: np
         stays = all(final[d] == step for d in dims)
         tail = " and stayed collapsed" if stays else ""
         if previous is None:
-            sentences.append(f"{names} {'were' if plural else 'was'} already collapsed at the "
-                             f"first step ({_n(step)}){tail}.")
+            first = "initialisation (step 0)" if step == 0 else f"the first step ({_n(step)})"
+            sentences.append(f"{names} {'were' if plural else 'was'} already collapsed at "
+                             f"{first}{tail}.")
         else:
             sentences.append(f"{names} collapsed between steps {_n(previous)} and {_n(step)}"
                              f"{tail}.")
@@ -237,12 +263,20 @@ def explain_events(events: Mapping[str, Any], steps: Sequence[int], final_kl: np
     if verdict_step is None:
         sentences.append("The verdict never became collapsed.")
     elif verdict_step == steps[0]:
-        sentences.append(f"The verdict was collapsed from the first step ({_n(verdict_step)}).")
+        held = not any(c["step"] > verdict_step for c in events["verdict_changes"])
+        sentences.append(f"The verdict was collapsed {_at(verdict_step)}"
+                         + (" and at every analysed step after it." if held else
+                            "; it changed later (below)."))
     else:
         index = list(steps).index(verdict_step)
         sentences.append(f"The verdict first became collapsed at step {_n(verdict_step)} (it "
                          f"was {_verdict_before(events, verdict_step)} at step "
                          f"{_n(steps[index - 1])}).")
+    if verdict_step is not None and not events["transitions"]:
+        sentences.append("No dimension's KL fell below the threshold, so the collapsed verdict "
+                         "comes from the other evidence: dimensions whose KL buys no "
+                         "information about x (uninformative) or that the decoder does not "
+                         "read (docs/statuses.md).")
     changes = [f"{c['from'] or 'not computed'} to {c['to'] or 'not computed'} at step "
                f"{_n(c['step'])}" for c in events["verdict_changes"]]
     if changes:
@@ -288,7 +322,7 @@ def build_trajectory(rows: Iterable[Mapping[str, Any]], *, settings: Mapping[str
     verdicts = [(r.get(R.summary) or {}).get(S.verdict) for r in ordered]
     events = compute_events(steps, kl, verdicts, kl_eps)
     explanation = explain_events(events, steps, kl[-1], verdicts[-1], kl_eps)
-    return to_jsonable({
+    trajectory = to_jsonable({
         J.schema_version: TRAJECTORY_SCHEMA_VERSION,
         J.collapse_diag_version: __version__,
         J.source: source,
@@ -300,6 +334,8 @@ def build_trajectory(rows: Iterable[Mapping[str, Any]], *, settings: Mapping[str
         J.events: events,
         J.explanation: explanation,
     })
+    trajectory[J.warnings] = [str(v) for v in check_trajectory(trajectory)]
+    return trajectory
 
 
 def read_monitor_log(path: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any], str | None]:

@@ -46,7 +46,7 @@ TRAJECTORY_KEY = _fields(
     ("source", "checkpoints or monitor"), ("preset", "cheap, full or null"),
     ("settings", "settings of the analyses"), ("data_sha256", "hash of the inputs"),
     ("latent_dim", "D"), ("rows", "one row per step"), ("events", "compute_events"),
-    ("explanation", "sentences"))
+    ("explanation", "sentences"), ("warnings", "trajectory invariants broken"))
 R = ROW_KEY
 #: The keys of a row, in the order it is written.
 ROW_FIELDS = (R.step, R.checkpoint, R.summary, R.dimensions, R.errors)

@@ -62,6 +62,8 @@ NOT_REPORT_KEYS: dict[str, tuple[frozenset[str], str]] = {
                                                  "keyword arguments of InformationResult"),
     "collapse_diag/config/presets.py": (_settings_names(), "Settings field names of the presets"),
     "collapse_diag/io/checkpoint.py": (frozenset({"labels"}), "a checkpoint file's own keys"),
+    "collapse_diag/report/invariants.py": (frozenset({"model"}),
+                                           "CAUSE_STATUSES is keyed by cause names"),
     "collapse_diag/io/adapters/native.py": (frozenset({"labels", "model"}),
                                          "a checkpoint file's own keys"),
     "collapse_diag/io/adapters/lightning.py": (frozenset({"labels"}),

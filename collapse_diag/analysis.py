@@ -160,6 +160,8 @@ def _unpack_checkpoint(model: Any, data: Batch | None, checkpoint: Mapping[str, 
                         "the evaluation inputs (--data FILE).")
     record = checkpoint or {"path": display_path(loaded.path or ""), "sha256": loaded.sha256,
                             "adapter": loaded.adapter}
+    if checkpoint is None and loaded.config_source:
+        record.update(factory=loaded.factory, config_source=loaded.config_source)
     return (loaded.model, loaded.data if data is None else data, loaded.labels, record,
             data is not None)
 

@@ -11,18 +11,45 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["LIGHTNING_KEYS", "PYTHAE_FILES", "detect_adapter", "is_lightning_payload",
-           "is_pythae_folder", "is_torchscript_archive"]
+__all__ = ["HF_WEIGHT_FILES", "LIGHTNING_KEYS", "PYTHAE_FILES", "detect_adapter",
+           "hf_model_folders", "is_lightning_payload", "is_pythae_folder",
+           "is_torchscript_archive"]
 
 #: Keys every Lightning checkpoint holding a model with saved hyper-parameters has.
 LIGHTNING_KEYS = ("state_dict", "hyper_parameters", "pytorch-lightning_version")
 #: The two files of a pythae model folder (``model.save(dir)``).
 PYTHAE_FILES = ("model.pt", "model_config.json")
+#: The weight files of a Hugging Face ``save_pretrained`` folder, in the order they are preferred.
+HF_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                   "pytorch_model.bin.index.json")
 
 
 def is_pythae_folder(path: Path) -> bool:
     """Whether ``path`` is a folder holding ``model.pt`` and ``model_config.json``."""
     return path.is_dir() and all((path / name).is_file() for name in PYTHAE_FILES)
+
+
+def _is_hf_model_folder(path: Path) -> bool:
+    return (path.is_dir() and (path / "config.json").is_file()
+            and any((path / name).is_file() for name in HF_WEIGHT_FILES))
+
+
+def hf_model_folders(path: Path) -> dict[str, Path]:
+    """The Hugging Face model folders of ``path``: ``{"": path}`` or its sub-model folders.
+
+    A model folder holds ``config.json`` and one of :data:`HF_WEIGHT_FILES`
+    (``save_pretrained``); a folder that is none but holds such folders (Optimus's
+    ``checkpoint-encoder-*`` and ``checkpoint-decoder-*``) gives them by name.
+    """
+    if _is_hf_model_folder(path):
+        return {"": path}
+    if not path.is_dir():
+        return {}
+    try:
+        children = sorted(path.iterdir())
+    except OSError:
+        return {}
+    return {child.name: child for child in children if _is_hf_model_folder(child)}
 
 
 def is_torchscript_archive(path: Path) -> bool:
@@ -52,4 +79,6 @@ def detect_adapter(path: Path) -> str:
         return "pythae"
     if is_torchscript_archive(path):
         return "torchscript"
+    if hf_model_folders(path):
+        return "huggingface"
     return "native"

@@ -68,6 +68,9 @@ class LoadedCheckpoint:
         factory: The factory used, ``"module:callable"``, or ``None`` for a pickled model.
         config: The keyword arguments the factory was called with.
         adapter: The adapter that read the file (:data:`collapse_diag.io.adapters.ADAPTERS`).
+        config_source: Where ``config`` came from, in words, when an adapter chose it
+            (a Lightning file's ``hyper_parameters``, the folders of a Hugging Face model);
+            empty otherwise.
     """
 
     model: Any
@@ -78,6 +81,7 @@ class LoadedCheckpoint:
     factory: str | None = None
     config: dict[str, Any] = field(default_factory=dict)
     adapter: str = "native"
+    config_source: str = ""
 
     def __iter__(self):
         """Yield ``model`` then ``data``, so the result unpacks as a pair."""
@@ -240,8 +244,9 @@ def read_payload(path: str | Path, trust_checkpoint: bool) -> tuple[Path, Any, s
     raw = path
     if os.path.isdir(raw):
         raise CheckpointError(
-            f"checkpoint {display_path(raw)!r} is a folder: give a checkpoint file, or a pythae "
-            "model folder (holding model.pt and model_config.json; docs/adapters.md)."
+            f"checkpoint {display_path(raw)!r} is a folder: give a checkpoint file, a pythae "
+            "model folder (holding model.pt and model_config.json) or a Hugging Face "
+            "save_pretrained folder (config.json and its weights; docs/adapters.md)."
         )
     path = require_regular_file(raw, "checkpoint", CheckpointError)
     check_zip_sizes(path, "checkpoint", CheckpointError)

@@ -17,19 +17,25 @@ from typing import Any
 
 from collapse_diag.exceptions import CheckpointError
 
-__all__ = ["WRAPPER_PREFIXES", "strip_wrapper_prefixes", "keep_prefix", "seen_prefixes"]
+__all__ = ["INNER_PREFIXES", "WRAPPER_PREFIXES", "strip_wrapper_prefixes", "keep_prefix",
+           "seen_prefixes"]
 
 #: Prefixes stripped automatically when every key of the state dict carries them.
 WRAPPER_PREFIXES = ("module.", "model.", "_orig_mod.")
+#: The wrappers' own prefixes, also stripped after an explicit ``--state-dict-prefix``
+#: (``model._orig_mod.x`` with ``model.`` gives ``x``); ``model.`` is not among them: below a
+#: prefix the user chose, it is the user's own attribute name.
+INNER_PREFIXES = ("module.", "_orig_mod.")
 
 
-def strip_wrapper_prefixes(state: Mapping[str, Any]) -> dict[str, Any]:
-    """Strip :data:`WRAPPER_PREFIXES` shared by every key, repeatedly (combinations too)."""
+def strip_wrapper_prefixes(state: Mapping[str, Any],
+                           prefixes: tuple[str, ...] = WRAPPER_PREFIXES) -> dict[str, Any]:
+    """Strip ``prefixes`` shared by every key, repeatedly (combinations too)."""
     state = dict(state)
     changed = True
     while state and changed:
         changed = False
-        for prefix in WRAPPER_PREFIXES:
+        for prefix in prefixes:
             if all(k.startswith(prefix) and len(k) > len(prefix) for k in state):
                 state = {k[len(prefix):]: v for k, v in state.items()}
                 changed = True
@@ -50,6 +56,8 @@ def keep_prefix(state: Mapping[str, Any], prefix: str, where: str) -> dict[str, 
     """
     kept = {k[len(prefix):]: v for k, v in state.items()
             if k.startswith(prefix) and len(k) > len(prefix)}
+    if kept:  # torch.compile / DDP inside the kept part (``model._orig_mod.``, ``module.model.``)
+        kept = strip_wrapper_prefixes(kept, INNER_PREFIXES)
     if not kept:
         raise CheckpointError(
             f"no weight in {where} is named with the prefix {prefix!r} (--state-dict-prefix); "

@@ -420,7 +420,9 @@ PROVENANCE: dict[str, Field] = _index((
 TOP_LEVEL: dict[str, Field] = _index((
     _f("schema_version", "version", None, "version of this schema"),
     _f("collapse_diag_version", "version", None, "collapse-diag version that wrote the report"),
-    _f("checkpoint", "{path, sha256} | null", None, "the file the model came from"),
+    _f("checkpoint", "{path, sha256, adapter} | null", None, "the file the model came from;"
+       " with `factory` and `config_source` when an adapter chose the factory's config"
+       " (a Lightning file's hyper_parameters, Hugging Face folders)"),
     _f("settings", "setting values", None, "every setting (collapse_diag/config/settings.py)"),
     _f("n_examples", "count", None, "N analysed inputs"),
     _f("latent_dim", "count", None, "D"),

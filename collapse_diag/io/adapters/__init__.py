@@ -12,7 +12,10 @@ auto-detected where the file says so unambiguously (docs/adapters.md):
 * ``pythae``: a pythae model folder; detected when the path is a folder holding
   ``model.pt`` and ``model_config.json``;
 * ``torchscript``: a ``torch.jit.save`` archive (needs ``--trust-checkpoint``);
-  detected when the zip holds ``constants.pkl`` or ``code/`` entries.
+  detected when the zip holds ``constants.pkl`` or ``code/`` entries;
+* ``huggingface``: ``save_pretrained`` folders (one model, or sub-models such as
+  Optimus's encoder and decoder joined by a factory); detected when the folder,
+  or a folder inside it, holds ``config.json`` and the weights.
 
 For anything else, :func:`collapse_diag.wrap` maps a model's own methods to the
 protocol in code (collapse_diag/model/wrap.py).
@@ -34,6 +37,7 @@ ADAPTERS: dict[str, str] = {
     "lightning": "collapse_diag.io.adapters.lightning:load_lightning",
     "pythae": "collapse_diag.io.adapters.pythae:load_pythae_folder",
     "torchscript": "collapse_diag.io.adapters.torchscript:load_torchscript",
+    "huggingface": "collapse_diag.io.adapters.huggingface:load_huggingface",
 }
 
 

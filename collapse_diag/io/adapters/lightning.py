@@ -78,6 +78,7 @@ def from_payload(payload: Mapping[str, Any], path: Path, sha: str, factory: str 
             "name the class of the VAE inside the LightningModule with --factory module:Class "
             "(and its attribute with --state-dict-prefix, e.g. model.); docs/adapters.md."
         )
+    source = ""
     if config is None:
         hyper = payload.get("hyper_parameters") or {}
         if not isinstance(hyper, Mapping):
@@ -85,10 +86,15 @@ def from_payload(payload: Mapping[str, Any], path: Path, sha: str, factory: str 
                                   f"{type(hyper).__name__}, not a dict: pass --config cfg.json.")
         config = check_config(factory_arguments(resolve_factory(factory), hyper),
                                f"the hyper_parameters of {shown!r}")
+        dropped = sorted(str(k) for k in hyper if k not in config)
+        source = ("the checkpoint's hyper_parameters, as they fit the factory's signature"
+                  + (f" (dropped {dropped[:10]})" if dropped else ""))
     state = find_state_dict(payload, path, prefix)
     model = build_model(factory, config, state, path, from_file=False)
-    return finish(model, payload.get("data"), payload.get("labels"), path, sha, factory,
-                  config, "lightning")
+    loaded = finish(model, payload.get("data"), payload.get("labels"), path, sha, factory,
+                    config, "lightning")
+    loaded.config_source = source
+    return loaded
 
 
 def load_lightning(path: str | Path, factory: str | None = None, config: Any = None,

@@ -1,0 +1,132 @@
+"""Issue 25: Hugging Face save_pretrained folders (one model, or Optimus's encoder + decoder)."""
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+pytest.importorskip("transformers")
+
+from hf_models import joined, token_batch  # noqa: E402
+from transformers import BertConfig, BertModel, GPT2Config, GPT2LMHeadModel  # noqa: E402
+
+import collapse_diag  # noqa: E402
+from collapse_diag import CheckpointError, load_checkpoint  # noqa: E402
+from collapse_diag.examples.optimus import optimus_vae, tiny_configs  # noqa: E402
+from collapse_diag.io.checkpoint_kinds import detect_adapter  # noqa: E402
+from collapse_diag_cli.main import main  # noqa: E402
+
+FAST = ["--per-dim-swap-examples", "8", "--prior-samples", "2", "--format", "json", "-q"]
+LIB = {"per_dim_swap_examples": 8, "prior_samples": 2}
+FACTORY = "collapse_diag.examples.optimus:optimus_vae"
+
+
+def run(*args):
+    return CliRunner().invoke(main, [os.fsdecode(a) if isinstance(a, Path) else str(a)
+                                     for a in args])
+
+
+def _optimus(folder: Path, step: int = 100):
+    torch.manual_seed(0)
+    vae = optimus_vae(*tiny_configs()).eval()
+    vae.encoder.save_pretrained(folder / f"checkpoint-encoder-{step}")
+    vae.decoder.save_pretrained(folder / f"checkpoint-decoder-{step}")
+    return vae
+
+
+def test_optimus_folders_load_through_a_factory_and_give_the_cli_report(user_dir):
+    vae = _optimus(user_dir / "out")
+    assert detect_adapter(user_dir / "out") == "huggingface"
+    assert sorted(os.listdir(user_dir / "out" / "checkpoint-decoder-100")) == [
+        "config.json", "model.safetensors"]
+    loaded = load_checkpoint(user_dir / "out", factory=FACTORY)
+    assert loaded.adapter == "huggingface"
+    assert loaded.config == {"encoder_config": "folder:checkpoint-encoder-100",
+                             "decoder_config": "folder:checkpoint-decoder-100"}
+    x = token_batch(40)
+    z = torch.randn(40, 4)
+    with torch.no_grad():  # the very weights saved: equal up to float32 rounding of a sum
+        torch.testing.assert_close(loaded.model.encode(x), vae.encode(x), rtol=0, atol=1e-6)
+        torch.testing.assert_close(loaded.model.log_likelihood(x, z), vae.log_likelihood(x, z),
+                                   rtol=1e-6, atol=1e-5)
+    torch.save(x, user_dir / "x.pt")
+    result = run("analyze", user_dir / "out", "--factory", FACTORY, "--data", user_dir / "x.pt",
+                 "--out", user_dir / "r", *FAST)
+    assert result.exit_code == 0, result.output
+    cli = json.loads((user_dir / "r" / "report.json").read_text())
+    lib = json.loads(json.dumps(collapse_diag.analyze(
+        load_checkpoint(user_dir / "out", factory=FACTORY), x, seed=0, batch_size=64,
+        **LIB).to_dict(), default=str))
+    assert cli["checkpoint"]["adapter"] == "huggingface"
+    for key in ("summary", "dimensions", "checkpoint", "n_examples"):  # same seed, same code
+        assert cli[key] == lib[key], key
+
+
+def test_standard_classes_are_built_from_config_json_and_tied_weights_may_be_absent(user_dir):
+    torch.manual_seed(1)
+    bert = BertModel(BertConfig(vocab_size=24, hidden_size=16, num_hidden_layers=1,
+                                num_attention_heads=2, intermediate_size=32,
+                                max_position_embeddings=16))
+    gpt = GPT2LMHeadModel(GPT2Config(vocab_size=24, n_embd=16, n_layer=1, n_head=2,
+                                     n_positions=16))
+    bert.save_pretrained(user_dir / "hf" / "encoder")
+    gpt.save_pretrained(user_dir / "hf" / "decoder")
+    # the .bin format for one of them: read with weights_only, never unpickling code
+    state = dict(gpt.state_dict())
+    state.pop("lm_head.weight")  # tied to transformer.wte.weight, as transformers saves it
+    (user_dir / "hf" / "decoder" / "model.safetensors").unlink()
+    torch.save(state, user_dir / "hf" / "decoder" / "pytorch_model.bin")
+    shutil.copy(Path(__file__).with_name("hf_models.py"), user_dir / "hf_models.py")
+    loaded = load_checkpoint(user_dir / "hf", factory="hf_models:joined")
+    x = token_batch(12, max_len=8)
+    reference = joined(bert.eval(), gpt.eval())
+    z = torch.randn(12, 2)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.model.log_likelihood(x, z),
+                                   reference.log_likelihood(x, z), rtol=1e-6, atol=1e-5)
+    decoder = loaded.model.decoder
+    assert decoder.lm_head.weight.data_ptr() == decoder.transformer.wte.weight.data_ptr()
+
+
+def test_code_in_the_folder_runs_only_with_trust_and_messages_name_the_fix(user_dir):
+    _optimus(user_dir / "out")
+    single = user_dir / "out" / "checkpoint-encoder-100"
+    with pytest.raises(CheckpointError, match="sub-models.*--factory"):
+        load_checkpoint(user_dir / "out")
+    with pytest.raises(CheckpointError, match="'BertForLatentConnector' is not a transformers "
+                                              "class.*_config"):
+        load_checkpoint(single)
+    config = json.loads((single / "config.json").read_text())
+    config["auto_map"] = {"AutoModel": "modeling_evil.Evil"}
+    (single / "config.json").write_text(json.dumps(config))
+    (single / "modeling_evil.py").write_text("raise SystemExit('ran code from the folder')\n")
+    with pytest.raises(CheckpointError, match="auto_map.*--trust-checkpoint"):
+        load_checkpoint(single)
+    result = run("analyze", single, "--out", user_dir / "r", *FAST)
+    assert result.exit_code == 3 and "auto_map" in result.output
+    _optimus(user_dir / "out", step=200)  # two steps side by side: which encoder?
+    with pytest.raises(CheckpointError, match="_config. matches the folders"):
+        load_checkpoint(user_dir / "out", factory=FACTORY)
+    with pytest.raises(CheckpointError, match="does not apply"):
+        load_checkpoint(user_dir / "out", factory=FACTORY, state_dict_prefix="model.")
+
+
+def test_the_optimus_recipe_of_the_docs_runs_as_written(user_dir):
+    from doc_recipes import recipe
+
+    (user_dir / "optimus_factory.py").write_text(recipe("optimus"))
+    vae = _optimus(user_dir / "optimus_out", step=31250)
+    torch.save(token_batch(30), user_dir / "valid.pt")
+    result = run("analyze", "optimus_out", "--factory", "optimus_factory:build", "--data",
+                 "valid.pt", "--out", user_dir / "r", *FAST)
+    assert result.exit_code == 0, result.output
+    report = json.loads((user_dir / "r" / "report.json").read_text())
+    assert report["checkpoint"]["factory"] == "optimus_factory:build"
+    x = token_batch(30)
+    loaded = load_checkpoint(user_dir / "optimus_out", factory="optimus_factory:build")
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.model.encode(x), vae.encode(x), rtol=0, atol=1e-6)

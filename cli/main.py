@@ -134,15 +134,32 @@ def _exit_code(report: Any, fail_on_collapse: bool, echo: bool = True) -> int:
               callback=_formats_option(("md", "html")),
               help="Which documents to re-render: any of md,html (report.json is the source "
                    "and is left as it is).")
+@settings_options("kl_eps", "active_threshold",
+                  shown_default=lambda spec: "the report's own")
 @_common_options
 @handle_errors
-def render(directory: Path, formats: tuple[str, ...], quiet: bool, debug: bool) -> None:
-    """Re-render the documents of DIRECTORY from its report.json, without the model."""
+def render(directory: Path, formats: tuple[str, ...], quiet: bool, debug: bool,
+           **thresholds: Any) -> None:
+    """Re-render the documents of DIRECTORY from its report.json, without the model.
+
+    With --kl-eps / --active-threshold, every status, the verdict and the causes are
+    re-derived from the stored figures at the new thresholds and report.json is
+    rewritten (the run's values kept in provenance.rethresholded); other settings
+    need a new run (docs/cli.md#render).
+    """
     from collapse_diag.render import write_report
     from collapse_diag.render.failures import is_render_error
     from collapse_diag.report.report import Report
 
     report = Report.from_json(directory / "report.json")
+    changes = {k: v for k, v in thresholds.items() if v is not None}
+    if changes:
+        from collapse_diag.runs.rethreshold import rethreshold
+
+        report = rethreshold(report, **changes)
+        report.write_json(directory / "report.json")
+        click.echo(f"verdict at {', '.join(f'{k} = {v:g}' for k, v in changes.items())}: "
+                   f"{report.verdict}")
     written = write_report(report, directory, formats)
     click.echo(f"report: {', '.join(str(p) for p in written.values())}")
     failed = {k: v for k, v in report.errors.items() if is_render_error(k)}

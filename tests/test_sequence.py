@@ -247,7 +247,7 @@ def test_vector_report_figures_unchanged_from_main(tmp_path):
     new |= {"amortization_gap", "amortization_gap_ci", "approximation_gap",
             "approximation_gap_ci", "refinement_examples", "refinement_converged",
             "refinement_steps", "collapse_cause", "cause_counts", "kl_refined", "kl_refined_ci",
-            "kl_encoder_refined_inputs", "cause"}
+            "kl_encoder_refined_inputs", "cause", "kl_excess_low"}
     # Monte-Carlo estimates over the draws that are now keyed on the input's index
     # (collapse_diag/runtime/rng.py, issue 11 item 5: prior draws, Fisher samples, importance
     # samples) changed their random numbers; their known answers are checked in

@@ -30,7 +30,7 @@ from collapse_diag.report.schema import DIMENSION_KEY as DK
 from collapse_diag.report.schema import SUMMARY_KEY as SK
 
 __all__ = ["ActivityResult", "NOISY_SNR", "SIGNALS", "SPEC", "activity_diagnostic",
-           "signal_class"]
+           "activity_result", "signal_class"]
 
 #: Values of the per-dimension ``signal`` field, in display order.
 SIGNALS = ("clear", "noisy", "weak")
@@ -135,11 +135,11 @@ def activity_diagnostic(encodings: Encodings, threshold: float = 0.01) -> Activi
     # Shifting by the first input changes nothing mathematically; a constant mu gives exactly 0.
     mu_variance = (mu - mu[:1]).var(axis=0, ddof=0)
     posterior_variance = np.exp(logvar).mean(axis=0)
-    return _result(mu_variance, posterior_variance, threshold)
+    return activity_result(mu_variance, posterior_variance, threshold)
 
 
-def _result(mu_variance: np.ndarray, posterior_variance: np.ndarray, threshold: float,
-            **by_step: np.ndarray) -> ActivityResult:
+def activity_result(mu_variance: np.ndarray, posterior_variance: np.ndarray,
+                    threshold: float, **by_step: np.ndarray) -> ActivityResult:
     """The :class:`ActivityResult` of these variances: activity, count and signal class."""
     active = mu_variance >= threshold
     return ActivityResult(
@@ -180,7 +180,7 @@ def _sequence_activity(mu: np.ndarray, logvar: np.ndarray, valid: np.ndarray,
     reached = count > 0
     mu_variance = (var_t * count).sum(axis=0) / count.sum()
     posterior_variance = post_t[reached[:, 0]].T @ count[reached[:, 0], 0] / count.sum()
-    return _result(mu_variance, posterior_variance, threshold,
+    return activity_result(mu_variance, posterior_variance, threshold,
                    mu_variance_by_step=np.where(reached, var_t, np.nan).T,
                    posterior_variance_by_step=np.where(reached, post_t, np.nan).T)
 

@@ -41,7 +41,7 @@ import numpy as np
 from collapse_diag.diagnostics.estimators.swap_decision import t_interval
 from collapse_diag.report.schema import CAUSES
 
-__all__ = ["CauseResult", "decide_causes", "model_cause"]
+__all__ = ["CauseResult", "causes_from_intervals", "decide_causes", "model_cause"]
 
 #: Statuses that say the dimension carries nothing about x.
 _EMPTY = ("collapsed", "uninformative")
@@ -58,6 +58,9 @@ class CauseResult:
         kl_refined: Mean KL*_d over inputs, ``(D,)``.
         kl_refined_ci: Its interval, ``(D, 2)``.
         kl_encoder: Mean KL_d over the same inputs, ``(D,)``.
+        excess_low: Lower end of the interval of KL_d - ratio * KL*_d, ``(D,)`` (the
+            ``objective`` evidence; stored so the causes can be re-derived at another
+            ``kl_eps`` without the model: collapse_diag/runs/rethreshold.py).
     """
 
     cause: tuple[str, ...]
@@ -66,6 +69,7 @@ class CauseResult:
     kl_refined: np.ndarray
     kl_refined_ci: np.ndarray
     kl_encoder: np.ndarray
+    excess_low: np.ndarray | None = None
 
 
 def _cause(status: str, wants: bool, at_prior: bool, fisher_reads: bool,
@@ -114,19 +118,37 @@ def decide_causes(status: tuple[str, ...] | list[str], kl_refined: np.ndarray,
     kl_encoder = np.asarray(kl_encoder, dtype=np.float64)
     dim = kl_refined.shape[1]
     error = alpha / max(dim, 1)
-    reads = np.zeros(dim, bool) if fisher_used is None else np.asarray(fisher_used, bool)
-    causes, means, cis = [], np.empty(dim), np.empty((dim, 2))
+    means, cis, excess_low = np.empty(dim), np.empty((dim, 2)), np.empty(dim)
     for d in range(dim):
         means[d], _, low, high = t_interval(kl_refined[:, d], error)
         cis[d] = (low, high)
-        excess_low = t_interval(kl_encoder[:, d] - ratio * kl_refined[:, d], error)[2]
-        causes.append(_cause(str(status[d]), low > kl_eps, high < kl_eps, bool(reads[d]),
-                             excess_low > kl_eps))
+        excess_low[d] = t_interval(kl_encoder[:, d] - ratio * kl_refined[:, d], error)[2]
+    causes = causes_from_intervals(status, cis, excess_low, fisher_used, kl_eps)
     return CauseResult(
-        cause=tuple(causes),
+        cause=causes,
         collapse_cause=model_cause(causes),
         counts={c: causes.count(c) for c in CAUSES},
         kl_refined=means,
         kl_refined_ci=cis,
         kl_encoder=kl_encoder.mean(axis=0),
+        excess_low=excess_low,
     )
+
+
+def causes_from_intervals(status: tuple[str, ...] | list[str], kl_refined_ci: np.ndarray,
+                          excess_low: np.ndarray, fisher_used: np.ndarray | None,
+                          kl_eps: float) -> tuple[str, ...]:
+    """The module table applied to the intervals: a cause per dimension.
+
+    Args:
+        status: The verdict's status per dimension, length D.
+        kl_refined_ci: The interval of KL*_d, ``(D, 2)``.
+        excess_low: The lower end of the interval of KL_d - ratio * KL*_d, ``(D,)``.
+        fisher_used: The verdict's Fisher evidence per dimension, or ``None``.
+        kl_eps: The collapse cut-off (nats).
+    """
+    ci = np.asarray(kl_refined_ci, dtype=np.float64).reshape(len(status), 2)
+    reads = (np.zeros(len(status), bool) if fisher_used is None
+             else np.asarray(fisher_used, bool))
+    return tuple(_cause(str(s), ci[d, 0] > kl_eps, ci[d, 1] < kl_eps, bool(reads[d]),
+                        float(excess_low[d]) > kl_eps) for d, s in enumerate(status))

@@ -27,7 +27,7 @@ from collapse_diag.report.schema import DIMENSION_KEY as DK
 from collapse_diag.report.schema import DISTRIBUTION_KEY as PK
 from collapse_diag.report.schema import SUMMARY_KEY as SK
 
-__all__ = ["KLResult", "SPEC", "gaussian_kl", "kl_diagnostic"]
+__all__ = ["KLResult", "SPEC", "collapsed_dims", "gaussian_kl", "kl_diagnostic"]
 
 #: Negative KL values smaller in magnitude than this are rounding, and are set to 0.
 _ROUNDING = 1e-12
@@ -109,6 +109,11 @@ class KLResult:
         )
 
 
+def collapsed_dims(per_dimension: np.ndarray, eps: float) -> np.ndarray:
+    """The collapse rule: mean KL_d below ``eps`` (``kl_eps``), ``(D,)`` bool."""
+    return np.asarray(per_dimension, dtype=np.float64) < eps
+
+
 def kl_diagnostic(encodings: Encodings, eps: float = 0.01) -> KLResult:
     """KL of each posterior from the prior, per input and per dimension.
 
@@ -141,7 +146,7 @@ def kl_diagnostic(encodings: Encodings, eps: float = 0.01) -> KLResult:
         return _sequence_kl(kl, encodings.valid(), eps)
     per_dimension = kl.mean(axis=0)
     per_input = kl.sum(axis=1)
-    collapsed = per_dimension < eps
+    collapsed = collapsed_dims(per_dimension, eps)
     return KLResult(
         per_dimension=per_dimension,
         collapse_rate=(kl < eps).mean(axis=0),
@@ -171,7 +176,7 @@ def _sequence_kl(kl: np.ndarray, valid: np.ndarray, eps: float) -> KLResult:
     with np.errstate(invalid="ignore", divide="ignore"):
         by_step = np.where(count > 0, kl.sum(axis=0) / count, np.nan).T  # (D, T)
     below = ((kl < eps) & valid[:, :, None]).sum(axis=(0, 1)) / max(int(valid.sum()), 1)
-    collapsed = per_dimension < eps
+    collapsed = collapsed_dims(per_dimension, eps)
     return KLResult(
         per_dimension=per_dimension,
         collapse_rate=below,

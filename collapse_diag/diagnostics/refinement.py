@@ -86,6 +86,8 @@ class RefinementResult:
             summary[SK.collapse_cause] = self.causes.collapse_cause
             summary[SK.cause_counts] = dict(self.causes.counts)
             dims[DK.cause] = list(self.causes.cause)
+            if self.causes.excess_low is not None:
+                dims[DK.kl_excess_low] = self.causes.excess_low.tolist()
         return ReportSection(summary=summary, dimensions=dims)
 
 

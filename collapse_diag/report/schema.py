@@ -338,6 +338,10 @@ DIMENSION: dict[str, Field] = _index((
        "`alpha`"),
     _f("kl_encoder_refined_inputs", "nats", "refinement",
        "the encoder's mean KL(q_phi(z_d|x) || p(z_d)) on the same inputs (beside `kl_refined`)"),
+    _f("kl_excess_low", "nats", "refinement",
+       "lower end of the interval of KL_d - `objective_kl_ratio` * KL*_d on the refined inputs:"
+       " above `kl_eps`, a used dimension's cause is `objective` (kept so `render --kl-eps`"
+       " can re-derive the causes)"),
     _f("cause", "label", "refinement",
        "`none` / `inference` / `model` / `decoder` / `objective` / `undetermined` (rule in "
        "docs/statuses.md)"),
@@ -410,6 +414,10 @@ PROVENANCE: dict[str, Field] = _index((
        " (collapse_diag/io/labels.py)"),
     _f("method_map", "name -> spec", None, "the method map the model was seen through"
        " (`--map`, `collapse_diag.map_methods`), or null"),
+    _f("rethresholded", "{from, to, not_rederived} | null", None,
+       "set by `collapse-diag render --kl-eps ...` (collapse_diag/runs/rethreshold.py): the"
+       " run's values of the changed thresholds (`from`), the new ones (`to`), and the figures"
+       " left as the run computed them or set to null (`not_rederived`)"),
     _f("device", "text", None, "torch device the analysis ran on"),
     _f("versions", "text per package", None, "collapse_diag, python, torch, numpy versions"),
     _f("upgraded_from_schema", "version", None,

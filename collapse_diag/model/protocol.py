@@ -451,40 +451,76 @@ def check_rows(model: Any, x: Batch, mu: torch.Tensor | None = None) -> None:
 def _check_padding(model: Any, x: Batch, z: torch.Tensor) -> None:
     """Check that a sequence model's figures do not depend on how much padding a batch has.
 
-    For models with ``num_tokens``: ``encode`` and ``log_likelihood`` of the
-    inputs as given must equal those of the same inputs without their common
-    trailing padding and with 8 more padding columns
-    (:func:`collapse_diag.model.padding.padded_variants`), within the relative
-    tolerance :data:`_ROW_RTOL`: |a - b| <= 1e-4 (1 + |a|). A variant the model
-    fails on is skipped (e.g. a maximum length), and so are sequential latents.
+    ``encode`` and ``log_likelihood`` of the inputs as given must equal those of
+    the same inputs without their common trailing padding, with 8 more padding
+    columns, and of each input called alone at its own length
+    (:mod:`collapse_diag.model.padding`), within the relative tolerance
+    :data:`_ROW_RTOL`: |a - b| <= 1e-4 (1 + |a|). The padding value is checked
+    with ``num_tokens`` when the model has it; without it, integer inputs are
+    checked when a padding value shows itself
+    (:func:`~collapse_diag.model.padding.guess_pad`). A variant the model fails on
+    is skipped (e.g. a maximum length), and so are sequential latents.
     """
-    if z.dim() != 2 or not callable(getattr(model, "num_tokens", None)):
+    if z.dim() != 2 or not isinstance(x, torch.Tensor):
         return
-    from collapse_diag.model.padding import padded_variants
-
     with torch.no_grad():
-        variants = padded_variants(x, lambda v: call_num_tokens(model, v))
+        found = _padding_variants(model, x)
+        if not found:
+            return
+        variants, guessed = found
         base_ll, base_mu = call_log_likelihood(model, x, z), call_encode(model, x)[0]
-        for name, variant in variants.items():
+        for how, rows, variant in variants:
             try:
-                ll, mu = call_log_likelihood(model, variant, z), call_encode(model, variant)[0]
+                ll = call_log_likelihood(model, variant, z[rows])
+                mu = call_encode(model, variant)[0]
             except (ProtocolError, DiagnosticError):
                 continue
-            how = ("without their common trailing padding" if name == "trimmed"
-                   else "with 8 more padding columns")
-            for method, a, b in (("encode(x) mu", base_mu, mu), ("log_likelihood(x, z)",
-                                                                  base_ll, ll)):
+            for method, a, b in (("encode(x) mu", base_mu[rows], mu),
+                                 ("log_likelihood(x, z)", base_ll[rows], ll)):
                 bad = _differs(a, b).reshape(len(a), -1).any(dim=1).nonzero()
                 if len(bad):
-                    row = int(bad[0, 0])
+                    i = int(bad[0, 0])
                     raise ProtocolError(
-                        f"{method} depends on the padding of the batch: for input {row} it is "
-                        f"{float(a[row].flatten()[0]):.6g} as given and "
-                        f"{float(b[row].flatten()[0]):.6g} {how} (relative tolerance "
+                        f"{method} depends on the padding of the batch: for input {rows[i]} it "
+                        f"is {float(a[i].flatten()[0]):.6g} as given and "
+                        f"{float(b[i].flatten()[0]):.6g} {how} (relative tolerance "
                         f"{_ROW_RTOL:g}): mask the padded positions (pack_padded_sequence, "
                         "ignore_index) so each input's value does not depend on what it is "
-                        "batched with (docs/adapters.md#padding)."
+                        f"batched with (docs/adapters.md#padding).{guessed}"
                     )
+
+
+def _padding_variants(model: Any, x: torch.Tensor
+                      ) -> tuple[list[tuple[str, list[int], torch.Tensor]], str] | None:
+    """``([(how, rows, variant), ...], note)`` for the padding check, or ``None``."""
+    from collapse_diag.model.padding import alone, guess_pad, padded_variants, variants_by_pad
+
+    rows = list(range(x.shape[0]))
+    if callable(getattr(model, "num_tokens", None)):
+        if x.dim() < 2 or x.shape[1] < 2:
+            return None
+        counts = call_num_tokens(model, x)
+        batched = padded_variants(x, lambda v: call_num_tokens(model, v))
+        pad, note = x[int(torch.argmin(counts)), -1:].squeeze(0), ""
+    else:
+        guess = guess_pad(x)
+        if guess is None:
+            return None
+        counts, batched, pad = None, variants_by_pad(x, guess), guess
+        note = (f" (No num_tokens: token id {guess} was taken for padding, as it ends the "
+                "inputs in trailing runs; if it is content, define num_tokens(x) and the check "
+                "counts the tokens instead.)")
+    out = [("without their common trailing padding" if name == "trimmed"
+            else "with 8 more padding columns", rows, v) for name, v in batched.items()]
+    for row, single in alone(x, pad):
+        try:
+            same = counts is None or torch.equal(call_num_tokens(model, single).cpu(),
+                                                 counts[row:row + 1].cpu())
+        except (ProtocolError, DiagnosticError):
+            same = False
+        if same:
+            out.append(("called alone, without the padding of the batch", [row], single))
+    return out, note
 
 
 def check_model(model: Any, batch: Batch) -> ModelInfo:

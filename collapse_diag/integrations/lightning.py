@@ -10,13 +10,18 @@ Usage::
     trainer.fit(module, train_loader)
 
 The model analysed is the ``LightningModule`` itself, or its attribute named
-``model_attr`` (e.g. ``"vae"``); it must follow the protocol
-(docs/model-protocol.md). Measurements are taken at global step 0 (before the
-first update), whenever ``trainer.global_step`` is a multiple of
-``every_n_steps`` after a batch, and at the end of training; only on the
-global-zero process. The scalars of :func:`collapse_diag.runs.monitor.scalars` go to
-the trainer's loggers (TensorBoard, CSV, ...). Needs ``lightning``
-(``pip install "collapse-diag[lightning]"``).
+``model_attr`` (e.g. ``"vae"``, or a dotted path ``"model._orig_mod"``), seen
+through ``method_map`` when given (``{"encode": "encode_stats:mu_std",
+"log_likelihood": "-recon_loss"}``, docs/adapters.md#method-map): no protocol
+method is needed on the LightningModule. With ``stop_on="collapsed"`` (or
+``"dimension"``) the callback sets ``trainer.should_stop`` when the model (a
+dimension) turns collapsed; every such event also goes to ``on_collapse``, the
+log, TensorBoard text and wandb (collapse_diag/runs/alerts.py).
+Measurements are taken at global step 0 (before the first update), whenever
+``trainer.global_step`` is a multiple of ``every_n_steps`` after a batch, and
+at the end of training; only on the global-zero process. The scalars of
+:func:`collapse_diag.runs.monitor.scalars` go to the trainer's loggers
+(TensorBoard, CSV, ...). Needs ``lightning`` (``pip install "collapse-diag[lightning]"``).
 """
 
 from __future__ import annotations
@@ -46,8 +51,11 @@ class CollapseCallback(pl.Callback):
         data: Held-out inputs (a Tensor or dict of Tensors).
         every_n_steps: Measure when ``trainer.global_step`` is a multiple of this.
         out: JSONL file of the measurements (read by ``collapse-diag track``).
-        model_attr: Name of the attribute of the LightningModule holding the VAE
-            (``None``: the module itself).
+        model_attr: Name (or dotted path) of the attribute of the LightningModule holding
+            the VAE (``None``: the module itself).
+        method_map: A method map (``{protocol name: spec}`` or ``["name=spec", ...]``,
+            collapse_diag/model/method_map.py) applied to that model; ``None``: its own
+            methods.
         log_to_trainer: Send the scalars to the trainer's loggers.
         **monitor_args: Further arguments of :class:`~collapse_diag.runs.monitor.CollapseMonitor`
             (``full``, ``tensorboard``, settings such as ``max_examples``).
@@ -55,25 +63,32 @@ class CollapseCallback(pl.Callback):
 
     def __init__(self, data: Batch, every_n_steps: int = DEFAULT_EVERY,
                  out: str | Path | None = "collapse-monitor.jsonl", model_attr: str | None = None,
-                 log_to_trainer: bool = True, **monitor_args: Any) -> None:
+                 log_to_trainer: bool = True, method_map: Any = None,
+                 **monitor_args: Any) -> None:
         super().__init__()
         self.data = data
         self.every_n_steps = every_n_steps
         self.out = out
         self.model_attr = model_attr
+        self.method_map = method_map
         self.log_to_trainer = log_to_trainer
         self.monitor_args = monitor_args
         self.monitor: CollapseMonitor | None = None
         self._last_step: int | None = None
 
     def _model(self, pl_module: Any) -> Any:
-        if self.model_attr is None:
-            return pl_module
-        if not hasattr(pl_module, self.model_attr):
-            raise invalid_parameter("model_attr", "CollapseCallback",
-                                    f"an attribute of {type(pl_module).__name__}",
-                                    self.model_attr)
-        return getattr(pl_module, self.model_attr)
+        model = pl_module
+        for part in (self.model_attr or "").split(".") if self.model_attr else []:
+            if not hasattr(model, part):
+                raise invalid_parameter("model_attr", "CollapseCallback",
+                                        f"an attribute of {type(pl_module).__name__}",
+                                        self.model_attr)
+            model = getattr(model, part)
+        if self.method_map:
+            from collapse_diag.model.method_map import map_methods
+
+            model = map_methods(model, self.method_map)
+        return model
 
     def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
         """Build the monitor (validating its arguments) before training starts."""
@@ -90,6 +105,8 @@ class CollapseCallback(pl.Callback):
         if row is None:
             return
         self._last_step = step
+        if self.monitor.should_stop:
+            trainer.should_stop = True
         if self.log_to_trainer:
             values = scalars(row)
             for logger in trainer.loggers:

@@ -37,6 +37,7 @@ from collapse_diag.io.data import Batch, num_examples, subsample_indices, take, 
 from collapse_diag.report.schema import DIMENSION_KEY as D
 from collapse_diag.report.schema import SUMMARY_KEY as S
 from collapse_diag.report.schema import TOP_LEVEL_KEY as T
+from collapse_diag.runs.alerts import CollapseAlerts
 from collapse_diag.runs.trajectory import MONITOR_KEY as M
 from collapse_diag.runs.trajectory import (
     MONITOR_KIND,
@@ -103,6 +104,14 @@ class CollapseMonitor:
         full: Run the full analysis instead of the cheap preset (slower).
         tensorboard: A log folder or a ``SummaryWriter`` to receive the scalars of
             :func:`scalars` (needs the ``tensorboard`` package); ``None``: no logging.
+        on_collapse: Called with a :class:`~collapse_diag.runs.alerts.CollapseEvent` when a
+            dimension or the model turns collapsed (events also go to the
+            ``collapse_diag.monitor`` logger, TensorBoard text and an active wandb run:
+            collapse_diag/runs/alerts.py).
+        stop_on: ``"collapsed"`` (the verdict) or ``"dimension"`` (any dimension): set
+            :attr:`should_stop` when it turns collapsed; ``None``: never.
+        wandb: ``None`` (log events to the active wandb run, if any), ``False``, ``True``
+            (wandb required) or a wandb run.
         **settings: :class:`~collapse_diag.config.settings.Settings` fields overriding the
             preset. ``device`` defaults to the device of the model's parameters.
 
@@ -114,7 +123,8 @@ class CollapseMonitor:
 
     def __init__(self, model: Any, data: Batch, every: int = DEFAULT_EVERY,
                  out: str | Path | None = "collapse-monitor.jsonl", *, full: bool = False,
-                 tensorboard: Any = None, **settings: Any) -> None:
+                 tensorboard: Any = None, on_collapse: Any = None, stop_on: str | None = None,
+                 wandb: Any = None, **settings: Any) -> None:
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
             raise invalid_parameter("every", "CollapseMonitor", "an int >= 1", every)
         self.model = model
@@ -127,8 +137,14 @@ class CollapseMonitor:
         index = subsample_indices(num_examples(data), cfg.max_examples,
                                   generator_for(cfg.seed, "subsample"))
         self.data = take(data, index)
+        self.alerts = CollapseAlerts(on_collapse, stop_on, wandb)
         self.writer = _tensorboard_writer(tensorboard)
         self.rows: list[dict[str, Any]] = []
+
+    @property
+    def should_stop(self) -> bool:
+        """Whether ``stop_on``'s event happened (plain loop: ``if monitor.should_stop: break``)."""
+        return self.alerts.should_stop
 
     def _device(self) -> str:
         if _DEVICE in self.settings:
@@ -176,6 +192,7 @@ class CollapseMonitor:
                 self.writer.add_scalar(name, value, step)
             self.writer.flush()
         self.rows.append(row)
+        self.alerts.emit(self.alerts.observe(row, step), self.writer)
         return row
 
     __call__ = step

@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from doc_recipes import compiled
 from training_models import TinyVAE, tiny_data
 
 L = pytest.importorskip("lightning")
@@ -88,12 +89,12 @@ def test_a_compiled_vae_inside_a_lightning_checkpoint_loads_with_its_hyper_param
         def __init__(self, weights=(1.0, 3.0), noise=0.2, lr=1e-3):
             super().__init__()
             self.save_hyperparameters()
-            self.model = torch.compile(models.ToyVAE(weights=weights, noise=noise))
+            self.model = compiled(models.ToyVAE(weights=weights, noise=noise))
             self.loss_scale = torch.nn.Parameter(torch.ones(1))  # a key outside self.model
 
     lit = Lit(weights=[1.0, 3.0], noise=0.2)
     with torch.no_grad():
-        lit.model.scale.fill_(0.5)
+        lit.model._orig_mod.scale.fill_(0.5)
     assert any(k.startswith("model._orig_mod.") for k in lit.state_dict())
     trainer = L.Trainer(max_steps=0, logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False)

@@ -36,7 +36,7 @@ from collapse_diag.io.model_building import (
     read_payload,
 )
 
-__all__ = ["load_lightning", "from_payload", "factory_arguments"]
+__all__ = ["load_lightning", "from_payload", "factory_arguments", "fitting_config"]
 
 
 def factory_arguments(build: Any, hyper_parameters: Mapping[str, Any]) -> dict[str, Any]:
@@ -59,6 +59,20 @@ def factory_arguments(build: Any, hyper_parameters: Mapping[str, Any]) -> dict[s
     names = {p.name for p in params if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD,
                                                   inspect.Parameter.KEYWORD_ONLY)}
     return {k: v for k, v in hyper_parameters.items() if k in names}
+
+
+def fitting_config(hyper: Mapping[str, Any], factory: str, key: str,
+                   shown: str) -> tuple[dict[str, Any], str]:
+    """``(config, source)``: the entries of a checkpoint's ``key`` dict the factory accepts.
+
+    ``source`` says so in words for the report (``checkpoint.config_source``),
+    naming the entries dropped.
+    """
+    config = check_config(factory_arguments(resolve_factory(factory), hyper),
+                          f"the {key} of {shown!r}")
+    dropped = sorted(str(k) for k in hyper if k not in config)
+    return config, (f"the checkpoint's {key}, as they fit the factory's signature"
+                    + (f" (dropped {dropped[:10]})" if dropped else ""))
 
 
 def from_payload(payload: Mapping[str, Any], path: Path, sha: str, factory: str | None,
@@ -84,11 +98,7 @@ def from_payload(payload: Mapping[str, Any], path: Path, sha: str, factory: str 
         if not isinstance(hyper, Mapping):
             raise CheckpointError(f"'hyper_parameters' of {shown!r} is a "
                                   f"{type(hyper).__name__}, not a dict: pass --config cfg.json.")
-        config = check_config(factory_arguments(resolve_factory(factory), hyper),
-                               f"the hyper_parameters of {shown!r}")
-        dropped = sorted(str(k) for k in hyper if k not in config)
-        source = ("the checkpoint's hyper_parameters, as they fit the factory's signature"
-                  + (f" (dropped {dropped[:10]})" if dropped else ""))
+        config, source = fitting_config(hyper, factory, "hyper_parameters", shown)
     state = find_state_dict(payload, path, prefix)
     model = build_model(factory, config, state, path, from_file=False)
     loaded = finish(model, payload.get("data"), payload.get("labels"), path, sha, factory,

@@ -14,7 +14,7 @@ from typing import Any
 from torch import nn
 
 from collapse_diag.exceptions import CheckpointError
-from collapse_diag.io.adapters.lightning import from_payload
+from collapse_diag.io.adapters.lightning import fitting_config, from_payload
 from collapse_diag.io.checkpoint_kinds import is_lightning_payload
 from collapse_diag.io.files import display_path
 from collapse_diag.io.model_building import (
@@ -31,7 +31,12 @@ from collapse_diag.io.model_building import (
     read_payload,
 )
 
-__all__ = ["load_native"]
+__all__ = ["CONFIG_KEYS", "load_native"]
+
+#: Keys under which training scripts store the model's arguments: with a factory named by
+#: the user and no --config, the first one holding a dict is the config, filtered by the
+#: factory's signature (as a Lightning file's hyper_parameters).
+CONFIG_KEYS = ("hparams", "hyper_parameters", "config", "model_config", "model_args", "args")
 
 
 def load_native(
@@ -51,6 +56,7 @@ def load_native(
     used_factory = factory
     used_config: dict[str, Any] = dict(config or {})
     data = labels = None
+    source = ""
     if isinstance(payload, nn.Module):
         model = payload
     elif isinstance(payload, Mapping):
@@ -73,6 +79,8 @@ def load_native(
             model = payload["model"]  # only reachable with trust_checkpoint
         else:
             from_file = factory is None
+            if factory is not None and config is None and "collapse_diag" not in payload:
+                used_config, source = _stored_config(payload, factory, shown)
             used_factory = factory or payload.get("factory")
             if used_factory is None:
                 raise CheckpointError(_not_in_format(payload, shown))
@@ -83,7 +91,21 @@ def load_native(
             f"checkpoint {shown!r} holds a {type(payload).__name__}, not a dict or "
             f"a model; {_FIX_FORMAT}."
         )
-    return finish(model, data, labels, path, sha, used_factory, used_config, "native")
+    loaded = finish(model, data, labels, path, sha, used_factory, used_config, "native")
+    loaded.config_source = source
+    return loaded
+
+
+def _stored_config(payload: Mapping[str, Any], factory: str,
+                   shown: str) -> tuple[dict[str, Any], str]:
+    """The first dict under :data:`CONFIG_KEYS` that gives keyword arguments, else ``{}``."""
+    for key in CONFIG_KEYS:
+        if isinstance(payload.get(key), Mapping) and payload[key]:
+            try:
+                return fitting_config(payload[key], factory, key, shown)
+            except CheckpointError:  # names that are not keyword arguments: not a config
+                continue
+    return {}, ""
 
 
 def _not_in_format(payload: Mapping[str, Any], shown: str) -> str:

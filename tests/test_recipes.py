@@ -47,15 +47,33 @@ def test_lightning_compiled_recipe(user_dir, monkeypatch):
             self.save_hyperparameters()
             self.model = compiled(models.VAE(weights=weights, noise=noise))
 
+    lit = LitVAE(weights=[1.0, 3.0], noise=0.2)
+    lit.loss_scale = torch.nn.Parameter(torch.ones(1))  # a key outside self.model
+    with torch.no_grad():
+        lit.model._orig_mod.scale.fill_(0.5)
+    assert any(k.startswith("model._orig_mod.") for k in lit.state_dict())
     folder = user_dir / "lightning_logs" / "version_0" / "checkpoints"
     trainer = L.Trainer(max_steps=0, logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False)
-    trainer.strategy.connect(LitVAE(weights=[1.0, 3.0]))
+    trainer.strategy.connect(lit)
     trainer.save_checkpoint(folder / "last.ckpt")
-    torch.save(models.ToyVAE(weights=(1.0, 3.0), noise=0.2).sample(30), "valid.pt")
+    torch.save(models.ToyVAE(weights=(1.0, 3.0), noise=0.2).sample(400), "valid.pt")
     report = _cli("lightning", user_dir / "r")
     assert report["checkpoint"]["adapter"] == "lightning"
-    assert "hyper_parameters" in report["checkpoint"]["config_source"]
+    assert report["checkpoint"]["factory"] == "models:VAE"
+    assert report["checkpoint"]["config_source"] == (
+        "the checkpoint's hyper_parameters, as they fit the factory's signature "
+        "(dropped ['lr'])")
+    # the weights reached the model (_orig_mod. stripped below model.): the known answer
+    # (toy_models.py) at scale c = 0.5: mu_d = c w_d x_d / (s^2 + w_d^2), mean KL_d =
+    # 0.5 (Var_x[mu_d] + var_d - 1 - log var_d), Var_x[mu_d] = c^2 w_d^2 / (s^2 + w_d^2)
+    w, s2 = torch.tensor([1.0, 3.0]), 0.04
+    var = s2 / (s2 + w**2)
+    kl = 0.5 * (0.25 * w**2 / (s2 + w**2) + var - 1 - torch.log(var))
+    for row, expected in zip(report["dimensions"], kl.tolist()):
+        # the sample variance of mu over 400 inputs: relative sd sqrt(2 / 400) = 0.07 of
+        # the Var_x[mu_d] term (at most the whole KL here); 0.25 is 3.5 sd
+        assert row["kl"] == pytest.approx(expected, rel=0.25)
 
 
 def test_torchscript_recipe(user_dir):

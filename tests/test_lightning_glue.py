@@ -71,3 +71,13 @@ def test_the_callback_takes_a_method_map_and_an_attribute_path_and_stops_on_coll
         ref_mu, ref_logvar = trainer.lightning_module.net.inner.encode(callback.monitor.data)
     torch.testing.assert_close(mu, ref_mu)
     torch.testing.assert_close(logvar, ref_logvar, rtol=1e-6, atol=1e-6)  # log of exp
+
+
+@pytest.mark.parametrize("key", ["model._orig_mod.enc.weight", "module.model.enc.weight",
+                                 "_orig_mod.model.module.enc.weight", "model.enc.weight"])
+def test_wrapper_prefixes_around_and_inside_the_kept_prefix_come_off(key):
+    from collapse_diag.io.prefixes import keep_prefix
+
+    state = {key: torch.ones(1), key.replace("enc.weight", "dec.weight"): torch.zeros(1),
+             key.replace("model.", "loss.").replace("enc.weight", "w"): torch.ones(1)}
+    assert sorted(keep_prefix(state, "model.", "f")) == ["dec.weight", "enc.weight"]

@@ -54,6 +54,8 @@ def keep_prefix(state: Mapping[str, Any], prefix: str, where: str) -> dict[str, 
     Raises:
         CheckpointError: no key starts with ``prefix``; the message names the prefixes seen.
     """
+    if not any(k.startswith(prefix) for k in state):  # DDP / compile outside: module.model.
+        state = strip_wrapper_prefixes(state, INNER_PREFIXES)
     kept = {k[len(prefix):]: v for k, v in state.items()
             if k.startswith(prefix) and len(k) > len(prefix)}
     if kept:  # torch.compile / DDP inside the kept part (``model._orig_mod.``, ``module.model.``)

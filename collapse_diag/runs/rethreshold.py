@@ -37,7 +37,9 @@ import numpy as np
 from collapse_diag.config.settings import Settings
 from collapse_diag.diagnostics.activity import activity_result
 from collapse_diag.diagnostics.cause import causes_from_intervals, model_cause
+from collapse_diag.diagnostics.identifiability import SPEC as IDENTIFIABILITY
 from collapse_diag.diagnostics.kl import collapsed_dims
+from collapse_diag.diagnostics.sensitivity import SPEC as SENSITIVITY
 from collapse_diag.diagnostics.verdict import decide_verdict
 from collapse_diag.exceptions import InvalidParameterError
 from collapse_diag.report.invariants import check_report
@@ -82,7 +84,7 @@ def _check(changes: dict[str, Any], report: Report) -> Settings:
 
 def _sensitivity(report: Report) -> Any:
     summary = report.summary
-    if summary.get(SK.swap_delta) is None or "sensitivity" in report.errors:
+    if summary.get(SK.swap_delta) is None or SENSITIVITY.name in report.errors:
         return None
     examples = int(summary.get(SK.per_dim_swap_examples) or 0)
     return SimpleNamespace(
@@ -95,7 +97,7 @@ def _sensitivity(report: Report) -> Any:
 
 def _identifiability(report: Report) -> Any:
     fisher = _array(_column(report, DK.fisher))
-    if fisher is None or "identifiability" in report.errors:
+    if fisher is None or IDENTIFIABILITY.name in report.errors:
         return None
     ci = _column(report, DK.fisher_ci)
     return SimpleNamespace(fisher=fisher, identifiable_dims=report.summary.get(

@@ -210,6 +210,8 @@ class DiagnosticSpec:
             collapse_diag/diagnostics/minimums.py); ``analyze`` refuses fewer before anything runs.
         explanation: ``"collapse_diag.render.module:function"`` references,
             ``(report) -> str | None``: its paragraphs of "What this means", in order.
+        kinds: The latent kinds it applies to (collapse_diag/model/latent_kinds.py); it
+            neither runs nor shows for a model of another kind.
     """
 
     name: str
@@ -225,6 +227,7 @@ class DiagnosticSpec:
     sections: tuple[SectionRef, ...] = ()
     explanation: tuple[str, ...] = ()
     min_inputs: int = 1
+    kinds: tuple[str, ...] = ("gaussian",)
 
 
 def resolve(reference: str) -> Any:

@@ -23,6 +23,7 @@ from collapse_diag.model.protocol import (
     call_latent_mask,
     call_num_tokens,
     call_prior,
+    check_not_point_mass,
     check_pair_values,
     check_token_values,
 )
@@ -207,6 +208,7 @@ def _encode_rows(model: Any, data: Batch, info: ModelInfo, batch_size: int,
                                             for p in (mus, logvars, pmus, plogvars, tokens))
     if mus is not None:
         check_pair_values(mus, logvars, ENCODE)
+        check_not_point_mass(logvars)
         if pmus is not None and not per_batch:
             check_pair_values(pmus, plogvars, PRIOR)
         if tokens is not None:

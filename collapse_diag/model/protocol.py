@@ -26,6 +26,7 @@ when absent).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +37,9 @@ from collapse_diag.io.data import Batch, num_examples, take
 
 __all__ = [
     "LOGVAR_BOUNDS",
+    "POINT_MASS_FRACTION",
+    "POINT_MASS_LOGVAR",
+    "check_not_point_mass",
     "ModelInfo",
     "check_model",
     "coerce_data",
@@ -55,6 +59,16 @@ ENCODE, PRIOR = "encode(x)", "prior(x)"
 #: exp(-30) ~ 1e-13 is a standard deviation of 3e-7 prior units, exp(30) one of 3e6. Outside
 #: it the variance under/overflows in float32 and KL and MI figures are meaningless.
 LOGVAR_BOUNDS = (-30.0, 30.0)
+#: A Gaussian posterior is a point mass (near-deterministic) when its standard deviation is
+#: below 1e-4 prior units (logvar < 2 ln 1e-4 ~ -18.4) for more than this fraction of its
+#: (input, coordinate) entries; -inf (zero variance) anywhere is one too. KL(q || p) then grows
+#: as -log sigma without saying anything about x (>= 8.7 nats per coordinate from the variance
+#: alone) and I(x; z) of a deterministic code is not finite, so such a model is refused
+#: (:func:`check_not_point_mass`). The zoo's legitimate near-deterministic VAE has std 1e-3.
+POINT_MASS_LOGVAR = 2.0 * math.log(1e-4)
+#: Share of the (input, coordinate) entries at or below :data:`POINT_MASS_LOGVAR` that
+#: makes the posterior a point mass: most inputs.
+POINT_MASS_FRACTION = 0.5
 #: Relative tolerance of the row-independence and gradient checks of :func:`check_model`.
 _ROW_RTOL = 1e-4
 
@@ -70,6 +84,11 @@ class ModelInfo:
         has_num_tokens: The model defines ``num_tokens(x)``.
         steps: T for sequential latents (z of shape ``[batch, T, latent_dim]``), else ``None``.
         has_mask: The (sequential) model defines ``latent_mask(x)``.
+        kind: The latent kind (collapse_diag/model/latent_kinds.py): ``gaussian``,
+            ``codes`` (vector-quantised) or ``categorical``.
+        classes: K, the codebook size or the classes per categorical variable (discrete
+            kinds only; ``latent_dim`` is then the positions / variables).
+        code_shape: The shape of one input's code map ``encode_codes(x)[i]`` (``codes`` only).
     """
 
     latent_dim: int
@@ -78,6 +97,9 @@ class ModelInfo:
     has_num_tokens: bool
     steps: int | None = None
     has_mask: bool = False
+    kind: str = "gaussian"
+    classes: int | None = None
+    code_shape: tuple[int, ...] | None = None
 
     @property
     def sequential(self) -> bool:
@@ -112,6 +134,9 @@ def _check_pair(out: Any, method: str, batch: int, latent_dim: int | None,
                                   and out[0].dim() == 3)
     form = "[batch, T, latent_dim]" if rank3 else "[batch, latent_dim]"
     shape = (batch, steps, latent_dim) if rank3 else (batch, latent_dim)
+    if (method == ENCODE and values and isinstance(out[1], torch.Tensor)
+            and out[1].is_floating_point() and bool(torch.isneginf(out[1]).any())):
+        check_not_point_mass(out[1], method)  # zero variance: say why, not only "-inf"
     for name, t in zip(("mu", "logvar"), out):
         _check_tensor(t, f"{method} {name}", shape, floating=True, finite=values)
     if out[0].shape != out[1].shape:
@@ -134,6 +159,8 @@ def check_pair_values(mu: torch.Tensor, logvar: torch.Tensor, method: str) -> No
         ProtocolError: NaN/Inf, or logvar out of range (with the range found).
     """
     check_finite(mu, f"{method} mu")
+    if method == ENCODE and logvar.numel() and bool(torch.isneginf(logvar).any()):
+        check_not_point_mass(logvar, method)
     check_finite(logvar, f"{method} logvar")
     if logvar.numel() == 0:
         return
@@ -145,6 +172,38 @@ def check_pair_values(mu: torch.Tensor, logvar: torch.Tensor, method: str) -> No
             f"[{low:g}, {high:g}] (variances exp(logvar) that under/overflow): clamp logvar "
             f"in the model, e.g. logvar.clamp({low:g}, {high:g}) ({_DOCS})."
         )
+
+
+def check_not_point_mass(logvar: torch.Tensor, method: str = ENCODE) -> None:
+    """Refuse a point-mass (deterministic) Gaussian posterior, saying why and what to use.
+
+    The posterior is a point mass when exp(logvar) is 0 anywhere, or when more than
+    :data:`POINT_MASS_FRACTION` of the entries of ``logvar`` ``[batch, ...]`` are at or
+    below :data:`POINT_MASS_LOGVAR` (standard deviation 1e-4 prior units). Run on the
+    first inputs by :func:`check_model` and on all rows by the encoder pass; any
+    ``-inf`` is refused wherever the encoder's output is checked.
+
+    Raises:
+        ProtocolError: one line: KL and MI are undefined for a deterministic code; the
+            discrete protocols (VQ codes, categorical logits) or an autoencoder check.
+    """
+    if logvar.numel() == 0:
+        return
+    zero = bool(torch.isneginf(logvar).any())
+    share = float((logvar <= POINT_MASS_LOGVAR).double().mean())
+    if not zero and share <= POINT_MASS_FRACTION:
+        return
+    what = ("zero variance (logvar = -inf)" if zero else
+            f"standard deviation <= 1e-4 (logvar <= {POINT_MASS_LOGVAR:.1f}) for {share:.0%} "
+            "of the (input, coordinate) entries")
+    raise ProtocolError(
+        f"{method} returned a point-mass posterior: {what}. KL(q(z|x) || p(z)) grows as -log "
+        "sigma whatever x is and I(x; z) of a deterministic code is infinite, so the Gaussian "
+        "figures would be meaningless: for a VQ-VAE give encode_codes(x) and codebook_size, "
+        "for categorical latents posterior_logits(x), and check a plain autoencoder as an "
+        f"autoencoder (reconstruction, decoder sensitivity), not as a VAE ({_DOCS}, 'Latent "
+        "kinds')."
+    )
 
 
 def _user_call(method: str, n: int, error: type[Exception], fn: Any, *args: Any) -> Any:
@@ -524,7 +583,8 @@ def _check_model(model: Any, batch: Batch) -> ModelInfo:
     before = _copy(small)
     try:
         with torch.no_grad():
-            mu, _ = call_encode(model, small)
+            mu, logvar = call_encode(model, small)
+            check_not_point_mass(logvar)
             latent_dim = int(mu.shape[-1])
             steps = int(mu.shape[1]) if mu.dim() == 3 else None
             if latent_dim == 0 or steps == 0:

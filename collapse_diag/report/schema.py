@@ -406,6 +406,10 @@ PROVENANCE: dict[str, Field] = _index((
     _f("has_num_tokens", "boolean", None, "the model reports `num_tokens`"),
     _f("latent_steps", "count", None, "T for sequential latents (z of shape [B, T, D]); null for"
        " vector latents"),
+    _f("latent_kind", "label", None, "`gaussian` / `codes` (vector-quantised) / `categorical`:"
+       " which protocol the model follows (docs/model-protocol.md, 'Latent kinds')"),
+    _f("codebook_size", "count", None, "K, codebook entries (`codes`) or classes per variable "
+       "(`categorical`); null for Gaussian latents"),
     _f("labels", "text", None, "which known factors the probes used, in words"
        " (collapse_diag/io/labels.py)"),
     _f("method_map", "name -> spec", None, "the method map the model was seen through"

@@ -13,8 +13,8 @@ from __future__ import annotations
 import math
 
 import torch
-from toy_models import ToyVAE
 from torch import nn
+from toy_models import ToyVAE
 
 
 class PointMassVAE(ToyVAE):

@@ -62,8 +62,9 @@ def detect_kind(model: Any) -> str:
     """
     found = [kind for kind, method in KINDS.items() if callable(getattr(model, method, None))]
     if len(found) > 1:
+        both = " and ".join(_DESCRIBED[k] for k in found)
         raise ProtocolError(
-            f"the model ({type(model).__name__}) defines {' and '.join(_DESCRIBED[k] for k in found)}"
+            f"the model ({type(model).__name__}) defines {both}"
             ": one analysis reads one kind of latent. Expose only the posterior you want "
             "diagnosed (wrap the model, or rename the other method; --map maps names) "
             f"({_DOCS})."

@@ -149,3 +149,28 @@ class ExactCategorical(nn.Module):
                               generator=g).reshape(n, self.dims)
         return self.m[c] + self.scale * torch.randn(n, self.dims, generator=g,
                                                     dtype=torch.float64)
+
+
+class IdentityCodes(nn.Module):
+    """x is its own code map (int [B, L] in [0, K)); the decoder scores matches per position.
+
+    ``log_likelihood(x, c) = -sum_l w_l [x_l != c_l] - log 2``: position l is read iff w_l > 0.
+    """
+
+    def __init__(self, weights=(1.0, 0.0), codes: int = 8):
+        super().__init__()
+        self.register_buffer("w", torch.tensor(weights, dtype=torch.float32))
+        self.codebook_size = codes
+
+    def encode_codes(self, x):
+        return x.long()
+
+    def log_likelihood(self, x, codes):
+        return -((x != codes).float() * self.w).sum(1) - math.log(2.0)
+
+
+class ConstantCodes(IdentityCodes):
+    """Every input gets code 0 at every position: the codes carry nothing."""
+
+    def encode_codes(self, x):
+        return torch.zeros_like(x, dtype=torch.long)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collapse_diag.diagnostics import (
     activity,
+    discrete,
     identifiability,
     information,
     kl,
@@ -38,6 +39,7 @@ SPECS: tuple[DiagnosticSpec, ...] = (
     probes.SPEC,
     likelihood.SPEC,
     refinement.SPEC,
+    discrete.SPEC,
 )
 
 #: Name -> spec.

@@ -52,12 +52,13 @@ __all__ = [
 ]
 
 #: Formats of a key-figures row (implemented in render/tables.py):
-#: ``text`` as is; ``nats`` "1.23 nats"; ``of_dims`` "3 of 8"; ``counts`` "3 used, 1 ignored";
+#: ``text`` as is; ``num`` 3 significant figures; ``nats`` "1.23 nats"; ``of_dims`` "3 of 8";
+#: ``counts`` "3 used, 1 ignored";
 #: ``p_value`` "< 0.001"; ``percent`` "12%"; ``nats_ci`` nats and the interval ``related[0]``
 #: at ``confidence``; ``nats_flagged`` nats and, in brackets, the last word of each
 #: ``related`` boolean key that is true ("saturated"); ``inputs_rounds`` "``related[0]`` of at
 #: most ``related[1]``, ``key`` round(s)".
-ROW_FORMATS = ("text", "nats", "of_dims", "counts", "p_value", "percent", "nats_ci",
+ROW_FORMATS = ("text", "num", "nats", "of_dims", "counts", "p_value", "percent", "nats_ci",
                "nats_flagged", "inputs_rounds")
 #: Formats of a per-dimension column: ``text`` (labels, yes/no), ``num`` (3 significant
 #: figures), ``nonnegative`` (``num`` for an estimate of a quantity >= 0: a negative estimate,

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from collapse_diag.diagnostics.registry import SPECS, display_order
+from collapse_diag.diagnostics.registry import SPEC_BY_NAME, SPECS, display_order, report_kind
 from collapse_diag.diagnostics.spec import PlotRef, resolve
 from collapse_diag.report.report import Report
 from collapse_diag.report.schema import SUMMARY_KEY as SK
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 __all__ = [
+    "DISCRETE_PLOTS",
     "PLOTS",
     "SEQUENCE_PLOTS",
     "PlotSpec",
@@ -80,16 +81,22 @@ _OVERVIEW = PlotSpec(
     tuple(spec.name for spec in SPECS if spec.columns),
     "collapse_diag.render.plots_overview:plot_overview")
 
-#: Every plot of a report, in display order (the specs' plots, then the overview).
+#: Every plot of a report of Gaussian latents, in display order (the specs' plots, then the
+#: overview).
 PLOTS: dict[str, PlotSpec] = {
-    **{ref.name: _spec(ref, spec.name) for spec in display_order() for ref in spec.plots
-       if not ref.sequential},
+    **{ref.name: _spec(ref, spec.name) for spec in display_order("gaussian")
+       for ref in spec.plots if not ref.sequential},
     "overview": _OVERVIEW,
 }
 #: The plots of sequential reports only, after those of :data:`PLOTS`.
 SEQUENCE_PLOTS: dict[str, PlotSpec] = {
-    ref.name: _spec(ref, spec.name) for spec in display_order() for ref in spec.plots
+    ref.name: _spec(ref, spec.name) for spec in display_order("gaussian") for ref in spec.plots
     if ref.sequential
+}
+#: The plots of discrete latents (codes, categorical): those of the specs of those kinds.
+DISCRETE_PLOTS: dict[str, PlotSpec] = {
+    ref.name: _spec(ref, spec.name) for spec in display_order() if "gaussian" not in spec.kinds
+    for ref in spec.plots
 }
 
 
@@ -99,7 +106,14 @@ def is_sequential(report: Report) -> bool:
 
 
 def plots_for(report: Report) -> dict[str, PlotSpec]:
-    """The plots of ``report``: :data:`PLOTS`, then :data:`SEQUENCE_PLOTS` for sequential ones."""
+    """The plots of ``report``: :data:`PLOTS`, then :data:`SEQUENCE_PLOTS` for sequential ones.
+
+    A report of discrete latents: the :data:`DISCRETE_PLOTS` of its kind instead.
+    """
+    kind = report_kind(report)
+    if kind != "gaussian":
+        return {name: plot for name, plot in DISCRETE_PLOTS.items()
+                if kind in SPEC_BY_NAME[plot.sources[0]].kinds}
     return {**PLOTS, **SEQUENCE_PLOTS} if is_sequential(report) else PLOTS
 
 
@@ -110,7 +124,7 @@ def all_figures(report: Report) -> dict[str, Figure | None]:
 
 def missing_note(report: Report, name: str) -> str:
     """One sentence saying why plot ``name`` was left out of ``report``'s documents."""
-    spec = PLOTS.get(name) or SEQUENCE_PLOTS[name]
+    spec = PLOTS.get(name) or SEQUENCE_PLOTS.get(name) or DISCRETE_PLOTS[name]
     failed = [s for s in spec.sources if s in report.errors]
     if failed:
         why = "; ".join(f"the {s} diagnostic failed: {str(report.errors[s]).rstrip('.')}"

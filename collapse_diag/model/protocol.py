@@ -45,6 +45,7 @@ __all__ = [
     "coerce_data",
     "call_encode",
     "call_prior",
+    "call_posterior",
     "call_log_likelihood",
     "call_num_tokens",
     "call_latent_mask",
@@ -89,6 +90,8 @@ class ModelInfo:
         classes: K, the codebook size or the classes per categorical variable (discrete
             kinds only; ``latent_dim`` is then the positions / variables).
         code_shape: The shape of one input's code map ``encode_codes(x)[i]`` (``codes`` only).
+        has_posterior: Sequential latents only: the model defines ``posterior(x, z)``, the
+            posterior conditioned on the sampled past (collapse_diag/model/ancestral.py).
     """
 
     latent_dim: int
@@ -100,6 +103,7 @@ class ModelInfo:
     kind: str = "gaussian"
     classes: int | None = None
     code_shape: tuple[int, ...] | None = None
+    has_posterior: bool = False
 
     @property
     def sequential(self) -> bool:
@@ -292,6 +296,18 @@ def call_prior(model: Any, x: Batch, latent_dim: int, z: torch.Tensor | None = N
                            PRIOR, n, latent_dim, values=values)
     return _check_pair(_user_call("prior(x, z)", n, ProtocolError, model.prior, x, z),
                        "prior(x, z)", n, latent_dim, int(z.shape[1]))
+
+
+def call_posterior(model: Any, x: Batch, z: torch.Tensor, values: bool = True
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``model.posterior(x, z)``, checked: (mu, logvar) ``[batch, T, D]`` like ``z``.
+
+    Sequential latents only: step t of the result is q(z_t | x, z_<t), read from
+    ``z[:, :t]`` (teacher-forced), as ``prior(x, z)`` is for the conditional prior.
+    """
+    n = num_examples(x)
+    return _check_pair(_user_call("posterior(x, z)", n, ProtocolError, model.posterior, x, z),
+                       "posterior(x, z)", n, int(z.shape[2]), int(z.shape[1]), values=values)
 
 
 def call_latent_mask(model: Any, x: Batch, steps: int) -> torch.Tensor:
@@ -593,6 +609,9 @@ def _check_model(model: Any, batch: Batch) -> ModelInfo:
             has_prior = callable(getattr(model, "prior", None))
             if has_prior:
                 call_prior(model, small, latent_dim, mu if steps is not None else None)
+            has_posterior = steps is not None and callable(getattr(model, "posterior", None))
+            if has_posterior:
+                call_posterior(model, small, mu)
             has_mask = steps is not None and callable(getattr(model, "latent_mask", None))
             if has_mask:
                 call_latent_mask(model, small, steps)
@@ -619,4 +638,5 @@ def _check_model(model: Any, batch: Batch) -> ModelInfo:
         has_num_tokens=has_num_tokens,
         steps=steps,
         has_mask=has_mask,
+        has_posterior=has_posterior,
     )

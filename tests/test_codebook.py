@@ -126,3 +126,26 @@ def test_a_vq_checkpoint_on_the_command_line_writes_the_codebook_plot(tmp_path, 
     assert "Codebook usage" in text and "KL per dimension" not in text
     assert (tmp_path / "r" / "plots" / "codebook_usage.png").is_file()
     assert not (tmp_path / "r" / "plots" / "kl.png").exists()
+
+
+def test_compare_and_track_read_the_codebook_headlines(vq_reports):
+    from toy_models import ToyVAE
+
+    from collapse_diag.exceptions import DataError
+    from collapse_diag.runs.comparison import DISCRETE_COLUMNS, compare
+    from collapse_diag.runs.trajectory import build_trajectory, row_from_report
+
+    bad, reset = vq_reports[False][2], vq_reports[True][2]
+    comparison = compare([bad, reset], names=["bad", "reset"])
+    assert comparison.kind == "codes" and comparison.columns == DISCRETE_COLUMNS
+    assert comparison.best["codebook_perplexity"] == ["reset"]
+    assert [r["codebook_used"] for r in comparison.rows] == [bad.summary["codebook_used"],
+                                                             reset.summary["codebook_used"]]
+    gaussian = collapse_diag.analyze(ToyVAE(), ToyVAE().sample(60), seed=0,
+                                     diagnostics=["kl", "activity"])
+    with pytest.raises(DataError, match="one latent kind"):
+        compare([bad, gaussian], names=["vq", "vae"])
+    rows = [row_from_report(r.to_dict(), step) for step, r in enumerate((bad, reset))]
+    trajectory = build_trajectory(rows, settings={}, source="checkpoints")
+    assert [row["summary"]["codebook_perplexity"] for row in trajectory["rows"]] == [
+        bad.summary["codebook_perplexity"], reset.summary["codebook_perplexity"]]

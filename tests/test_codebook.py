@@ -149,3 +149,12 @@ def test_compare_and_track_read_the_codebook_headlines(vq_reports):
     trajectory = build_trajectory(rows, settings={}, source="checkpoints")
     assert [row["summary"]["codebook_perplexity"] for row in trajectory["rows"]] == [
         bad.summary["codebook_perplexity"], reset.summary["codebook_perplexity"]]
+
+
+def test_a_selection_naming_kl_runs_the_discrete_diagnostic_in_its_place():
+    x = torch.randint(0, 8, (60, 2), generator=torch.Generator().manual_seed(3))
+    report = collapse_diag.analyze(IdentityCodes(), x, seed=0,
+                                   diagnostics=["kl", "activity", "information", "sensitivity",
+                                                "verdict"])  # the cheap preset's
+    assert report.errors == {} and report.summary["verdict"] == "partial"
+    assert set(report.timings) == {"discrete"}

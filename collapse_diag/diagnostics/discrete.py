@@ -12,6 +12,10 @@ this one diagnostic replaces the Gaussian ones, which do not run:
   (collapse_diag/diagnostics/discrete_swap.py). A VQ model whose usage perplexity is
   below :data:`~collapse_diag.diagnostics.codebook.CODEBOOK_COLLAPSE_SHARE` of K gets the
   verdict ``codebook collapse`` (unless it is ``collapsed``: no position read at all).
+
+It runs whenever ``kl`` is selected (``--diagnostics``, the cheap preset), standing in
+for kl and the verdict. Its decoder calls run in the model's own precision
+(``--dtype`` covers the Gaussian sensitivity and identifiability diagnostics only).
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from collapse_diag.diagnostics.spec import (
     SummaryRow,
 )
 from collapse_diag.model.latent_kinds import CATEGORICAL, CODES, one_hot
+from collapse_diag.report.headlines import label
 from collapse_diag.report.report import ReportSection
 from collapse_diag.report.schema import DIMENSION_KEY as DK
 from collapse_diag.report.schema import STATUSES
@@ -164,18 +169,20 @@ SPEC = DiagnosticSpec(
     name="discrete",
     run=_run,
     kinds=(CODES, CATEGORICAL),
+    runs_with=("kl",),  # stands in for kl and the verdict: a selection naming kl runs it
     min_inputs=2,
     summary_rows=(
         SummaryRow(SK.codebook_perplexity, "codebook usage perplexity exp(H)", "num",
-                   terminal="perplexity"),
-        SummaryRow(SK.codebook_used, "codes used", "num", terminal="codes used"),
+                   terminal=label(SK.codebook_perplexity)),
+        SummaryRow(SK.codebook_used, "codes used", "num", terminal=label(SK.codebook_used)),
         SummaryRow(SK.codebook_dead, "dead codes (never used on these inputs)", "num"),
         SummaryRow(SK.dead_code_inputs_needed, "inputs needed to call a 1/K code dead", "num"),
-        SummaryRow(SK.discrete_kl, "mean KL(q(c|x) || p(c))", "nats", terminal="KL"),
-        SummaryRow(SK.discrete_mi, "I(x; c), exact", "nats", terminal="MI"),
+        SummaryRow(SK.discrete_kl, "mean KL(q(c|x) || p(c))", "nats",
+                   terminal=label(SK.discrete_kl)),
+        SummaryRow(SK.discrete_mi, "I(x; c), exact", "nats", terminal=label(SK.discrete_mi)),
         SummaryRow(SK.discrete_mi_ceiling, "MI ceiling", "nats"),
         SummaryRow(SK.discrete_swap_delta, "swap delta (whole code map)", "nats",
-                   terminal="swap delta"),
+                   terminal=label(SK.discrete_swap_delta)),
         SummaryRow(SK.discrete_swap_p_value, "swap p-value", "p_value"),
         SummaryRow(SK.discrete_reconstruction, "log p(x|c) at the own codes", "nats"),
     ),

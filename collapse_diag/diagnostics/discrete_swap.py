@@ -136,12 +136,18 @@ def discrete_swap(model: Any, data: Batch, codes: torch.Tensor,
                          to_device(to_model(flat), device)).reshape(p, b).T
             base = own[subset[rows].numpy()][:, None]
             deltas[rows] = base - ll
-    return _figures(own, swapped, deltas, differs, tested.numpy(), positions, len(subset))
+    return _figures(own, swapped, deltas, own[subset.numpy()], differs, tested.numpy(),
+                    positions)
 
 
-def _figures(own: np.ndarray, swapped: np.ndarray, deltas: np.ndarray, differs: np.ndarray,
-             tested: np.ndarray, positions: int, inputs: int) -> DiscreteSwap:
+def _figures(own: np.ndarray, swapped: np.ndarray, deltas: np.ndarray, base: np.ndarray,
+             differs: np.ndarray, tested: np.ndarray, positions: int) -> DiscreteSwap:
+    """The figures of the swaps; a per-position change within rounding counts as none.
+
+    ``deltas`` ``(M, P)`` of the M subset inputs whose own log-likelihoods are ``base``.
+    """
     delta = own - swapped
+    deltas = np.where(np.abs(deltas) <= _RTOL * (1.0 + np.abs(base))[:, None], 0.0, deltas)
     position_delta = np.full(positions, np.nan)
     position_p = np.full(positions, np.nan)
     position_holm = np.full(positions, np.nan)
@@ -151,13 +157,11 @@ def _figures(own: np.ndarray, swapped: np.ndarray, deltas: np.ndarray, differs: 
         p = signed_rank_greater(deltas)
         position_p[tested] = p
         position_holm[tested] = holm(p)
-        base = np.abs(own[:1]).mean() if len(own) else 0.0
-        still = (np.abs(deltas) <= _RTOL * (1.0 + base)).all(axis=0)
-        unchanged[tested] = still & differs.any(axis=0)
+        unchanged[tested] = (deltas == 0).all(axis=0) & differs.any(axis=0)
     return DiscreteSwap(delta=delta, p_value=wilcoxon_greater(delta),
                         reconstruction=float(own.mean()), position_delta=position_delta,
                         position_p=position_p, position_p_holm=position_holm,
-                        position_unchanged=unchanged, swap_inputs=inputs)
+                        position_unchanged=unchanged, swap_inputs=len(base))
 
 
 def discrete_statuses(collapsed: np.ndarray, swap: DiscreteSwap | None, alpha: float

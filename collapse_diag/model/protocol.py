@@ -8,6 +8,7 @@ A model needs no base class of ours. It must have::
 and may have::
 
     prior(x) -> (mu, logvar)           learned / conditional Gaussian prior (default N(0, I))
+    posterior(x, z) -> (mu, logvar)    sequential latents only: q(z_t | x, z_<t) (ancestral.py)
     latent_mask(x) -> Tensor[batch, T]  sequential latents only: valid steps (bool)
     num_tokens(x) -> Tensor[batch]     size of each observation (for per-token figures)
     tokenize(lines) -> x               turns text lines into a batch (for ``--data file.txt``)
@@ -15,6 +16,11 @@ and may have::
 :func:`check_model` validates all of this once, on one small batch, and names
 the method, the expected and the actual value, and a fix. The ``call_*``
 helpers are the checked calls every diagnostic goes through.
+
+A point-mass posterior (zero variance, or a standard deviation below 1e-4 for most
+entries: :data:`POINT_MASS_LOGVAR`, :data:`POINT_MASS_FRACTION`) is refused: the
+Gaussian figures are undefined there. Discrete latents (VQ codes, categorical
+logits) have protocols of their own: collapse_diag/model/latent_kinds.py.
 
 Sequential latents (docs/model-protocol.md, "Sequential latents"): when
 ``encode(x)`` returns mu/logvar of shape ``[batch, T, latent_dim]``, z has that

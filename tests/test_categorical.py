@@ -53,6 +53,9 @@ def test_kl_and_mi_match_torch_distributions_exactly(prior):
     # dependence the finite sample shows; and mean KL = MI + KL(qbar || p) >= MI
     assert float(kl.sum()) >= joint - TOL
     assert report.summary["verdict"] == "healthy"
+    from collapse_diag.render.plots import plots_for
+
+    assert list(plots_for(report)) == ["position_usage"]  # no codebook, no Gaussian plots
 
 
 def test_usage_perplexity_and_the_enumeration_limit():

@@ -198,7 +198,7 @@ SPEC = DiagnosticSpec(
         PlotRef("codebook_usage", "Codebook usage",
                 "How often each codebook entry is used over every position of the analysed "
                 "inputs, most used first; entries never used (dead codes) are not drawn.",
-                "collapse_diag.render.plots_codebook:plot_codebook_usage"),
+                "collapse_diag.render.plots_codebook:plot_codebook_usage", kinds=(CODES,)),
         PlotRef("position_usage", "Usage perplexity per position",
                 "exp(H) of the code (or class) distribution at each position / variable, "
                 "coloured by status: 1 means one code for every input (nothing carried).",

@@ -7,7 +7,8 @@ them, stacked into batched decoder calls. With the log importance weights
 
     IW bound (Burda et al. 2016):  log p(x) >= L_K = logsumexp_k(log w_k) - log K
     NLL  = mean_x -L_K(x)                          nll_se = std_x(-L_K) / sqrt(M)
-    rate R = mean_x KL(q(z|x) || p(z))  (closed form)
+    rate R = mean_x KL(q(z|x) || p(z))  (closed form; for sequences with a conditional
+             prior or posterior the one-draw estimate over the K ancestral draws)
     distortion D = mean_x -(1/K) sum_k log p(x|z_k)      (Alemi et al. 2018)
     -ELBO = R + D
     PPL = exp(sum_x -L_K(x) / sum_x num_tokens(x))         (text models)

@@ -156,6 +156,8 @@ class PlotRef:
         function: ``"collapse_diag.render.module:function"``, ``(report) -> Figure | None``.
         reads: Other diagnostics whose figures it also draws (named when it is left out).
         sequential: Drawn only for reports of sequential latents (``summary.kl_by_step``).
+        kinds: The latent kinds it is drawn for, when fewer than its diagnostic's
+            (``None``: all of ``spec.kinds``), e.g. the codebook plot for VQ codes only.
     """
 
     name: str
@@ -164,6 +166,7 @@ class PlotRef:
     function: str
     reads: tuple[str, ...] = ()
     sequential: bool = False
+    kinds: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)

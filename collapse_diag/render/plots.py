@@ -52,12 +52,14 @@ class PlotSpec:
         caption: One or two sentences saying how to read it.
         sources: Diagnostics whose figures it draws (named in the note when it is left out).
         reference: ``"module:function"`` of its ``(report) -> Figure | None``.
+        kinds: The latent kinds it is drawn for.
     """
 
     title: str
     caption: str
     sources: tuple[str, ...]
     reference: str
+    kinds: tuple[str, ...] = ("gaussian",)
 
     @property
     def function(self) -> Callable[[Report], Figure | None]:
@@ -70,7 +72,8 @@ class PlotSpec:
 
 
 def _spec(ref: PlotRef, diagnostic: str) -> PlotSpec:
-    return PlotSpec(ref.title, ref.caption, (diagnostic, *ref.reads), ref.function)
+    return PlotSpec(ref.title, ref.caption, (diagnostic, *ref.reads), ref.function,
+                    ref.kinds or SPEC_BY_NAME[diagnostic].kinds)
 
 
 #: The plot of every dimension column flagged ``overview`` (render/plots_overview.py).
@@ -112,8 +115,7 @@ def plots_for(report: Report) -> dict[str, PlotSpec]:
     """
     kind = report_kind(report)
     if kind != "gaussian":
-        return {name: plot for name, plot in DISCRETE_PLOTS.items()
-                if kind in SPEC_BY_NAME[plot.sources[0]].kinds}
+        return {name: plot for name, plot in DISCRETE_PLOTS.items() if kind in plot.kinds}
     return {**PLOTS, **SEQUENCE_PLOTS} if is_sequential(report) else PLOTS
 
 

@@ -214,7 +214,9 @@ SUMMARY: dict[str, Field] = _index((
        "exp(`nll_per_token`) (null without `num_tokens`)"),
     _f("rate", "nats", "likelihood",
        "R = mean KL(q(z|x) || p(z)) over the NLL subsample (Alemi et al. 2018; equals `kl` when "
-       "the subsample is every input)"),
+       "the subsample is every input); for sequential latents with `prior(x, z)` or `posterior(x,"
+       " z)`, the one-draw estimate mean_k log q(z_k|x) - log p(z_k|x) over the K ancestral "
+       "draws (so `nll` at K = 1 equals `neg_elbo`)"),
     _f("distortion", "nats", "likelihood",
        "D = mean over the subsample of -(1/K) sum_k log p(x|z_k)"),
     _f("mi_minibatch", "nats", "likelihood",

@@ -139,6 +139,8 @@ def test_compare_and_track_read_the_codebook_headlines(vq_reports):
     comparison = compare([bad, reset], names=["bad", "reset"])
     assert comparison.kind == "codes" and comparison.columns == DISCRETE_COLUMNS
     assert comparison.best["codebook_perplexity"] == ["reset"]
+    assert comparison.notes == ("No identifiability across models: it matches Gaussian "
+                                "encodings, and these models have codes latents.",)
     assert [r["codebook_used"] for r in comparison.rows] == [bad.summary["codebook_used"],
                                                              reset.summary["codebook_used"]]
     gaussian = collapse_diag.analyze(ToyVAE(), ToyVAE().sample(60), seed=0,

@@ -160,3 +160,16 @@ def test_a_selection_naming_kl_runs_the_discrete_diagnostic_in_its_place():
                                                 "verdict"])  # the cheap preset's
     assert report.errors == {} and report.summary["verdict"] == "partial"
     assert set(report.timings) == {"discrete"}
+
+
+def test_the_discrete_invariant_catches_contradicting_figures(vq_reports):
+    import copy
+
+    from collapse_diag.report.invariants import discrete_figures_agree
+
+    report = copy.deepcopy(vq_reports[False][2])
+    assert discrete_figures_agree(report) == []
+    report.summary["codebook_perplexity"] = report.summary["codebook_used"] + 1.0
+    report.summary["codebook_collapse"] = False
+    report.summary["discrete_mi"] = report.summary["discrete_mi_ceiling"] + 1.0
+    assert len(discrete_figures_agree(report)) == 3

@@ -49,7 +49,6 @@ def compare(models: tuple[str, ...], inputs: ModelInputs, quiet: bool, debug: bo
     from collapse_diag.render.tables import text_table
     from collapse_diag.report.encodings_file import ENCODINGS_FILE, save_encodings
     from collapse_diag.report.schema import PROVENANCE_KEY
-    from collapse_diag.runs.comparison import COLUMNS
     from collapse_diag.runs.comparison import compare as run_compare
 
     if len(models) < 2:
@@ -70,11 +69,11 @@ def compare(models: tuple[str, ...], inputs: ModelInputs, quiet: bool, debug: bo
                 save_encodings(folder / ENCODINGS_FILE, model.encodings,
                                (model.report.provenance or {}).get(PROVENANCE_KEY.data_sha256, ""))
     written = write_comparison(comparison, inputs.out, inputs.formats)
-    rows = [["model", "data"] + [c.header for c in COLUMNS]]
+    rows = [["model", "data"] + [c.header for c in comparison.columns]]
     for row in comparison.rows:
         rows.append([row["name"], row["data_group"]] + [
             "-" if row.get(c.key) is None else f"{row[c.key]:.3f}"
-            if isinstance(row[c.key], float) else str(row[c.key]) for c in COLUMNS])
+            if isinstance(row[c.key], float) else str(row[c.key]) for c in comparison.columns])
     click.echo(text_table(rows))
     for entry in comparison.identifiability:
         mcc = "-" if entry["mcc"] is None else f"{entry['mcc']:.3f}"

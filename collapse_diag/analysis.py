@@ -47,7 +47,13 @@ from collapse_diag.io.data import (
 from collapse_diag.io.files import display_path
 from collapse_diag.io.labels import resolve_labels
 from collapse_diag.model.encodings import encode_all
-from collapse_diag.model.protocol import ModelInfo, check_model, check_rows, coerce_data
+from collapse_diag.model.latent_kinds import (
+    GAUSSIAN,
+    check_latent_model,
+    check_latent_rows,
+    encode_discrete,
+)
+from collapse_diag.model.protocol import ModelInfo, coerce_data
 from collapse_diag.report.invariants import check_report
 from collapse_diag.report.report import Report, ReportSection
 from collapse_diag.report.schema import DIMENSION_KEY as DK
@@ -75,10 +81,14 @@ VERDICT_INPUTS = SPEC_BY_NAME["verdict"].runs_with
 DECODER_DIAGNOSTICS = tuple(spec.name for spec in SPECS if spec.uses_decoder)
 
 
-def _runs(spec: DiagnosticSpec, selected: tuple[str, ...] | None) -> bool:
-    """Whether ``spec`` runs under ``Settings.diagnostics = selected`` (``None``: all)."""
-    return (selected is None or spec.name in selected
-            or (bool(spec.runs_with) and all(n in selected for n in spec.runs_with)))
+def _runs(spec: DiagnosticSpec, selected: tuple[str, ...] | None, kind: str = GAUSSIAN) -> bool:
+    """Whether ``spec`` runs under ``Settings.diagnostics = selected`` (``None``: all).
+
+    Only the diagnostics of the model's latent kind run (``spec.kinds``).
+    """
+    return kind in spec.kinds and (
+        selected is None or spec.name in selected
+        or (bool(spec.runs_with) and all(n in selected for n in spec.runs_with)))
 
 
 def _precision(name: str, dtype: str, device: torch.device) -> Any:
@@ -213,8 +223,10 @@ def analyze(
     with _eval_mode(model, device), _host_blas_on_one_thread():
         data, info = _checked(model, data, device, cfg.seed)
         distinct = _check_before_encoding(info, save_encodings, data, cfg)
-        encodings = encode_all(model, data, info, cfg.batch_size, device, show_progress,
-                               generator_for(cfg.seed, "prior"))
+        encodings = (encode_all(model, data, info, cfg.batch_size, device, show_progress,
+                                generator_for(cfg.seed, "prior")) if info.kind == GAUSSIAN
+                     else encode_discrete(model, data, info, cfg.batch_size, device,
+                                          show_progress))
         context = RunContext(model, data, inputs.labels, info, encodings, cfg, show_progress)
         sections, errors, timings = _run_diagnostics(context, device)
     summary, dimensions, distributions = _merge(sections, info.latent_dim)
@@ -317,12 +329,12 @@ def _checked(model: Any, data: Batch, device: torch.device, seed: int = 0
     # the model runs on a copy: the caller's tensors stay as they are, whatever the model does
     data = (data.clone() if isinstance(data, torch.Tensor)
             else {k: v.clone() for k, v in data.items()})
-    info = check_model(model, to_device(take(data, slice(0, 4)), device))
+    info = check_latent_model(model, to_device(take(data, slice(0, 4)), device))
     n = num_examples(data)
     if n > 4:
         rows = 4 + torch.randperm(n - 4, generator=generator_for(seed, "protocol"))[:4]
         try:
-            check_rows(model, to_device(take(data, rows.sort().values), device))
+            check_latent_rows(model, to_device(take(data, rows.sort().values), device), info)
         except DiagnosticError as err:
             raise ProtocolError(str(err)) from err
     return data, info
@@ -354,9 +366,13 @@ def _check_before_encoding(info: ModelInfo, save_encodings: str | Path | None, d
         raise invalid_parameter("save_encodings", "analyze", "None for a model with "
                                 "sequential latents (compare does not read [N, T, D] "
                                 "encodings yet)", str(save_encodings))
+    if info.kind != GAUSSIAN and save_encodings is not None:
+        raise invalid_parameter("save_encodings", "analyze", f"None for a model with {info.kind}"
+                                " latents (compare reads Gaussian encodings only)",
+                                str(save_encodings))
     distinct = count_distinct(data)
     require_inputs(num_examples(data), [spec.name for spec in SPECS
-                                        if _runs(spec, cfg.diagnostics)], distinct)
+                                        if _runs(spec, cfg.diagnostics, info.kind)], distinct)
     return distinct
 
 
@@ -373,7 +389,7 @@ def _run_diagnostics(context: RunContext, device: torch.device
     errors: dict[str, str] = {}
     timings: dict[str, float] = {}
     for spec in SPECS:
-        if not _runs(spec, cfg.diagnostics):
+        if not _runs(spec, cfg.diagnostics, context.info.kind):
             continue
         start = time.perf_counter()
         try:  # the section too: a result that cannot say its fields is a failed diagnostic
@@ -403,6 +419,8 @@ def _provenance(model: Any, inputs: _Inputs, info: ModelInfo, data_sha256: str,
         PK.has_prior: info.has_prior,
         PK.has_num_tokens: info.has_num_tokens,
         PK.latent_steps: info.steps,
+        PK.latent_kind: info.kind,
+        PK.codebook_size: info.classes,
         PK.labels: inputs.labels_note,
         PK.method_map: getattr(model, "method_map", None),
         PK.device: str(device),

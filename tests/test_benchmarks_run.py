@@ -19,6 +19,8 @@ RUNS = {
     "bench_analyze.py": (["--n", "64", "--repeat", "1", "--models", "digits32"],
                          "whole-analysis ratio over 1 (analysis, replay) pairs"),
     "bench_information.py": (["--n", "300", "--dims", "4"], "agreement: MI relative difference"),
+    "bench_discrete.py": (["--n", "64", "--positions", "4", "--codes", "16"],
+                          "rows: decoder rows"),
     "bench_decoder.py": (["--n", "64", "--latent-dim", "4"], "Fisher fwd+bwd"),
     "bench_nll.py": (["--k", "2", "--examples", "20"], "ms/input/K"),
     "bench_status_vs_n.py": (["--n", "64", "--models", "digits"], "digits"),
@@ -32,7 +34,10 @@ RUNS = {
 @pytest.mark.parametrize("script", sorted(RUNS))
 def test_benchmark_script_runs(script):
     args, expected = RUNS[script]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg",
+           # this checkout's package, not whichever one is installed
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(BENCHMARKS.parent),
+                                                       os.environ.get("PYTHONPATH")]))}
     run = subprocess.run([sys.executable, str(BENCHMARKS / script), *args], env=env,
                          capture_output=True, text=True, timeout=300, cwd=BENCHMARKS.parent)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]

@@ -84,6 +84,14 @@ def _partial_with_every_dimension_used(report):
     report.summary["verdict"] = "partial"
 
 
+def _codebook_collapse_unflagged(report):
+    report.summary["verdict"] = "codebook collapse"  # with no codebook figure behind it
+
+
+def _mi_above_its_ceiling(report):
+    report.summary["discrete_mi"], report.summary["discrete_mi_ceiling"] = 5.0, 4.0
+
+
 #: Invariant -> hand edits of the healthy report (3 used dimensions) that break it.
 BREAKS = {
     "mi_within_kl": [_mi_above_kl, _summary_mi_above_kl],
@@ -93,6 +101,7 @@ BREAKS = {
     "verdict_matches_statuses": [_healthy_with_ignored, _collapsed_with_used],
     "causes_match_statuses": [_inference_cause_on_a_used_dimension,
                               _partial_with_every_dimension_used],
+    "discrete_figures_agree": [_codebook_collapse_unflagged, _mi_above_its_ceiling],
 }
 
 

@@ -119,8 +119,11 @@ def test_every_written_key_is_declared(reports):
 
 
 def _vector_fields(table: dict) -> set:
-    """Declared fields a vector-latent run writes (the sequential ones are null or absent)."""
-    return {n for n, f in table.items() if not f.description.startswith("sequential latents:")}
+    """Declared fields a Gaussian vector-latent run writes (the sequential ones and those of
+    discrete latents are null or absent)."""
+    return {n for n, f in table.items()
+            if not f.description.startswith(("sequential latents:", "codes:", "categorical:",
+                                             "codes or categorical:"))}
 
 
 def test_a_full_run_writes_every_declared_summary_and_dimension_field(reports):

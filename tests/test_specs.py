@@ -106,8 +106,10 @@ def test_each_diagnostic_reads_exactly_the_results_it_requires(monkeypatch):
                               seed=0, swap_bootstrap=50, per_dim_swap_examples=16,
                               fisher_bootstrap=20, mi_bootstrap=20, nll_samples=5,
                               nll_examples=20, prior_samples=4)
-    assert report.errors == {} and running == [spec.name for spec in SPECS]
-    assert reads == {spec.name: set(spec.requires) for spec in SPECS}
+    gaussian = [spec for spec in SPECS if "gaussian" in spec.kinds]  # the discrete one skips
+    assert report.errors == {} and running == [spec.name for spec in gaussian]
+    assert {k: v for k, v in reads.items() if k in running} == {
+        spec.name: set(spec.requires) for spec in gaussian}
     owner = {name: spec.name for spec in SPECS for name in spec.settings}
     for spec in SPECS:  # a diagnostic reads its own settings and shared ones, no other's
         assert {owner[name] for name in used[spec.name] if name in owner} <= {spec.name}, spec.name

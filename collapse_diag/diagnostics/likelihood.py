@@ -7,7 +7,8 @@ them, stacked into batched decoder calls. With the log importance weights
 
     IW bound (Burda et al. 2016):  log p(x) >= L_K = logsumexp_k(log w_k) - log K
     NLL  = mean_x -L_K(x)                          nll_se = std_x(-L_K) / sqrt(M)
-    rate R = mean_x KL(q(z|x) || p(z))  (closed form)
+    rate R = mean_x KL(q(z|x) || p(z))  (closed form; for sequences with a conditional
+             prior or posterior the one-draw estimate over the K ancestral draws)
     distortion D = mean_x -(1/K) sum_k log p(x|z_k)      (Alemi et al. 2018)
     -ELBO = R + D
     PPL = exp(sum_x -L_K(x) / sum_x num_tokens(x))         (text models)
@@ -284,20 +285,18 @@ def likelihood_diagnostic(
         A :class:`LikelihoodResult`.
 
     Raises:
-        DiagnosticError: data and encodings disagree, the decoder returned NaN/Inf, or
-            the latents are sequential with a conditional prior (not supported yet).
+        DiagnosticError: data and encodings disagree, or the decoder returned NaN/Inf.
 
+    Sequential latents with a conditional prior or posterior (``prior(x, z)``,
+    ``posterior(x, z)``) weigh whole sequences drawn ancestrally (:func:`_conditional`).
     Sequential latents with the N(0, I) prior run on the flattened code of size
     ``T * D`` (:meth:`~collapse_diag.model.encodings.Encodings.flat`: at invalid steps q and
     p are both N(0, 1), so their log-ratio cancels and the decoder ignores them).
     """
     if encodings.sequential:
-        if info.has_prior:
-            raise DiagnosticError(
-                "the likelihood diagnostic (importance-weighted NLL) does not support "
-                "sequential latents with a conditional prior prior(x, z) yet (log p(z) of "
-                "each of the K draws would need its own prior call)."
-            )
+        if info.has_prior or info.has_posterior:
+            return _conditional(model, data, encodings, info, settings, generator,
+                                show_progress)
         from collapse_diag.diagnostics.sequence_fisher import FlatModel
 
         flat_info = dataclasses.replace(info, latent_dim=info.steps * info.latent_dim,
@@ -358,6 +357,36 @@ def likelihood_diagnostic(
         decoder_calls=calls,
         decoder_rows=m * k,
     )
+
+
+def _conditional(model: Any, data: Batch, encodings: Encodings, info: ModelInfo,
+                 settings: Settings, generator: torch.Generator, show_progress: bool
+                 ) -> LikelihoodResult:
+    """Sequential latents with ``prior(x, z)`` and/or ``posterior(x, z)``: whole sequences.
+
+    Weights over whole sequences (collapse_diag/diagnostics/sequential_likelihood.py); the
+    rate is the Monte-Carlo ``mean_k log q(z_k|x) - log p(z_k|x)``, so the bound at K = 1
+    is -ELBO.
+    """
+    from collapse_diag.diagnostics.sequential_likelihood import sequence_log_weights
+
+    n = encodings.n_examples
+    if num_examples(data) != n:
+        raise DiagnosticError(f"data holds {num_examples(data)} inputs but encodings {n}.")
+    flat = encodings.flat()
+    mi_noise = torch.randn(n, flat.latent_dim, generator=generator, dtype=torch.float64).numpy()
+    mi_mb = minibatch_mi(flat.mu, flat.logvar, mi_noise, settings.mi_minibatch_size)
+    sub = subsample_indices(n, settings.nll_examples, generator).numpy()
+    log_w, ll, ratio, calls = sequence_log_weights(model, data, encodings, info, settings, sub,
+                                                   generator, show_progress)
+    tokens = encodings.num_tokens
+    return LikelihoodResult(
+        examples=sub, samples=settings.nll_samples, bound=iw_bound(log_w),
+        rate_per_input=ratio.mean(axis=1), distortion_per_input=-ll.mean(axis=1),
+        tokens=None if tokens is None else np.asarray(tokens, dtype=np.float64)[sub],
+        convergence=_convergence(log_w), mi_minibatch=float(mi_mb),
+        mi_minibatch_size=int(settings.mi_minibatch_size), decoder_calls=calls,
+        decoder_rows=len(sub) * settings.nll_samples)
 
 
 # --- the diagnostic's spec (collapse_diag/diagnostics/spec.py) ---------------------------

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collapse_diag.diagnostics import (
     activity,
+    discrete,
     identifiability,
     information,
     kl,
@@ -22,8 +23,10 @@ from collapse_diag.diagnostics import (
     verdict,
 )
 from collapse_diag.diagnostics.spec import DiagnosticSpec
+from collapse_diag.report.report import Report
+from collapse_diag.report.schema import PROVENANCE_KEY
 
-__all__ = ["SPECS", "SPEC_BY_NAME", "display_order"]
+__all__ = ["SPECS", "SPEC_BY_NAME", "display_order", "report_kind"]
 
 #: Every diagnostic, in the order they run.
 SPECS: tuple[DiagnosticSpec, ...] = (
@@ -36,12 +39,22 @@ SPECS: tuple[DiagnosticSpec, ...] = (
     probes.SPEC,
     likelihood.SPEC,
     refinement.SPEC,
+    discrete.SPEC,
 )
 
 #: Name -> spec.
 SPEC_BY_NAME: dict[str, DiagnosticSpec] = {spec.name: spec for spec in SPECS}
 
 
-def display_order() -> tuple[DiagnosticSpec, ...]:
-    """:data:`SPECS` with the leading ones (``spec.leads``: the verdict) first."""
-    return tuple(sorted(SPECS, key=lambda spec: not spec.leads))
+def display_order(kind: str | None = None) -> tuple[DiagnosticSpec, ...]:
+    """:data:`SPECS` with the leading ones (``spec.leads``: the verdict) first.
+
+    ``kind``: only the diagnostics of that latent kind (``spec.kinds``); ``None``: all.
+    """
+    return tuple(sorted((spec for spec in SPECS if kind is None or kind in spec.kinds),
+                        key=lambda spec: not spec.leads))
+
+
+def report_kind(report: Report) -> str:
+    """The latent kind of the model ``report`` describes (``gaussian`` for older reports)."""
+    return str(report.provenance.get(PROVENANCE_KEY.latent_kind) or "gaussian")

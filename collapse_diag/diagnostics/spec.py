@@ -52,12 +52,13 @@ __all__ = [
 ]
 
 #: Formats of a key-figures row (implemented in render/tables.py):
-#: ``text`` as is; ``nats`` "1.23 nats"; ``of_dims`` "3 of 8"; ``counts`` "3 used, 1 ignored";
+#: ``text`` as is; ``num`` 3 significant figures; ``nats`` "1.23 nats"; ``of_dims`` "3 of 8";
+#: ``counts`` "3 used, 1 ignored";
 #: ``p_value`` "< 0.001"; ``percent`` "12%"; ``nats_ci`` nats and the interval ``related[0]``
 #: at ``confidence``; ``nats_flagged`` nats and, in brackets, the last word of each
 #: ``related`` boolean key that is true ("saturated"); ``inputs_rounds`` "``related[0]`` of at
 #: most ``related[1]``, ``key`` round(s)".
-ROW_FORMATS = ("text", "nats", "of_dims", "counts", "p_value", "percent", "nats_ci",
+ROW_FORMATS = ("text", "num", "nats", "of_dims", "counts", "p_value", "percent", "nats_ci",
                "nats_flagged", "inputs_rounds")
 #: Formats of a per-dimension column: ``text`` (labels, yes/no), ``num`` (3 significant
 #: figures), ``nonnegative`` (``num`` for an estimate of a quantity >= 0: a negative estimate,
@@ -155,6 +156,8 @@ class PlotRef:
         function: ``"collapse_diag.render.module:function"``, ``(report) -> Figure | None``.
         reads: Other diagnostics whose figures it also draws (named when it is left out).
         sequential: Drawn only for reports of sequential latents (``summary.kl_by_step``).
+        kinds: The latent kinds it is drawn for, when fewer than its diagnostic's
+            (``None``: all of ``spec.kinds``), e.g. the codebook plot for VQ codes only.
     """
 
     name: str
@@ -163,6 +166,7 @@ class PlotRef:
     function: str
     reads: tuple[str, ...] = ()
     sequential: bool = False
+    kinds: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -210,6 +214,8 @@ class DiagnosticSpec:
             collapse_diag/diagnostics/minimums.py); ``analyze`` refuses fewer before anything runs.
         explanation: ``"collapse_diag.render.module:function"`` references,
             ``(report) -> str | None``: its paragraphs of "What this means", in order.
+        kinds: The latent kinds it applies to (collapse_diag/model/latent_kinds.py); it
+            neither runs nor shows for a model of another kind.
     """
 
     name: str
@@ -225,6 +231,7 @@ class DiagnosticSpec:
     sections: tuple[SectionRef, ...] = ()
     explanation: tuple[str, ...] = ()
     min_inputs: int = 1
+    kinds: tuple[str, ...] = ("gaussian",)
 
 
 def resolve(reference: str) -> Any:

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from collapse_diag.io.data import Batch, num_examples, to_device
+from collapse_diag.model.ancestral import ancestral_posterior
 from collapse_diag.model.decoding import shard_batches
 from collapse_diag.model.protocol import (
     ENCODE,
@@ -23,6 +24,7 @@ from collapse_diag.model.protocol import (
     call_latent_mask,
     call_num_tokens,
     call_prior,
+    check_not_point_mass,
     check_pair_values,
     check_token_values,
 )
@@ -125,6 +127,11 @@ def encode_all(
 ) -> Encodings:
     """Run the encoder (and prior, and num_tokens) once over every input, in batches.
 
+    Sequential latents with a posterior conditioned on the past, ``posterior(x, z)``: mu
+    and logvar are that posterior's at one ancestral draw per input
+    (:func:`~collapse_diag.model.ancestral.ancestral_posterior`, the same noise), and a
+    conditional prior is read at that draw.
+
     Sequential latents with a conditional prior ``prior(x, z)``: the prior is
     evaluated at one posterior draw ``z ~ q(z|x)`` per input (noise from
     ``generator``, CPU float64, drawn for all inputs at once so that it does
@@ -150,7 +157,7 @@ def encode_all(
     """
     n = num_examples(data)
     noise = None
-    if info.sequential and info.has_prior:  # one draw for all inputs: batch-size independent
+    if info.sequential and (info.has_prior or info.has_posterior):  # one draw for all inputs
         generator = generator if generator is not None else torch.Generator().manual_seed(0)
         noise = torch.randn((n, info.steps, info.latent_dim), generator=generator,
                             dtype=torch.float64)
@@ -182,19 +189,25 @@ def _encode_rows(model: Any, data: Batch, info: ModelInfo, batch_size: int,
     # Outputs stay on the device until the end, their values checked once there: no host
     # synchronisation per batch (but with a conditional prior, whose codes come from mu and
     # logvar at once, and for the masks of sequential models).
-    per_batch = info.has_prior and info.sequential
+    per_batch = (info.has_prior or info.has_posterior) and info.sequential
     with torch.no_grad():
         for rows, batch in batches:
             batch = to_device(batch, device)
             mu, logvar = call_encode(model, batch, info, values=per_batch)
+            z = None
+            if info.has_posterior:  # q(z_t | x, z_<t): drawn step by step (model/ancestral.py)
+                z, mu, logvar = ancestral_posterior(model, batch, noise[rows].to(mu.device),
+                                                    mu.dtype)
+                check_pair_values(mu, logvar, "posterior(x, z)")
             mus.append(mu.detach())
             logvars.append(logvar.detach())
             if info.has_mask:
                 masks.append(call_latent_mask(model, batch, info.steps).detach())
             if info.has_prior and info.sequential:
-                eps = noise[rows].to(mu.device)
-                z = mu.double() + torch.exp(0.5 * logvar.double()) * eps
-                pmu, plogvar = call_prior(model, batch, info.latent_dim, z.to(mu.dtype))
+                if z is None:
+                    eps = noise[rows].to(mu.device)
+                    z = mu.double() + torch.exp(0.5 * logvar.double()) * eps
+                pmu, plogvar = call_prior(model, batch, info.latent_dim, z.to(info.dtype))
                 pmus.append(pmu.detach())
                 plogvars.append(plogvar.detach())
             elif info.has_prior:
@@ -207,6 +220,7 @@ def _encode_rows(model: Any, data: Batch, info: ModelInfo, batch_size: int,
                                             for p in (mus, logvars, pmus, plogvars, tokens))
     if mus is not None:
         check_pair_values(mus, logvars, ENCODE)
+        check_not_point_mass(logvars)
         if pmus is not None and not per_batch:
             check_pair_values(pmus, plogvars, PRIOR)
         if tokens is not None:

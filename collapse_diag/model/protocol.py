@@ -8,6 +8,7 @@ A model needs no base class of ours. It must have::
 and may have::
 
     prior(x) -> (mu, logvar)           learned / conditional Gaussian prior (default N(0, I))
+    posterior(x, z) -> (mu, logvar)    sequential latents only: q(z_t | x, z_<t) (ancestral.py)
     latent_mask(x) -> Tensor[batch, T]  sequential latents only: valid steps (bool)
     num_tokens(x) -> Tensor[batch]     size of each observation (for per-token figures)
     tokenize(lines) -> x               turns text lines into a batch (for ``--data file.txt``)
@@ -15,6 +16,11 @@ and may have::
 :func:`check_model` validates all of this once, on one small batch, and names
 the method, the expected and the actual value, and a fix. The ``call_*``
 helpers are the checked calls every diagnostic goes through.
+
+A point-mass posterior (zero variance, or a standard deviation below 1e-4 for most
+entries: :data:`POINT_MASS_LOGVAR`, :data:`POINT_MASS_FRACTION`) is refused: the
+Gaussian figures are undefined there. Discrete latents (VQ codes, categorical
+logits) have protocols of their own: collapse_diag/model/latent_kinds.py.
 
 Sequential latents (docs/model-protocol.md, "Sequential latents"): when
 ``encode(x)`` returns mu/logvar of shape ``[batch, T, latent_dim]``, z has that
@@ -26,6 +32,7 @@ when absent).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,11 +43,15 @@ from collapse_diag.io.data import Batch, num_examples, take
 
 __all__ = [
     "LOGVAR_BOUNDS",
+    "POINT_MASS_FRACTION",
+    "POINT_MASS_LOGVAR",
+    "check_not_point_mass",
     "ModelInfo",
     "check_model",
     "coerce_data",
     "call_encode",
     "call_prior",
+    "call_posterior",
     "call_log_likelihood",
     "call_num_tokens",
     "call_latent_mask",
@@ -55,6 +66,16 @@ ENCODE, PRIOR = "encode(x)", "prior(x)"
 #: exp(-30) ~ 1e-13 is a standard deviation of 3e-7 prior units, exp(30) one of 3e6. Outside
 #: it the variance under/overflows in float32 and KL and MI figures are meaningless.
 LOGVAR_BOUNDS = (-30.0, 30.0)
+#: A Gaussian posterior is a point mass (near-deterministic) when its standard deviation is
+#: below 1e-4 prior units (logvar < 2 ln 1e-4 ~ -18.4) for more than this fraction of its
+#: (input, coordinate) entries; -inf (zero variance) anywhere is one too. KL(q || p) then grows
+#: as -log sigma without saying anything about x (>= 8.7 nats per coordinate from the variance
+#: alone) and I(x; z) of a deterministic code is not finite, so such a model is refused
+#: (:func:`check_not_point_mass`). The zoo's legitimate near-deterministic VAE has std 1e-3.
+POINT_MASS_LOGVAR = 2.0 * math.log(1e-4)
+#: Share of the (input, coordinate) entries at or below :data:`POINT_MASS_LOGVAR` that
+#: makes the posterior a point mass: most inputs.
+POINT_MASS_FRACTION = 0.5
 #: Relative tolerance of the row-independence and gradient checks of :func:`check_model`.
 _ROW_RTOL = 1e-4
 
@@ -70,6 +91,13 @@ class ModelInfo:
         has_num_tokens: The model defines ``num_tokens(x)``.
         steps: T for sequential latents (z of shape ``[batch, T, latent_dim]``), else ``None``.
         has_mask: The (sequential) model defines ``latent_mask(x)``.
+        kind: The latent kind (collapse_diag/model/latent_kinds.py): ``gaussian``,
+            ``codes`` (vector-quantised) or ``categorical``.
+        classes: K, the codebook size or the classes per categorical variable (discrete
+            kinds only; ``latent_dim`` is then the positions / variables).
+        code_shape: The shape of one input's code map ``encode_codes(x)[i]`` (``codes`` only).
+        has_posterior: Sequential latents only: the model defines ``posterior(x, z)``, the
+            posterior conditioned on the sampled past (collapse_diag/model/ancestral.py).
     """
 
     latent_dim: int
@@ -78,6 +106,10 @@ class ModelInfo:
     has_num_tokens: bool
     steps: int | None = None
     has_mask: bool = False
+    kind: str = "gaussian"
+    classes: int | None = None
+    code_shape: tuple[int, ...] | None = None
+    has_posterior: bool = False
 
     @property
     def sequential(self) -> bool:
@@ -112,6 +144,9 @@ def _check_pair(out: Any, method: str, batch: int, latent_dim: int | None,
                                   and out[0].dim() == 3)
     form = "[batch, T, latent_dim]" if rank3 else "[batch, latent_dim]"
     shape = (batch, steps, latent_dim) if rank3 else (batch, latent_dim)
+    if (method == ENCODE and values and isinstance(out[1], torch.Tensor)
+            and out[1].is_floating_point() and bool(torch.isneginf(out[1]).any())):
+        check_not_point_mass(out[1], method)  # zero variance: say why, not only "-inf"
     for name, t in zip(("mu", "logvar"), out):
         _check_tensor(t, f"{method} {name}", shape, floating=True, finite=values)
     if out[0].shape != out[1].shape:
@@ -134,6 +169,8 @@ def check_pair_values(mu: torch.Tensor, logvar: torch.Tensor, method: str) -> No
         ProtocolError: NaN/Inf, or logvar out of range (with the range found).
     """
     check_finite(mu, f"{method} mu")
+    if method == ENCODE and logvar.numel() and bool(torch.isneginf(logvar).any()):
+        check_not_point_mass(logvar, method)
     check_finite(logvar, f"{method} logvar")
     if logvar.numel() == 0:
         return
@@ -145,6 +182,38 @@ def check_pair_values(mu: torch.Tensor, logvar: torch.Tensor, method: str) -> No
             f"[{low:g}, {high:g}] (variances exp(logvar) that under/overflow): clamp logvar "
             f"in the model, e.g. logvar.clamp({low:g}, {high:g}) ({_DOCS})."
         )
+
+
+def check_not_point_mass(logvar: torch.Tensor, method: str = ENCODE) -> None:
+    """Refuse a point-mass (deterministic) Gaussian posterior, saying why and what to use.
+
+    The posterior is a point mass when exp(logvar) is 0 anywhere, or when more than
+    :data:`POINT_MASS_FRACTION` of the entries of ``logvar`` ``[batch, ...]`` are at or
+    below :data:`POINT_MASS_LOGVAR` (standard deviation 1e-4 prior units). Run on the
+    first inputs by :func:`check_model` and on all rows by the encoder pass; any
+    ``-inf`` is refused wherever the encoder's output is checked.
+
+    Raises:
+        ProtocolError: one line: KL and MI are undefined for a deterministic code; the
+            discrete protocols (VQ codes, categorical logits) or an autoencoder check.
+    """
+    if logvar.numel() == 0:
+        return
+    zero = bool(torch.isneginf(logvar).any())
+    share = float((logvar <= POINT_MASS_LOGVAR).double().mean())
+    if not zero and share <= POINT_MASS_FRACTION:
+        return
+    what = ("zero variance (logvar = -inf)" if zero else
+            f"standard deviation <= 1e-4 (logvar <= {POINT_MASS_LOGVAR:.1f}) for {share:.0%} "
+            "of the (input, coordinate) entries")
+    raise ProtocolError(
+        f"{method} returned a point-mass posterior: {what}. KL(q(z|x) || p(z)) grows as -log "
+        "sigma whatever x is and I(x; z) of a deterministic code is infinite, so the Gaussian "
+        "figures would be meaningless: for a VQ-VAE give encode_codes(x) and codebook_size, "
+        "for categorical latents posterior_logits(x), and check a plain autoencoder as an "
+        f"autoencoder (reconstruction, decoder sensitivity), not as a VAE ({_DOCS}, 'Latent "
+        "kinds')."
+    )
 
 
 def _user_call(method: str, n: int, error: type[Exception], fn: Any, *args: Any) -> Any:
@@ -233,6 +302,18 @@ def call_prior(model: Any, x: Batch, latent_dim: int, z: torch.Tensor | None = N
                            PRIOR, n, latent_dim, values=values)
     return _check_pair(_user_call("prior(x, z)", n, ProtocolError, model.prior, x, z),
                        "prior(x, z)", n, latent_dim, int(z.shape[1]))
+
+
+def call_posterior(model: Any, x: Batch, z: torch.Tensor, values: bool = True
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``model.posterior(x, z)``, checked: (mu, logvar) ``[batch, T, D]`` like ``z``.
+
+    Sequential latents only: step t of the result is q(z_t | x, z_<t), read from
+    ``z[:, :t]`` (teacher-forced), as ``prior(x, z)`` is for the conditional prior.
+    """
+    n = num_examples(x)
+    return _check_pair(_user_call("posterior(x, z)", n, ProtocolError, model.posterior, x, z),
+                       "posterior(x, z)", n, int(z.shape[2]), int(z.shape[1]), values=values)
 
 
 def call_latent_mask(model: Any, x: Batch, steps: int) -> torch.Tensor:
@@ -560,7 +641,8 @@ def _check_model(model: Any, batch: Batch) -> ModelInfo:
     before = _copy(small)
     try:
         with torch.no_grad():
-            mu, _ = call_encode(model, small)
+            mu, logvar = call_encode(model, small)
+            check_not_point_mass(logvar)
             latent_dim = int(mu.shape[-1])
             steps = int(mu.shape[1]) if mu.dim() == 3 else None
             if latent_dim == 0 or steps == 0:
@@ -569,6 +651,9 @@ def _check_model(model: Any, batch: Batch) -> ModelInfo:
             has_prior = callable(getattr(model, "prior", None))
             if has_prior:
                 call_prior(model, small, latent_dim, mu if steps is not None else None)
+            has_posterior = steps is not None and callable(getattr(model, "posterior", None))
+            if has_posterior:
+                call_posterior(model, small, mu)
             has_mask = steps is not None and callable(getattr(model, "latent_mask", None))
             if has_mask:
                 call_latent_mask(model, small, steps)
@@ -595,4 +680,5 @@ def _check_model(model: Any, batch: Batch) -> ModelInfo:
         has_num_tokens=has_num_tokens,
         steps=steps,
         has_mask=has_mask,
+        has_posterior=has_posterior,
     )

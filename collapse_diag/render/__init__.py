@@ -32,7 +32,13 @@ from collapse_diag.render.emit import draw_pngs, render_documents
 from collapse_diag.render.explain import explain
 from collapse_diag.render.failures import error_message, is_render_error, render_error_key
 from collapse_diag.render.markdown import escape_markdown
-from collapse_diag.render.plots import PLOTS, SEQUENCE_PLOTS, figure_marks, plots_for
+from collapse_diag.render.plots import (
+    DISCRETE_PLOTS,
+    PLOTS,
+    SEQUENCE_PLOTS,
+    figure_marks,
+    plots_for,
+)
 from collapse_diag.report.formats import REPORT_FORMATS
 from collapse_diag.report.invariants import caption_marks_drawn, check_report
 from collapse_diag.report.report import Report, write_text_atomic
@@ -111,7 +117,7 @@ def write_report(report: Report, out_dir: str | Path,
         for name, data in pngs.items():
             write_text_atomic(plots / f"{name}.png", data)
         # a plot drawn by an earlier run, missing now
-        for name in (PLOTS.keys() | SEQUENCE_PLOTS.keys()) - pngs.keys():
+        for name in (PLOTS.keys() | SEQUENCE_PLOTS.keys() | DISCRETE_PLOTS.keys()) - pngs.keys():
             (plots / f"{name}.png").unlink(missing_ok=True)
         written["md"] = write_text_atomic(out / "report.md", texts["md"])
         if pngs:

@@ -16,7 +16,7 @@ from collapse_diag.report.schema import PROVENANCE_KEY as P
 from collapse_diag.report.schema import SUMMARY_KEY as S
 from collapse_diag.report.schema import TOP_LEVEL_KEY as T
 from collapse_diag.report.values import finite
-from collapse_diag.runs.comparison import COLUMNS, EXTRA_FIELDS, Comparison
+from collapse_diag.runs.comparison import EXTRA_FIELDS, Comparison
 
 __all__ = ["BEST_MARK", "csv_text", "data_table", "identifiability_table", "models_table",
            "standard_table",
@@ -42,12 +42,13 @@ def _is_best(comparison: Comparison, key: str, name: str) -> bool:
 def standard_table(comparison: Comparison) -> Table:
     """One row per model: name, data group (when several), then :data:`COLUMNS`."""
     several = not comparison.same_data
-    headers = ["model"] + (["data"] if several else []) + [c.header for c in COLUMNS]
+    headers = ["model"] + (["data"] if several else []) + [c.header
+                                                           for c in comparison.columns]
     rows, keys = [], []
     for row in comparison.rows:
         cells = [row["name"]] + ([row["data_group"]] if several else [])
         raw: list[Any] = [row["name"]] + ([row["data_group"]] if several else [])
-        for column in COLUMNS:
+        for column in comparison.columns:
             text = _cell(row, column.key)
             cells.append(text + (BEST_MARK if _is_best(comparison, column.key, row["name"])
                                  else ""))
@@ -91,13 +92,14 @@ def data_table(comparison: Comparison) -> Table:
 
 def csv_text(comparison: Comparison) -> str:
     """comparison.csv: one row per model, raw numbers (empty when missing), ``best`` columns."""
-    fields = (["name", "data_group"] + [c.key for c in COLUMNS] + list(EXTRA_FIELDS)
+    fields = (["name", "data_group"] + [c.key for c in comparison.columns] + list(EXTRA_FIELDS)
               + [T.latent_dim, T.n_examples, "best"])
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(fields)
     for row in comparison.rows:
-        best = ";".join(c.key for c in COLUMNS if _is_best(comparison, c.key, row["name"]))
+        best = ";".join(c.key for c in comparison.columns
+                        if _is_best(comparison, c.key, row["name"]))
         values = [row.get(f) for f in fields[:-1]]
         writer.writerow(["" if v is None else repr(v) if isinstance(v, float) else v
                          for v in values] + [best])
@@ -119,14 +121,14 @@ def tex_text(comparison: Comparison) -> str:
     """comparison.tex: a booktabs ``table`` of the standard columns, best values in bold."""
     several = not comparison.same_data
     headers = ["Model"] + (["Data"] if several else []) + [
-        _TEX_HEADERS.get(c.header, tex_escape(c.header)) for c in COLUMNS]
+        _TEX_HEADERS.get(c.header, tex_escape(c.header)) for c in comparison.columns]
     lines = [r"% collapse-diag compare; needs \usepackage{booktabs}", r"\begin{table}[t]",
              r"\centering", r"\small", r"\begin{tabular}{l" + "l" * several
-             + "r" * len(COLUMNS) + "}", r"\toprule", " & ".join(headers) + r" \\",
+             + "r" * len(comparison.columns) + "}", r"\toprule", " & ".join(headers) + r" \\",
              r"\midrule"]
     for row in comparison.rows:
         cells = [tex_escape(row["name"])] + ([row["data_group"]] if several else [])
-        for column in COLUMNS:
+        for column in comparison.columns:
             text = tex_escape(_cell(row, column.key).replace(" ± ", "±"))
             text = text.replace("±", r"$\pm$").replace(MISSING, "--")
             cells.append(rf"\textbf{{{text}}}" if _is_best(comparison, column.key, row["name"])

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from collapse_diag.diagnostics.probes import PROBE_MARGIN
-from collapse_diag.diagnostics.registry import display_order
+from collapse_diag.diagnostics.registry import display_order, report_kind
 from collapse_diag.diagnostics.spec import resolve
 from collapse_diag.render.dimension_text import decoder_dims_text
 from collapse_diag.render.failures import is_render_error
@@ -213,7 +213,8 @@ def explain(report: Report) -> list[str]:
     Returns:
         Plain-text paragraphs (no markup), in reading order.
     """
-    paragraphs = [resolve(ref)(report) for spec in display_order() for ref in spec.explanation]
+    paragraphs = [resolve(ref)(report) for spec in display_order(report_kind(report))
+                  for ref in spec.explanation]
     diagnostics = sorted(k for k in report.errors if not is_render_error(k))
     if diagnostics:
         paragraphs.append(f"Some diagnostics failed ({join_names(diagnostics)}), so "

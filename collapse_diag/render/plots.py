@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from collapse_diag.diagnostics.registry import SPECS, display_order
+from collapse_diag.diagnostics.registry import SPEC_BY_NAME, SPECS, display_order, report_kind
 from collapse_diag.diagnostics.spec import PlotRef, resolve
 from collapse_diag.report.report import Report
 from collapse_diag.report.schema import SUMMARY_KEY as SK
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 __all__ = [
+    "DISCRETE_PLOTS",
     "PLOTS",
     "SEQUENCE_PLOTS",
     "PlotSpec",
@@ -51,12 +52,14 @@ class PlotSpec:
         caption: One or two sentences saying how to read it.
         sources: Diagnostics whose figures it draws (named in the note when it is left out).
         reference: ``"module:function"`` of its ``(report) -> Figure | None``.
+        kinds: The latent kinds it is drawn for.
     """
 
     title: str
     caption: str
     sources: tuple[str, ...]
     reference: str
+    kinds: tuple[str, ...] = ("gaussian",)
 
     @property
     def function(self) -> Callable[[Report], Figure | None]:
@@ -69,7 +72,8 @@ class PlotSpec:
 
 
 def _spec(ref: PlotRef, diagnostic: str) -> PlotSpec:
-    return PlotSpec(ref.title, ref.caption, (diagnostic, *ref.reads), ref.function)
+    return PlotSpec(ref.title, ref.caption, (diagnostic, *ref.reads), ref.function,
+                    ref.kinds or SPEC_BY_NAME[diagnostic].kinds)
 
 
 #: The plot of every dimension column flagged ``overview`` (render/plots_overview.py).
@@ -80,16 +84,22 @@ _OVERVIEW = PlotSpec(
     tuple(spec.name for spec in SPECS if spec.columns),
     "collapse_diag.render.plots_overview:plot_overview")
 
-#: Every plot of a report, in display order (the specs' plots, then the overview).
+#: Every plot of a report of Gaussian latents, in display order (the specs' plots, then the
+#: overview).
 PLOTS: dict[str, PlotSpec] = {
-    **{ref.name: _spec(ref, spec.name) for spec in display_order() for ref in spec.plots
-       if not ref.sequential},
+    **{ref.name: _spec(ref, spec.name) for spec in display_order("gaussian")
+       for ref in spec.plots if not ref.sequential},
     "overview": _OVERVIEW,
 }
 #: The plots of sequential reports only, after those of :data:`PLOTS`.
 SEQUENCE_PLOTS: dict[str, PlotSpec] = {
-    ref.name: _spec(ref, spec.name) for spec in display_order() for ref in spec.plots
+    ref.name: _spec(ref, spec.name) for spec in display_order("gaussian") for ref in spec.plots
     if ref.sequential
+}
+#: The plots of discrete latents (codes, categorical): those of the specs of those kinds.
+DISCRETE_PLOTS: dict[str, PlotSpec] = {
+    ref.name: _spec(ref, spec.name) for spec in display_order() if "gaussian" not in spec.kinds
+    for ref in spec.plots
 }
 
 
@@ -99,7 +109,13 @@ def is_sequential(report: Report) -> bool:
 
 
 def plots_for(report: Report) -> dict[str, PlotSpec]:
-    """The plots of ``report``: :data:`PLOTS`, then :data:`SEQUENCE_PLOTS` for sequential ones."""
+    """The plots of ``report``: :data:`PLOTS`, then :data:`SEQUENCE_PLOTS` for sequential ones.
+
+    A report of discrete latents: the :data:`DISCRETE_PLOTS` of its kind instead.
+    """
+    kind = report_kind(report)
+    if kind != "gaussian":
+        return {name: plot for name, plot in DISCRETE_PLOTS.items() if kind in plot.kinds}
     return {**PLOTS, **SEQUENCE_PLOTS} if is_sequential(report) else PLOTS
 
 
@@ -110,7 +126,7 @@ def all_figures(report: Report) -> dict[str, Figure | None]:
 
 def missing_note(report: Report, name: str) -> str:
     """One sentence saying why plot ``name`` was left out of ``report``'s documents."""
-    spec = PLOTS.get(name) or SEQUENCE_PLOTS[name]
+    spec = PLOTS.get(name) or SEQUENCE_PLOTS.get(name) or DISCRETE_PLOTS[name]
     failed = [s for s in spec.sources if s in report.errors]
     if failed:
         why = "; ".join(f"the {s} diagnostic failed: {str(report.errors[s]).rstrip('.')}"

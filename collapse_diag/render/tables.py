@@ -185,6 +185,7 @@ def _inputs_rounds(report: Report, row: SummaryRow) -> str:
 #: when ``summary[row.key]`` is there (a number for the numeric formats).
 _ROW_FORMATTERS: dict[str, Callable[[Report, SummaryRow], str | None]] = {
     "text": lambda report, row: str(report.summary[row.key]),
+    "num": lambda report, row: fmt_num(report.summary[row.key]),
     "nats": _nats,
     "of_dims": _of_dims,
     "counts": lambda report, row: fmt_counts(report.summary[row.key]),
@@ -195,7 +196,7 @@ _ROW_FORMATTERS: dict[str, Callable[[Report, SummaryRow], str | None]] = {
     "inputs_rounds": _inputs_rounds,
 }
 #: Formats whose value must be a finite number (otherwise the row is left out).
-_NUMERIC_ROWS = ("nats", "of_dims", "percent", "nats_ci", "nats_flagged", "p_value",
+_NUMERIC_ROWS = ("num", "nats", "of_dims", "percent", "nats_ci", "nats_flagged", "p_value",
                  "inputs_rounds")
 
 #: Per-dimension column formats (``spec.DimensionColumn.format``).

@@ -38,6 +38,11 @@ LABELS: dict[str, str] = {
     S.swap_p_value: "swap p",
     S.reconstruction: "reconstruction",
     S.probes: "best probe",
+    S.codebook_perplexity: "codebook perplexity",
+    S.codebook_used: "codes used",
+    S.discrete_kl: "KL (categorical)",
+    S.discrete_mi: "MI (exact)",
+    S.discrete_swap_delta: "swap delta (codes)",
 }
 
 

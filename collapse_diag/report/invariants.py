@@ -27,6 +27,9 @@ The relations (docs/reading-the-report.md, "Consistency warnings"):
 * NLL convergence: a page calls the NLL bound converged only when
   :func:`nll_still_falling` is false; otherwise it says the bound still falls (the
   writers in render/ read that function; tests/test_invariants.py checks the pages).
+* ``discrete_figures_agree``: for discrete latents, the exact MI is within its ceiling,
+  the codebook perplexity is at most the codes used, used + dead codes = K, and the
+  verdict ``codebook collapse`` stands only beside ``codebook_collapse``.
 * trajectories: ``trajectory_verdict_events_match_rows`` and
   ``trajectory_collapse_events_match_rows``.
 * plots: :func:`caption_marks_drawn` (a caption names only marks its figure draws),
@@ -245,6 +248,29 @@ def causes_match_statuses(report: Report) -> list[str]:
     return out
 
 
+def discrete_figures_agree(report: Report) -> list[str]:
+    """Discrete latents: the exact MI, the perplexity, the code counts and the verdict agree.
+
+    The exact MI is within its ceiling; the perplexity is at most the codes used; used +
+    dead = K; ``codebook collapse`` stands only beside ``codebook_collapse`` true
+    (collapse_diag/diagnostics/codebook.py).
+    """
+    s, out = report.summary, []
+    mi, ceiling = _num(s.get(S.discrete_mi)), _num(s.get(S.discrete_mi_ceiling))
+    if mi is not None and ceiling is not None and mi > ceiling + ROUNDING_NATS:
+        out.append(f"exact MI {mi:.6g} nats above its ceiling {ceiling:.6g}")
+    perplexity, used = _num(s.get(S.codebook_perplexity)), _num(s.get(S.codebook_used))
+    if perplexity is not None and used is not None and perplexity > used * (1 + 1e-9):
+        out.append(f"codebook perplexity {perplexity:.6g} above the {used:g} codes used")
+    counts, dead = s.get(S.codebook_counts), _num(s.get(S.codebook_dead))
+    if isinstance(counts, list) and used is not None and dead is not None \
+            and used + dead != len(counts):
+        out.append(f"{used:g} used + {dead:g} dead codes is not K = {len(counts)}")
+    if s.get(S.verdict) == "codebook collapse" and s.get(S.codebook_collapse) is not True:
+        out.append("verdict codebook collapse while `codebook_collapse` is not true")
+    return out
+
+
 def nll_still_falling(report: Report) -> bool:
     """The NLL bound still falls between the last two sample counts by more than 2 SE.
 
@@ -271,6 +297,7 @@ REPORT_INVARIANTS: dict[str, Callable[[Report], list[str]]] = {
     "status_counts_match_rows": status_counts_match_rows,
     "verdict_matches_statuses": verdict_matches_statuses,
     "causes_match_statuses": causes_match_statuses,
+    "discrete_figures_agree": discrete_figures_agree,
 }
 
 

@@ -44,9 +44,10 @@ __all__ = [
 #: The rule that assigns them is collapse_diag/diagnostics/verdict.py (docs/statuses.md).
 STATUSES = ("used", "undetermined", "ignored", "uninformative", "collapsed")
 
-#: The verdicts (``summary.verdict``), from "the decoder uses every dimension" to "collapsed".
+#: The verdicts (``summary.verdict``), from "the decoder uses every dimension" to "collapsed";
+#: ``codebook collapse`` for vector-quantised latents only (collapse_diag/diagnostics/codebook.py).
 #: The rule is collapse_diag/diagnostics/verdict.py (docs/statuses.md).
-VERDICTS = ("healthy", "undetermined", "partial", "collapsed")
+VERDICTS = ("healthy", "undetermined", "partial", "collapsed", "codebook collapse")
 
 #: Why a dimension is (or is not) unused (``dimensions[d].cause``; rule in
 #: collapse_diag/diagnostics/cause.py, table in docs/statuses.md). ``summary.collapse_cause``
@@ -213,7 +214,9 @@ SUMMARY: dict[str, Field] = _index((
        "exp(`nll_per_token`) (null without `num_tokens`)"),
     _f("rate", "nats", "likelihood",
        "R = mean KL(q(z|x) || p(z)) over the NLL subsample (Alemi et al. 2018; equals `kl` when "
-       "the subsample is every input)"),
+       "the subsample is every input); for sequential latents with `prior(x, z)` or `posterior(x,"
+       " z)`, the one-draw estimate mean_k log q(z_k|x) - log p(z_k|x) over the K ancestral "
+       "draws (so `nll` at K = 1 equals `neg_elbo`)"),
     _f("distortion", "nats", "likelihood",
        "D = mean over the subsample of -(1/K) sum_k log p(x|z_k)"),
     _f("mi_minibatch", "nats", "likelihood",
@@ -262,6 +265,47 @@ SUMMARY: dict[str, Field] = _index((
     _f("swap_unpaired_inputs", "count", "sensitivity",
        "sequential latents: inputs with no other input of the same valid length (identical "
        "`latent_mask`), left out of every swap statistic; null for vector latents"),
+    _f("codebook_counts", "count per code", "discrete",
+       "codes: list over the K codebook entries of how often each is used, over every "
+       "position of the analysed inputs; null for other latents"),
+    _f("codebook_entropy", "nats", "discrete",
+       "codes: H = -sum_k p_k log p_k of that usage; null for other latents"),
+    _f("codebook_perplexity", "count", "discrete",
+       "codes: exp(`codebook_entropy`), the number of equally used codes with that entropy "
+       "(at most K); null for other latents"),
+    _f("codebook_used", "count", "discrete",
+       "codes: codebook entries used at least once; null for other latents"),
+    _f("codebook_dead", "count", "discrete",
+       "codes: entries never used on the analysed inputs (K - `codebook_used`); null for other"
+       " latents"),
+    _f("dead_code_usage_bound", "probability", "discrete",
+       "codes: 1 - alpha^(1/(N L)): a code never seen in the N L draws has usage below this at "
+       "confidence 1 - `alpha`; null for other latents"),
+    _f("dead_code_inputs_needed", "count", "discrete",
+       "codes: inputs needed to see a code of usage 1/K at least once with probability 1 - "
+       "`alpha`: ceil(log(alpha) / log(1 - 1/K) / L); null for other latents"),
+    _f("codebook_collapse", "boolean", "discrete",
+       "codes: `codebook_perplexity` < 0.1 K (CODEBOOK_COLLAPSE_SHARE); null when N L < 0.1 K "
+       "(the inputs cannot show more) or for other latents"),
+    _f("discrete_kl", "nats", "discrete",
+       "categorical: mean over inputs of sum_d KL(q(c_d|x) || p(c_d)), closed form; null for "
+       "other latents"),
+    _f("discrete_mi", "nats", "discrete",
+       "codes or categorical: I(x; c) of the whole code, exact over the analysed inputs: H(code "
+       "map) for a deterministic VQ encoder; enumerated over the K^D states for categorical "
+       "(null when K^D > 4096)"),
+    _f("discrete_mi_ceiling", "nats", "discrete",
+       "codes or categorical: the most `discrete_mi` can be: min(L log K, log N) for codes, "
+       "log N for categorical"),
+    _f("discrete_swap_delta", "nats", "discrete",
+       "codes or categorical: mean_i log p(x_i|c_i) - log p(x_i|c_pi(i)), pi a seeded "
+       "derangement (categorical: c_i one draw of q(c|x_i))"),
+    _f("discrete_swap_p_value", "p-value", "discrete",
+       "codes or categorical: one-sided Wilcoxon signed-rank p-value of it"),
+    _f("discrete_reconstruction", "nats", "discrete",
+       "codes or categorical: mean log p(x|c) at the own codes"),
+    _f("discrete_swap_inputs", "count", "discrete",
+       "codes or categorical: inputs of the per-position swap (at most 256, seeded)"),
 ))
 
 #: ``dimensions[d]``: one row per latent dimension.
@@ -355,6 +399,22 @@ DIMENSION: dict[str, Field] = _index((
     _f("posterior_variance_by_step", "squared latent units per step", "activity",
        "sequential latents: E_x[sigma_t,d^2(x)] per step over the valid inputs; null for "
        "vector latents"),
+    _f("discrete_kl", "nats", "discrete",
+       "categorical: mean over inputs of KL(q(c_d|x) || p(c_d)); null for other latents"),
+    _f("discrete_mi", "nats", "discrete",
+       "codes or categorical: I(x; c_d), exact: H(c_l) at VQ position l, mean_x KL(q(c_d|x) "
+       "|| qbar_d) for a categorical variable"),
+    _f("usage_perplexity", "count", "discrete",
+       "codes or categorical: exp(H) of the aggregate code / class distribution at the "
+       "position (at most K)"),
+    _f("codes_used", "count", "discrete",
+       "codes: distinct codebook entries at the position; null for other latents"),
+    _f("discrete_swap_delta", "nats", "discrete",
+       "codes or categorical: mean log p(x|c) - log p(x|c with position d from c_pi(i)) over "
+       "the swapped inputs (null: position not tested, more than 64 positions)"),
+    _f("discrete_swap_p_holm", "p-value", "discrete",
+       "codes or categorical: its one-sided Wilcoxon p-value, Holm-corrected over the tested "
+       "positions"),
 ))
 
 #: ``distributions``: per-input values kept for plots (length N).
@@ -410,6 +470,10 @@ PROVENANCE: dict[str, Field] = _index((
     _f("has_num_tokens", "boolean", None, "the model reports `num_tokens`"),
     _f("latent_steps", "count", None, "T for sequential latents (z of shape [B, T, D]); null for"
        " vector latents"),
+    _f("latent_kind", "label", None, "`gaussian` / `codes` (vector-quantised) / `categorical`:"
+       " which protocol the model follows (docs/model-protocol.md, 'Latent kinds')"),
+    _f("codebook_size", "count", None, "K, codebook entries (`codes`) or classes per variable "
+       "(`categorical`); null for Gaussian latents"),
     _f("labels", "text", None, "which known factors the probes used, in words"
        " (collapse_diag/io/labels.py)"),
     _f("method_map", "name -> spec", None, "the method map the model was seen through"

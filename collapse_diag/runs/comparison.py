@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import Any
 
-from collapse_diag.exceptions import invalid_parameter
+from collapse_diag.diagnostics.registry import report_kind
+from collapse_diag.exceptions import DataError, invalid_parameter
 from collapse_diag.report.headlines import label
 from collapse_diag.report.invariants import check_report
 from collapse_diag.report.report import Report, to_jsonable
@@ -37,7 +38,8 @@ from collapse_diag.report.values import finite
 from collapse_diag.runs.comparison_sources import ComparedModel, load_source
 from collapse_diag.runs.latent_matching import match_latents
 
-__all__ = ["COLLAPSED", "COLUMNS", "COMPARISON_KEY", "EXTRA_FIELDS", "MODEL_KEY", "USED",
+__all__ = ["COLLAPSED", "COLUMNS", "COMPARISON_KEY", "DISCRETE_COLUMNS", "EXTRA_FIELDS",
+           "MODEL_KEY", "USED",
            "ComparedModel", "Comparison", "Column", "compare", "model_statuses",
            "short_unique_names"]
 
@@ -89,6 +91,26 @@ COLUMNS: tuple[Column, ...] = (
     Column(COLLAPSED, COLLAPSED, "lower"),
     _summary_column(S.swap_delta, "higher"),
 )
+#: The columns of models with discrete latents (collapse_diag/model/latent_kinds.py): the
+#: headline figures of the discrete diagnostic (codebook perplexity and codes used for VQ
+#: codes, KL for categorical ones; the exact MI and the swap for both), then the likelihood.
+DISCRETE_COLUMNS: tuple[Column, ...] = (
+    _summary_column(S.codebook_perplexity, "higher"),
+    _summary_column(S.codebook_used, "higher"),
+    _summary_column(S.discrete_kl, None),
+    _summary_column(S.discrete_mi, "higher"),
+    _summary_column(S.verdict, None),
+    Column(USED, USED, "higher"),
+    Column(COLLAPSED, COLLAPSED, "lower"),
+    _summary_column(S.discrete_swap_delta, "higher"),
+)
+
+
+def columns_for(kind: str) -> tuple[Column, ...]:
+    """The table columns of models of latent kind ``kind``."""
+    return COLUMNS if kind == "gaussian" else DISCRETE_COLUMNS
+
+
 #: Further summary figures every row carries (for the NLL cell, the rate-distortion plot, CSV).
 EXTRA_FIELDS = (S.nll_se, S.rate, S.distortion)
 
@@ -109,6 +131,8 @@ class Comparison:
             ``{"a", "b", "mcc", "mcc_spearman", "cca", "matched", ...}``.
         notes: Sentences about what could not be compared, and why.
         paths: Model name -> the path it was given as, for models given as paths.
+        kind: The latent kind every compared model has (``gaussian``, ``codes``,
+            ``categorical``); it chooses the :attr:`columns`.
     """
 
     models: tuple[ComparedModel, ...]
@@ -118,6 +142,12 @@ class Comparison:
     identifiability: tuple[dict[str, Any], ...]
     notes: tuple[str, ...] = field(default=())
     paths: dict[str, str] = field(default_factory=dict)
+    kind: str = "gaussian"
+
+    @property
+    def columns(self) -> tuple[Column, ...]:
+        """The standard columns of this kind of model (:func:`columns_for`)."""
+        return columns_for(self.kind)
 
     @property
     def names(self) -> list[str]:
@@ -138,7 +168,7 @@ class Comparison:
                         m.has_encodings: model.encodings is not None,
                         m.path: self.paths.get(model.name)} for model in self.models],
             c.columns: [{"key": col.key, "header": col.header, "better": col.better}
-                        for col in COLUMNS],
+                        for col in self.columns],
             c.rows: list(self.rows),
             c.best: self.best,
             c.same_data: self.same_data,
@@ -157,12 +187,12 @@ def model_statuses(report: Report) -> list[str | None]:
     return out
 
 
-def _row(model: ComparedModel, group: str) -> dict[str, Any]:
+def _row(model: ComparedModel, group: str, columns: tuple[Column, ...]) -> dict[str, Any]:
     s = model.report.summary
     statuses = [st for st in model_statuses(model.report) if st is not None]
     counts = {st: statuses.count(st) for st in dict.fromkeys(statuses)}
     row: dict[str, Any] = {"name": model.name, "data_group": group}
-    for column in COLUMNS:  # USED and COLLAPSED are counted here, not summary fields
+    for column in columns:  # USED and COLLAPSED are counted here, not summary fields
         row[column.key] = s.get(column.key) if column.key in SUMMARY else None
     row[USED] = counts.get(USED, 0) if statuses else None
     row[COLLAPSED] = counts.get(COLLAPSED, 0) if statuses else None
@@ -173,12 +203,12 @@ def _row(model: ComparedModel, group: str) -> dict[str, Any]:
     return row
 
 
-def _best(rows: Sequence[dict[str, Any]]) -> dict[str, list[str]]:
+def _best(rows: Sequence[dict[str, Any]], columns: tuple[Column, ...]) -> dict[str, list[str]]:
     best: dict[str, list[str]] = {}
     groups: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         groups.setdefault(row["data_group"], []).append(row)
-    for column in COLUMNS:
+    for column in columns:
         if column.better is None:
             continue
         for members in groups.values():
@@ -280,6 +310,13 @@ def compare(
     analyse = dict(data=data, labels=labels, load=load, method_map=method_map,
                    show_progress=show_progress, settings=settings)
     models = tuple(load_source(s, n, analyse) for s, n in zip(sources, names, strict=True))
+    kinds = {m.name: report_kind(m.report) for m in models}
+    if len(set(kinds.values())) > 1:
+        raise DataError("compare puts models of one latent kind side by side; these are "
+                        + ", ".join(f"{n}: {k}" for n, k in kinds.items())
+                        + " (docs/model-protocol.md, 'Latent kinds'): compare each kind apart.")
+    kind = next(iter(kinds.values()))
+    columns = columns_for(kind)
 
     hashes = [str((m.report.provenance or {}).get(P.data_sha256) or f"unknown:{m.name}")
               for m in models]
@@ -288,7 +325,7 @@ def compare(
     groups = {labels[h]: {P.data_sha256: None if h.startswith("unknown:") else h,
                           "models": [m.name for m, mh in zip(models, hashes) if mh == h]}
               for h in labels}
-    rows = tuple(_row(m, labels[h]) for m, h in zip(models, hashes, strict=True))
+    rows = tuple(_row(m, labels[h], columns) for m, h in zip(models, hashes, strict=True))
     notes: list[str] = []
     if len(groups) > 1:
         notes.append(f"The models were analysed on {len(groups)} different sets of inputs "
@@ -300,15 +337,19 @@ def compare(
             notes.append(f"Consistency warnings in {model.name}'s report: " + "; ".join(broken)
                          + ".")
     pairs = []
+    if kind != "gaussian":
+        notes.append(f"No identifiability across models: it matches Gaussian encodings, and "
+                     f"these models have {kind} latents.")
     for (a, ha), (b, hb) in itertools.combinations(zip(models, hashes), 2):
-        if ha != hb:
+        if ha != hb or kind != "gaussian":
             continue
         entry = _pair(a, b)
         if isinstance(entry, str):
             notes.append(f"No identifiability for {a.name} vs {b.name}: {entry}.")
         else:
             pairs.append(entry)
-    return Comparison(models, rows, _best(rows), groups, tuple(pairs), tuple(notes), paths)
+    return Comparison(models, rows, _best(rows, columns), groups, tuple(pairs), tuple(notes),
+                      paths, kind)
 
 
 def short_unique_names(names: Sequence[str]) -> list[str]:

@@ -89,6 +89,10 @@ TRACKED: tuple[Tracked, ...] = (
     # refinement (the encoder's KL far below the decoder's posterior's, and the gap).
     Tracked(S.amortization_gap, scalar=True),
     Tracked(S.collapse_cause),
+    # discrete latents (collapse_diag/diagnostics/discrete.py): codebook perplexity against K
+    Tracked(S.codebook_perplexity, curve=True, scalar=True),
+    Tracked(S.codebook_used, scalar=True),
+    Tracked(S.discrete_mi, curve=True, scalar=True),
 )
 #: Summary figures kept in a row.
 SUMMARY_FIELDS = tuple(t.key for t in TRACKED)

@@ -31,6 +31,7 @@ import torch
 from collapse_diag._version import __version__
 from collapse_diag.config.settings import Settings
 from collapse_diag.diagnostics.minimums import require_inputs
+from collapse_diag.diagnostics.qualifications import report_warnings
 from collapse_diag.diagnostics.registry import SPEC_BY_NAME, SPECS
 from collapse_diag.diagnostics.spec import DiagnosticSpec, RunContext
 from collapse_diag.exceptions import DiagnosticError, ProtocolError, invalid_parameter
@@ -48,7 +49,6 @@ from collapse_diag.io.files import display_path
 from collapse_diag.io.labels import resolve_labels
 from collapse_diag.model.encodings import encode_all
 from collapse_diag.model.protocol import ModelInfo, check_model, check_rows, coerce_data
-from collapse_diag.report.invariants import check_report
 from collapse_diag.report.report import Report, ReportSection
 from collapse_diag.report.schema import DIMENSION_KEY as DK
 from collapse_diag.report.schema import PROVENANCE_KEY as PK
@@ -233,7 +233,7 @@ def analyze(
         errors=errors,
         timings=timings,
     )
-    report.warnings = [str(v) for v in check_report(report)]
+    report.warnings = report_warnings(report)
     return report
 
 

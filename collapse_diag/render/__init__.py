@@ -26,6 +26,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from collapse_diag.diagnostics.qualifications import report_warnings
 from collapse_diag.exceptions import invalid_parameter
 from collapse_diag.render.document import build_document
 from collapse_diag.render.emit import draw_pngs, render_documents
@@ -35,7 +36,7 @@ from collapse_diag.render.markdown import escape_markdown
 from collapse_diag.render.plots import PLOTS, SEQUENCE_PLOTS, figure_marks, plots_for
 from collapse_diag.render.replace import check_dpi, replace_set
 from collapse_diag.report.formats import REPORT_FORMATS
-from collapse_diag.report.invariants import caption_marks_drawn, check_report
+from collapse_diag.report.invariants import caption_marks_drawn
 from collapse_diag.report.report import Report
 
 __all__ = ["FORMATS", "explain", "render_directory", "write_report"]
@@ -101,7 +102,7 @@ def write_report(report: Report, out_dir: str | Path,
     for key in [k for k in report.errors if is_render_error(k)]:
         del report.errors[key]  # this rendering decides again
     report = Report.from_dict(report.to_dict())
-    report.warnings = [str(v) for v in check_report(report)]
+    report.warnings = report_warnings(report)
     out = Path(out_dir)
     pngs: dict[str, bytes] = {}
     texts: dict[str, str] = {}
@@ -139,7 +140,7 @@ def write_report(report: Report, out_dir: str | Path,
         chosen_members.append(name)
         if data is not None:
             files[name] = data
-    stale = replace_set(out, files, chosen_members)
+    stale = replace_set(out, files, chosen_members, "the report")
     if removed is not None:
         removed.extend(stale)
     return written

@@ -159,7 +159,7 @@ def write_comparison(comparison: Comparison, out_dir: str | Path,
     members = [*(f"comparison.{fmt}" for fmt in COMPARISON_FORMATS),
                *(_plot_path(name) for name in COMPARISON_PLOTS), MODELS_FOLDER]
     files.update(extra or {})
-    stale = replace_set(out, files, members)
+    stale = replace_set(out, files, members, "the comparison")
     if removed is not None:
         removed.extend(stale)
     return {fmt: out / f"comparison.{fmt}" for fmt in chosen}

@@ -32,9 +32,15 @@ def check_dpi(dpi: object, where: str) -> None:
         raise invalid_parameter("dpi", where, f"an int in [{MIN_DPI}, {MAX_DPI}]", dpi)
 
 
-def replace_set(out_dir: str | Path, files: Mapping[str, bytes],
-                members: Iterable[str]) -> list[str]:
+def replace_set(out_dir: str | Path, files: Mapping[str, bytes], members: Iterable[str],
+                what: str) -> list[str]:
     """Write ``files`` into ``out_dir`` as one set (see ``replace_files``); stale names back.
+
+    Args:
+        out_dir: The output folder.
+        files: Relative path -> content.
+        members: Every relative path of the set.
+        what: The set in the message, e.g. ``"the report"``.
 
     Raises:
         ReportWriteError: the folder cannot be written; it holds what it held before.
@@ -42,8 +48,10 @@ def replace_set(out_dir: str | Path, files: Mapping[str, bytes],
     try:
         return replace_files(out_dir, files, members)
     except OSError as err:
+        where = display_path(err.filename) if err.filename else ""
+        shown = display_path(out_dir)
+        detail = f" ({where})" if where and where.rstrip("/") != shown.rstrip("/") else ""
         raise ReportWriteError(
-            f"cannot write into {display_path(out_dir)!r}: "
-            f"{err.strerror or err}{f' ({display_path(err.filename)})' if err.filename else ''}"
-            "; the folder is left as it was (choose a writable folder)."
+            f"cannot write {what} into {shown!r}: {err.strerror or err}{detail}; the folder is "
+            "left as it was (choose a writable folder with --out)."
         ) from err

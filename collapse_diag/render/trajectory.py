@@ -152,7 +152,7 @@ def write_trajectory(trajectory: Mapping[str, Any], out_dir: str | Path,
                   if fmt in chosen})
     members = [*(f"trajectory.{fmt}" for fmt in ("json", "md", "html")),
                *(_plot_path(name) for name in TRAJECTORY_PLOTS)]
-    stale = replace_set(out_dir, files, members)
+    stale = replace_set(out_dir, files, members, "the trajectory")
     if removed is not None:
         removed.extend(stale)
     return {fmt: Path(out_dir) / f"trajectory.{fmt}" for fmt in chosen}

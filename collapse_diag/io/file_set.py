@@ -9,8 +9,8 @@ partial ``--format``, new files beside old ones that contradict them.
 1. writes every new file into a temporary folder beside the output folder
    (``.<name>.collapse-diag-staging-*``; inside it when the parent is not
    writable or on another file system, so that every move is a rename);
-2. with SIGINT, SIGTERM and SIGHUP blocked (a signal arriving then is delivered
-   once the swap is done), moves the earlier members of the set aside, then
+2. with SIGINT, SIGTERM and SIGHUP deferred (a signal arriving then is raised
+   again once the swap is done), moves the earlier members of the set aside, then
    moves the new ones in; if a move fails (an unwritable ``plots/``, a file
    where a folder belongs), every move made so far is undone and the error is
    raised, so the earlier report stays whole;
@@ -27,6 +27,7 @@ import os
 import shutil
 import signal
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
@@ -41,15 +42,29 @@ DEFERRED_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM",
 
 @contextlib.contextmanager
 def signals_deferred() -> Iterator[None]:
-    """Block SIGINT, SIGTERM and SIGHUP inside the block; a pending one is delivered after."""
-    if not hasattr(signal, "pthread_sigmask"):  # pragma: no cover - not POSIX
+    """Inside the block, SIGINT, SIGTERM and SIGHUP are recorded; each is raised again after.
+
+    Python runs signal handlers in the main thread between bytecodes, whichever
+    thread the operating system delivered the signal to (so blocking it with
+    ``pthread_sigmask`` in this thread would not be enough): the handlers are
+    swapped for one that records the signal, and the block's end restores them
+    and raises each recorded signal, so its own handler (Ctrl-C's
+    KeyboardInterrupt, the CLI's exit, the default termination) runs once the
+    block is done. Outside the main thread no handler can interrupt the block.
+    """
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, DEFERRED_SIGNALS)
+    pending: list[int] = []
+    previous = {number: signal.signal(number, lambda signum, frame: pending.append(signum))
+                for number in DEFERRED_SIGNALS}
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        for number, handler in previous.items():
+            signal.signal(number, signal.SIG_DFL if handler is None else handler)
+        for number in dict.fromkeys(pending):
+            signal.raise_signal(number)
 
 
 def _staging_dir(out: Path) -> Path:

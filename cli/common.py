@@ -39,7 +39,9 @@ Exit codes:
   2  bad usage (unknown option, bad parameter value)
   3  the checkpoint, the data or the model is unusable (missing or truncated
      file, unsafe pickle, wrong keys, factory not importable, protocol
-     violation, empty data, too few inputs), or no report could be written
+     violation, empty data, too few inputs, beyond a limit of
+     collapse_diag/config/limits.py), or no report could be written (the
+     folder is left as it was)
   4  a part failed: a diagnostic, a plot or a document (report.json is
      still written and names it under errors)
   130  interrupted (Ctrl-C; 143 SIGTERM, 129 SIGHUP): the report in --out is

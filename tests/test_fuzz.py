@@ -376,7 +376,9 @@ def _limit_cases(valid: bytes) -> list[Case]:
              "warnings-object": {"warnings": {}}, "checkpoint-list": {"checkpoint": []},
              "settings-null": {"settings": None}, "provenance-str": {"provenance": "x"},
              "deep": {"summary": {"a": json.loads("[" * 70 + "]" * 70)}},
-             "wide": {"latent_dim": 100_000, "dimensions": [{}] * 100_000}}
+             "wide": {"latent_dim": 100_000, "dimensions": [{}] * 100_000},
+             "status-object": {"dimensions": [{"status": {}}, {}, {}],
+                               "summary": {"status_counts": {"used": 3}}}}
     deep_text = (b'{"schema_version": 2, "n_examples": 1, "latent_dim": 1, "dimensions": [{}], '
                  b'"summary": {"a": ' + b"[" * 10_000 + b"]" * 10_000 + b"}}")
     cases = [Case("limits", f"report-{name}", ["render", "rep"], ERR,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 
+from collapse_diag.exceptions import DataError
 from collapse_diag.report.invariants import check_report
 from collapse_diag.report.report import Report
 from collapse_diag.report.schema import PROVENANCE_KEY as P
@@ -49,5 +50,18 @@ def is_qualification(warning: str) -> bool:
 
 
 def report_warnings(report: Report) -> list[str]:
-    """Every warning of ``report``: the invariants it breaks, then the qualifications."""
-    return [str(v) for v in check_report(report)] + few_inputs_warnings(report)
+    """Every warning of ``report``: the invariants it breaks, then the qualifications.
+
+    Raises:
+        DataError: a figure has a type no analysis writes (a hand-edited report.json,
+            e.g. a status that is an object), so the relations cannot even be checked.
+    """
+    try:
+        broken = [str(v) for v in check_report(report)]
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError) as err:
+        raise DataError(
+            f"the report's figures have types no analysis writes ({type(err).__name__}: "
+            f"{str(err)[:200]}); was report.json edited by hand? Rewrite it with "
+            "`collapse-diag analyze`."
+        ) from err
+    return broken + few_inputs_warnings(report)

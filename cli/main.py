@@ -69,20 +69,20 @@ def analyze(checkpoint: str, inputs: ModelInputs, fail_on_collapse: bool, save_e
     from collapse_diag_cli.terminal import dimension_table, summary_line
 
     # the encodings are written aside and swapped in with the report (one set)
-    scratch = tempfile.TemporaryDirectory(prefix="collapse-diag-")
-    encodings = Path(scratch.name) / ENCODINGS_FILE if save_encodings else None
-    with scratch, user_code_exit():
-        loaded = load_checkpoint(checkpoint, **inputs.load_options())
-        if inputs.method_map:
-            loaded.model = map_methods(loaded.model, inputs.method_map)
-        data = None if inputs.data is None else load_data(inputs.data, loaded.model)
-        if data is None and loaded.data is None:
-            raise DataError(f"checkpoint {display_path(checkpoint)!r} holds no 'data': pass the "
-                            "evaluation inputs with --data FILE.")
-        report = run_analysis(
-            loaded, data, labels=inputs.labels, show_progress=not quiet,
-            save_encodings=encodings, **settings,
-        )
+    with tempfile.TemporaryDirectory(prefix="collapse-diag-") as scratch:
+        encodings = Path(scratch) / ENCODINGS_FILE if save_encodings else None
+        with user_code_exit():
+            loaded = load_checkpoint(checkpoint, **inputs.load_options())
+            if inputs.method_map:
+                loaded.model = map_methods(loaded.model, inputs.method_map)
+            data = None if inputs.data is None else load_data(inputs.data, loaded.model)
+            if data is None and loaded.data is None:
+                raise DataError(f"checkpoint {display_path(checkpoint)!r} holds no 'data': pass "
+                                "the evaluation inputs with --data FILE.")
+            report = run_analysis(
+                loaded, data, labels=inputs.labels, show_progress=not quiet,
+                save_encodings=encodings, **settings,
+            )
         from collapse_diag.runtime import distributed
 
         if not distributed.is_main():  # torchrun: rank 0 alone writes and prints

@@ -119,7 +119,8 @@ def replace_files(out_dir: str | Path, files: Mapping[str, bytes],
         return sorted(m for m in old if m not in files
                       and not any(f.startswith(f"{m}/") for f in files))
     finally:
-        shutil.rmtree(stage, ignore_errors=True)
+        with signals_deferred():  # a signal now would leave the staging folder behind
+            shutil.rmtree(stage, ignore_errors=True)
 
 
 def _swap(out: Path, stage: Path, new: list[str], old: list[str]) -> None:

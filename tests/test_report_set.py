@@ -183,6 +183,23 @@ def test_a_signal_during_the_swap_waits_until_the_new_set_is_whole(reports, earl
     assert Report.from_json(earlier / "report.json").verdict == reports["collapsed"].verdict
 
 
+def test_without_a_writable_parent_the_set_is_staged_inside_the_folder(reports, earlier,
+                                                                        monkeypatch):
+    real = file_set.tempfile.mkdtemp
+
+    def mkdtemp(prefix, dir):
+        if Path(dir) == earlier.parent.resolve():
+            raise PermissionError(13, "Permission denied", str(dir))
+        assert Path(dir) == earlier.resolve()
+        return real(prefix=prefix, dir=dir)
+
+    monkeypatch.setattr(file_set.tempfile, "mkdtemp", mkdtemp)
+    removed: list[str] = []
+    write_report(reports["collapsed"], earlier, "json", removed=removed)
+    assert sorted(os.listdir(earlier)) == ["report.json"] and "report.md" in removed
+    no_staging_left(earlier.parent)
+
+
 def test_analyze_with_a_partial_format_names_the_stale_documents(toy_checkpoint, user_dir):
     first = CliRunner().invoke(main, ["analyze", "toy.pt", *FAST, "--out", "r",
                                       "--format", "json", "--save-encodings"])

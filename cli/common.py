@@ -9,10 +9,12 @@ so that ``python -m collapse_diag_cli.main`` has no import cycle.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import signal
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import click
@@ -37,10 +39,14 @@ Exit codes:
   2  bad usage (unknown option, bad parameter value)
   3  the checkpoint, the data or the model is unusable (missing or truncated
      file, unsafe pickle, wrong keys, factory not importable, protocol
-     violation, empty data, too few inputs), or no report could be written
+     violation, empty data, too few inputs, beyond a limit of
+     collapse_diag/config/limits.py), or no report could be written (the
+     folder is left as it was)
   4  a part failed: a diagnostic, a plot or a document (report.json is
      still written and names it under errors)
-  130  interrupted (Ctrl-C); an earlier report in --out is left intact
+  130  interrupted (Ctrl-C; 143 SIGTERM, 129 SIGHUP): the report in --out is
+       the earlier one, whole (or this run's, whole, when the signal came
+       while its files were being swapped in)
 """
 
 FORMATS = REPORT_FORMATS
@@ -99,25 +105,89 @@ class user_code_exit:  # noqa: N801 - used as a context manager, reads like a st
         ) from value
 
 
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where the program is, as Ctrl-C raises KeyboardInterrupt."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_interrupted(signum: int, frame: Any) -> None:
+    raise Interrupted(signum)
+
+
+@contextlib.contextmanager
+def signals_interrupt() -> Iterator[None]:
+    """Inside the block, SIGTERM and SIGHUP interrupt the command as SIGINT does.
+
+    The interruption unwinds the command (temporary files removed, the earlier
+    report untouched: the files of a report are swapped in as a set with these
+    signals deferred, collapse_diag/io/file_set.py) and exits 128 + the signal number.
+    """
+    previous = {}
+    try:
+        for name in ("SIGTERM", "SIGHUP"):
+            if hasattr(signal, name):
+                number = getattr(signal, name)
+                previous[number] = signal.signal(number, _raise_interrupted)
+    except ValueError:  # not the main thread (a library caller's thread): leave them be
+        pass
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def interrupted_exit(err: KeyboardInterrupt) -> tuple[str, int]:
+    """The message and exit code of an interruption: 128 + the signal number (130 for Ctrl-C)."""
+    number = getattr(err, "signum", signal.SIGINT)
+    if number == signal.SIGINT:
+        return "interrupted.", 128 + number
+    return f"interrupted by {signal.Signals(number).name}.", 128 + number
+
+
+def say_removed(removed: list[str], out: Any, quiet: bool = False) -> None:
+    """Name the stale files of an earlier run removed from ``out`` (one line on stdout)."""
+    from collapse_diag.io.files import display_path
+
+    if not removed:
+        return
+    folders: dict[str, int] = {}
+    names = []
+    for name in removed:
+        head, sep, _ = name.partition("/")
+        if sep:
+            folders[head] = folders.get(head, 0) + 1
+        else:
+            names.append(name)
+    names += [f"{head}/ ({count} file{'s' * (count > 1)})" for head, count in folders.items()]
+    click.echo(f"removed from {display_path(out)!r}, written by an earlier run and not by this "
+               f"one: {', '.join(names)}")
+
+
 def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     """Turn library errors into one line on stderr and the documented exit code.
 
     Exit code 4 is returned only by a command that wrote its report; an error
     that escapes a command means nothing was written, so it maps to at most 3.
+    SIGTERM and SIGHUP are handled as SIGINT (:func:`signals_interrupt`).
     """
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         debug = kwargs.get("debug", False)
         try:
-            return func(*args, **kwargs)
+            with signals_interrupt():
+                return func(*args, **kwargs)
         except CollapseDiagError as err:
             if debug:
                 traceback.print_exc()
             code = EXIT_UNUSABLE if err.exit_code == EXIT_DIAGNOSTIC_FAILED else err.exit_code
             _fail(_one_line(str(err)), code)
-        except KeyboardInterrupt:
-            _fail("interrupted.", 130)
+        except KeyboardInterrupt as err:
+            _fail(*interrupted_exit(err))
         except (click.exceptions.Exit, click.ClickException, SystemExit):
             raise
         except Exception as err:  # noqa: BLE001 - the CLI never shows a bare traceback

@@ -15,6 +15,7 @@ from collapse_diag_cli.common import (
     EXIT_CODES_HELP,
     _common_options,
     handle_errors,
+    say_removed,
     settings_options,
 )
 from collapse_diag_cli.input_options import ModelInputs, model_input_options
@@ -45,9 +46,9 @@ def compare(models: tuple[str, ...], inputs: ModelInputs, quiet: bool, debug: bo
     encodings go to OUT/models/. Identifiability across seeds needs models analysed
     on the same inputs with saved encodings (`analyze --save-encodings`, or checkpoints).
     """
-    from collapse_diag.render.comparison import write_comparison
+    from collapse_diag.render.comparison import MODELS_FOLDER, write_comparison
     from collapse_diag.render.tables import text_table
-    from collapse_diag.report.encodings_file import ENCODINGS_FILE, save_encodings
+    from collapse_diag.report.encodings_file import ENCODINGS_FILE, encodings_bytes
     from collapse_diag.report.schema import PROVENANCE_KEY
     from collapse_diag.runs.comparison import compare as run_compare
 
@@ -61,14 +62,19 @@ def compare(models: tuple[str, ...], inputs: ModelInputs, quiet: bool, debug: bo
         list(models), data=inputs.data, labels=inputs.labels, show_progress=not quiet,
         method_map=inputs.method_map or None, **inputs.load_options(), **settings,
     )
+    models_files: dict[str, bytes] = {}
     for index, model in enumerate(comparison.models):
         if model.source == "checkpoint":
-            folder = inputs.out / "models" / _folder_name(index, model.name)
-            model.report.write_json(folder / "report.json")
+            folder = f"{MODELS_FOLDER}/{_folder_name(index, model.name)}"
+            models_files[f"{folder}/report.json"] = model.report.to_json().encode("utf-8")
             if model.encodings is not None:
-                save_encodings(folder / ENCODINGS_FILE, model.encodings,
-                               (model.report.provenance or {}).get(PROVENANCE_KEY.data_sha256, ""))
-    written = write_comparison(comparison, inputs.out, inputs.formats)
+                models_files[f"{folder}/{ENCODINGS_FILE}"] = encodings_bytes(
+                    model.encodings,
+                    (model.report.provenance or {}).get(PROVENANCE_KEY.data_sha256, ""))
+    removed: list[str] = []
+    written = write_comparison(comparison, inputs.out, inputs.formats, extra=models_files,
+                               removed=removed)
+    say_removed(removed, inputs.out, quiet)
     rows = [["model", "data"] + [c.header for c in comparison.columns]]
     for row in comparison.rows:
         rows.append([row["name"], row["data_group"]] + [

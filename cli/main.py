@@ -7,6 +7,7 @@ documented exit codes. Errors are one line on stderr; ``--debug`` shows the trac
 from __future__ import annotations
 
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,6 @@ from collapse_diag.exceptions import (
     EXIT_COLLAPSED,
     EXIT_DIAGNOSTIC_FAILED,
     EXIT_OK,
-    CollapseDiagError,
     DataError,
 )
 from collapse_diag_cli.common import (
@@ -26,6 +26,7 @@ from collapse_diag_cli.common import (
     _formats_option,
     _parse_formats,
     handle_errors,
+    say_removed,
     setting_option,
     settings_options,
     user_code_exit,
@@ -62,30 +63,38 @@ def analyze(checkpoint: str, inputs: ModelInputs, fail_on_collapse: bool, save_e
     from collapse_diag.io.data import load_data
     from collapse_diag.io.files import display_path
     from collapse_diag.model.method_map import map_methods
+    from collapse_diag.render import write_report
+    from collapse_diag.report.encodings_file import ENCODINGS_FILE
     from collapse_diag.report.schema import PROVENANCE_KEY, SUMMARY_KEY
     from collapse_diag_cli.terminal import dimension_table, summary_line
 
-    with user_code_exit():
-        loaded = load_checkpoint(checkpoint, **inputs.load_options())
-        if inputs.method_map:
-            loaded.model = map_methods(loaded.model, inputs.method_map)
-        data = None if inputs.data is None else load_data(inputs.data, loaded.model)
-        if data is None and loaded.data is None:
-            raise DataError(f"checkpoint {display_path(checkpoint)!r} holds no 'data': pass the "
-                            "evaluation inputs with --data FILE.")
-        report = run_analysis(
-            loaded, data, labels=inputs.labels, show_progress=not quiet,
-            save_encodings=inputs.out / "encodings.npz" if save_encodings else None, **settings,
-        )
-    from collapse_diag.runtime import distributed
+    # the encodings are written aside and swapped in with the report (one set)
+    with tempfile.TemporaryDirectory(prefix="collapse-diag-") as scratch:
+        encodings = Path(scratch) / ENCODINGS_FILE if save_encodings else None
+        with user_code_exit():
+            loaded = load_checkpoint(checkpoint, **inputs.load_options())
+            if inputs.method_map:
+                loaded.model = map_methods(loaded.model, inputs.method_map)
+            data = None if inputs.data is None else load_data(inputs.data, loaded.model)
+            if data is None and loaded.data is None:
+                raise DataError(f"checkpoint {display_path(checkpoint)!r} holds no 'data': pass "
+                                "the evaluation inputs with --data FILE.")
+            report = run_analysis(
+                loaded, data, labels=inputs.labels, show_progress=not quiet,
+                save_encodings=encodings, **settings,
+            )
+        from collapse_diag.runtime import distributed
 
-    if not distributed.is_main():  # torchrun: rank 0 alone writes and prints
-        distributed.finish()
-        sys.exit(_exit_code(report, fail_on_collapse, echo=False))
-    try:
-        written = _write(report, inputs.out, inputs.formats)
-    finally:
-        distributed.finish()
+        if not distributed.is_main():  # torchrun: rank 0 alone writes and prints
+            distributed.finish()
+            sys.exit(_exit_code(report, fail_on_collapse, echo=False))
+        removed: list[str] = []
+        try:
+            written = write_report(report, inputs.out, inputs.formats, removed=removed,
+                                   extra={ENCODINGS_FILE: encodings and encodings.read_bytes()})
+        finally:
+            distributed.finish()
+    say_removed(removed, inputs.out, quiet)
     if not quiet:
         click.echo(dimension_table(report))
         click.echo()
@@ -96,20 +105,6 @@ def analyze(checkpoint: str, inputs: ModelInputs, fail_on_collapse: bool, save_e
         click.echo(report.summary[SUMMARY_KEY.verdict_reason])
     click.echo(f"report: {', '.join(display_path(p) for p in written.values())}")
     sys.exit(_exit_code(report, fail_on_collapse))
-
-
-def _write(report: Any, out_dir: Path, formats: tuple[str, ...]) -> dict[str, Path]:
-    """Write the report; a folder that cannot be written is exit 3, not a traceback."""
-    from collapse_diag.io.files import display_path
-    from collapse_diag.render import write_report
-
-    try:
-        return write_report(report, out_dir, formats)
-    except OSError as err:
-        raise CollapseDiagError(
-            f"cannot write the report into {display_path(out_dir)!r}: "
-            f"{err.strerror or err} (choose a writable folder with --out)."
-        ) from err
 
 
 def _exit_code(report: Any, fail_on_collapse: bool, echo: bool = True) -> int:
@@ -157,10 +152,14 @@ def render(directory: Path, formats: tuple[str, ...], quiet: bool, debug: bool,
         from collapse_diag.runs.rethreshold import rethreshold
 
         report = rethreshold(report, **changes)
-        report.write_json(directory / "report.json")
+        # report.json changes, so it joins the set; a document not re-rendered is removed
+        # (and named) rather than left contradicting it
+        formats = ("json", *formats)
         click.echo(f"verdict at {', '.join(f'{k} = {v:g}' for k, v in changes.items())}: "
                    f"{report.verdict}")
-    written = write_report(report, directory, formats)
+    removed: list[str] = []
+    written = write_report(report, directory, formats, removed=removed)
+    say_removed(removed, directory, quiet)
     click.echo(f"report: {', '.join(str(p) for p in written.values())}")
     failed = {k: v for k, v in report.errors.items() if is_render_error(k)}
     for name, message in failed.items():

@@ -16,6 +16,7 @@ from collapse_diag_cli.common import (
     _common_options,
     given_settings,
     handle_errors,
+    say_removed,
     settings_options,
 )
 from collapse_diag_cli.input_options import ModelInputs, model_input_options
@@ -78,7 +79,9 @@ def track(checkpoints: tuple[str, ...], inputs: ModelInputs, order: str, full: b
     trajectory = result.trajectory
     for note in result.notes:
         click.echo(f"note: {note}")
-    written = write_trajectory(trajectory, inputs.out, inputs.formats)
+    removed: list[str] = []
+    written = write_trajectory(trajectory, inputs.out, inputs.formats, removed=removed)
+    say_removed(removed, inputs.out, quiet)
     if not quiet:
         for sentence in trajectory["explanation"]:
             click.echo(sentence)

@@ -31,6 +31,7 @@ import torch
 from collapse_diag._version import __version__
 from collapse_diag.config.settings import Settings
 from collapse_diag.diagnostics.minimums import require_inputs
+from collapse_diag.diagnostics.qualifications import report_warnings
 from collapse_diag.diagnostics.registry import SPEC_BY_NAME, SPECS
 from collapse_diag.diagnostics.spec import DiagnosticSpec, RunContext
 from collapse_diag.exceptions import DiagnosticError, ProtocolError, invalid_parameter
@@ -54,7 +55,6 @@ from collapse_diag.model.latent_kinds import (
     encode_discrete,
 )
 from collapse_diag.model.protocol import ModelInfo, coerce_data
-from collapse_diag.report.invariants import check_report
 from collapse_diag.report.report import Report, ReportSection
 from collapse_diag.report.schema import DIMENSION_KEY as DK
 from collapse_diag.report.schema import PROVENANCE_KEY as PK
@@ -247,7 +247,7 @@ def analyze(
         errors=errors,
         timings=timings,
     )
-    report.warnings = [str(v) for v in check_report(report)]
+    report.warnings = report_warnings(report)
     return report
 
 

@@ -15,6 +15,7 @@ __all__ = [
     "DataError",
     "InvalidParameterError",
     "DiagnosticError",
+    "ReportWriteError",
     "EXIT_OK",
     "EXIT_COLLAPSED",
     "EXIT_USAGE",
@@ -64,6 +65,12 @@ class DiagnosticError(CollapseDiagError, RuntimeError):
     """A diagnostic could not be computed (for example the decoder returned NaN)."""
 
     exit_code = EXIT_DIAGNOSTIC_FAILED
+
+
+class ReportWriteError(CollapseDiagError, OSError):
+    """A report, comparison or trajectory could not be written (the folder is left as it was)."""
+
+    exit_code = EXIT_UNUSABLE
 
 
 def invalid_parameter(name: str, where: str, expected: str, got: object) -> InvalidParameterError:

@@ -27,6 +27,7 @@ from collapse_diag.io.torch_files import read_torch_file
 
 __all__ = [
     "Batch",
+    "check_tensor",
     "validate_data",
     "num_examples",
     "take",
@@ -83,6 +84,30 @@ def _check_npy_size(path: Path, source: str) -> None:
         )
 
 
+def check_tensor(t: torch.Tensor, source: str) -> torch.Tensor:
+    """Refuse a Tensor without ordinary values: sparse, nested, meta, or rows sharing memory.
+
+    A meta tensor has a shape and no values; a zero-stride view (``x.expand``) can
+    claim 10^9 rows stored in a few bytes, which every copy would then allocate.
+
+    Raises:
+        DataError: naming ``source`` and the fix.
+    """
+    if t.layout != torch.strided or t.is_nested:
+        raise DataError(f"{source} is a {str(t.layout).replace('torch.', '')}"
+                        f"{' nested' if t.is_nested else ''} Tensor: pass a dense one "
+                        "(x.to_dense()).")
+    if t.device.type == "meta":
+        raise DataError(f"{source} is a meta Tensor: it has a shape but no values. Save the "
+                        "real Tensor.")
+    if t.numel() and t.numel() * t.element_size() > t.untyped_storage().nbytes():
+        raise DataError(f"{source} claims {t.numel()} values stored in "
+                        f"{t.untyped_storage().nbytes()} bytes (a view with stride 0, such as "
+                        "x.expand): its rows repeat each other. Save the distinct rows "
+                        "(x.contiguous() on the ones you mean).")
+    return t
+
+
 def validate_data(x: Any, source: str = "the data") -> Batch:
     """Check that ``x`` is a non-empty Tensor or dict of Tensors sharing dimension 0.
 
@@ -102,6 +127,7 @@ def validate_data(x: Any, source: str = "the data") -> Batch:
     if isinstance(x, np.ndarray):
         x = _from_numpy(x, source)
     if isinstance(x, torch.Tensor):
+        check_tensor(x, source)
         if x.dim() == 0 or x.shape[0] == 0:
             raise DataError(
                 f"{source} holds no examples (shape {tuple(x.shape)}): "
@@ -120,7 +146,7 @@ def validate_data(x: Any, source: str = "the data") -> Batch:
                     f"{source}[{key!r}] is a {type(value).__name__}, not a Tensor with an "
                     "example dimension: every value of a data dict must be a Tensor."
                 )
-            out[str(key)] = value
+            out[str(key)] = check_tensor(value, f"{source}[{key!r}]")
         sizes = {k: v.shape[0] for k, v in out.items()}
         if len(set(sizes.values())) != 1:
             raise DataError(
@@ -155,7 +181,7 @@ def validate_labels(labels: Mapping[str, Any], n: int) -> dict[str, np.ndarray]:
     out = {}
     for name, values in labels.items():
         if isinstance(values, torch.Tensor):
-            values = values.detach().cpu().numpy()
+            values = check_tensor(values, f"labels[{str(name)!r}]").detach().cpu().numpy()
         array = np.asarray(values)
         if array.dtype.kind not in "iu" or array.shape != (n,):
             raise DataError(

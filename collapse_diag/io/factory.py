@@ -45,6 +45,7 @@ from typing import Any
 from torch import nn
 
 from collapse_diag.exceptions import CheckpointError
+from collapse_diag.io.files import MAX_CONFIG_BYTES, read_text_limited
 
 __all__ = ["MODEL_PACKAGES", "MODEL_PACKAGES_ENV", "is_model_class", "model_packages",
            "resolve_factory"]
@@ -164,9 +165,10 @@ def _check_before_import(spec: str, module_name: str, attr: str) -> None:
             f"import it (importing a module runs its code). {_FIX}"
         )
     try:
-        source = origin.read_text(encoding="utf-8")
+        # a FIFO named like a module would block a read: regular files only, bounded
+        source = read_text_limited(origin, "factory module", MAX_CONFIG_BYTES, CheckpointError)
         defined = _defines(source, attr)
-    except (OSError, UnicodeDecodeError, SyntaxError, ValueError, RecursionError) as err:
+    except (OSError, SyntaxError, ValueError, RecursionError) as err:
         raise CheckpointError(
             f"the checkpoint names factory {spec!r}, but {str(origin)!r} cannot be read as "
             f"Python source ({type(err).__name__}); refusing to import it. {_FIX}"

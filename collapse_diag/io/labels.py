@@ -37,9 +37,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from collapse_diag.exceptions import DataError
-from collapse_diag.io.data import validate_labels
+from collapse_diag.io.data import check_tensor, validate_labels
 from collapse_diag.io.files import (
     MAX_CONFIG_BYTES,
     check_zip_sizes,
@@ -100,13 +101,15 @@ def _encode(name: str, values: Any, where: str) -> tuple[Any, str | None]:
     Raises:
         DataError: integers mixed with other values, or values that are neither.
     """
+    if isinstance(values, torch.Tensor):
+        check_tensor(values, f"{where}: factor {name!r}")
     items = values.tolist() if hasattr(values, "tolist") else values
     if not isinstance(items, list) or not items:
         return values, None
     if all(isinstance(v, str) for v in items):
         as_int = [_int(v) for v in items]
         if all(v is not None for v in as_int):
-            return np.asarray(as_int, dtype=np.int64), None
+            return _int64(as_int, name, where), None
         if any(v is not None for v in as_int):
             bad = next(i for i, v in enumerate(as_int) if v is None)
             raise DataError(f"{where}: factor {name!r} mixes integers and text (input {bad}: "
@@ -121,8 +124,19 @@ def _encode(name: str, values: Any, where: str) -> tuple[Any, str | None]:
     if all(isinstance(v, bool) for v in items):
         return values, None  # refused as bool by validate_labels
     if all(isinstance(v, int) for v in items):
-        return np.asarray(items, dtype=np.int64), None
+        return _int64(items, name, where), None
     return values, None  # validate_labels names the dtype
+
+
+def _int64(items: list[int], name: str, where: str) -> np.ndarray:
+    """Integer classes as int64; a value outside its range is refused (DataError)."""
+    info = np.iinfo(np.int64)
+    bad = next((i for i, v in enumerate(items) if not info.min <= v <= info.max), None)
+    if bad is not None:
+        raise DataError(f"{where}: factor {name!r} has the value {items[bad]} (input {bad}), "
+                        "too large for a 64-bit integer; encode each factor's values as class "
+                        "indices 0, 1, 2, ... (or as text).")
+    return np.asarray(items, dtype=np.int64)
 
 
 def _int(text: str) -> int | None:

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from collapse_diag.config.limits import check_json_text, check_nesting
 from collapse_diag.exceptions import CheckpointError, DataError
 from collapse_diag.io.checkpoint_kinds import is_torchscript_archive
 from collapse_diag.io.data import Batch, num_examples, validate_data
@@ -107,6 +108,7 @@ def _short(value: Any) -> str:
 def read_config(path: Path) -> dict[str, Any]:
     """Read a JSON config file (size-limited) as the factory's keyword arguments."""
     text = read_text_limited(path, "config file", MAX_CONFIG_BYTES, CheckpointError)
+    check_json_text(text, f"config file {display_path(path)!r}", CheckpointError)
     try:
         value = json.loads(text)
     except (ValueError, RecursionError) as err:
@@ -159,6 +161,7 @@ def check_config(config: Any, where: str) -> dict[str, Any]:
             + (f" with keys {sorted(map(repr, config))[:5]}" if isinstance(config, Mapping)
                else "") + "."
         )
+    check_nesting(config, f"the model config ({where})", CheckpointError)
     return dict(config)
 
 

@@ -38,6 +38,7 @@ from typing import Any
 
 import torch
 
+from collapse_diag.config.limits import check_latent_dim
 from collapse_diag.exceptions import DiagnosticError, ProtocolError
 from collapse_diag.io.data import Batch, num_examples, take
 
@@ -648,6 +649,7 @@ def _check_model(model: Any, batch: Batch) -> ModelInfo:
             if latent_dim == 0 or steps == 0:
                 raise ProtocolError("encode(x) returned latent_dim 0 or T = 0: z must have a "
                                     "dimension (and a step).")
+            check_latent_dim(latent_dim, "encode(x)", ProtocolError)
             has_prior = callable(getattr(model, "prior", None))
             if has_prior:
                 call_prior(model, small, latent_dim, mu if steps is not None else None)

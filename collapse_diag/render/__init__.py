@@ -21,11 +21,12 @@ with it (the CLI then exits 4, "a part failed").
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from html import escape
 from pathlib import Path
 from typing import Any
 
+from collapse_diag.diagnostics.qualifications import report_warnings
 from collapse_diag.exceptions import invalid_parameter
 from collapse_diag.render.document import build_document
 from collapse_diag.render.emit import draw_pngs, render_documents
@@ -39,9 +40,10 @@ from collapse_diag.render.plots import (
     figure_marks,
     plots_for,
 )
+from collapse_diag.render.replace import check_dpi, replace_set
 from collapse_diag.report.formats import REPORT_FORMATS
-from collapse_diag.report.invariants import caption_marks_drawn, check_report
-from collapse_diag.report.report import Report, write_text_atomic
+from collapse_diag.report.invariants import caption_marks_drawn
+from collapse_diag.report.report import Report
 
 __all__ = ["FORMATS", "explain", "render_directory", "write_report"]
 
@@ -65,7 +67,9 @@ def _check_formats(formats: str | Iterable[str], where: str) -> tuple[str, ...]:
 
 
 def write_report(report: Report, out_dir: str | Path,
-                 formats: str | Iterable[str] = FORMATS, *, dpi: int = 110) -> dict[str, Path]:
+                 formats: str | Iterable[str] = FORMATS, *, dpi: int = 110,
+                 extra: Mapping[str, bytes | None] | None = None,
+                 removed: list[str] | None = None) -> dict[str, Path]:
     """Write ``report`` into ``out_dir`` in the chosen formats.
 
     Args:
@@ -73,27 +77,38 @@ def write_report(report: Report, out_dir: str | Path,
         out_dir: Folder to write into (created if needed).
         formats: Any of ``"json"`` (report.json), ``"md"`` (report.md with its PNGs in
             ``plots/``), ``"html"`` (report.html with the PNGs embedded); default all.
-        dpi: Resolution of the plots.
+        dpi: Resolution of the plots (10 to :data:`MAX_DPI`).
+        extra: More files of the set, relative name -> content, or ``None`` for a
+            file of the set this run does not write (the CLI's ``encodings.npz``).
+        removed: When given, the stale files removed are appended to it (below).
 
     Returns:
         Format name -> path written; ``"plots"`` -> the folder of the PNGs when Markdown
         was written and at least one plot was drawn.
+
+    The files are replaced as a set (:func:`collapse_diag.io.file_set.replace_files`):
+    written aside, then swapped in whole, so a failure or a signal leaves the earlier
+    report as it was. When report.json is written, every document of the set that
+    this run does not write (report.md, report.html, plots/*.png from an earlier
+    run) is removed, since it would describe another report; without ``json``
+    (re-rendering from report.json) only the chosen documents are replaced.
 
     A plot or document that raises is recorded in ``report.errors`` (of ``report`` itself
     and of the report.json written) under ``plot:<name>`` / ``document:<format>``, and
     the rest is written; failures recorded by an earlier rendering are replaced.
 
     Raises:
-        InvalidParameterError: ``formats`` names an unknown format or none, or ``dpi`` < 10.
+        InvalidParameterError: ``formats`` names an unknown format or none, or ``dpi`` is
+            not an int in [10, MAX_DPI].
+        ReportWriteError: ``out_dir`` cannot be written (an ``OSError``); nothing changed.
     """
     chosen = _check_formats(formats, "write_report")
-    if isinstance(dpi, bool) or not isinstance(dpi, int) or dpi < 10:
-        raise invalid_parameter("dpi", "write_report", "an int >= 10", dpi)
+    check_dpi(dpi, "write_report")
     original = report
     for key in [k for k in report.errors if is_render_error(k)]:
         del report.errors[key]  # this rendering decides again
     report = Report.from_dict(report.to_dict())
-    report.warnings = [str(v) for v in check_report(report)]
+    report.warnings = report_warnings(report)
     out = Path(out_dir)
     pngs: dict[str, bytes] = {}
     texts: dict[str, str] = {}
@@ -109,21 +124,32 @@ def write_report(report: Report, out_dir: str | Path,
         report.errors.update({render_error_key("plot", k): v for k, v in failed.items()})
         texts = _documents(report, pngs, chosen)
     original.errors.update({k: v for k, v in report.errors.items() if is_render_error(k)})
+    files: dict[str, bytes] = {}
     written: dict[str, Path] = {}
     if "json" in chosen:
-        written["json"] = report.write_json(out / "report.json")
+        files["report.json"] = report.to_json().encode("utf-8")
+        written["json"] = out / "report.json"
     if "md" in chosen:
-        plots = out / "plots"
-        for name, data in pngs.items():
-            write_text_atomic(plots / f"{name}.png", data)
-        # a plot drawn by an earlier run, missing now
-        for name in (PLOTS.keys() | SEQUENCE_PLOTS.keys() | DISCRETE_PLOTS.keys()) - pngs.keys():
-            (plots / f"{name}.png").unlink(missing_ok=True)
-        written["md"] = write_text_atomic(out / "report.md", texts["md"])
+        files.update({_md_image(name): data for name, data in pngs.items()})
+        files["report.md"] = texts["md"].encode("utf-8")
+        written["md"] = out / "report.md"
         if pngs:
-            written["plots"] = plots
+            written["plots"] = out / "plots"
     if "html" in chosen:
-        written["html"] = write_text_atomic(out / "report.html", texts["html"])
+        files["report.html"] = texts["html"].encode("utf-8")
+        written["html"] = out / "report.html"
+    plots = [_md_image(name) for name in sorted(PLOTS.keys() | SEQUENCE_PLOTS.keys()
+                                                 | DISCRETE_PLOTS.keys())]
+    members = {"json": ["report.json"], "md": ["report.md", *plots], "html": ["report.html"]}
+    chosen_members = [m for fmt in (FORMATS if "json" in chosen else chosen)
+                      for m in members[fmt]]
+    for name, data in (extra or {}).items():
+        chosen_members.append(name)
+        if data is not None:
+            files[name] = data
+    stale = replace_set(out, files, chosen_members, "the report")
+    if removed is not None:
+        removed.extend(stale)
     return written
 
 

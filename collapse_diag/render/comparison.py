@@ -18,7 +18,7 @@ the Markdown links them from ``plots/``. Every file is written atomically.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from collapse_diag.exceptions import invalid_parameter
@@ -34,12 +34,15 @@ from collapse_diag.render.comparison_tables import (
 )
 from collapse_diag.render.document import Document, FigureBlock, Section
 from collapse_diag.render.emit import draw_pngs, render_documents
+from collapse_diag.render.replace import check_dpi, replace_set
 from collapse_diag.report.formats import COMPARISON_FORMATS
-from collapse_diag.report.report import write_text_atomic
 from collapse_diag.report.schema import SUMMARY_KEY as S
 from collapse_diag.runs.comparison import Comparison
 
-__all__ = ["COMPARISON_FORMATS", "build_comparison_document", "write_comparison"]
+__all__ = ["COMPARISON_FORMATS", "MODELS_FOLDER", "build_comparison_document", "write_comparison"]
+
+#: Folder of the reports (and encodings) of the checkpoints a comparison analysed.
+MODELS_FOLDER = "models"
 
 _COLUMN_TEXT = (
     "-ELBO = rate + distortion and NLL (importance-weighted bound with K codes per input, "
@@ -110,8 +113,9 @@ def _check_formats(formats: str | Iterable[str]) -> tuple[str, ...]:
 
 def write_comparison(comparison: Comparison, out_dir: str | Path,
                      formats: str | Iterable[str] = COMPARISON_FORMATS, *,
-                     dpi: int = 110) -> dict[str, Path]:
-    """Write the comparison files into ``out_dir``.
+                     dpi: int = 110, extra: Mapping[str, bytes] | None = None,
+                     removed: list[str] | None = None) -> dict[str, Path]:
+    """Write the comparison files into ``out_dir``, replacing an earlier comparison's whole.
 
     Args:
         comparison: The result of :func:`collapse_diag.compare`.
@@ -119,16 +123,21 @@ def write_comparison(comparison: Comparison, out_dir: str | Path,
         formats: Any of ``json``, ``md`` (with ``plots/comparison_*.png``), ``html``
             (plots embedded), ``csv``, ``tex``; default all.
         dpi: Resolution of the plots.
+        extra: The files of :data:`MODELS_FOLDER` (the reports and encodings of the
+            analysed checkpoints), relative name -> content; an earlier run's folder is
+            replaced by these (removed when there are none).
+        removed: When given, the stale files of an earlier comparison removed (the
+            formats not written now) are appended to it.
 
     Returns:
         Format name -> path written.
 
     Raises:
-        InvalidParameterError: unknown formats, or ``dpi`` < 10.
+        InvalidParameterError: unknown formats, or ``dpi`` outside [10, MAX_DPI].
+        ReportWriteError: ``out_dir`` cannot be written; it is left as it was.
     """
     chosen = _check_formats(formats)
-    if isinstance(dpi, bool) or not isinstance(dpi, int) or dpi < 10:
-        raise invalid_parameter("dpi", "write_comparison", "an int >= 10", dpi)
+    check_dpi(dpi, "write_comparison")
     out = Path(out_dir)
     texts: dict[str, str | bytes] = {}
     pngs: dict[str, bytes] = {}
@@ -136,17 +145,25 @@ def write_comparison(comparison: Comparison, out_dir: str | Path,
         pngs = draw_pngs({name: plot for name, (_, _, plot) in COMPARISON_PLOTS.items()},
                          comparison, dpi)
         texts.update(render_documents(build_comparison_document(comparison, pngs), pngs, chosen,
-                                      lambda name: f"plots/comparison_{name}.png"))
+                                      _plot_path))
     if "json" in chosen:
         texts["json"] = json.dumps(comparison.to_dict(), indent=2, allow_nan=False) + "\n"
     if "csv" in chosen:
         texts["csv"] = csv_text(comparison)
     if "tex" in chosen:
         texts["tex"] = tex_text(comparison)
-    written: dict[str, Path] = {}
+    files = {f"comparison.{fmt}": text.encode("utf-8") if isinstance(text, str) else text
+             for fmt, text in texts.items() if fmt in chosen}
     if "md" in chosen:
-        for name, data in pngs.items():
-            write_text_atomic(out / "plots" / f"comparison_{name}.png", data)
-    for fmt in chosen:
-        written[fmt] = write_text_atomic(out / f"comparison.{fmt}", texts[fmt])
-    return written
+        files.update({_plot_path(name): data for name, data in pngs.items()})
+    members = [*(f"comparison.{fmt}" for fmt in COMPARISON_FORMATS),
+               *(_plot_path(name) for name in COMPARISON_PLOTS), MODELS_FOLDER]
+    files.update(extra or {})
+    stale = replace_set(out, files, members, "the comparison")
+    if removed is not None:
+        removed.extend(stale)
+    return {fmt: out / f"comparison.{fmt}" for fmt in chosen}
+
+
+def _plot_path(name: str) -> str:
+    return f"plots/comparison_{name}.png"

@@ -31,8 +31,13 @@ _UNKNOWN = "#999999"
 
 
 def short_names(names: Sequence[str]) -> list[str]:
-    """The shortest distinct trailing path parts of ``names`` (``runs/a/seed1`` -> ``seed1``)."""
-    return short_unique_names(names)
+    """The shortest distinct trailing path parts of ``names`` as plot labels.
+
+    ``runs/a/seed1`` -> ``seed1``; a ``$`` is escaped, so that a name such as
+    ``$beta$-vae`` is drawn as written instead of being parsed (and possibly
+    refused) as matplotlib mathtext.
+    """
+    return [name.replace("$", r"\$") for name in short_unique_names(names)]
 
 
 def status_color(status: str | None) -> str:

@@ -13,6 +13,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import PurePath
 
+from collapse_diag.diagnostics.qualifications import is_qualification
 from collapse_diag.diagnostics.registry import display_order
 from collapse_diag.diagnostics.spec import resolve
 from collapse_diag.render.explain import explain, verdict_parts
@@ -97,12 +98,19 @@ def build_document(report: Report, drawn: Collection[str]) -> Document:
                                 None if name in drawn else _missing(report, name))
                     for name, spec in plots_for(report).items())
     sections = []
-    if report.warnings:
+    qualified = [w for w in report.warnings if is_qualification(w)]
+    broken = [w for w in report.warnings if not is_qualification(w)]
+    if qualified:
+        sections.append(Section(
+            "Few distinct inputs", "few-distinct-inputs",
+            ("The verdict stands, but on little evidence (collapse_diag/diagnostics/"
+             "qualifications.py):", *qualified)))
+    if broken:
         sections.append(Section(
             "Consistency warnings", "consistency-warnings",
             ("Some figures of this report break a relation they must satisfy (listed "
              "below, collapse_diag/report/invariants.py): read the figures named here with "
-             "care, and please report it as a bug.", *report.warnings)))
+             "care, and please report it as a bug.", *broken)))
     sections += [
         Section("What this means", "what-this-means", tuple(explain(report))),
         Section("Key figures", "key-figures", tables=(summary_table(report),)),

@@ -17,10 +17,10 @@ from collapse_diag.config.presets import SKIPPED, preset_label
 from collapse_diag.render import _check_formats
 from collapse_diag.render.document import Document, FigureBlock, Section
 from collapse_diag.render.emit import draw_pngs, render_documents
+from collapse_diag.render.replace import check_dpi, replace_set
 from collapse_diag.render.tables import Table
 from collapse_diag.render.trajectory_plots import TRAJECTORY_PLOTS
 from collapse_diag.report.invariants import check_trajectory
-from collapse_diag.report.report import write_text_atomic
 from collapse_diag.report.schema import SUMMARY_KEY as S
 from collapse_diag.runs.trajectory import verdict_collapsed_phrase
 from collapse_diag.runs.trajectory_fields import ROW_KEY as R
@@ -113,8 +113,8 @@ def build_trajectory_document(trajectory: Mapping[str, Any], drawn: Iterable[str
 
 def write_trajectory(trajectory: Mapping[str, Any], out_dir: str | Path,
                      formats: Iterable[str] = ("json", "md", "html"), *,
-                     dpi: int = 110) -> dict[str, Path]:
-    """Write the trajectory's documents into ``out_dir``.
+                     dpi: int = 110, removed: list[str] | None = None) -> dict[str, Path]:
+    """Write the trajectory's documents into ``out_dir``, replacing an earlier set whole.
 
     Args:
         trajectory: The content of trajectory.json (see
@@ -122,31 +122,41 @@ def write_trajectory(trajectory: Mapping[str, Any], out_dir: str | Path,
         out_dir: Folder to write into (created if needed).
         formats: Any of ``json``, ``md`` (with its PNGs in ``trajectory-plots/``), ``html``.
         dpi: Resolution of the plots.
+        removed: When given, the stale documents of an earlier trajectory removed (the
+            formats not written now) are appended to it.
 
     Returns:
         Format name -> path written.
 
     Raises:
-        InvalidParameterError: an unknown format, or none.
+        InvalidParameterError: an unknown format, or none, or ``dpi`` outside [10, MAX_DPI].
+        ReportWriteError: ``out_dir`` cannot be written; it is left as it was.
     """
     chosen = _check_formats(formats, "write_trajectory")
+    check_dpi(dpi, "write_trajectory")
     trajectory = {**trajectory, J.warnings: [str(v) for v in check_trajectory(trajectory)]}
-    out = Path(out_dir)
     pngs: dict[str, bytes] = {}
     texts: dict[str, str] = {}
     if "md" in chosen or "html" in chosen:
         pngs = draw_pngs({name: plot for name, (plot, _, _) in TRAJECTORY_PLOTS.items()},
                          trajectory, dpi)
         texts.update(render_documents(build_trajectory_document(trajectory, pngs), pngs, chosen,
-                                      lambda name: f"{PLOTS_FOLDER}/{name}.png"))
-    written: dict[str, Path] = {}
+                                      _plot_path))
+    files: dict[str, bytes] = {}
     if "json" in chosen:
-        written["json"] = write_text_atomic(
-            out / "trajectory.json", json.dumps(trajectory, indent=2, allow_nan=False) + "\n")
+        files["trajectory.json"] = (json.dumps(trajectory, indent=2, allow_nan=False)
+                                    + "\n").encode("utf-8")
     if "md" in chosen:
-        for name, data in pngs.items():
-            write_text_atomic(out / PLOTS_FOLDER / f"{name}.png", data)
-        written["md"] = write_text_atomic(out / "trajectory.md", texts["md"])
-    if "html" in chosen:
-        written["html"] = write_text_atomic(out / "trajectory.html", texts["html"])
-    return written
+        files.update({_plot_path(name): data for name, data in pngs.items()})
+    files.update({f"trajectory.{fmt}": texts[fmt].encode("utf-8") for fmt in ("md", "html")
+                  if fmt in chosen})
+    members = [*(f"trajectory.{fmt}" for fmt in ("json", "md", "html")),
+               *(_plot_path(name) for name in TRAJECTORY_PLOTS)]
+    stale = replace_set(out_dir, files, members, "the trajectory")
+    if removed is not None:
+        removed.extend(stale)
+    return {fmt: Path(out_dir) / f"trajectory.{fmt}" for fmt in chosen}
+
+
+def _plot_path(name: str) -> str:
+    return f"{PLOTS_FOLDER}/{name}.png"

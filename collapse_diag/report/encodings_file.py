@@ -25,26 +25,42 @@ from pathlib import Path
 
 import numpy as np
 
-from collapse_diag.exceptions import DataError
+from collapse_diag.exceptions import DataError, ReportWriteError
+from collapse_diag.io.files import display_path, require_regular_file
 from collapse_diag.model.encodings import Encodings
 from collapse_diag.report.report import write_text_atomic
 
-__all__ = ["ENCODINGS_FILE", "load_encodings", "save_encodings"]
+__all__ = ["ENCODINGS_FILE", "encodings_bytes", "load_encodings", "save_encodings"]
 
 #: File name of the encodings beside report.json.
 ENCODINGS_FILE = "encodings.npz"
 _OPTIONAL = ("prior_mu", "prior_logvar", "num_tokens")
 
 
-def save_encodings(path: str | Path, encodings: Encodings, data_sha256: str = "") -> Path:
-    """Write ``encodings`` (and the hash of the inputs they encode) to ``path``, atomically."""
+def encodings_bytes(encodings: Encodings, data_sha256: str = "") -> bytes:
+    """The content of an encodings.npz holding ``encodings`` and the hash of their inputs."""
     arrays = {"mu": encodings.mu, "logvar": encodings.logvar,
               "data_sha256": np.array(str(data_sha256))}
     arrays.update({k: getattr(encodings, k) for k in _OPTIONAL
                    if getattr(encodings, k) is not None})
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
-    return write_text_atomic(path, buffer.getvalue())
+    return buffer.getvalue()
+
+
+def save_encodings(path: str | Path, encodings: Encodings, data_sha256: str = "") -> Path:
+    """Write ``encodings`` (and the hash of the inputs they encode) to ``path``, atomically.
+
+    Raises:
+        ReportWriteError: ``path`` is a folder or cannot be written.
+    """
+    try:
+        return write_text_atomic(path, encodings_bytes(encodings, data_sha256))
+    except OSError as err:
+        raise ReportWriteError(
+            f"cannot write the encodings to {display_path(path)!r}: "
+            f"{err.strerror or err} (give the path of a file in a writable folder)."
+        ) from err
 
 
 def load_encodings(path: str | Path) -> tuple[Encodings, str]:
@@ -53,10 +69,8 @@ def load_encodings(path: str | Path) -> tuple[Encodings, str]:
     Raises:
         DataError: the file is missing, unreadable, or its arrays are malformed.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{str(path)!r} does not exist: rerun `collapse-diag analyze` with "
-                        "--save-encodings.")
+    path = require_regular_file(path, "encodings", DataError,
+                                fix=" Rerun `collapse-diag analyze` with --save-encodings.")
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {k: archive[k] for k in archive.files}

@@ -27,7 +27,14 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from collapse_diag.config.limits import (
+    MAX_REPORT_BYTES,
+    check_json_text,
+    check_latent_dim,
+    check_nesting,
+)
 from collapse_diag.exceptions import DataError
+from collapse_diag.io.files import display_path
 from collapse_diag.report.schema import DIMENSION_KEY as D
 from collapse_diag.report.schema import PROVENANCE_KEY as P
 from collapse_diag.report.schema import RENAMED_STATUSES, TOP_LEVEL
@@ -65,6 +72,41 @@ def upgrade_payload(payload: dict[str, Any]) -> dict[str, Any]:
     out[T.provenance] = {**(payload.get(T.provenance) or {}), P.upgraded_from_schema: 1}
     out[T.schema_version] = SCHEMA_VERSION
     return out
+
+
+#: The JSON type of each top-level value of report.json (``None``: may be null).
+_SHAPES: dict[str, tuple[type, ...]] = {
+    T.n_examples: (int,), T.latent_dim: (int,), T.summary: (dict,), T.dimensions: (list,),
+    T.settings: (dict,), T.checkpoint: (dict, type(None)), T.provenance: (dict,),
+    T.distributions: (dict,), T.errors: (dict,), T.warnings: (list,), T.timings: (dict,),
+    T.collapse_diag_version: (str,),
+}
+
+
+def check_shape(payload: Mapping[str, Any]) -> None:
+    """Refuse a report dict whose values have the wrong JSON type (a hand-edited report.json).
+
+    Raises:
+        DataError: naming the first key of the wrong type, or the bound exceeded.
+    """
+    for key, types in _SHAPES.items():
+        value = payload.get(key)
+        if key in payload and (not isinstance(value, types) or isinstance(value, bool)):
+            names = " or ".join("null" if t is type(None) else _JSON_NAMES[t] for t in types)
+            raise DataError(f"report.json: '{key}' must be {names}; got "
+                            f"{_JSON_NAMES.get(type(value), type(value).__name__)}. Rewrite it "
+                            "with `collapse-diag analyze`.")
+    rows = payload[T.dimensions]
+    bad = next((i for i, row in enumerate(rows) if not isinstance(row, dict)), None)
+    if bad is not None:
+        raise DataError(f"report.json: dimensions[{bad}] must be an object (one row per latent "
+                        "dimension). Rewrite it with `collapse-diag analyze`.")
+    check_latent_dim(max(payload[T.latent_dim], len(rows)), "report.json")
+    check_nesting(payload, "report.json", max_values=MAX_REPORT_BYTES)  # bytes bound values
+
+
+_JSON_NAMES = {dict: "an object", list: "a list", str: "a string", int: "an integer",
+               float: "a number", bool: "true/false", type(None): "null"}
 
 
 class ReportSection(NamedTuple):
@@ -169,7 +211,9 @@ class Report:
         """Rebuild a Report from the dict form (e.g. a parsed report.json).
 
         Raises:
-            DataError: the dict is not a collapse-diag report of a known schema version.
+            DataError: the dict is not a collapse-diag report of a known schema version, or
+                a value has the wrong shape (a list where an object belongs, rows that are
+                not objects, nesting deeper than MAX_NESTING, more than MAX_LATENT_DIM rows).
         """
         if not isinstance(payload, dict) or T.schema_version not in payload:
             raise DataError("this is not a collapse-diag report.json (no 'schema_version').")
@@ -178,11 +222,12 @@ class Report:
                 f"report.json has schema_version {payload[T.schema_version]!r}; this version "
                 f"of collapse-diag reads versions {list(READABLE_VERSIONS)}."
             )
-        payload = upgrade_payload(payload)
         missing = [k for k in (T.n_examples, T.latent_dim, T.summary, T.dimensions)
                    if k not in payload]
         if missing:
             raise DataError(f"report.json lacks the required key(s) {missing}.")
+        check_shape(payload)
+        payload = upgrade_payload(payload)
         known = set(cls._ORDER)
         return cls(**{k: v for k, v in payload.items() if k in known})
 
@@ -191,21 +236,22 @@ class Report:
         """Read a report.json file.
 
         Raises:
-            DataError: missing, unreadable or not a report.
+            DataError: missing, unreadable, not a regular file, over MAX_REPORT_BYTES,
+                or not a report.
         """
-        from collapse_diag.io.files import require_regular_file
+        from collapse_diag.io.files import read_text_limited
 
         path = Path(path)
-        if path.exists():
-            require_regular_file(path, "report", DataError)
-        try:
-            payload = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError as err:
+        if not os.path.lexists(path):
             raise DataError(
-                f"{str(path)!r} does not exist: run `collapse-diag analyze` first."
-            ) from err
-        except (OSError, ValueError) as err:
-            raise DataError(f"cannot read report {str(path)!r}: {err}") from err
+                f"{display_path(path)!r} does not exist: run `collapse-diag analyze` first."
+            )
+        text = read_text_limited(path, "report", MAX_REPORT_BYTES, DataError)
+        check_json_text(text, f"report {display_path(path)!r}")
+        try:
+            payload = json.loads(text)
+        except ValueError as err:
+            raise DataError(f"cannot read report {display_path(path)!r}: {err}") from err
         return cls.from_dict(payload)
 
     def write_json(self, path: str | Path) -> Path:

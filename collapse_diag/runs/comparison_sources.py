@@ -71,7 +71,7 @@ def load_source(source: Any, name: str, analyse: dict[str, Any]) -> ComparedMode
         report = Report.from_json(report_path)
         npz = report_path.parent / ENCODINGS_FILE
         encodings = None
-        if npz.is_file():
+        if npz.exists():  # a FIFO or folder there is refused by load_encodings, not skipped
             encodings, data_hash = load_encodings(npz)
             if data_hash != (report.provenance or {}).get(P.data_sha256, data_hash) or \
                     encodings.n_examples != report.n_examples:

@@ -40,11 +40,13 @@ from tqdm.auto import tqdm
 
 from collapse_diag._version import __version__
 from collapse_diag.analysis import _data_sha256, analyze
+from collapse_diag.config.limits import MAX_REPORT_BYTES, check_json_text
 from collapse_diag.config.presets import preset_settings
 from collapse_diag.config.settings import Settings
 from collapse_diag.exceptions import CheckpointError, DataError, invalid_parameter
 from collapse_diag.io.checkpoint import file_sha256, load_checkpoint
 from collapse_diag.io.data import Batch, num_examples, validate_data
+from collapse_diag.io.files import read_text_limited
 from collapse_diag.io.labels import load_labels
 from collapse_diag.model.method_map import map_methods, parse_map
 from collapse_diag.report.report import SCHEMA_VERSION, write_text_atomic
@@ -202,10 +204,14 @@ def _cache_key(sha: str, settings: Settings, data_sha: str, overrides: Mapping[s
 
 
 def _read_cache(path: Path) -> dict[str, Any] | None:
+    if not path.is_file():  # missing, or not a regular file (a FIFO would block the read)
+        return None
     try:
-        payload = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None  # missing or half-written by an interrupted run: analyse again
+        text = read_text_limited(path, "cached report", MAX_REPORT_BYTES)
+        check_json_text(text, "cached report")
+        payload = json.loads(text)
+    except (OSError, ValueError):  # DataError is a ValueError
+        return None  # unreadable or half-written by an interrupted run: analyse again
     return payload if isinstance(payload, dict) and T.summary in payload else None
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collapse_diag.diagnostics import (
     activity,
+    decoded_outputs,
     identifiability,
     information,
     kl,
@@ -36,6 +37,7 @@ SPECS: tuple[DiagnosticSpec, ...] = (
     probes.SPEC,
     likelihood.SPEC,
     refinement.SPEC,
+    decoded_outputs.SPEC,
 )
 
 #: Name -> spec.

@@ -93,9 +93,10 @@ def build_document(report: Report, drawn: Collection[str]) -> Document:
     checkpoint = (report.checkpoint or {}).get("path")
     title = "Posterior collapse report" + (f": {PurePath(checkpoint).name}" if checkpoint else "")
     label, reason = verdict_parts(report)
+    placed = {name for spec in display_order() for ref in spec.sections for name in ref.plots}
     figures = tuple(FigureBlock(name, spec.title, spec.caption,
                                 None if name in drawn else _missing(report, name))
-                    for name, spec in plots_for(report).items())
+                    for name, spec in plots_for(report).items() if name not in placed)
     sections = []
     if report.warnings:
         sections.append(Section(
@@ -122,7 +123,7 @@ def build_document(report: Report, drawn: Collection[str]) -> Document:
         ("One row per latent dimension; KL, MI and swap deltas in nats. The status rule is "
          "documented in docs/statuses.md of collapse-diag.",),
         tables=(dimension_table(report),)))
-    sections += _spec_sections(report)
+    sections += _spec_sections(report, drawn)
     sections.append(Section("Settings", "settings", tables=(settings_table(report),)))
     sections.append(Section("Provenance", "provenance", tables=(provenance_table(report),)))
     return Document(title, label, reason, report.summary.get(SK.verdict), tuple(sections))
@@ -137,13 +138,21 @@ def _missing(report: Report, name: str) -> str:
     return missing_note(report, name)
 
 
-def _spec_sections(report: Report) -> list[Section]:
-    """The sections the diagnostics add (``spec.sections``), those with a table to show."""
+def _spec_sections(report: Report, drawn: Collection[str]) -> list[Section]:
+    """The sections the diagnostics add (``spec.sections``), those with a table or text to show.
+
+    A section's own plots (``ref.plots``) are shown in it when drawn.
+    """
     sections = []
+    specs = plots_for(report)
     for spec in display_order():
         for ref in spec.sections:
             table = resolve(ref.table)(report)
-            if table is not None:
-                sections.append(Section(ref.title, ref.anchor, (ref.paragraph,),
-                                        tables=(table,)))
+            tables = () if table is None else table if isinstance(table, tuple) else (table,)
+            text = resolve(ref.text)(report) if ref.text is not None else None
+            if tables or text:
+                figures = tuple(FigureBlock(name, specs[name].title, specs[name].caption)
+                                for name in ref.plots if name in drawn)
+                sections.append(Section(ref.title, ref.anchor, tuple(text or (ref.paragraph,)),
+                                        figures=figures, tables=tables))
     return sections

@@ -181,7 +181,7 @@ def decoded_outputs_diagnostic(
     inputs = comparable_inputs(take(data, torch.from_numpy(picks)), outputs.shape[1])
     ratio, ci = (None, None) if inputs is None else variance_ratio(
         outputs, inputs, settings.decoded_bootstrap, settings.confidence, generator)
-    return DecodedResult(kind, ratio, ci, m, (None, None), views)
+    return DecodedResult(kind, ratio, ci, m, views=views)
 
 
 class _Decoder:
@@ -403,8 +403,8 @@ SPEC = DiagnosticSpec(
     ),
     plots=(
         PlotRef("decoded_samples", "Decoded from different codes",
-                "Top: inputs; then the decoder's mean at each input's own code mu(x); "
-                "bottom: at the mean of q(z), at prior draws and at other inputs' codes. "
+                "Top: inputs; then the decoder's mean at each input's own code mu(x); then "
+                "at the mean of q(z), at prior draws and at other inputs' codes. "
                 "Identical images from different codes mean the decoder ignores z.",
                 "collapse_diag.render.plots_decoded:plot_decoded_samples"),
         PlotRef("decoded_traversal", "Traversals, one row per dimension",

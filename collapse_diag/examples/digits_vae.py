@@ -9,7 +9,8 @@ images, no download). Pixels (0..16) are binarised at > 7, giving 64-dim
     logits = W_3 tanh(W_2 z)    log p(x|z) = sum_i log Bernoulli(x_i; sigmoid(logits_i))
 
 Protocol methods: ``encode(x) -> (mu, logvar)``, ``log_likelihood(x, z) ->
-[batch]`` and the optional ``generate(z) -> [batch, 64]``, the decoder's mean image. A batch ``x`` is a float Tensor ``[batch, 64]`` of zeros and ones.
+[batch]`` and the optional ``generate(z) -> [batch, 64]``, the decoder's mean image.
+A batch ``x`` is a float Tensor ``[batch, 64]`` of zeros and ones.
 """
 
 from __future__ import annotations

@@ -574,7 +574,7 @@ GENERATE, DETOKENIZE = "generate(z)", "detokenize(ids)"
 
 
 def call_generate(model: Any, z: torch.Tensor) -> torch.Tensor:
-    """``model.generate(z)``, checked: ``[batch, ...]``; integer ids ``[batch, L]`` or finite floats.
+    """``model.generate(z)``, checked: integer ids ``[batch, L]`` or finite floats ``[batch, ...]``.
 
     The optional method of docs/model-protocol.md ("generate"): token ids for a
     text decoder (greedy decoding: deterministic; positions after a row's end hold

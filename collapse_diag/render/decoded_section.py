@@ -67,9 +67,10 @@ def decoded_text(report: Report) -> tuple[str, ...] | None:
                 " are not floats of the outputs' size, so its variance cannot be set against"
                 " theirs (no diversity figure).")
     else:
+        ci = _interval(report, SK.output_diversity_ci)
         lead = (f"Diversity: across {m} codes drawn from the aggregate posterior q(z), the "
-                f"decoder's mean varies by {fmt_num(value)} of the variance of the inputs the "
-                f"codes came from ({level} percentile-bootstrap interval {_interval(report, SK.output_diversity_ci)}). "
+                f"decoder's mean varies by {fmt_pct(value)} of the variance of the inputs the "
+                f"codes came from ({level} percentile-bootstrap interval {ci}). "
                 "0 means the same output whatever z (posterior collapse); by the law of total "
                 "variance it is about the share of the data's variance the decoder explains "
                 "through z.")

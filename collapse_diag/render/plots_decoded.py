@@ -71,8 +71,9 @@ def plot_decoded_samples(report: Report) -> Figure | None:
         rows.append(("input x", [r.get("pixels") for r in recon]))
     rows.append(("decoded at mu(x)", [r["decoded"] for r in recon]))
     codes = views.get("from_codes") or []
-    groups = (("mean / prior draws", [c for c in codes if not c["code"].startswith("code of")]),
-              ("other inputs' codes", [c for c in codes if c["code"].startswith("code of")]))
+    groups = ((name, [c for c in codes if c["code"].startswith(prefix)])
+              for name, prefix in (("mean of q(z)", "mean"), ("prior draws", "prior"),
+                                   ("other inputs' codes", "code of")))
     rows += [(name, [c["decoded"] for c in group]) for name, group in groups if group]
     return _grid(rows, views["shape"])
 

@@ -38,6 +38,7 @@ LABELS: dict[str, str] = {
     S.swap_p_value: "swap p",
     S.reconstruction: "reconstruction",
     S.probes: "best probe",
+    S.output_diversity: "output diversity",
 }
 
 

@@ -88,6 +88,8 @@ COLUMNS: tuple[Column, ...] = (
     Column(USED, USED, "higher"),
     Column(COLLAPSED, COLLAPSED, "lower"),
     _summary_column(S.swap_delta, "higher"),
+    # how much the decoded output changes with z (more is not better per se): never marked
+    _summary_column(S.output_diversity, None),
 )
 #: Further summary figures every row carries (for the NLL cell, the rate-distortion plot, CSV).
 EXTRA_FIELDS = (S.nll_se, S.rate, S.distortion)

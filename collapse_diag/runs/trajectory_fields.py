@@ -89,6 +89,8 @@ TRACKED: tuple[Tracked, ...] = (
     # refinement (the encoder's KL far below the decoder's posterior's, and the gap).
     Tracked(S.amortization_gap, scalar=True),
     Tracked(S.collapse_cause),
+    # Issue 24: outputs become generic (the same decode whatever z) as the verdict turns.
+    Tracked(S.output_diversity, curve=True, scalar=True),
 )
 #: Summary figures kept in a row.
 SUMMARY_FIELDS = tuple(t.key for t in TRACKED)

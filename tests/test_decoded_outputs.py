@@ -194,12 +194,14 @@ def test_sequential_latents_variance_ratio_closed_form():
     assert summary[S.decoded_views]["shape"] == [16, 2]
 
 
+SENTENCES = ["the sailor disliked a cold morning .", "our guide loved a scenic journey .",
+             "the striker hates a sloppy season .", "next week my cousin will hate it ."]
+
+
 def _text_report(**settings):
     torch.manual_seed(0)
     model = build_text_vae(embed_dim=8, hidden_dim=16, latent_dim=3, z_every_step=True).eval()
-    x = model.tokenize(["the sailor disliked a cold morning .", "our guide loved a scenic journey .",
-                        "the striker hates a sloppy season .", "next week my cousin will hate it ."]
-                       * 3)
+    x = model.tokenize(SENTENCES * 3)
     return model, analyze(model, x, seed=0, diagnostics=DECODED, decoded_samples=16,
                           decoded_bootstrap=20, **settings)
 
@@ -209,9 +211,7 @@ def test_text_model_decodes_sentences_shown_as_tables():
     summary = report.summary
     assert summary[S.output_kind] == "tokens" and report.errors == {}
     views = summary[S.decoded_views]
-    assert views["reconstructions"][0]["text"] in {
-        "the sailor disliked a cold morning .", "our guide loved a scenic journey .",
-        "the striker hates a sloppy season .", "next week my cousin will hate it ."}
+    assert views["reconstructions"][0]["text"] in SENTENCES
     assert [c["code"] for c in views["from_codes"]][:2] == ["mean of q(z)", "prior draw 1"]
     assert len(views["homotopy"]["decoded"]) == 3 and views["traversal"] is None
     ids = model.generate(torch.zeros(2, 3))  # greedy: ids, <eos>, then padding

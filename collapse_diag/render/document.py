@@ -148,7 +148,7 @@ def _spec_sections(report: Report, drawn: Collection[str]) -> list[Section]:
     for spec in display_order():
         for ref in spec.sections:
             table = resolve(ref.table)(report)
-            tables = () if table is None else table if isinstance(table, tuple) else (table,)
+            tables = () if table is None else (table,) if isinstance(table, Table) else table
             text = resolve(ref.text)(report) if ref.text is not None else None
             if tables or text:
                 figures = tuple(FigureBlock(name, specs[name].title, specs[name].caption)

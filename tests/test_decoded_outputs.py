@@ -245,3 +245,17 @@ def test_without_generate_the_section_says_how_to_add_it_and_nothing_else_change
     assert not any(f.name.startswith("decoded") for f in plots.figures)
     assert "generate(z)" in render_markdown(document, {})
     assert math.isfinite(report.summary[S.kl])
+
+
+def test_wrap_gives_a_model_generate():
+    from collapse_diag import wrap
+
+    toy = ToyVAE((2.0, 0.0), 0.5)
+    model = wrap(toy, encode=lambda m, x: m.encode(x),
+                 log_likelihood=lambda m, x, z: m.log_likelihood(x, z),
+                 generate=lambda m, z: m.w * z)
+    x = toy.sample(400, seed=5)
+    summary = analyze(model, x, seed=0, diagnostics=DECODED, decoded_bootstrap=0).summary
+    # Var g = 4 (z_0), Var x = 4.25 + 0.25: 4 / 4.5 = 0.889; M = 256 codes: SE about 0.04
+    assert summary[S.output_kind] == "continuous"
+    assert summary[S.output_diversity] == pytest.approx(4 / 4.5, abs=0.1)

@@ -84,6 +84,15 @@ def _partial_with_every_dimension_used(report):
     report.summary["verdict"] = "partial"
 
 
+def _diversity_without_generate(report):
+    report.summary["output_kind"] = "unavailable"
+    report.summary["output_diversity"] = 0.5
+
+
+def _token_share_above_decode_share(report):
+    report.summary.update(output_kind="tokens", output_diversity=0.4, differ_fraction=0.2)
+
+
 #: Invariant -> hand edits of the healthy report (3 used dimensions) that break it.
 BREAKS = {
     "mi_within_kl": [_mi_above_kl, _summary_mi_above_kl],
@@ -93,6 +102,7 @@ BREAKS = {
     "verdict_matches_statuses": [_healthy_with_ignored, _collapsed_with_used],
     "causes_match_statuses": [_inference_cause_on_a_used_dimension,
                               _partial_with_every_dimension_used],
+    "decoded_figures_agree": [_diversity_without_generate, _token_share_above_decode_share],
 }
 
 

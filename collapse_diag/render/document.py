@@ -17,7 +17,7 @@ from collapse_diag.diagnostics.registry import display_order
 from collapse_diag.diagnostics.spec import resolve
 from collapse_diag.render.explain import explain, verdict_parts
 from collapse_diag.render.failures import is_render_error, render_error_key
-from collapse_diag.render.plots import missing_note, plots_for
+from collapse_diag.render.plots import SECTION_PLOTS, missing_note, plots_for
 from collapse_diag.render.tables import (
     Table,
     dimension_table,
@@ -93,10 +93,9 @@ def build_document(report: Report, drawn: Collection[str]) -> Document:
     checkpoint = (report.checkpoint or {}).get("path")
     title = "Posterior collapse report" + (f": {PurePath(checkpoint).name}" if checkpoint else "")
     label, reason = verdict_parts(report)
-    placed = {name for spec in display_order() for ref in spec.sections for name in ref.plots}
     figures = tuple(FigureBlock(name, spec.title, spec.caption,
                                 None if name in drawn else _missing(report, name))
-                    for name, spec in plots_for(report).items() if name not in placed)
+                    for name, spec in plots_for(report).items() if name not in SECTION_PLOTS)
     sections = []
     if report.warnings:
         sections.append(Section(

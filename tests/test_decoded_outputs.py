@@ -145,7 +145,7 @@ def test_same_seed_same_figures_whatever_the_batch_size():
     a, b = (analyze(model, x, seed=4, diagnostics=DECODED, batch_size=size,
                     decoded_samples=100, decoded_bootstrap=50).summary for size in (7, 64))
     for key in (S.output_diversity, S.output_diversity_ci, S.decoded_views):
-        assert a[key] == b[key] or np.allclose(a[key], b[key], rtol=1e-6), key
+        _close(a[key], b[key], key)  # batches of 7 or 64: equal up to float rounding
 
 
 def _digits_with_ignored_dims() -> tuple[DigitsVAE, torch.Tensor]:
@@ -198,10 +198,14 @@ SENTENCES = ["the sailor disliked a cold morning .", "our guide loved a scenic j
              "the striker hates a sloppy season .", "next week my cousin will hate it ."]
 
 
-def _text_report(**settings):
+def _text_model_and_inputs():
     torch.manual_seed(0)
     model = build_text_vae(embed_dim=8, hidden_dim=16, latent_dim=3, z_every_step=True).eval()
-    x = model.tokenize(SENTENCES * 3)
+    return model, model.tokenize(SENTENCES * 3)
+
+
+def _text_report(**settings):
+    model, x = _text_model_and_inputs()
     return model, analyze(model, x, seed=0, diagnostics=DECODED, decoded_samples=16,
                           decoded_bootstrap=20, **settings)
 
@@ -259,3 +263,46 @@ def test_wrap_gives_a_model_generate():
     # Var g = 4 (z_0), Var x = 4.25 + 0.25: 4 / 4.5 = 0.889; M = 256 codes: SE about 0.04
     assert summary[S.output_kind] == "continuous"
     assert summary[S.output_diversity] == pytest.approx(4 / 4.5, abs=0.1)
+
+
+def _close(got, want, key):
+    """Equal labels, texts and structure; numbers within 1e-4 (a unit of the 4th decimal)."""
+    if isinstance(want, dict):
+        assert set(got) == set(want), key
+        for k in want:
+            _close(got[k], want[k], f"{key}.{k}")
+    elif isinstance(want, list):
+        assert len(got) == len(want), key
+        for i, (g, w) in enumerate(zip(got, want)):
+            _close(g, w, f"{key}[{i}]")
+    elif isinstance(want, float):
+        assert got == pytest.approx(want, abs=1e-4), key
+    else:
+        assert got == want, key
+
+
+def test_sharded_decodes_give_the_report_of_one_process(monkeypatch):
+    """map_shard as 3 processes would run it (shards of 7 codes, not block-aligned)."""
+    from collapse_diag.runtime import distributed
+
+    def serial(n, compute, block=None):  # noqa: ARG001 - the simulated shards use their own
+        parts = [tuple(compute(r.start, r.stop))
+                 for r in (distributed.shard(n, rank, 3, block=7) for rank in range(3))]
+        return tuple(np.concatenate([p[j] for p in parts]) for j in range(len(parts[0])))
+
+    cases = [_text_model_and_inputs(), (GeneratingToy((2.0, 1.0, 0.0), 0.5),
+                                        GeneratingToy((2.0, 1.0, 0.0), 0.5).sample(60, seed=1))]
+    for model, x in cases:
+        plain = analyze(model, x, seed=0, diagnostics=DECODED, decoded_samples=40,
+                        decoded_bootstrap=30, batch_size=5).summary
+        with monkeypatch.context() as patch:
+            patch.setattr(distributed, "map_shard", serial)
+            sharded = analyze(model, x, seed=0, diagnostics=DECODED, decoded_samples=40,
+                              decoded_bootstrap=30, batch_size=5).summary
+        # the encoder pass is sharded too: mu moves by float rounding (KL by ~1e-10 here), so
+        # a value may move by as much (a pixel kept to 4 decimals by one unit), a decode not
+        for key in (S.output_kind, S.decoded_samples, S.decoded_views, S.differ_fraction,
+                    S.distinct_1, S.distinct_2):
+            _close(sharded[key], plain[key], key)
+        for key in (S.output_diversity, S.output_diversity_ci):
+            assert np.allclose(sharded[key], plain[key], rtol=1e-6, atol=1e-12), key

@@ -31,6 +31,18 @@ def image_views(report: Report) -> dict[str, Any] | None:
     return views
 
 
+def _layout(shape: list[int]) -> tuple[bool, float, float, str]:
+    """How a cell draws an output of ``shape``: ``(transpose, width, height, aspect)``.
+
+    Images whose sides differ by at most 2x keep square pixels; longer outputs (a
+    sequence's steps x dimensions, a vector) become a wide strip, time along x.
+    """
+    h, w = shape[0], shape[1]
+    if max(h, w) > 2 * min(h, w):
+        return h > w, 1.5 * _CELL, 0.5 * _CELL, "auto"
+    return False, _CELL, _CELL * h / w, "equal"
+
+
 def _grid(rows: list[tuple[str, list[list[float] | None]]], shape: list[int],
           header: list[str] | None = None) -> Figure:
     """One image per cell, one labelled row per entry of ``rows``; ``None`` cells left blank."""
@@ -39,8 +51,8 @@ def _grid(rows: list[tuple[str, list[list[float] | None]]], shape: list[int],
     low, high = (min(values), max(values)) if values else (0.0, 1.0)
     if high <= low:
         high = low + 1.0
-    aspect = shape[0] / shape[1]
-    fig = Figure(figsize=(_LABEL + _CELL * columns, 0.25 + _CELL * aspect * len(rows)
+    transpose, width, height, aspect = _layout(shape)
+    fig = Figure(figsize=(_LABEL + width * columns, 0.25 + height * len(rows)
                           + (0.3 if header else 0)), layout="constrained")
     axes = np.atleast_2d(fig.subplots(len(rows), columns, squeeze=False))
     for r, (label, cells) in enumerate(rows):
@@ -52,7 +64,8 @@ def _grid(rows: list[tuple[str, list[list[float] | None]]], shape: list[int],
                 spine.set_visible(False)
             if c < len(cells) and cells[c] is not None:
                 image = np.asarray(cells[c], dtype=float).reshape(shape)
-                ax.imshow(image, cmap="gray_r", vmin=low, vmax=high, interpolation="nearest")
+                ax.imshow(np.swapaxes(image, 0, 1) if transpose else image, cmap="gray_r",
+                          vmin=low, vmax=high, interpolation="nearest", aspect=aspect)
             if header and r == 0 and c < len(header):
                 ax.set_title(header[c], fontsize=8)
         axes[r, 0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)

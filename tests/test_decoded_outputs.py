@@ -306,3 +306,37 @@ def test_sharded_decodes_give_the_report_of_one_process(monkeypatch):
             _close(sharded[key], plain[key], key)
         for key in (S.output_diversity, S.output_diversity_ci):
             assert np.allclose(sharded[key], plain[key], rtol=1e-6, atol=1e-12), key
+
+
+def test_he_adapter_greedy_decode_is_the_argmax_of_its_teacher_forced_decoder():
+    """Independent reference: fed its own output, the decoder's arg max is that output."""
+    from collapse_diag.examples.he_text_vae import PAD_ID, HeTextVAEAdapter, HeVAE
+
+    torch.manual_seed(0)
+    vocab = ["<pad>", "<s>", "</s>", "<unk>", *(f"w{i}" for i in range(8))]
+    adapter = HeTextVAEAdapter(HeVAE(vocab_size=len(vocab)).eval(), vocab)
+    z = torch.randn(5, 8, generator=torch.Generator().manual_seed(2))
+    ids = adapter.generate(z, max_len=6)
+    assert ids.shape == (5, 6) and ids.dtype == torch.long
+    with torch.no_grad():
+        inputs = torch.cat([torch.ones(5, 1, dtype=torch.long), ids[:, :-1]], dim=1)
+        best = adapter.vae.decoder.decode(inputs, z[:, None, :]).argmax(dim=-1)
+    for row, reference in zip(ids.tolist(), best.tolist()):
+        end = row.index(2) + 1 if 2 in row else len(row)  # through </s>; padding after it
+        assert row[:end] == reference[:end] and all(t == PAD_ID for t in row[end:])
+    lines = adapter.detokenize(ids)
+    assert len(lines) == 5 and all(w in vocab for line in lines for w in line.split())
+
+
+def test_text_vae_greedy_decode_is_the_argmax_of_its_teacher_forced_decoder():
+    model, _ = _text_model_and_inputs()
+    z = torch.randn(6, 3, generator=torch.Generator().manual_seed(3)) * 3
+    ids = model.generate(z, max_len=8)
+    bos, eos = model.index["<bos>"], model.index["<eos>"]
+    with torch.no_grad():  # the teacher-forced pass of log_likelihood, on the decodes
+        emb = model.embed(torch.cat([torch.full((6, 1), bos), ids[:, :-1]], dim=1))
+        emb = torch.cat([emb, z[:, None, :].expand(-1, emb.shape[1], -1)], dim=2)
+        best = model.to_vocab(model.decoder(emb, model._initial_state(z))[0]).argmax(dim=2)
+    for row, reference in zip(ids.tolist(), best.tolist()):
+        end = row.index(eos) + 1 if eos in row else len(row)
+        assert row[:end] == reference[:end] and all(t == 0 for t in row[end:])

@@ -22,6 +22,8 @@ RUNS = {
     "bench_discrete.py": (["--n", "64", "--positions", "4", "--codes", "16"],
                           "rows: decoder rows"),
     "bench_decoder.py": (["--n", "64", "--latent-dim", "4"], "Fisher fwd+bwd"),
+    "bench_decoded.py": (["--models", "digits", "--samples", "32", "--repeat", "1"],
+                         "share of diagnostics"),
     "bench_nll.py": (["--k", "2", "--examples", "20"], "ms/input/K"),
     "bench_status_vs_n.py": (["--n", "64", "--models", "digits"], "digits"),
     "bench_monitor.py": (["--steps", "4", "--every", "2"], "steady state"),

@@ -69,7 +69,7 @@ def test_comparison_json_has_the_documented_shape(analysed):
                                     "has_encodings": False, "path": None}
     assert [c["key"] for c in payload["columns"]] == [
         "neg_elbo", "nll", "ppl", "kl", "mutual_information", "mi_minibatch", "active_units",
-        "verdict", "used", "collapsed", "swap_delta"]
+        "verdict", "used", "collapsed", "swap_delta", "output_diversity"]
     assert payload["identifiability"] == []  # no encodings
     assert any("no saved encodings" in n for n in payload["notes"])
 

@@ -91,6 +91,13 @@ def _codebook_collapse_unflagged(report):
 
 def _mi_above_its_ceiling(report):
     report.summary["discrete_mi"], report.summary["discrete_mi_ceiling"] = 5.0, 4.0
+def _diversity_without_generate(report):
+    report.summary["output_kind"] = "unavailable"
+    report.summary["output_diversity"] = 0.5
+
+
+def _token_share_above_decode_share(report):
+    report.summary.update(output_kind="tokens", output_diversity=0.4, differ_fraction=0.2)
 
 
 #: Invariant -> hand edits of the healthy report (3 used dimensions) that break it.
@@ -103,6 +110,7 @@ BREAKS = {
     "causes_match_statuses": [_inference_cause_on_a_used_dimension,
                               _partial_with_every_dimension_used],
     "discrete_figures_agree": [_codebook_collapse_unflagged, _mi_above_its_ceiling],
+    "decoded_figures_agree": [_diversity_without_generate, _token_share_above_decode_share],
 }
 
 

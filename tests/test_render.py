@@ -12,7 +12,7 @@ from real_reports import FAILURE
 from collapse_diag.exceptions import InvalidParameterError
 from collapse_diag.render import explain, render_directory, write_report
 from collapse_diag.render.markdown import escape_markdown
-from collapse_diag.render.plots import PLOTS
+from collapse_diag.render.plots import PLOTS, SECTION_PLOTS
 from collapse_diag.render.tables import fmt_num
 from collapse_diag.report.report import Report
 
@@ -51,7 +51,9 @@ def test_each_writer_produces_its_file(healthy_dir, analysed):
     assert set(written) == {"json", "md", "html", "plots"}
     assert written["json"] == out / "report.json"
     assert Report.from_json(out / "report.json").to_dict() == analysed["healthy"].to_dict()
-    assert sorted(p.name for p in (out / "plots").iterdir()) == sorted(f"{n}.png" for n in PLOTS)
+    # every plot but the decoded outputs' (its model has no generate(z): test_decoded_outputs.py)
+    assert sorted(p.name for p in (out / "plots").iterdir()) == sorted(
+        f"{n}.png" for n in PLOTS if n not in SECTION_PLOTS)
     assert not [p for p in out.rglob(".*")]  # no temporary files left behind
 
 
@@ -66,7 +68,7 @@ def test_markdown_holds_every_section_and_links_existing_plots(healthy_dir, anal
     for paragraph in explain(report):
         assert escape_markdown(paragraph) in md
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
-    assert links == [f"plots/{name}.png" for name in PLOTS]
+    assert links == [f"plots/{name}.png" for name in PLOTS if name not in SECTION_PLOTS]
     assert all((out / link).is_file() for link in links)
     assert "| z2 | used |" in md
     assert "c0ffee" in md and report.provenance["created"] in md  # checkpoint, provenance
@@ -81,7 +83,7 @@ def test_html_is_self_contained(healthy_dir):
     assert "http://" not in html and "https://" not in html
     assert "//" not in DATA_URI.sub("", html)
     images = re.findall(r"<img\b[^>]*>", html)
-    assert len(images) == len(PLOTS)
+    assert len(images) == len(PLOTS) - len(SECTION_PLOTS)
     assert all('src="data:image/png;base64,' in tag for tag in images)
     assert "@media print" in html and 'class="sortable"' in html
 
@@ -91,7 +93,7 @@ def test_missing_plots_get_a_note_and_stale_plots_go(failed_dir):
     assert {p.stem for p in (failed_dir / "plots").iterdir()} == FAILED_DRAWN
     assert len(re.findall(r"<img\b", html)) == len(FAILED_DRAWN)
     for text in (md, html):
-        assert text.count("Not drawn:") == len(PLOTS) - len(FAILED_DRAWN)
+        assert text.count("Not drawn:") == len(PLOTS) - len(SECTION_PLOTS) - len(FAILED_DRAWN)
         assert "Diagnostics that failed" in text
         assert "the decoder cannot take batches over 4 rows" in text
     assert FAILURE.endswith("<x|y>")
@@ -121,7 +123,8 @@ def test_every_writer_copes_with_a_kl_only_report(tmp_path, analysed):
     assert set(written) == {"json", "md", "html", "plots"}
     assert json.loads(_read(tmp_path / "report.json"))["summary"]["kl"] > 0
     md = _read(tmp_path / "report.md")
-    assert md.count("Not drawn:") == len(PLOTS) - 2  # the KL bars and the overview remain
+    # the KL bars and the overview remain; the decoded outputs' plots are never "Not drawn"
+    assert md.count("Not drawn:") == len(PLOTS) - len(SECTION_PLOTS) - 2
     assert "Verdict: not available." in md
     assert _read(tmp_path / "report.html").count("<img") == 2
 

@@ -249,6 +249,10 @@ def test_vector_report_figures_unchanged_from_main(tmp_path):
             "approximation_gap_ci", "refinement_examples", "refinement_converged",
             "refinement_steps", "collapse_cause", "cause_counts", "kl_refined", "kl_refined_ci",
             "kl_encoder_refined_inputs", "cause", "kl_excess_low"}
+    # Issue 24: the decoded diagnostic's fields (new; its model has no generate(z)).
+    new |= {"output_kind", "output_diversity", "output_diversity_ci", "differ_fraction",
+            "differ_fraction_ci", "decoded_samples", "distinct_1", "distinct_2",
+            "decoded_views"}
     # Monte-Carlo estimates over the draws that are now keyed on the input's index
     # (collapse_diag/runtime/rng.py, issue 11 item 5: prior draws, Fisher samples, importance
     # samples) changed their random numbers; their known answers are checked in

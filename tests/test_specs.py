@@ -100,7 +100,11 @@ def test_each_diagnostic_reads_exactly_the_results_it_requires(monkeypatch):
     monkeypatch.setattr(RunContext, "result", recorded)
     for spec in SPECS:
         monkeypatch.setitem(analysis.DIAGNOSTICS, spec.name, tracked(spec))
-    model = ToyVAE((2.0, 1.0, 0.0), 0.5)
+    class Generating(ToyVAE):  # generate(z): the decoder's mean, so "decoded" reads its settings
+        def generate(self, z):
+            return self.w * z
+
+    model = Generating((2.0, 1.0, 0.0), 0.5)
     x = model.sample(60, seed=1)
     report = analysis.analyze(model, x, labels={"sign": (x[:, 0] > 0).numpy().astype(int)},
                               seed=0, swap_bootstrap=50, per_dim_swap_examples=16,

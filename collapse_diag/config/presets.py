@@ -23,7 +23,7 @@ __all__ = ["CHEAP", "FULL", "PRESETS", "SKIPPED", "preset_label", "preset_settin
 
 #: The cheap preset used by ``collapse-diag track`` and :class:`CollapseMonitor` by default.
 CHEAP: dict[str, Any] = {
-    "diagnostics": ("kl", "activity", "information", "sensitivity", "verdict"),
+    "diagnostics": ("kl", "activity", "information", "sensitivity", "verdict", "decoded"),
     "max_examples": 512,
     "per_dim_swap_examples": 64,
     "swap_bootstrap": 200,

@@ -187,6 +187,24 @@ class Settings:
         2.0, "Cause 'objective': the encoder's KL in a used dimension exceeds this many times "
         "what the decoder's own posterior wants (kl_refined), beyond the intervals.",
         low=1, low_open=True, high=1000.0)
+    decoded_samples: int = setting(
+        256, "Codes drawn from the aggregate posterior and decoded with the model's "
+        "generate(z) for the output-diversity figure (What the decoder makes of z).",
+        details="One decoder pass per code (a greedy decode for text), in batches of "
+        "batch_size, sharded under torchrun; the differ fraction's exact interval narrows "
+        "as 1 / sqrt(decoded_samples).", low=2, high=100_000)
+    decoded_examples: int = setting(
+        6, "Inputs shown beside their reconstruction, and codes (prior draws, other inputs' "
+        "codes) decoded side by side, in What the decoder makes of z.", low=1, high=64)
+    decoded_steps: int = setting(
+        7, "Points along each traversal (per dimension) and homotopy (between two inputs' "
+        "codes) in What the decoder makes of z.", low=2, high=33)
+    decoded_dims: int = setting(
+        10, "Dimensions traversed in What the decoder makes of z, largest KL first.",
+        low=1, high=1024)
+    decoded_bootstrap: int = setting(
+        1000, "Bootstrap resamples of the continuous-output variance ratio's interval.",
+        low=0, high=10**6)
 
     @classmethod
     def from_kwargs(cls, where: str = "analyze", **kwargs: Any) -> Settings:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collapse_diag.diagnostics import (
     activity,
+    decoded_outputs,
     discrete,
     identifiability,
     information,
@@ -40,6 +41,7 @@ SPECS: tuple[DiagnosticSpec, ...] = (
     likelihood.SPEC,
     refinement.SPEC,
     discrete.SPEC,
+    decoded_outputs.SPEC,
 )
 
 #: Name -> spec.

@@ -178,13 +178,20 @@ class SectionRef:
         anchor: HTML anchor.
         paragraph: The sentence(s) above the table.
         table: ``"collapse_diag.render.module:function"``, ``(report) -> Table | None``
-            (``None``: the section is left out).
+            (``None``: the section is left out), or a tuple of Tables.
+        text: Optional ``"module:function"``, ``(report) -> tuple[str, ...] | None``: the
+            paragraphs shown instead of ``paragraph``; with them the section is shown even
+            without a table.
+        plots: Names of the spec's plots shown in this section (those drawn) instead of
+            under "Plots".
     """
 
     title: str
     anchor: str
     paragraph: str
     table: str
+    text: str | None = None
+    plots: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,9 @@ images, no download). Pixels (0..16) are binarised at > 7, giving 64-dim
     h = tanh(W_1 x)             mu, logvar = W_mu h, W_lv h     q(z|x) = N(mu, exp(logvar))
     logits = W_3 tanh(W_2 z)    log p(x|z) = sum_i log Bernoulli(x_i; sigmoid(logits_i))
 
-Protocol methods: ``encode(x) -> (mu, logvar)`` and ``log_likelihood(x, z) ->
-[batch]``. A batch ``x`` is a float Tensor ``[batch, 64]`` of zeros and ones.
+Protocol methods: ``encode(x) -> (mu, logvar)``, ``log_likelihood(x, z) ->
+[batch]`` and the optional ``generate(z) -> [batch, 64]``, the decoder's mean image.
+A batch ``x`` is a float Tensor ``[batch, 64]`` of zeros and ones.
 """
 
 from __future__ import annotations
@@ -80,6 +81,11 @@ class DigitsVAE(nn.Module):
         """
         logits = self.decoder(z)
         return -F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(dim=1)
+
+    @torch.no_grad()
+    def generate(self, z: torch.Tensor) -> torch.Tensor:
+        """The decoder's mean E[x|z] = sigmoid(logits): pixel probabilities ``[batch, 64]``."""
+        return torch.sigmoid(self.decoder(z))
 
 
 def build_digits_vae(**config: int) -> DigitsVAE:

@@ -27,7 +27,9 @@ the model computes on equal-length batches:
         LSTM is causal (right padding cannot change earlier positions) and pad
         targets are ignored;
     num_tokens(x) = tokens predicted per sentence (w_1 .. w_n and </s>);
-    tokenize(lines) with the vocabulary given to the adapter.
+    tokenize(lines) with the vocabulary given to the adapter;
+    generate(z): greedy decoding from ``<s>`` (ids up to ``</s>``, then pad), and
+        detokenize(ids) (the words, or the ids without a vocabulary).
 
 A naive adapter calling ``model.encoder(x)`` on padded batches reads the pads
 and gives other codes; ``check_model``'s padding self-check refuses it
@@ -165,3 +167,33 @@ class HeTextVAEAdapter(nn.Module):
         for i, row in enumerate(rows):
             x[i, : len(row)] = torch.tensor(row)
         return x
+
+    @torch.no_grad()
+    def generate(self, z: torch.Tensor, max_len: int = 20) -> torch.Tensor:
+        """Greedy decoding from ``<s>`` with z fed at every step: ids ``[batch, max_len]``.
+
+        Each row holds the tokens after ``<s>`` up to and including ``</s>``, then
+        :data:`PAD_ID`, the layout :meth:`detokenize` reads.
+        """
+        decoder, batch = self.vae.decoder, z.shape[0]
+        c = decoder.trans_linear(z).unsqueeze(0)
+        state = (torch.tanh(c), c)
+        token = torch.full((batch, 1), 1, dtype=torch.long, device=z.device)  # <s>
+        done = torch.zeros(batch, dtype=torch.bool, device=z.device)
+        out = []
+        for _ in range(max_len):
+            inputs = torch.cat([decoder.embed(token), z.unsqueeze(1)], dim=-1)
+            output, state = decoder.lstm(inputs, state)
+            token = decoder.pred_linear(output).argmax(dim=-1)
+            out.append(token.masked_fill(done[:, None], PAD_ID))
+            done = done | (token[:, 0] == 2)  # </s>
+        return torch.cat(out, dim=1)
+
+    def detokenize(self, ids: torch.Tensor) -> list[str]:
+        """Rows of ids up to ``</s>`` as text: the words, or the ids without a vocabulary."""
+        lines = []
+        for row in ids.tolist():
+            row = row[: row.index(2)] if 2 in row else row
+            lines.append(" ".join(self.vocab[i] if self.vocab else str(i)
+                                  for i in row if i not in (PAD_ID, 1)))
+        return lines

@@ -73,6 +73,10 @@ class SequenceVAE(nn.Module):
         ll = -0.5 * (x["x"] - mean) ** 2 / s2 - 0.5 * math.log(2 * math.pi * s2)
         return (ll.sum(dim=2) * self.latent_mask(x)).sum(dim=1)
 
+    def generate(self, z):
+        """The decoder's mean E[x_t | z_t] = w z_t (0 after ``used_steps``), ``[B, T, D]``."""
+        return self.w * z * self.used[:, None]
+
 
 
 class ARPriorSequenceVAE(SequenceVAE):

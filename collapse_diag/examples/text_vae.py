@@ -20,7 +20,9 @@ Protocol methods (all a model needs to be analysed; no base class required):
 * ``log_likelihood(x, z) -> [batch]``: sum over the tokens of the sentence,
   ``<eos>`` included and padding excluded;
 * ``num_tokens(x) -> [batch]``: tokens per sentence, ``<eos>`` included;
-* ``tokenize(lines) -> x``: whitespace tokenisation into the padded batch below.
+* ``tokenize(lines) -> x``: whitespace tokenisation into the padded batch below;
+* ``generate(z) -> ids`` (greedy decoding; ``sample=True`` for seeded sampling) and
+  ``detokenize(ids) -> list[str]``: what the decoder makes of z, as text.
 
 A batch ``x`` is a LongTensor ``[batch, max_len]`` of token ids: each sentence's
 tokens, then ``<eos>``, then ``<pad>`` (id 0) up to the longest sentence of the
@@ -172,20 +174,51 @@ class TextVAE(nn.Module):
         return h0.contiguous(), c0.contiguous()
 
     @torch.no_grad()
-    def greedy_decode(self, z: torch.Tensor, max_len: int = 20) -> list[str]:
-        """Greedy decoding from latent codes ``z [batch, latent_dim]`` (for inspection)."""
-        batch = z.shape[0]
+    def generate(self, z: torch.Tensor, max_len: int = 20, sample: bool = False,
+                 generator: torch.Generator | None = None, temperature: float = 1.0
+                 ) -> torch.Tensor:
+        """What the decoder makes of z (the protocol's optional ``generate``).
+
+        Greedy decoding by default: at each step the most probable token given
+        the tokens so far and z, so the same z always gives the same sentence.
+        ``sample=True`` draws each token from softmax(logits / temperature) with
+        ``generator`` (seeded sampling; the toolkit itself calls the greedy default).
+
+        Args:
+            z: Latent codes ``[batch, latent_dim]``.
+            max_len: Most tokens per sentence, ``<eos>`` included.
+            sample: Sample instead of taking the arg max.
+            generator: Random generator for the sampling (on the CPU).
+            temperature: Softmax temperature of the sampling.
+
+        Returns:
+            LongTensor ``[batch, max_len]``: token ids up to and including ``<eos>``,
+            then ``<pad>`` (0), the layout of :meth:`tokenize` (:meth:`detokenize` reads it).
+        """
+        batch, eos = z.shape[0], self.index[EOS]
         state = self._initial_state(z)
         token = torch.full((batch, 1), self.index[BOS], dtype=torch.long, device=z.device)
+        done = torch.zeros(batch, dtype=torch.bool, device=z.device)
         out = []
         for _ in range(max_len):
             emb = self.embed(token)
             if self.z_every_step:
                 emb = torch.cat([emb, z.unsqueeze(1)], dim=2)
             output, state = self.decoder(emb, state)
-            token = self.to_vocab(output).argmax(dim=2)
-            out.append(token)
-        return self.detokenize(torch.cat(out, dim=1))
+            logits = self.to_vocab(output)[:, 0]
+            if sample:
+                probs = F.softmax(logits.float().cpu() / temperature, dim=1)
+                token = torch.multinomial(probs, 1, generator=generator).to(z.device)
+            else:
+                token = logits.argmax(dim=1, keepdim=True)
+            out.append(token.masked_fill(done[:, None], 0))
+            done = done | (token[:, 0] == eos)
+        return torch.cat(out, dim=1)
+
+    @torch.no_grad()
+    def greedy_decode(self, z: torch.Tensor, max_len: int = 20) -> list[str]:
+        """Greedy decoding from latent codes ``z [batch, latent_dim]``, as sentences."""
+        return self.detokenize(self.generate(z, max_len))
 
 
 def build_text_vae(**config: object) -> TextVAE:

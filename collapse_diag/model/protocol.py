@@ -12,6 +12,11 @@ and may have::
     latent_mask(x) -> Tensor[batch, T]  sequential latents only: valid steps (bool)
     num_tokens(x) -> Tensor[batch]     size of each observation (for per-token figures)
     tokenize(lines) -> x               turns text lines into a batch (for ``--data file.txt``)
+    generate(z, **kw) -> Tensor[batch, ...]  what the decoder makes of z: token ids
+                                       ``[batch, length]`` (integer; 0 = padding after the end)
+                                       or the decoder's mean (floating), for the report's
+                                       "What the decoder makes of z" (:func:`call_generate`)
+    detokenize(ids) -> list[str]       token ids ``[batch, length]`` as text
 
 :func:`check_model` validates all of this once, on one small batch, and names
 the method, the expected and the actual value, and a fix. The ``call_*``
@@ -57,6 +62,8 @@ __all__ = [
     "call_num_tokens",
     "call_latent_mask",
     "check_rows",
+    "call_generate",
+    "call_detokenize",
 ]
 
 _DOCS = "see docs/model-protocol.md"
@@ -684,3 +691,50 @@ def _check_model(model: Any, batch: Batch) -> ModelInfo:
         has_mask=has_mask,
         has_posterior=has_posterior,
     )
+
+
+#: How ``generate`` and ``detokenize`` are named in the messages of their checks.
+GENERATE, DETOKENIZE = "generate(z)", "detokenize(ids)"
+
+
+def call_generate(model: Any, z: torch.Tensor) -> torch.Tensor:
+    """``model.generate(z)``, checked: integer ids ``[batch, L]`` or finite floats ``[batch, ...]``.
+
+    The optional method of docs/model-protocol.md ("generate"): token ids for a
+    text decoder (greedy decoding: deterministic; positions after a row's end hold
+    0), the decoder's mean for continuous data. Called under ``torch.no_grad()``.
+
+    Raises:
+        DiagnosticError: it failed, or returned something else (what came back and a fix).
+    """
+    n = int(z.shape[0])
+    with torch.no_grad():
+        out = _user_call(GENERATE, n, DiagnosticError, model.generate, z)
+    if not isinstance(out, torch.Tensor) or out.dim() < 2 or int(out.shape[0]) != n:
+        got = (type(out).__name__ if not isinstance(out, torch.Tensor)
+               else f"shape {tuple(out.shape)}")
+        raise DiagnosticError(
+            f"{GENERATE} must return a Tensor [batch={n}, ...] (token ids [batch, length] or "
+            f"the decoder's mean); got {got} ({_DOCS}).")
+    if out.is_floating_point():
+        check_finite(out, GENERATE, DiagnosticError)
+    elif out.dim() != 2 or out.is_complex():
+        raise DiagnosticError(
+            f"{GENERATE} returned a non-floating Tensor of shape {tuple(out.shape)}: token ids "
+            f"must be an integer Tensor [batch, length] ({_DOCS}).")
+    return out.detach()
+
+
+def call_detokenize(model: Any, ids: torch.Tensor) -> list[str]:
+    """``model.detokenize(ids)``, checked: one string per row of ``ids`` ``[batch, length]``.
+
+    Raises:
+        DiagnosticError: it failed or did not return ``batch`` strings.
+    """
+    n = int(ids.shape[0])
+    out = _user_call(DETOKENIZE, n, DiagnosticError, model.detokenize, ids)
+    if not isinstance(out, (list, tuple)) or len(out) != n or not all(
+            isinstance(line, str) for line in out):
+        raise DiagnosticError(f"{DETOKENIZE} must return a list of {n} strings, one per row "
+                              f"of ids; got {type(out).__name__} ({_DOCS}).")
+    return list(out)

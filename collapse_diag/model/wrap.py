@@ -29,7 +29,7 @@ from collapse_diag.exceptions import invalid_parameter
 
 __all__ = ["wrap", "Wrapped"]
 
-_OPTIONAL = ("prior", "num_tokens", "tokenize", "latent_mask")
+_OPTIONAL = ("prior", "num_tokens", "tokenize", "latent_mask", "generate", "detokenize")
 
 
 class Wrapped(nn.Module):
@@ -68,7 +68,9 @@ def _method(name: str) -> Callable[..., Any]:
 def wrap(obj: Any, *, encode: Callable[..., Any], log_likelihood: Callable[..., Any],
          prior: Callable[..., Any] | None = None, num_tokens: Callable[..., Any] | None = None,
          tokenize: Callable[..., Any] | None = None,
-         latent_mask: Callable[..., Any] | None = None) -> Wrapped:
+         latent_mask: Callable[..., Any] | None = None,
+         generate: Callable[..., Any] | None = None,
+         detokenize: Callable[..., Any] | None = None) -> Wrapped:
     """Wrap ``obj`` so that it follows the model protocol (docs/model-protocol.md).
 
     Args:
@@ -79,6 +81,9 @@ def wrap(obj: Any, *, encode: Callable[..., Any], log_likelihood: Callable[..., 
         num_tokens: Optional ``num_tokens(obj, x) -> Tensor[batch]``.
         tokenize: Optional ``tokenize(obj, lines) -> x``.
         latent_mask: Optional ``latent_mask(obj, x) -> Tensor[batch, T]`` (sequential latents).
+        generate: Optional ``generate(obj, z) -> Tensor[batch, ...]``: token ids or the
+            decoder's mean (What the decoder makes of z).
+        detokenize: Optional ``detokenize(obj, ids) -> list[str]``.
 
     Returns:
         A :class:`Wrapped` ``nn.Module`` with exactly the given methods.
@@ -87,7 +92,8 @@ def wrap(obj: Any, *, encode: Callable[..., Any], log_likelihood: Callable[..., 
         InvalidParameterError: a function that is not callable.
     """
     functions = {"encode": encode, "log_likelihood": log_likelihood, "prior": prior,
-                 "num_tokens": num_tokens, "tokenize": tokenize, "latent_mask": latent_mask}
+                 "num_tokens": num_tokens, "tokenize": tokenize, "latent_mask": latent_mask,
+                 "generate": generate, "detokenize": detokenize}
     for name, function in functions.items():
         if function is not None and not callable(function):
             raise invalid_parameter(name, "wrap", "a callable taking the wrapped object first",

@@ -18,7 +18,7 @@ from collapse_diag.diagnostics.registry import display_order
 from collapse_diag.diagnostics.spec import resolve
 from collapse_diag.render.explain import explain, verdict_parts
 from collapse_diag.render.failures import is_render_error, render_error_key
-from collapse_diag.render.plots import missing_note, plots_for
+from collapse_diag.render.plots import SECTION_PLOTS, missing_note, plots_for
 from collapse_diag.render.tables import (
     Table,
     dimension_table,
@@ -96,7 +96,7 @@ def build_document(report: Report, drawn: Collection[str]) -> Document:
     label, reason = verdict_parts(report)
     figures = tuple(FigureBlock(name, spec.title, spec.caption,
                                 None if name in drawn else _missing(report, name))
-                    for name, spec in plots_for(report).items())
+                    for name, spec in plots_for(report).items() if name not in SECTION_PLOTS)
     sections = []
     qualified = [w for w in report.warnings if is_qualification(w)]
     broken = [w for w in report.warnings if not is_qualification(w)]
@@ -130,7 +130,7 @@ def build_document(report: Report, drawn: Collection[str]) -> Document:
         ("One row per latent dimension; KL, MI and swap deltas in nats. The status rule is "
          "documented in docs/statuses.md of collapse-diag.",),
         tables=(dimension_table(report),)))
-    sections += _spec_sections(report)
+    sections += _spec_sections(report, drawn)
     sections.append(Section("Settings", "settings", tables=(settings_table(report),)))
     sections.append(Section("Provenance", "provenance", tables=(provenance_table(report),)))
     return Document(title, label, reason, report.summary.get(SK.verdict), tuple(sections))
@@ -145,13 +145,21 @@ def _missing(report: Report, name: str) -> str:
     return missing_note(report, name)
 
 
-def _spec_sections(report: Report) -> list[Section]:
-    """The sections the diagnostics add (``spec.sections``), those with a table to show."""
+def _spec_sections(report: Report, drawn: Collection[str]) -> list[Section]:
+    """The sections the diagnostics add (``spec.sections``), those with a table or text to show.
+
+    A section's own plots (``ref.plots``) are shown in it when drawn.
+    """
     sections = []
+    specs = plots_for(report)
     for spec in display_order():
         for ref in spec.sections:
             table = resolve(ref.table)(report)
-            if table is not None:
-                sections.append(Section(ref.title, ref.anchor, (ref.paragraph,),
-                                        tables=(table,)))
+            tables = () if table is None else (table,) if isinstance(table, Table) else table
+            text = resolve(ref.text)(report) if ref.text is not None else None
+            if tables or text:
+                figures = tuple(FigureBlock(name, specs[name].title, specs[name].caption)
+                                for name in ref.plots if name in drawn)
+                sections.append(Section(ref.title, ref.anchor, tuple(text or (ref.paragraph,)),
+                                        figures=figures, tables=tables))
     return sections

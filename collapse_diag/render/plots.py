@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DISCRETE_PLOTS",
     "PLOTS",
+    "SECTION_PLOTS",
     "SEQUENCE_PLOTS",
     "PlotSpec",
     "all_figures",
@@ -101,6 +102,12 @@ DISCRETE_PLOTS: dict[str, PlotSpec] = {
     ref.name: _spec(ref, spec.name) for spec in display_order() if "gaussian" not in spec.kinds
     for ref in spec.plots
 }
+
+
+#: Plots a spec shows in a section of its own (``SectionRef.plots``), when drawn, instead of
+#: under "Plots" (where every other plot is drawn or gets a note saying why not).
+SECTION_PLOTS: frozenset[str] = frozenset(
+    name for spec in SPECS for ref in spec.sections for name in ref.plots)
 
 
 def is_sequential(report: Report) -> bool:

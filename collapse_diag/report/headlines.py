@@ -43,6 +43,7 @@ LABELS: dict[str, str] = {
     S.discrete_kl: "KL (categorical)",
     S.discrete_mi: "MI (exact)",
     S.discrete_swap_delta: "swap delta (codes)",
+    S.output_diversity: "output diversity",
 }
 
 

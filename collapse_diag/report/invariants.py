@@ -24,6 +24,8 @@ The relations (docs/reading-the-report.md, "Consistency warnings"):
 * ``status_counts_match_rows``: ``status_counts`` sums to D and counts the rows' statuses.
 * ``verdict_matches_statuses``: ``healthy`` only when every dimension is ``used``;
   never ``collapsed`` while a dimension is ``used`` (collapse_diag/diagnostics/verdict.py).
+* ``decoded_figures_agree``: 0 <= ``output_diversity`` <= ``differ_fraction`` <= 1 for
+  token outputs; no decoded figure without ``generate``.
 * NLL convergence: a page calls the NLL bound converged only when
   :func:`nll_still_falling` is false; otherwise it says the bound still falls (the
   writers in render/ read that function; tests/test_invariants.py checks the pages).
@@ -268,6 +270,28 @@ def discrete_figures_agree(report: Report) -> list[str]:
         out.append(f"{used:g} used + {dead:g} dead codes is not K = {len(counts)}")
     if s.get(S.verdict) == "codebook collapse" and s.get(S.codebook_collapse) is not True:
         out.append("verdict codebook collapse while `codebook_collapse` is not true")
+def decoded_figures_agree(report: Report) -> list[str]:
+    """The decoded outputs' figures tell one story (collapse_diag/diagnostics/decoded_outputs.py).
+
+    Token outputs: each decode's share of changed tokens is in [0, 1] and 0 for a decode
+    equal to the reference, so 0 <= ``output_diversity`` <= ``differ_fraction`` <= 1.
+    Continuous outputs: the variance ratio is >= 0. Without ``generate``
+    (``output_kind`` ``unavailable``) no decoded figure is reported.
+    """
+    summary = report.summary
+    kind = summary.get(S.output_kind)
+    diversity, differ = _num(summary.get(S.output_diversity)), _num(summary.get(S.differ_fraction))
+    if kind == "unavailable":
+        given = [key for key in (S.output_diversity, S.differ_fraction, S.decoded_views)
+                 if summary.get(key) is not None]
+        return [f"output_kind unavailable beside {', '.join(given)}"] if given else []
+    out = []
+    if diversity is not None and diversity < 0:
+        out.append(f"output_diversity {diversity:.4g} < 0")
+    if kind == "tokens" and diversity is not None and differ is not None and not (
+            diversity <= differ + ROUNDING_NATS and differ <= 1):
+        out.append(f"output_diversity {diversity:.4g} (share of tokens that change) above "
+                   f"differ_fraction {differ:.4g} (share of decodes that change), or that above 1")
     return out
 
 
@@ -298,6 +322,7 @@ REPORT_INVARIANTS: dict[str, Callable[[Report], list[str]]] = {
     "verdict_matches_statuses": verdict_matches_statuses,
     "causes_match_statuses": causes_match_statuses,
     "discrete_figures_agree": discrete_figures_agree,
+    "decoded_figures_agree": decoded_figures_agree,
 }
 
 

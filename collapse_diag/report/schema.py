@@ -306,6 +306,36 @@ SUMMARY: dict[str, Field] = _index((
        "codes or categorical: mean log p(x|c) at the own codes"),
     _f("discrete_swap_inputs", "count", "discrete",
        "codes or categorical: inputs of the per-position swap (at most 256, seeded)"),
+    _f("output_kind", "label", "decoded",
+       "what the model's `generate(z)` returns: `tokens` (integer ids), `continuous` (the "
+       "decoder's mean) or `unavailable` (no `generate`: every other field of this diagnostic "
+       "is null)"),
+    _f("output_diversity", "fraction", "decoded",
+       "how much the decoded output changes with z, on `decoded_samples` seeded codes z_j ~ "
+       "q(z) (aggregate posterior) against the decode at the mean of q(z): tokens, the mean "
+       "share of tokens that change (token edit distance over the longer length); continuous,"
+       " sum_p Var_j g_p(z_j) / sum_p Var_j x_p (the decoder mean's variance across the codes "
+       "over that of the inputs they were drawn from); 0 when the decoder ignores z; null when"
+       " the inputs are not comparable with the outputs"),
+    _f("output_diversity_ci", "[fraction, fraction]", "decoded",
+       "[low, high] percentile-bootstrap interval over the codes at `confidence` "
+       "(`decoded_bootstrap` resamples; null when 0)"),
+    _f("differ_fraction", "fraction", "decoded",
+       "tokens: fraction of the decodes that differ at all from the decode at the mean of q(z)"
+       "; null for continuous outputs"),
+    _f("differ_fraction_ci", "[fraction, fraction]", "decoded",
+       "[low, high] exact (Clopper-Pearson) binomial interval of it at `confidence`"),
+    _f("decoded_samples", "count", "decoded",
+       "M, codes decoded for `output_diversity` (setting `decoded_samples`)"),
+    _f("distinct_1", "fraction", "decoded",
+       "tokens: distinct unigrams / unigrams over the M decodes (Li et al. 2016; falls as M "
+       "grows, compare at equal M); null for continuous outputs"),
+    _f("distinct_2", "fraction", "decoded",
+       "the same for bigrams"),
+    _f("decoded_views", "decoded outputs", "decoded",
+       '`{"reconstructions", "from_codes", "homotopy", "traversal", "shape"}`: what the '
+       "report shows in What the decoder makes of z (text, or images rounded to 4 decimals of "
+       "shape `shape`); docs/reading-the-report.md"),
 ))
 
 #: ``dimensions[d]``: one row per latent dimension.

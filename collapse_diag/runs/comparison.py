@@ -90,6 +90,8 @@ COLUMNS: tuple[Column, ...] = (
     Column(USED, USED, "higher"),
     Column(COLLAPSED, COLLAPSED, "lower"),
     _summary_column(S.swap_delta, "higher"),
+    # how much the decoded output changes with z (more is not better per se): never marked
+    _summary_column(S.output_diversity, None),
 )
 #: The columns of models with discrete latents (collapse_diag/model/latent_kinds.py): the
 #: headline figures of the discrete diagnostic (codebook perplexity and codes used for VQ

@@ -93,6 +93,8 @@ TRACKED: tuple[Tracked, ...] = (
     Tracked(S.codebook_perplexity, curve=True, scalar=True),
     Tracked(S.codebook_used, scalar=True),
     Tracked(S.discrete_mi, curve=True, scalar=True),
+    # Issue 24: outputs become generic (the same decode whatever z) as the verdict turns.
+    Tracked(S.output_diversity, curve=True, scalar=True),
 )
 #: Summary figures kept in a row.
 SUMMARY_FIELDS = tuple(t.key for t in TRACKED)

@@ -26,6 +26,20 @@ def _folder_name(index: int, name: str) -> str:
     return f"{index}_{stem}"
 
 
+def _write_models(comparison: Any, out: Path) -> None:
+    """The reports (and encodings) of the checkpoints analysed here, under OUT/models/."""
+    from collapse_diag.report.encodings_file import ENCODINGS_FILE, save_encodings
+    from collapse_diag.report.schema import PROVENANCE_KEY
+
+    for index, model in enumerate(comparison.models):
+        if model.source == "checkpoint":
+            folder = out / "models" / _folder_name(index, model.name)
+            model.report.write_json(folder / "report.json")
+            if model.encodings is not None:
+                save_encodings(folder / ENCODINGS_FILE, model.encodings,
+                               (model.report.provenance or {}).get(PROVENANCE_KEY.data_sha256, ""))
+
+
 @click.command("compare", epilog=EXIT_CODES_HELP)
 @click.argument("models", nargs=-1, required=True)
 @model_input_options(out_default="collapse-diag-comparison", formats=COMPARISON_FORMATS,
@@ -47,10 +61,9 @@ def compare(models: tuple[str, ...], inputs: ModelInputs, quiet: bool, debug: bo
     """
     from collapse_diag.render.comparison import write_comparison
     from collapse_diag.render.tables import text_table
-    from collapse_diag.report.encodings_file import ENCODINGS_FILE, save_encodings
-    from collapse_diag.report.schema import PROVENANCE_KEY
     from collapse_diag.runs.comparison import COLUMNS
     from collapse_diag.runs.comparison import compare as run_compare
+    from collapse_diag.runtime import distributed
 
     if len(models) < 2:
         raise click.UsageError(f"compare needs at least two models; got {len(models)}: "
@@ -62,14 +75,15 @@ def compare(models: tuple[str, ...], inputs: ModelInputs, quiet: bool, debug: bo
         list(models), data=inputs.data, labels=inputs.labels, show_progress=not quiet,
         method_map=inputs.method_map or None, **inputs.load_options(), **settings,
     )
-    for index, model in enumerate(comparison.models):
-        if model.source == "checkpoint":
-            folder = inputs.out / "models" / _folder_name(index, model.name)
-            model.report.write_json(folder / "report.json")
-            if model.encodings is not None:
-                save_encodings(folder / ENCODINGS_FILE, model.encodings,
-                               (model.report.provenance or {}).get(PROVENANCE_KEY.data_sha256, ""))
-    written = write_comparison(comparison, inputs.out, inputs.formats)
+    failed = [(m.name, d, msg) for m in comparison.models for d, msg in m.report.errors.items()]
+    if not distributed.is_main():  # torchrun: rank 0 alone writes and prints
+        distributed.finish()
+        sys.exit(EXIT_DIAGNOSTIC_FAILED if failed else EXIT_OK)
+    try:
+        _write_models(comparison, inputs.out)
+        written = write_comparison(comparison, inputs.out, inputs.formats)
+    finally:
+        distributed.finish()
     rows = [["model", "data"] + [c.header for c in COLUMNS]]
     for row in comparison.rows:
         rows.append([row["name"], row["data_group"]] + [
@@ -80,10 +94,16 @@ def compare(models: tuple[str, ...], inputs: ModelInputs, quiet: bool, debug: bo
         mcc = "-" if entry["mcc"] is None else f"{entry['mcc']:.3f}"
         cca = "-" if entry["cca"] is None else f"{entry['cca']:.3f}"
         click.echo(f"identifiability {entry['a']} vs {entry['b']}: MCC {mcc}, CCA {cca}")
+    for entry in comparison.paired:
+        for figure, header in (("nll", "NLL"), ("neg_elbo", "-ELBO")):
+            d = entry.get(figure)
+            if d and d.get("ci"):
+                lower = f"{d['lower']} lower" if d["lower"] else "not distinguishable"
+                click.echo(f"paired {header} {entry['a']} - {entry['b']}: {d['mean']:.3f} "
+                           f"[{d['ci'][0]:.3f}, {d['ci'][1]:.3f}] on {d['n']} inputs: {lower}")
     for note in comparison.notes:
         click.echo(f"note: {note}")
     click.echo(f"comparison: {', '.join(str(p) for p in written.values())}")
-    failed = [(m.name, d, msg) for m in comparison.models for d, msg in m.report.errors.items()]
     for name, diagnostic, message in failed:
         click.echo(f"error: {name}: diagnostic {diagnostic} failed: {message}", err=True)
     sys.exit(EXIT_DIAGNOSTIC_FAILED if failed else EXIT_OK)

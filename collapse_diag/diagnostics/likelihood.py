@@ -49,7 +49,6 @@ import torch
 from scipy.special import logsumexp
 
 from collapse_diag.config.settings import Settings
-from collapse_diag.diagnostics.estimators.mixture_density import full_terms
 from collapse_diag.diagnostics.kl import gaussian_kl
 from collapse_diag.diagnostics.spec import (
     DiagnosticSpec,
@@ -123,6 +122,32 @@ def convergence_grid(samples: int) -> list[int]:
     return grid + [samples]
 
 
+def _batch_mi(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """MI_B of c batches at once: tensors ``(c, B, D)`` -> ``(c,)`` (see :func:`minibatch_mi`).
+
+    ``log q(z_i|x_j) - log q(z_i|x_i)`` for every pair of a batch is one batched GEMM over
+    ``[z^2, z, 1]`` (the mixture estimator's expansion,
+    :func:`~collapse_diag.diagnostics.estimators.mixture_density.full_terms`: centred on the
+    batch's mean of mu, the own log-density a feature column), then a log-sum-exp.
+    """
+    dim, b = z.shape[2], z.shape[1]
+    center = mu.mean(dim=1, keepdim=True)
+    z, mu = z - center, mu - center
+    prec = torch.exp(-logvar)
+    own = -0.5 * (_LOG_2PI + logvar + (z - mu).square() * prec).sum(dim=2)  # (c, B)
+    feats = torch.cat([z.square(), z, -own[..., None]], dim=2)  # (c, B, 2D + 1)
+    weights = torch.cat([-0.5 * prec, mu * prec, torch.ones_like(own)[..., None]], dim=2)
+    const = -0.5 * (mu.square() * prec + logvar + _LOG_2PI).sum(dim=2)  # (c, B)
+    block = torch.baddbmm(const[:, None, :], feats, weights.transpose(1, 2))  # (c, B, B)
+    log_qz = own + torch.logsumexp(block, dim=2) - math.log(b)
+    neg_entropy = (-0.5 * dim * _LOG_2PI - 0.5 * (1 + logvar).sum(dim=2)).mean(dim=1)
+    return neg_entropy - log_qz.mean(dim=1)
+
+
+#: Batches of the minibatch MI computed together (their (B, B) log-densities at once).
+_MI_BATCHES = 64
+
+
 def minibatch_mi(mu: np.ndarray, logvar: np.ndarray, noise: np.ndarray, batch_size: int) -> float:
     """He et al. (2019)'s minibatch MI estimate, averaged over batches weighted by their size.
 
@@ -131,10 +156,9 @@ def minibatch_mi(mu: np.ndarray, logvar: np.ndarray, noise: np.ndarray, batch_si
         MI_B = mean_{i in B} [log q(z_i|x_i) - log (1/|B|) sum_{j in B} q(z_i|x_j)]
 
     with E_q log q(z|x) taken in closed form, ``-D/2 log 2 pi - 1/2 sum_d (1 + logvar_d)``,
-    as in their ``calc_mi``. Each MI_B <= log |B|. The batch's mixture log-density is
-    the MI estimator's GEMM
-    (:func:`~collapse_diag.diagnostics.estimators.mixture_density.full_terms`;
-    0.011 s at N = 2,000, D = 32, against 0.072 s with one (B, B, D) array per batch).
+    as in their ``calc_mi``. Each MI_B <= log |B|. The full batches are computed
+    ``_MI_BATCHES`` at a time by one batched GEMM (:func:`_batch_mi`; a Python loop over
+    batches cost 0.5 s at N = 20,000), the last, smaller batch on its own.
 
     Args:
         mu: Posterior means, shape ``(N, D)``.
@@ -145,20 +169,20 @@ def minibatch_mi(mu: np.ndarray, logvar: np.ndarray, noise: np.ndarray, batch_si
     Returns:
         The estimate in nats (may be negative through noise).
     """
-    mu, logvar, noise = (np.asarray(a, dtype=np.float64) for a in (mu, logvar, noise))
+    mu, logvar, noise = (torch.from_numpy(np.asarray(a, dtype=np.float64)) for a in
+                         (mu, logvar, noise))
     n, dim = mu.shape
+    z = mu + torch.exp(0.5 * logvar) * noise
+    full = n // batch_size * batch_size
     total = 0.0
-    for start in range(0, n, batch_size):
-        m, lv = mu[start:start + batch_size], logvar[start:start + batch_size]
-        b = len(m)
-        z = m + np.exp(0.5 * lv) * noise[start:start + batch_size]
-        neg_entropy = float((-0.5 * dim * _LOG_2PI - 0.5 * (1 + lv).sum(axis=1)).mean())
-        # log (1/B) sum_j q(z_i|x_j) = log q(z_i|x_i) - (that minus it), the latter by the
-        # MI estimator's GEMM over the batch's components.
-        zt, mt, lvt = (torch.from_numpy(np.ascontiguousarray(a)) for a in (z, m, lv))
-        own = log_normal(z, m, lv)
-        log_qz = own - full_terms(zt, torch.arange(b), mt, lvt).numpy()
-        total += (neg_entropy - float(log_qz.mean())) * b
+    step = _MI_BATCHES * batch_size
+    for start in range(0, full, step):
+        rows = slice(start, min(start + step, full))
+        shaped = (t[rows].reshape(-1, batch_size, dim) for t in (z, mu, logvar))
+        total += float(_batch_mi(*shaped).sum()) * batch_size
+    if full < n:
+        total += float(_batch_mi(z[full:][None], mu[full:][None], logvar[full:][None])[0]) * (
+            n - full)
     return total / n
 
 

@@ -17,7 +17,9 @@ model, the floor, and the ratio; then the whole analysis, the same without the M
 diagnostic (which never calls the model), and the rest, the toolkit's own work
 (sampling, statistics, the MI estimator, bookkeeping). CPU time is the steadier
 figure on a shared machine; use ``--threads 1`` so that it is not the sum over
-threads.
+threads. Each phase also shows the peak resident memory (RSS) while it ran. Several
+``--n`` are analysed back to back within each repeat, and the CPU-time ratio of each
+larger N to the one before is printed per repeat (and scaled to a decade).
 
 Models: the shipped demo text VAE (``text_healthy``, LSTM, 8 dims), the same LSTM
 architecture with ``latent_dim=32`` (``text32``), and a 32-dim MLP VAE (the digits
@@ -26,7 +28,7 @@ not depend on their weights). Each runs on N inputs (the stored ones tiled).
 
 Usage::
 
-    python benchmarks/bench_analyze.py [--n 500] [--batch-size 64] [--device cpu]
+    python benchmarks/bench_analyze.py [--n 500 [5000 ...]] [--batch-size 64] [--device cpu]
         [--dtype float32] [--models text text32 digits32] [--repeat 3]
         [--threads T]
 """
@@ -34,6 +36,10 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import math
+import os
+import resource
+import threading
 import time
 from collections import defaultdict
 
@@ -154,7 +160,9 @@ def _models(names: list[str], n: int):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=500)
+    parser.add_argument("--n", type=int, nargs="+", default=[500],
+                        help="input counts; several are run back to back in each repeat, and "
+                        "the time ratios between them are printed")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--dtype", default="float32")
@@ -165,39 +173,86 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(f"N = {args.n}, batch size {args.batch_size}, device {args.device}, dtype {args.dtype},"
-          f" torch threads {torch.get_num_threads()}")
+    print(f"N = {', '.join(map(str, args.n))}, batch size {args.batch_size}, device "
+          f"{args.device}, dtype {args.dtype}, torch threads {torch.get_num_threads()}")
     originals = dict(analysis.DIAGNOSTICS)
-    for name, model, data in _models(args.models, args.n):
+    sampler = _PeakRss()
+    for name, model, full in _models(args.models, max(args.n)):
         # Warm-up (allocator, oneDNN/cuDNN kernels) on the fewest inputs analyze takes, not timed.
-        analysis.analyze(model, take(data, slice(0, MIN_INPUTS["verdict"])),
+        analysis.analyze(model, take(full, slice(0, MIN_INPUTS["verdict"])),
                          batch_size=args.batch_size,
                          device=args.device, dtype=args.dtype, per_dim_swap_examples=8)
-        pairs = []
+        pairs: dict[int, list] = {n: [] for n in args.n}
         for _ in range(args.repeat):  # each analysis, then at once the replay of its calls
-            report, recorder, clocks, whole_cpu, whole = _timed_analysis(model, data, args,
-                                                                         originals)
-            clocks = {"encoder pass": (whole - sum(w for w, _ in clocks.values()),
-                                       whole_cpu - sum(c for _, c in clocks.values())),
-                      **clocks}
-            floors = {phase: _floor(model, recorder.calls[phase], report.latent_dim,
-                                    args.device, args.dtype)
-                      if recorder.calls.get(phase) else (0.0, 0.0) for phase in clocks}
-            floor_cpu = sum(c for _, c in floors.values())
-            pairs.append((whole_cpu / floor_cpu, report, recorder, clocks, floors,
-                          (whole, whole_cpu)))
-        if pairs[0][1].errors:
-            print(f"{name}: failed diagnostics {pairs[0][1].errors}")
-        pairs.sort(key=lambda p: p[0])
-        ratios = [p[0] for p in pairs]
-        _table(name, *pairs[len(pairs) // 2][1:], args)
-        print(f"  whole-analysis ratio over {len(ratios)} (analysis, replay) pairs: "
-              + ", ".join(f"{r:.2f}" for r in ratios) + f" (median {ratios[len(ratios) // 2]:.2f})")
+            for n in args.n:  # every N back to back, so the time ratios share the machine state
+                data = take(full, slice(0, n))
+                report, recorder, clocks, whole_cpu, whole = _timed_analysis(
+                    model, data, args, originals, sampler)
+                clocks = {"encoder pass": (whole - sum(w for w, _ in clocks.values()),
+                                           whole_cpu - sum(c for _, c in clocks.values())),
+                          **clocks}
+                floors = {phase: _floor(model, recorder.calls[phase], report.latent_dim,
+                                        args.device, args.dtype)
+                          if recorder.calls.get(phase) else (0.0, 0.0) for phase in clocks}
+                floor_cpu = sum(c for _, c in floors.values())
+                pairs[n].append((whole_cpu / floor_cpu, report, recorder, clocks, floors,
+                                 (whole, whole_cpu), dict(sampler.peaks), sampler.start))
+        for n in args.n:
+            runs = sorted(pairs[n], key=lambda p: p[0])
+            if runs[0][1].errors:
+                print(f"{name}: failed diagnostics {runs[0][1].errors}")
+            ratios = [p[0] for p in runs]
+            _table(name, *runs[len(runs) // 2][1:], args)
+            print(f"  whole-analysis ratio over {len(ratios)} (analysis, replay) pairs: "
+                  + ", ".join(f"{r:.2f}" for r in ratios)
+                  + f" (median {ratios[len(ratios) // 2]:.2f})")
+        for small, large in zip(args.n, args.n[1:]):  # the same repeat's runs, back to back
+            scale = sorted(b[5][1] / a[5][1] for a, b in zip(pairs[small], pairs[large]))
+            decade = [r ** (1 / math.log10(large / small)) for r in scale]
+            print(f"{name}: CPU time({large}) / time({small}) per repeat: "
+                  + ", ".join(f"{r:.2f}" for r in scale) + f" (median "
+                  f"{scale[len(scale) // 2]:.2f}; N ratio {large / small:g}; per decade "
+                  f"{decade[len(decade) // 2]:.2f})")
 
 
-def _timed_analysis(model, data, args, originals):
+class _PeakRss:
+    """Peak resident memory (MiB) per phase: /proc/self/statm sampled every 5 ms in a thread.
+
+    ``start`` is the RSS when the analysis starts (the model, the inputs and the
+    interpreter); ``peaks[phase]`` the highest RSS seen while that phase ran. Off Linux,
+    the process's lifetime peak (``resource.getrusage``) at the end of each phase.
+    """
+
+    def __init__(self) -> None:
+        self.recorder: _Recorder | None = None
+        self.peaks: dict[str, float] = {}
+        self.start = _rss_mib()
+        threading.Thread(target=self._sample, daemon=True).start()
+
+    def reset(self, recorder: _Recorder) -> None:
+        self.recorder, self.peaks, self.start = recorder, {}, _rss_mib()
+
+    def _sample(self) -> None:
+        while True:
+            recorder = self.recorder
+            if recorder is not None:
+                phase = recorder.phase
+                self.peaks[phase] = max(self.peaks.get(phase, 0.0), _rss_mib())
+            time.sleep(0.005)
+
+
+def _rss_mib() -> float:
+    try:
+        with open("/proc/self/statm") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _timed_analysis(model, data, args, originals, sampler):
     """One instrumented ``analyze``: (report, recorder, per-phase clocks, CPU s, wall s)."""
     recorder, clocks = _Recorder(model), {}
+    sampler.reset(recorder)
     analysis.DIAGNOSTICS.update({k: _phased(recorder, k, f, clocks)
                                  for k, f in originals.items()})
     start, start_cpu = time.perf_counter(), time.process_time()
@@ -207,16 +262,19 @@ def _timed_analysis(model, data, args, originals):
     finally:
         analysis.DIAGNOSTICS.update(originals)
         recorder.restore()
+        sampler.recorder = None
     whole, whole_cpu = time.perf_counter() - start, time.process_time() - start_cpu
     return report, recorder, clocks, whole_cpu, whole
 
 
-def _table(name, report, recorder, clocks, floors, whole, args) -> None:
-    """Per phase: rows per input, wall and CPU time, time in the model, the floor, the ratio."""
+def _table(name, report, recorder, clocks, floors, whole, peaks, start, args) -> None:
+    """Per phase: rows per input, wall and CPU time, time in the model, the floor, the ratio,
+    the peak RSS."""
     print(f"\n{name}: latent_dim {report.latent_dim}, {report.n_examples} inputs "
-          "(ratio = CPU time / CPU floor; the pair with the median ratio)")
+          "(ratio = CPU time / CPU floor; the pair with the median ratio; peak RSS in MiB, "
+          f"{start:.0f} MiB when the analysis started)")
     print(f"{'phase':<16} {'rows/input':>10} {'backward':>8} {'wall s':>7} {'cpu s':>7} "
-          f"{'in model':>8} {'floor':>7} {'floor cpu':>9} {'ratio':>6}")
+          f"{'in model':>8} {'floor':>7} {'floor cpu':>9} {'ratio':>6} {'peak RSS':>8}")
     for phase, (seconds, cpu) in clocks.items():
         calls = recorder.calls.get(phase, [])
         rows = sum(r for _, r, _, _ in calls) / report.n_examples
@@ -224,7 +282,7 @@ def _table(name, report, recorder, clocks, floors, whole, args) -> None:
         ratio = f"{cpu / floors[phase][1]:6.2f}" if floors[phase][1] > 0 else "     -"
         print(f"{phase:<16} {rows:>10.2f} {back:>8.2f} {seconds:>7.3f} {cpu:>7.3f} "
               f"{recorder.inside.get(phase, 0.0):>8.3f} {floors[phase][0]:>7.3f} "
-              f"{floors[phase][1]:>9.3f} {ratio}")
+              f"{floors[phase][1]:>9.3f} {ratio} {peaks.get(phase, 0.0):>8.0f}")
     floor_wall, floor_cpu = (sum(f[i] for f in floors.values()) for i in (0, 1))
     inside = sum(recorder.inside.values())
     print(f"{'whole analyze':<16} {'':>10} {'':>8} {whole[0]:>7.3f} {whole[1]:>7.3f} "

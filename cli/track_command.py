@@ -63,6 +63,7 @@ def track(checkpoints: tuple[str, ...], inputs: ModelInputs, order: str, full: b
     from collapse_diag.runs.track import find_checkpoints, order_checkpoints
     from collapse_diag.runs.track import track as run_track
     from collapse_diag.runs.trajectory_fields import ROW_KEY, TRAJECTORY_KEY
+    from collapse_diag.runtime import distributed
 
     overrides = given_settings(settings)
     data = None
@@ -77,10 +78,21 @@ def track(checkpoints: tuple[str, ...], inputs: ModelInputs, order: str, full: b
                        method_map=inputs.method_map or None, **inputs.load_options(),
                        **overrides)
     trajectory = result.trajectory
+    failed = [row[ROW_KEY.step] for row in trajectory[TRAJECTORY_KEY.rows]
+              if row.get(ROW_KEY.errors)]
+    last = trajectory[TRAJECTORY_KEY.rows][-1][ROW_KEY.summary].get(SUMMARY_KEY.verdict)
+    code = (EXIT_DIAGNOSTIC_FAILED if failed else
+            EXIT_COLLAPSED if fail_on_collapse and last == "collapsed" else EXIT_OK)
+    if not distributed.is_main():  # torchrun: rank 0 alone writes and prints
+        distributed.finish()
+        sys.exit(code)
     for note in result.notes:
         click.echo(f"note: {note}")
     removed: list[str] = []
-    written = write_trajectory(trajectory, inputs.out, inputs.formats, removed=removed)
+    try:
+        written = write_trajectory(trajectory, inputs.out, inputs.formats, removed=removed)
+    finally:
+        distributed.finish()
     say_removed(removed, inputs.out, quiet)
     if not quiet:
         for sentence in trajectory["explanation"]:
@@ -95,11 +107,7 @@ def track(checkpoints: tuple[str, ...], inputs: ModelInputs, order: str, full: b
     click.echo(f"{len(trajectory['rows'])} step(s): {len(result.analysed)} analysed, "
                f"{len(result.reused)} from the cache")
     click.echo(f"trajectory: {', '.join(str(p) for p in written.values())}")
-    failed = [row[ROW_KEY.step] for row in trajectory[TRAJECTORY_KEY.rows]
-              if row.get(ROW_KEY.errors)]
     if failed:
         click.echo(f"error: diagnostics failed at step(s) {failed} (see trajectory.json)",
                    err=True)
-        sys.exit(EXIT_DIAGNOSTIC_FAILED)
-    last = trajectory[TRAJECTORY_KEY.rows][-1][ROW_KEY.summary].get(SUMMARY_KEY.verdict)
-    sys.exit(EXIT_COLLAPSED if fail_on_collapse and last == "collapsed" else EXIT_OK)
+    sys.exit(code)

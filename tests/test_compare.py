@@ -63,7 +63,7 @@ def test_comparison_json_has_the_documented_shape(analysed):
     c = compare([analysed["healthy"], analysed["collapsed"]], names=["a", "b"])
     payload = json.loads(json.dumps(c.to_dict(), allow_nan=False))
     assert list(payload) == ["models", "columns", "rows", "best", "same_data", "data_groups",
-                             "identifiability", "notes"]
+                             "identifiability", "notes", "paired"]
     assert payload["models"][0] == {"name": "a", "source": "library",
                                     "checkpoint": analysed["healthy"].checkpoint,
                                     "has_encodings": False, "path": None}

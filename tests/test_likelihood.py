@@ -31,7 +31,7 @@ from collapse_diag.model.encodings import encode_all
 from collapse_diag.model.protocol import check_model
 from collapse_diag.render.document import build_document
 from collapse_diag.render.likelihood_table import likelihood_table
-from collapse_diag.runtime.rng import generator_for
+from collapse_diag.runtime.rng import KeyedNormals, generator_for
 
 
 def run(model, data, seed=0, **settings):
@@ -173,7 +173,8 @@ def test_results_independent_of_batch_size_and_seeded(exact):
     a = run(wrong_posterior(model), data, nll_samples=20, nll_examples=150, batch_size=7)
     b = run(wrong_posterior(model), data, nll_samples=20, nll_examples=150, batch_size=300)
     np.testing.assert_allclose(a.bound, b.bound, rtol=0, atol=1e-10)
-    assert a.mi_minibatch == b.mi_minibatch and a.decoder_rows == 150 * 20
+    assert a.mi_minibatch == b.mi_minibatch and a.decoder_rows == 150 * a.samples
+    assert a.samples == b.samples and a.convergence == b.convergence
     c = run(wrong_posterior(model), data, seed=1, nll_samples=20, nll_examples=150)
     assert not np.allclose(a.bound, c.bound)
 
@@ -226,3 +227,55 @@ def test_likelihood_table_in_the_report_documents(analysed):
     assert rows["perplexity exp(NLL per token)"] == fmt_num(math.exp(s["nll_per_token"]), 4)
     assert "perplexity exp(NLL per token)" not in dict(likelihood_table(analysed["partial"]).rows)
     assert likelihood_table(analysed["kl_only"]) is None
+
+
+def test_k_doubles_until_the_change_is_within_its_standard_error(exact):
+    # Known answer by construction: the bound at the final K equals scipy's logsumexp over
+    # all the draws (the first K0 from stream "posterior", the K added at each doubling from
+    # "posterior/K"), rebuilt here from the model's own log_likelihood, to 1e-9 nats.
+    model, data = exact
+    approx = wrong_posterior(model)
+    res = run(approx, data, nll_samples=2, nll_max_samples=64, nll_examples=60)
+    samples = res.convergence["samples"]
+    assert samples[:2] == [1, 2] and all(b == 2 * a for a, b in zip(samples[1:], samples[2:]))
+    assert res.samples == samples[-1] <= 64 and res.decoder_rows == 60 * res.samples
+    # The rule: it stopped on the change below its SE, or at the budget (then not converged).
+    assert res.converged == (res.change < res.change_se)
+    assert res.converged or res.samples == 64
+    cfg = Settings(nll_samples=2, nll_examples=60)
+    enc = encode_all(approx, data, check_model(approx, data), cfg.batch_size)
+    gen = generator_for(0, "likelihood")
+    mu, lv = enc.mu[res.examples], enc.logvar[res.examples]
+    log_w = []
+    streams = [("posterior", 2)] + [(f"posterior/{k}", k) for k in samples[1:-1]]
+    for stream, k in streams:
+        eps = KeyedNormals(gen, stream, len(mu), (k, mu.shape[1])).rows(0, len(mu))
+        z = mu[:, None] + np.exp(0.5 * lv[:, None]) * eps
+        x = data[res.examples].repeat_interleave(k, dim=0)
+        ll = approx.log_likelihood(x, torch.from_numpy(z.reshape(-1, mu.shape[1]))).numpy()
+        log_w.append(ll.reshape(len(mu), k) + log_normal(z, 0.0, 0.0) - log_normal(z, mu[:, None],
+                                                                                    lv[:, None]))
+    np.testing.assert_allclose(res.bound, iw_bound(np.concatenate(log_w, axis=1)), atol=1e-9)
+
+
+def test_exact_posterior_converges_without_extra_draws(exact):
+    model, data = exact
+    res = run(model, data, nll_samples=4, nll_examples=50)
+    assert res.converged is True and res.samples == 4 and res.decoder_rows == 200
+    assert abs(res.change) < 1e-9  # every weight is p(x): L_2 = L_4 to rounding
+    one = run(model, data, nll_samples=1, nll_max_samples=1, nll_examples=50)
+    assert one.converged is None and one.change is None  # nothing to compare with K = 1
+
+
+def test_budget_stop_is_reported_as_not_converged(exact):
+    model, data = exact
+    far = LinearVAE(model.W.numpy(), model.sigma, 0.0 * model.A.numpy(), model.lv.numpy() + 2.0)
+    res = run(far, data, nll_samples=2, nll_max_samples=4, nll_examples=100)
+    assert res.samples == 4 and res.converged is False and res.change > res.change_se
+    s = res.section()
+    assert s.summary["nll_converged"] is False
+    assert s.distributions["nll_per_input"] == (-res.bound).tolist()
+    report = analyze(far, data, nll_samples=2, nll_max_samples=4, nll_examples=100,
+                     swap_bootstrap=10, diagnostics=["kl", "likelihood"])
+    rows = dict(likelihood_table(report).rows)
+    assert rows["NLL convergence"].startswith("not converged")

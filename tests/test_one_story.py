@@ -46,6 +46,9 @@ def test_a_negative_per_dimension_mi_is_shown_as_indistinguishable_from_zero(ana
 
 
 def _still_falling(report):
+    # A report written before K was decided by the curve: no nll_converged.
+    for key in ("nll_converged", "nll_change", "nll_change_se"):
+        report.summary.pop(key, None)
     report.summary["nll_convergence"] = {"samples": [1, 10, 100],
                                          "nll": [14.128, 12.956, 12.207],
                                          "nll_se": [0.215, 0.190, 0.167]}
@@ -58,8 +61,17 @@ def test_a_still_falling_nll_curve_is_said_to_be_still_falling(analysed):
     cells = _cells(likelihood_table(report))
     assert "still falling" in cells["NLL convergence"][0]
     flat = copy.deepcopy(analysed["collapsed"])  # exact posterior: the bound is flat in K
-    assert not nll_still_falling(flat)
-    assert "NLL convergence" not in _cells(likelihood_table(flat))
+    assert flat.summary["nll_converged"] is True and not nll_still_falling(flat)
+    assert cells_of(flat)["NLL convergence"][0].startswith("converged")
+    # The doubling rule's own decision is what the pages say, whatever the curve looks like.
+    budget_stopped = copy.deepcopy(flat)
+    budget_stopped.summary.update(nll_converged=False, nll_change=0.4, nll_change_se=0.05)
+    assert nll_still_falling(budget_stopped)
+    assert cells_of(budget_stopped)["NLL convergence"][0].startswith("not converged")
+
+
+def cells_of(report):
+    return _cells(likelihood_table(report))
 
 
 def test_the_minibatch_mi_is_not_called_biased_low_and_sits_beside_the_whole_set_mi(analysed):

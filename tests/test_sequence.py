@@ -265,6 +265,12 @@ def test_vector_report_figures_unchanged_from_main(tmp_path):
     # 1,024 queries, mixture_density._GRID_MIN_QUERIES): within its 1e-6 nats per query.
     # swap_threshold = min(negligible_swap_nats, negligible_swap_fraction * I(x; z_d)) is
     # derived from that MI: the same 1e-6 nats (issue 22: it read 8.1e-18 vs 0.0 elsewhere).
+    # Issue 28: the NLL's convergence fields and per-input figures (new); the likelihood's
+    # subsample is drawn before the minibatch-MI noise (so that models on the same inputs
+    # share it), which changed both the subsample (its rate, a mean over it) and that noise:
+    # rate and mi_minibatch moved within their sampling error.
+    new |= {"nll_converged", "nll_change", "nll_change_se", "nll_inputs", "nll_per_input",
+            "neg_elbo_per_input", "mi_minibatch", "rate"}
     interpolated = {"mutual_information", "mutual_information_ci", "swap_threshold"}
     # Every other float went through BLAS, exp / log or threaded reductions: equal to
     # rounding on any machine and thread count, not bit for bit. 1e-9 relative is ~1e7 ulps,

@@ -135,10 +135,11 @@ class Settings:
         200, "Bootstrap resamples (over inputs) of the Fisher information, for the "
         "intervals of its eigenvalues and diagonal.", low=0, high=10**6)
     nll_samples: int = setting(
-        100, "K for the importance-weighted NLL bound (K decoder rows per input).",
+        100, "K to start the importance-weighted NLL bound with (K decoder rows per input); "
+        "doubled while the bound still moves, up to nll_max_samples.",
         details="Burda et al. (2016). The default 100 on 200 inputs is 20,000 rows (10 "
-        "decoder passes over 2,000 inputs). He et al. (2019) use K = 500; check "
-        "``nll_convergence`` in the report to see whether K was enough.",
+        "decoder passes over 2,000 inputs). He et al. (2019) use K = 500; "
+        "``nll_converged`` and ``nll_convergence`` in the report say whether K was enough.",
         low=1, high=10**6)
     nll_examples: int | None = setting(
         200, "Inputs in the seeded subsample for -ELBO, NLL, PPL, rate and distortion.",
@@ -205,6 +206,13 @@ class Settings:
     decoded_bootstrap: int = setting(
         1000, "Bootstrap resamples of the continuous-output variance ratio's interval.",
         low=0, high=10**6)
+    nll_max_samples: int = setting(
+        400, "Budget of K for the NLL bound: K is doubled from nll_samples while the last "
+        "doubling changed the NLL by at least its standard error, up to this.",
+        details="The change is paired per input (the bound with K against the first K/2 of "
+        "the same draws), so a converged model costs no extra draws; one that never settles "
+        "costs up to this many decoder rows per subsampled input, and the report says "
+        "``nll_converged: false``. At most nll_samples when lower.", low=1, high=10**6)
 
     @classmethod
     def from_kwargs(cls, where: str = "analyze", **kwargs: Any) -> Settings:

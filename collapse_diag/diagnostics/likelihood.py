@@ -14,10 +14,13 @@ them, stacked into batched decoder calls. With the log importance weights
     PPL = exp(sum_x -L_K(x) / sum_x num_tokens(x))         (text models)
 
 L_K increases with K towards log p(x) (Burda et al. 2016, Theorem 1); for the
-exact posterior every w_k equals p(x) and L_K = log p(x) at any K. The bound is
-also evaluated at K' = 1, 10, 100, ... (the first K' of the same draws) so a
-reader sees whether K was enough (``nll_convergence``). Cost: K decoder rows per
-subsampled input. He et al. (2019) use K = 500 on the whole test set.
+exact posterior every w_k equals p(x) and L_K = log p(x) at any K. The curve
+decides K: starting from ``Settings.nll_samples``, K is doubled while the last
+doubling still changed the NLL by at least its (paired, per-input) standard error,
+up to ``Settings.nll_max_samples``; ``nll_converged`` says which stopped it. The
+bound is also shown at K' = 1, 10, 100, ... (the first K' of the same draws) and at
+every doubled K (``nll_convergence``). Cost: K decoder rows per subsampled input.
+He et al. (2019) use K = 500 on the whole test set.
 
 ``mi_minibatch`` is the mutual-information estimator of He et al. (2019)'s code
 (``calc_mi``): within each batch of ``Settings.mi_minibatch_size`` consecutive
@@ -47,7 +50,6 @@ import torch
 from scipy.special import logsumexp
 
 from collapse_diag.config.settings import Settings
-from collapse_diag.diagnostics.estimators.mixture_density import full_terms
 from collapse_diag.diagnostics.kl import gaussian_kl
 from collapse_diag.diagnostics.spec import (
     DiagnosticSpec,
@@ -60,7 +62,9 @@ from collapse_diag.io.data import Batch, num_examples, subsample_indices, take, 
 from collapse_diag.model.decoding import MAX_ROWS_PER_CALL, decode
 from collapse_diag.model.encodings import Encodings
 from collapse_diag.model.protocol import ModelInfo
+from collapse_diag.report.invariants import ROUNDING_NATS
 from collapse_diag.report.report import ReportSection
+from collapse_diag.report.schema import DISTRIBUTION_KEY as X
 from collapse_diag.report.schema import NLL_CONVERGENCE_KEY as C
 from collapse_diag.report.schema import SUMMARY_KEY as S
 from collapse_diag.runtime import distributed
@@ -70,6 +74,7 @@ from collapse_diag.runtime.rng import KeyedNormals
 __all__ = [
     "LikelihoodResult",
     "convergence_grid",
+    "doubling_change",
     "iw_bound",
     "likelihood_diagnostic",
     "log_normal",
@@ -118,6 +123,32 @@ def convergence_grid(samples: int) -> list[int]:
     return grid + [samples]
 
 
+def _batch_mi(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """MI_B of c batches at once: tensors ``(c, B, D)`` -> ``(c,)`` (see :func:`minibatch_mi`).
+
+    ``log q(z_i|x_j) - log q(z_i|x_i)`` for every pair of a batch is one batched GEMM over
+    ``[z^2, z, 1]`` (the mixture estimator's expansion,
+    :func:`~collapse_diag.diagnostics.estimators.mixture_density.full_terms`: centred on the
+    batch's mean of mu, the own log-density a feature column), then a log-sum-exp.
+    """
+    dim, b = z.shape[2], z.shape[1]
+    center = mu.mean(dim=1, keepdim=True)
+    z, mu = z - center, mu - center
+    prec = torch.exp(-logvar)
+    own = -0.5 * (_LOG_2PI + logvar + (z - mu).square() * prec).sum(dim=2)  # (c, B)
+    feats = torch.cat([z.square(), z, -own[..., None]], dim=2)  # (c, B, 2D + 1)
+    weights = torch.cat([-0.5 * prec, mu * prec, torch.ones_like(own)[..., None]], dim=2)
+    const = -0.5 * (mu.square() * prec + logvar + _LOG_2PI).sum(dim=2)  # (c, B)
+    block = torch.baddbmm(const[:, None, :], feats, weights.transpose(1, 2))  # (c, B, B)
+    log_qz = own + torch.logsumexp(block, dim=2) - math.log(b)
+    neg_entropy = (-0.5 * dim * _LOG_2PI - 0.5 * (1 + logvar).sum(dim=2)).mean(dim=1)
+    return neg_entropy - log_qz.mean(dim=1)
+
+
+#: Batches of the minibatch MI computed together (their (B, B) log-densities at once).
+_MI_BATCHES = 64
+
+
 def minibatch_mi(mu: np.ndarray, logvar: np.ndarray, noise: np.ndarray, batch_size: int) -> float:
     """He et al. (2019)'s minibatch MI estimate, averaged over batches weighted by their size.
 
@@ -126,10 +157,9 @@ def minibatch_mi(mu: np.ndarray, logvar: np.ndarray, noise: np.ndarray, batch_si
         MI_B = mean_{i in B} [log q(z_i|x_i) - log (1/|B|) sum_{j in B} q(z_i|x_j)]
 
     with E_q log q(z|x) taken in closed form, ``-D/2 log 2 pi - 1/2 sum_d (1 + logvar_d)``,
-    as in their ``calc_mi``. Each MI_B <= log |B|. The batch's mixture log-density is
-    the MI estimator's GEMM
-    (:func:`~collapse_diag.diagnostics.estimators.mixture_density.full_terms`;
-    0.011 s at N = 2,000, D = 32, against 0.072 s with one (B, B, D) array per batch).
+    as in their ``calc_mi``. Each MI_B <= log |B|. The full batches are computed
+    ``_MI_BATCHES`` at a time by one batched GEMM (:func:`_batch_mi`; a Python loop over
+    batches cost 0.5 s at N = 20,000), the last, smaller batch on its own.
 
     Args:
         mu: Posterior means, shape ``(N, D)``.
@@ -140,20 +170,20 @@ def minibatch_mi(mu: np.ndarray, logvar: np.ndarray, noise: np.ndarray, batch_si
     Returns:
         The estimate in nats (may be negative through noise).
     """
-    mu, logvar, noise = (np.asarray(a, dtype=np.float64) for a in (mu, logvar, noise))
+    mu, logvar, noise = (torch.from_numpy(np.asarray(a, dtype=np.float64)) for a in
+                         (mu, logvar, noise))
     n, dim = mu.shape
+    z = mu + torch.exp(0.5 * logvar) * noise
+    full = n // batch_size * batch_size
     total = 0.0
-    for start in range(0, n, batch_size):
-        m, lv = mu[start:start + batch_size], logvar[start:start + batch_size]
-        b = len(m)
-        z = m + np.exp(0.5 * lv) * noise[start:start + batch_size]
-        neg_entropy = float((-0.5 * dim * _LOG_2PI - 0.5 * (1 + lv).sum(axis=1)).mean())
-        # log (1/B) sum_j q(z_i|x_j) = log q(z_i|x_i) - (that minus it), the latter by the
-        # MI estimator's GEMM over the batch's components.
-        zt, mt, lvt = (torch.from_numpy(np.ascontiguousarray(a)) for a in (z, m, lv))
-        own = log_normal(z, m, lv)
-        log_qz = own - full_terms(zt, torch.arange(b), mt, lvt).numpy()
-        total += (neg_entropy - float(log_qz.mean())) * b
+    step = _MI_BATCHES * batch_size
+    for start in range(0, full, step):
+        rows = slice(start, min(start + step, full))
+        shaped = (t[rows].reshape(-1, batch_size, dim) for t in (z, mu, logvar))
+        total += float(_batch_mi(*shaped).sum()) * batch_size
+    if full < n:
+        total += float(_batch_mi(z[full:][None], mu[full:][None], logvar[full:][None])[0]) * (
+            n - full)
     return total / n
 
 
@@ -173,6 +203,11 @@ class LikelihoodResult:
         mi_minibatch_size: Its batch size.
         decoder_calls: Decoder calls made.
         decoder_rows: Rows (input, code) decoded: M * K.
+        converged: The doubling rule stopped K (the last doubling changed the NLL by less
+            than its standard error); ``False``: the budget ``nll_max_samples`` stopped
+            it first; ``None``: K = 1 and no doubling allowed (nothing to compare).
+        change: NLL(K/2) - NLL(K), paired per input (:func:`doubling_change`), or ``None``.
+        change_se: Its standard error over inputs, or ``None``.
     """
 
     examples: np.ndarray
@@ -186,6 +221,9 @@ class LikelihoodResult:
     mi_minibatch_size: int
     decoder_calls: int
     decoder_rows: int
+    converged: bool | None = None
+    change: float | None = None
+    change_se: float | None = None
 
     @property
     def nll(self) -> float:
@@ -235,19 +273,41 @@ class LikelihoodResult:
                 S.distortion: self.distortion,
                 S.mi_minibatch: self.mi_minibatch,
                 S.mi_minibatch_size: self.mi_minibatch_size,
+                S.nll_converged: self.converged,
+                S.nll_change: self.change,
+                S.nll_change_se: self.change_se,
             },
             dimensions={},
+            distributions={
+                X.nll_inputs: self.examples.tolist(),
+                X.nll_per_input: (-self.bound).tolist(),
+                X.neg_elbo_per_input: (self.rate_per_input
+                                       + self.distortion_per_input).tolist(),
+            },
         )
 
 
-def _convergence(log_w: np.ndarray) -> dict[str, list[Any]]:
-    grid = convergence_grid(log_w.shape[1])
-    nll, se = [], []
-    for k in grid:
-        values = -iw_bound(log_w[:, :k])
-        nll.append(float(values.mean()))
-        se.append(float(values.std(ddof=1) / math.sqrt(len(values))) if len(values) > 1 else None)
-    return {C.samples: grid, C.nll: nll, C.nll_se: se}
+def _curve_point(bound: np.ndarray) -> tuple[float, float | None]:
+    """Mean NLL ``-bound`` and its standard error over inputs (``None`` for one input)."""
+    values = -bound
+    se = float(values.std(ddof=1) / math.sqrt(len(values))) if len(values) > 1 else None
+    return float(values.mean()), se
+
+
+def doubling_change(bound: np.ndarray, half: np.ndarray) -> tuple[float, float]:
+    """The last doubling's change of the NLL, paired per input, and its standard error.
+
+    ``change = mean_x [L_K(x) - L_{K/2}(x)]`` (the NLL fell by this much when K doubled;
+    >= 0 in expectation, Burda et al. 2016, Theorem 1) and
+    ``se = std_x(L_K - L_{K/2}) / sqrt(M)`` (0 for one input).
+
+    Args:
+        bound: L_K per input, shape ``(M,)``.
+        half: L_{K/2} per input on the first half of the same draws, shape ``(M,)``.
+    """
+    diff = np.asarray(bound, dtype=np.float64) - np.asarray(half, dtype=np.float64)
+    se = float(diff.std(ddof=1) / math.sqrt(len(diff))) if len(diff) > 1 else 0.0
+    return float(diff.mean()), se
 
 
 def likelihood_diagnostic(
@@ -261,23 +321,37 @@ def likelihood_diagnostic(
 ) -> LikelihoodResult:
     """-ELBO, IW-NLL with its standard error and convergence in K, PPL, rate, distortion, MI.
 
-    Random draws (CPU, float64): from ``generator``, in this order, the
-    minibatch-MI noise ``(N, D)`` and the subsample; then the posterior noise
-    ``(M, K, D)``, keyed on the position in the subsample (stream ``"posterior"``,
-    :class:`~collapse_diag.runtime.rng.KeyedNormals`). Nothing depends on ``batch_size`` or on
-    the number of processes (under ``torchrun`` each decodes its shard of the subsample).
+    **K from the curve.** The bound is computed with ``K0 = nll_samples`` codes per
+    input; then, while the NLL still moves, K is doubled (K more codes per input, the
+    bound on all 2K) up to ``nll_max_samples``. "Still moves": the paired change of the
+    last doubling, ``mean_x [L_K(x) - L_{K/2}(x)]`` (L_{K/2} from the first half of the
+    same draws, so round 0 needs no extra draws), is at least its standard error over
+    inputs (:func:`doubling_change`; and above ``ROUNDING_NATS``). ``converged`` says
+    whether the rule stopped the doubling (``None`` when K0 = 1 and the budget allows no
+    doubling: nothing to compare).
 
-    Decoder cost: ``M * K`` rows, ``M = min(N, nll_examples)``, ``K = nll_samples``,
-    in calls of ``max(MAX_ROWS_PER_CALL, batch_size)`` rows (input-major: the K codes of one
-    input are consecutive rows).
+    Random draws (CPU, float64): from ``generator``, in this order, the subsample and the
+    minibatch-MI noise ``(N, D)`` (the subsample first, so it depends on N and the seed
+    alone and two models analysed on the same inputs share it: ``compare`` pairs their
+    figures per input); then the posterior noise, keyed on the position in the subsample
+    (stream ``"posterior"`` for the first K0 codes, ``"posterior/K"`` for the K codes
+    added when doubling from K, :class:`~collapse_diag.runtime.rng.KeyedNormals`).
+    Nothing depends on ``batch_size`` or on the number of processes (under ``torchrun``
+    each decodes its shard of the subsample).
+
+    Decoder cost: ``M * K`` rows, ``M = min(N, nll_examples)``, K the final count, in
+    calls of ``max(MAX_ROWS_PER_CALL, batch_size)`` rows (input-major: the codes of one
+    input are consecutive rows). Memory: per input a few running sums (log-sum-exp of its
+    weights, the sum of its log-likelihoods, the bound at the curve's first points),
+    never the M x K weights.
 
     Args:
         model: Protocol model on ``settings.device``, in eval mode.
         data: The N analysed inputs on the CPU, in the order of ``encodings``.
         encodings: Encoder outputs of ``data``.
         info: Result of ``check_model``.
-        settings: Uses ``batch_size``, ``device``, ``nll_samples``, ``nll_examples``,
-            ``mi_minibatch_size``.
+        settings: Uses ``batch_size``, ``device``, ``nll_samples``, ``nll_max_samples``,
+            ``nll_examples``, ``mi_minibatch_size``.
         generator: The diagnostic's seeded CPU generator.
         show_progress: Progress bar on stderr.
 
@@ -304,58 +378,97 @@ def likelihood_diagnostic(
         return likelihood_diagnostic(FlatModel(model, info.steps, info.latent_dim), data,
                                      encodings.flat(), flat_info, settings, generator,
                                      show_progress)
-    n, dim, k = encodings.n_examples, encodings.latent_dim, settings.nll_samples
+    n, dim, k0 = encodings.n_examples, encodings.latent_dim, settings.nll_samples
     if num_examples(data) != n:
         raise DiagnosticError(f"data holds {num_examples(data)} inputs but encodings {n}.")
+    sub = subsample_indices(n, settings.nll_examples, generator).numpy()
     mi_noise = torch.randn(n, dim, generator=generator, dtype=torch.float64).numpy()
     mi_mb = minibatch_mi(encodings.mu, encodings.logvar, mi_noise, settings.mi_minibatch_size)
-    sub = subsample_indices(n, settings.nll_examples, generator).numpy()
     m = len(sub)
     mu, logvar = encodings.mu[sub], encodings.logvar[sub]
     prior_mu, prior_logvar = (p[sub] for p in encodings.prior())
     rows_per_call = max(MAX_ROWS_PER_CALL, settings.batch_size)
-    block = _draw_block(k)
-    normals = KeyedNormals(generator, "posterior", m, (k, dim))
+    calls = 0
 
-    def compute(first: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
-        """Log p(x|z_k) and log w_k ``(stop - first, K)`` of subsample positions first..stop-1."""
-        log_w, ll = np.empty((stop - first, k)), np.empty((stop - first, k))
-        blocks = range(first, stop, block)
-        with torch.no_grad():
-            for start in progress(blocks, "likelihood", len(blocks), show_progress):
-                idx = np.arange(start, min(start + block, stop))
-                noise = normals.rows(int(idx[0]), int(idx[-1]) + 1)
-                z = mu[idx, None] + np.exp(0.5 * logvar[idx, None]) * noise  # (b, K, D)
-                flat_z, owner = z.reshape(-1, dim), np.repeat(idx, k)
-                flat_ll = np.empty(len(owner))
-                for lo in range(0, len(owner), rows_per_call):
-                    rows = slice(lo, lo + rows_per_call)
-                    x = to_device(take(data, torch.from_numpy(sub[owner[rows]])),
-                                  settings.device)
-                    flat_ll[rows] = decode(model, x, flat_z[rows], info, settings.device)
-                at = idx - first
-                ll[at] = flat_ll.reshape(len(idx), k)
-                log_w[at] = (ll[at] + log_normal(z, prior_mu[idx, None], prior_logvar[idx, None])
+    def draw_round(stream: str, k: int, prefixes: list[int]) -> tuple[np.ndarray, ...]:
+        """K codes per subsampled input: log-sum-exp of log w, sum of log p(x|z), prefixes.
+
+        Returns arrays ``(M,)``, ``(M,)`` and, when ``prefixes`` is not empty, the
+        log-sum-exp of the first k' weights ``(M, len(prefixes))``.
+        """
+        block = _draw_block(k)
+        normals = KeyedNormals(generator, stream, m, (k, dim))
+
+        def compute(first: int, stop: int) -> tuple[np.ndarray, ...]:
+            lse, ll_sum = np.empty(stop - first), np.empty(stop - first)
+            pre = np.empty((stop - first, len(prefixes)))
+            blocks = range(first, stop, block)
+            with torch.no_grad():
+                for start in progress(blocks, "likelihood", len(blocks), show_progress):
+                    idx = np.arange(start, min(start + block, stop))
+                    noise = normals.rows(int(idx[0]), int(idx[-1]) + 1)
+                    z = mu[idx, None] + np.exp(0.5 * logvar[idx, None]) * noise  # (b, K, D)
+                    flat_z, owner = z.reshape(-1, dim), np.repeat(idx, k)
+                    flat_ll = np.empty(len(owner))
+                    for lo in range(0, len(owner), rows_per_call):
+                        rows = slice(lo, lo + rows_per_call)
+                        x = to_device(take(data, torch.from_numpy(sub[owner[rows]])),
+                                      settings.device)
+                        flat_ll[rows] = decode(model, x, flat_z[rows], info, settings.device)
+                    at, ll = idx - first, flat_ll.reshape(len(idx), k)
+                    log_w = (ll + log_normal(z, prior_mu[idx, None], prior_logvar[idx, None])
                              - log_normal(z, mu[idx, None], logvar[idx, None]))
-        return log_w, ll
+                    lse[at], ll_sum[at] = logsumexp(log_w, axis=1), ll.sum(axis=1)
+                    for j, p in enumerate(prefixes):
+                        pre[at, j] = logsumexp(log_w[:, :p], axis=1)
+            return (lse, ll_sum, pre) if prefixes else (lse, ll_sum)
 
-    log_w, ll = distributed.map_shard(m, compute)
-    mine = len(distributed.shard(m))
-    calls = distributed.total(sum(-(-min(block, mine - lo) * k // rows_per_call)
-                                  for lo in range(0, mine, block)))
+        mine = len(distributed.shard(m))
+        nonlocal calls
+        calls += distributed.total(sum(-(-min(block, mine - lo) * k // rows_per_call)
+                                       for lo in range(0, mine, block)))
+        return distributed.map_shard(m, compute)
+
+    grid = convergence_grid(k0)
+    prefixes = sorted(set(grid[:-1]) | ({k0 // 2} if k0 >= 2 else set()))
+    lse, ll_sum, *pre = draw_round("posterior", k0, prefixes)
+    curve = [(g, pre[0][:, prefixes.index(g)] - math.log(g)) for g in grid[:-1]]
+    k, budget = k0, max(k0, settings.nll_max_samples)
+    bound = lse - math.log(k)
+    curve.append((k, bound))
+    half = pre[0][:, prefixes.index(k0 // 2)] - math.log(k0 // 2) if k0 >= 2 else None
+    change = change_se = converged = None
+    while True:
+        if half is not None:
+            change, change_se = doubling_change(bound, half)
+            converged = change < max(change_se, ROUNDING_NATS)
+            if converged:
+                break
+        if 2 * k > budget:
+            break
+        more_lse, more_ll = draw_round(f"posterior/{k}", k, [])
+        half, k = bound, 2 * k
+        lse, ll_sum = np.logaddexp(lse, more_lse), ll_sum + more_ll
+        bound = lse - math.log(k)
+        curve.append((k, bound))
+    points = [_curve_point(b) for _, b in curve]
     tokens = encodings.num_tokens
     return LikelihoodResult(
         examples=sub,
         samples=k,
-        bound=iw_bound(log_w),
+        bound=bound,
         rate_per_input=gaussian_kl(mu, logvar, prior_mu, prior_logvar).sum(axis=1),
-        distortion_per_input=-ll.mean(axis=1),
+        distortion_per_input=-ll_sum / k,
         tokens=None if tokens is None else np.asarray(tokens, dtype=np.float64)[sub],
-        convergence=_convergence(log_w),
+        convergence={C.samples: [g for g, _ in curve], C.nll: [p[0] for p in points],
+                     C.nll_se: [p[1] for p in points]},
         mi_minibatch=float(mi_mb),
         mi_minibatch_size=int(settings.mi_minibatch_size),
         decoder_calls=calls,
         decoder_rows=m * k,
+        converged=converged,
+        change=change,
+        change_se=change_se,
     )
 
 
@@ -374,19 +487,29 @@ def _conditional(model: Any, data: Batch, encodings: Encodings, info: ModelInfo,
     if num_examples(data) != n:
         raise DiagnosticError(f"data holds {num_examples(data)} inputs but encodings {n}.")
     flat = encodings.flat()
+    sub = subsample_indices(n, settings.nll_examples, generator).numpy()  # first, as above
     mi_noise = torch.randn(n, flat.latent_dim, generator=generator, dtype=torch.float64).numpy()
     mi_mb = minibatch_mi(flat.mu, flat.logvar, mi_noise, settings.mi_minibatch_size)
-    sub = subsample_indices(n, settings.nll_examples, generator).numpy()
     log_w, ll, ratio, calls = sequence_log_weights(model, data, encodings, info, settings, sub,
                                                    generator, show_progress)
+    k = log_w.shape[1]
+    grid = convergence_grid(k)
+    points = [_curve_point(iw_bound(log_w[:, :g])) for g in grid]
+    # K is fixed here (no doubling): the last halving's paired change says whether it settled
+    change, change_se = (doubling_change(iw_bound(log_w), iw_bound(log_w[:, :k // 2]))
+                         if k >= 2 else (None, None))
     tokens = encodings.num_tokens
     return LikelihoodResult(
-        examples=sub, samples=settings.nll_samples, bound=iw_bound(log_w),
+        examples=sub, samples=k, bound=iw_bound(log_w),
         rate_per_input=ratio.mean(axis=1), distortion_per_input=-ll.mean(axis=1),
         tokens=None if tokens is None else np.asarray(tokens, dtype=np.float64)[sub],
-        convergence=_convergence(log_w), mi_minibatch=float(mi_mb),
+        convergence={C.samples: grid, C.nll: [p[0] for p in points],
+                     C.nll_se: [p[1] for p in points]},
+        mi_minibatch=float(mi_mb),
         mi_minibatch_size=int(settings.mi_minibatch_size), decoder_calls=calls,
-        decoder_rows=len(sub) * settings.nll_samples)
+        decoder_rows=len(sub) * k,
+        converged=None if change is None else change < max(change_se, ROUNDING_NATS),
+        change=change, change_se=change_se)
 
 
 # --- the diagnostic's spec (collapse_diag/diagnostics/spec.py) ---------------------------
@@ -400,7 +523,7 @@ def _run(context: RunContext) -> LikelihoodResult:
 SPEC = DiagnosticSpec(
     name="likelihood",
     run=_run,
-    settings=("nll_samples", "nll_examples", "mi_minibatch_size"),
+    settings=("nll_samples", "nll_max_samples", "nll_examples", "mi_minibatch_size"),
     uses_decoder=False,  # its decoder passes stay float32 under --dtype (docs/performance.md)
     plots=(
         PlotRef("likelihood", "NLL bound against K",

@@ -29,6 +29,7 @@ from collapse_diag.render.comparison_tables import (
     data_table,
     identifiability_table,
     models_table,
+    paired_table,
     standard_table,
     tex_text,
 )
@@ -57,8 +58,8 @@ _COLUMN_TEXT = (
     "among models analysed on the same inputs (lowest -ELBO, NLL, PPL and collapsed count; "
     "highest MI (whole-set), AU, used count and swap delta; KL, minibatch MI and verdict "
     "are not ranked). The mark "
-    "compares values, not their uncertainty: read NLL differences against their standard "
-    "errors."
+    "compares values, not their uncertainty: the section Paired differences says which "
+    "differences of NLL, -ELBO and KL the inputs can tell apart."
 )
 
 
@@ -84,8 +85,20 @@ def build_comparison_document(comparison: Comparison, drawn: Iterable[str]) -> D
         "|Pearson| and, separately, on |Spearman|), and the mean canonical correlation. MCC "
         "near 1: the same code up to permutation and sign; CCA near 1 with a lower MCC: the "
         "same subspace, rotated.",)
+    paired = paired_table(comparison)
+    paired_text = (
+        "For models analysed on the same inputs: the difference a - b of NLL, -ELBO and KL "
+        "per input, averaged, with a Student-t interval at the reports' confidence level. "
+        "Paired per input, the shared difficulty of the inputs cancels, so the interval is "
+        "narrower than the unpaired one (the two reports' figures ± their standard errors, "
+        "shown beside it). A model is ranked lower only where the paired interval excludes "
+        "0. NLL and -ELBO pair the likelihood subsample's inputs both reports hold (all of "
+        "them with the same seed and nll_examples); KL every analysed input.",)
     sections = [
         summary,
+        Section("Paired differences", "paired-differences", paired_text if paired is not None
+                else paired_text + ("No pair of models qualifies.",),
+                tables=(paired,) if paired is not None else ()),
         Section("Plots", "plots", figures=figures),
         Section("Identifiability across seeds", "identifiability", ident_text
                 if ident is not None else ident_text + ("No pair of models qualifies.",),

@@ -19,7 +19,7 @@ from collapse_diag.report.values import finite
 from collapse_diag.runs.comparison import EXTRA_FIELDS, Comparison
 
 __all__ = ["BEST_MARK", "csv_text", "data_table", "identifiability_table", "models_table",
-           "standard_table",
+           "paired_table", "standard_table",
            "tex_text"]
 
 #: Appended to a best value in Markdown and HTML.
@@ -74,6 +74,36 @@ def identifiability_table(comparison: Comparison) -> Table | None:
         keys.append([finite(v) if finite(v) is not None else str(v) for v in raw])
     return Table(["model a", "model b", "MCC (Pearson)", "MCC (Spearman)", "mean CCA",
                   "used dims a / b", "matched dimensions"], rows, keys)
+
+
+#: Row label of each paired figure (collapse_diag/runs/paired.py).
+_PAIRED_LABELS = {S.nll: "NLL", S.neg_elbo: "-ELBO", S.kl: "KL"}
+
+
+def _interval(ci: Any) -> str:
+    return MISSING if not ci else f"[{fmt_num(ci[0], 3)}, {fmt_num(ci[1], 3)}]"
+
+
+def paired_table(comparison: Comparison) -> Table | None:
+    """One row per pair of models on the same inputs and figure; ``None`` when there is none."""
+    rows, keys = [], []
+    for e in comparison.paired:
+        for figure, label in _PAIRED_LABELS.items():
+            d = e.get(figure)
+            if not isinstance(d, dict):
+                continue
+            lower = d.get("lower")
+            verdict = f"{lower} lower" if lower else "not distinguishable"
+            raw = [e["a"], e["b"], label, d.get("n"), d.get("mean"), _interval(d.get("ci")),
+                   _interval(d.get("ci_unpaired")), d.get("narrowing"), verdict]
+            rows.append([raw[0], raw[1], label, str(raw[3]), fmt_num(raw[4], 4), raw[5],
+                         raw[6], MISSING if raw[7] is None else f"{fmt_num(raw[7], 3)}x",
+                         verdict])
+            keys.append([finite(v) if finite(v) is not None else str(v) for v in raw])
+    if not rows:
+        return None
+    return Table(["model a", "model b", "figure", "inputs", "a - b (nats)", "paired interval",
+                  "unpaired interval", "narrower by", "ranking"], rows, keys)
 
 
 def models_table(comparison: Comparison) -> Table:

@@ -44,7 +44,17 @@ def likelihood_table(report: Report) -> Table | None:
         (f"MI, minibatch estimator (He et al. 2019; at most log {mb}; biased low near that "
          "cap, high near 0: for published tables only)", nats(S.mi_minibatch, "nats")),
     ]
-    if nll_still_falling(report):
+    converged, change, se = (s.get(k) for k in (S.nll_converged, S.nll_change, S.nll_change_se))
+    if converged is True and finite(change) is not None:
+        rows.insert(3, ("NLL convergence", f"converged: the last doubling of K changed the NLL "
+                        f"by {fmt_num(change, 2)} nats, less than its standard error "
+                        f"{fmt_num(se, 2)} (paired per input)"))
+    elif converged is False and finite(change) is not None:
+        rows.insert(3, ("NLL convergence", f"not converged: the last doubling of K still lowered "
+                        f"the NLL by {fmt_num(change, 2)} nats (standard error {fmt_num(se, 2)}) "
+                        "when the budget nll_max_samples stopped it: read NLL and perplexity as "
+                        "upper bounds; a larger nll_max_samples would lower them"))
+    elif nll_still_falling(report):
         rows.insert(3, ("NLL convergence", "still falling at the largest K: read NLL and "
                         "perplexity as upper bounds; a larger nll_samples would lower them"))
     kept = [[label, value] for label, value in rows if value is not None]

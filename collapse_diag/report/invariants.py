@@ -301,7 +301,12 @@ def nll_still_falling(report: Report) -> bool:
     The bound with K' draws decreases towards -log p(x) as K' grows (Burda et al.
     2016); a drop over the last decade larger than twice its standard error says K was
     not enough to read the figure as the NLL (it is an upper bound still moving).
+    A report with ``nll_converged`` (K decided by the curve) is read from that field:
+    ``false`` means the budget stopped the doubling while the bound still moved.
     """
+    converged = report.summary.get(S.nll_converged)
+    if isinstance(converged, bool):  # the doubling rule's own decision (likelihood.py)
+        return not converged
     curve = report.summary.get(S.nll_convergence)
     if not isinstance(curve, dict):
         return False

@@ -209,7 +209,16 @@ SUMMARY: dict[str, Field] = _index((
        "inputs in the seeded NLL subsample (min(N, setting `nll_examples`))"),
     _f("nll_convergence", "nats per sample count", "likelihood",
        '`{"samples": [1, 10, 100, ..., K], "nll": [...], "nll_se": [...]}`: the bound with the '
-       "first K' of the same K draws"),
+       "first K' of the same draws"),
+    _f("nll_converged", "boolean", "likelihood",
+       "the doubling of K stopped because the last doubling changed the NLL by less than its "
+       "standard error (`nll_change` < `nll_change_se`); false: the budget `nll_max_samples` "
+       "stopped it first (read `nll` as an upper bound still falling); null: K = 1 with no "
+       "doubling allowed"),
+    _f("nll_change", "nats", "likelihood",
+       "NLL with K/2 minus NLL with K, paired per input (the first half of the same draws)"),
+    _f("nll_change_se", "nats", "likelihood",
+       "standard error of `nll_change` over inputs (0 for one input)"),
     _f("ppl", "perplexity (exp of nats per token)", "likelihood",
        "exp(`nll_per_token`) (null without `num_tokens`)"),
     _f("rate", "nats", "likelihood",
@@ -447,7 +456,8 @@ DIMENSION: dict[str, Field] = _index((
        "positions"),
 ))
 
-#: ``distributions``: per-input values kept for plots (length N).
+#: ``distributions``: per-input values kept for plots and paired comparisons (length N,
+#: or the NLL subsample's size for the likelihood's).
 DISTRIBUTIONS: dict[str, Field] = _index((
     _f("swap_delta", "nats", "sensitivity",
        "per-input whole-vector swap delta"),
@@ -455,6 +465,13 @@ DISTRIBUTIONS: dict[str, Field] = _index((
        "per-input std over prior draws of log p(x|z) (nats per observation)"),
     _f("kl_per_input", "nats", "kl",
        "per-input total KL(q(z|x) || p(z))"),
+    _f("nll_inputs", "input indices", "likelihood",
+       "indices of the NLL subsample's inputs (length `nll_examples`), the order of the next "
+       "two lists; `compare` pairs models on them"),
+    _f("nll_per_input", "nats", "likelihood",
+       "-L_K(x) per subsampled input (its mean is `nll`)"),
+    _f("neg_elbo_per_input", "nats", "likelihood",
+       "rate + distortion per subsampled input (its mean is `neg_elbo`)"),
 ))
 
 #: ``summary.probes[factor]``: one linear probe per labelled factor.
@@ -471,7 +488,9 @@ PROBE: dict[str, Field] = _index((
 
 #: ``summary.nll_convergence``: the bound at growing sample counts.
 NLL_CONVERGENCE: dict[str, Field] = _index((
-    _f("samples", "count", "likelihood", "sample counts K' = 1, 10, 100, ..., K"),
+    _f("samples", "count", "likelihood",
+       "sample counts K' = 1, 10, 100, ... below `nll_samples`, `nll_samples`, then each "
+       "doubled K"),
     _f("nll", "nats", "likelihood",
        "the bound with the first K' draws, one per entry of `samples`"),
     _f("nll_se", "nats", "likelihood", "its standard error over inputs (null for one input)"),
@@ -530,7 +549,8 @@ TOP_LEVEL: dict[str, Field] = _index((
     _f("latent_dim", "count", None, "D"),
     _f("summary", "fields", None, "model-level figures (SUMMARY)"),
     _f("dimensions", "rows", None, "one row per latent dimension (DIMENSION)"),
-    _f("distributions", "lists", None, "per-input values kept for plots (DISTRIBUTIONS)"),
+    _f("distributions", "lists", None, "per-input values kept for plots and paired "
+       "comparisons (DISTRIBUTIONS)"),
     _f("errors", "text per failed part", None,
        "diagnostics (by name), plots (`plot:<name>`) and documents (`document:<format>`) "
        "that failed"),

@@ -10,7 +10,9 @@ KL, MI, AU, verdict, status counts, swap delta), the best value of each
 column among models analysed on the same inputs, the groups of models sharing
 inputs (``provenance.data_sha256``), and, for every pair of models on the same
 inputs with saved encodings, the MCC and CCA of their used dimensions
-(collapse_diag/runs/latent_matching.py). Writers: collapse_diag/render/comparison.py.
+(collapse_diag/runs/latent_matching.py), and for every pair on the same inputs the paired
+differences of NLL, -ELBO and KL with their intervals (collapse_diag/runs/paired.py).
+Writers: collapse_diag/render/comparison.py.
 
 Per-dimension statuses are read as opaque strings from ``dimensions[d].status``;
 the version-1 name ``active`` is read as ``used``.
@@ -37,6 +39,7 @@ from collapse_diag.report.schema import TOP_LEVEL_KEY as T
 from collapse_diag.report.values import finite
 from collapse_diag.runs.comparison_sources import ComparedModel, load_source
 from collapse_diag.runs.latent_matching import match_latents
+from collapse_diag.runs.paired import paired_entry
 
 __all__ = ["COLLAPSED", "COLUMNS", "COMPARISON_KEY", "DISCRETE_COLUMNS", "EXTRA_FIELDS",
            "MODEL_KEY", "USED",
@@ -62,8 +65,8 @@ class Column:
 #: Keys of comparison.json (docs/report-schema.md, "comparison.json"): its own names, some of
 #: which (``checkpoint``, ``identifiability``) happen to be report keys too.
 COMPARISON_KEY = Keys("comparison.json",
-                       "models columns rows best same_data data_groups identifiability notes"
-                       .split())
+                       "models columns rows best same_data data_groups identifiability notes "
+                       "paired".split())
 #: Keys of an entry of comparison.json's ``models``.
 MODEL_KEY = Keys("comparison.json models[i]",
                  "name source checkpoint has_encodings path".split())
@@ -135,6 +138,8 @@ class Comparison:
         paths: Model name -> the path it was given as, for models given as paths.
         kind: The latent kind every compared model has (``gaussian``, ``codes``,
             ``categorical``); it chooses the :attr:`columns`.
+        paired: Per pair of models on the same inputs: the paired differences ``a - b`` of
+            NLL, -ELBO and KL with their intervals (collapse_diag/runs/paired.py).
     """
 
     models: tuple[ComparedModel, ...]
@@ -145,6 +150,7 @@ class Comparison:
     notes: tuple[str, ...] = field(default=())
     paths: dict[str, str] = field(default_factory=dict)
     kind: str = "gaussian"
+    paired: tuple[dict[str, Any], ...] = field(default=())
 
     @property
     def columns(self) -> tuple[Column, ...]:
@@ -177,6 +183,7 @@ class Comparison:
             c.data_groups: self.data_groups,
             c.identifiability: list(self.identifiability),
             c.notes: list(self.notes),
+            c.paired: list(self.paired),
         })
 
 
@@ -338,20 +345,26 @@ def compare(
         if broken:
             notes.append(f"Consistency warnings in {model.name}'s report: " + "; ".join(broken)
                          + ".")
-    pairs = []
+    pairs, paired = [], []
     if kind != "gaussian":
         notes.append(f"No identifiability across models: it matches Gaussian encodings, and "
                      f"these models have {kind} latents.")
     for (a, ha), (b, hb) in itertools.combinations(zip(models, hashes), 2):
         if ha != hb or kind != "gaussian":
             continue
+        diff = paired_entry(a.name, a.report, b.name, b.report,
+                            float(a.report.settings.get("confidence", 0.95)))
+        if isinstance(diff, str):
+            notes.append(f"No paired differences for {a.name} vs {b.name}: {diff}.")
+        else:
+            paired.append(diff)
         entry = _pair(a, b)
         if isinstance(entry, str):
             notes.append(f"No identifiability for {a.name} vs {b.name}: {entry}.")
         else:
             pairs.append(entry)
     return Comparison(models, rows, _best(rows, columns), groups, tuple(pairs), tuple(notes),
-                      paths, kind)
+                      paths, kind, tuple(paired))
 
 
 def short_unique_names(names: Sequence[str]) -> list[str]:

@@ -117,5 +117,7 @@ def _analyse_checkpoint(path: Path, name: str, data: Any = None, labels: Any = N
                                      "adapter": loaded.adapter},
                          show_progress=show_progress, save_encodings=npz if keep else None,
                          **settings)
-        encodings = load_encodings(npz)[0] if keep else None
+        # torchrun: rank 0 alone writes the file (analyze); the other ranks write nothing
+        # and go without the encodings (they print and write nothing either).
+        encodings = load_encodings(npz)[0] if keep and npz.is_file() else None
     return ComparedModel(name, report, encodings, "checkpoint")

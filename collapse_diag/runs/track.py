@@ -52,6 +52,7 @@ from collapse_diag.model.method_map import map_methods, parse_map
 from collapse_diag.report.report import SCHEMA_VERSION, write_text_atomic
 from collapse_diag.report.schema import TOP_LEVEL_KEY as T
 from collapse_diag.runs.trajectory import build_trajectory, read_monitor_log, row_from_report
+from collapse_diag.runtime import distributed
 
 __all__ = ["CHECKPOINT_SUFFIXES", "STEP_KEYS", "TrackResult", "checkpoint_step",
            "find_checkpoints", "order_checkpoints", "track"]
@@ -325,7 +326,12 @@ def _analyse_each(ordered: list[tuple[int, Path]], cache_dir: Path, data: Batch,
     data_sha = _data_sha256(data)
     rows, analysed, reused = [], [], []
     cache_dir.mkdir(parents=True, exist_ok=True)
-    for step, path in _bar(ordered, show_progress):
+    # torchrun: join the job now, so that rank 0 alone shows the bar and writes the cache
+    # (every rank reads a step's cache before the analysis of that step, which no rank can
+    # finish alone, so rank 0's writes never change another rank's choice).
+    distributed.setup(torch.device(cfg.device))
+    main = distributed.is_main()
+    for step, path in _bar(ordered, show_progress and main):
         sha = file_sha256(path)
         cache = cache_dir / f"{_cache_key(sha, cfg, data_sha, overrides)}.json"
         report = _read_cache(cache)
@@ -335,7 +341,8 @@ def _analyse_each(ordered: list[tuple[int, Path]], cache_dir: Path, data: Batch,
             report = analyze(model, data, labels=labels,
                              checkpoint={"path": str(path), "sha256": sha},
                              **kwargs).to_dict()
-            write_text_atomic(cache, json.dumps(report, allow_nan=False) + "\n")
+            if main:
+                write_text_atomic(cache, json.dumps(report, allow_nan=False) + "\n")
             analysed.append(path)
         else:
             reused.append(path)

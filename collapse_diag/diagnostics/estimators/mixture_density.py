@@ -76,8 +76,6 @@ _ODD_ERROR = 0.15
 _GROUP_QUERIES = 2**22
 #: Queries interpolated at once (dimensions x queries): temporaries of 0.5 MiB, cache-sized.
 _QUERY_BLOCK = 2**16
-#: Grid points per shard block when several processes share the grid's evaluations.
-_POINT_BLOCK = 64
 #: A component whose sd is this many times narrower than its quantile interval is a node.
 _SEED_WIDTHS = 8
 #: Grid points of one dimension evaluated together against its components (padded).
@@ -337,22 +335,6 @@ class _Grid(NamedTuple):
     exact_hi: torch.Tensor
 
 
-def _mix_shared(points: torch.Tensor, dim: torch.Tensor, mixtures: _Mixtures1d,
-                chunk_bytes: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Exact values and slopes at ``points``, shared out under torchrun.
-
-    Each process evaluates its share and all get every value, so every process
-    refines the same grid.
-    """
-
-    def share(a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
-        f, g = _mixture_1d(points[a:b], dim[a:b], mixtures, chunk_bytes)
-        return f.numpy(), g.numpy()
-
-    f, g = distributed.map_shard(points.numel(), share, block=_POINT_BLOCK)
-    return torch.from_numpy(f), torch.from_numpy(g)
-
-
 def _queries_in(ts: torch.Tensor, dim: torch.Tensor, a: torch.Tensor, b: torch.Tensor
                 ) -> torch.Tensor:
     """How many queries (sorted rows ``ts``) of each interval's dimension lie in ``[a, b]``."""
@@ -402,7 +384,7 @@ def _refine(ts: torch.Tensor, mixtures: _Mixtures1d, tol: float, chunk_bytes: in
     """Bisect every interval whose Hermite interpolant misses its midpoint by more than tol."""
     dims = ts.shape[0]
     node_t, node_dim = _start_nodes(ts, mixtures, own_sd)
-    fn, gn = _mix_shared(node_t, node_dim, mixtures, chunk_bytes)
+    fn, gn = _mixture_1d(node_t, node_dim, mixtures, chunk_bytes)
     all_t, all_f, all_g, all_dim = [node_t], [fn], [gn], [node_dim]
     left = (node_dim[1:] == node_dim[:-1]).nonzero(as_tuple=True)[0]  # consecutive, same dim
     right = left + 1
@@ -428,7 +410,7 @@ def _refine(ts: torch.Tensor, mixtures: _Mixtures1d, tol: float, chunk_bytes: in
         if a.numel() == 0:
             break
         mid = 0.5 * (a + b)
-        fm, gm = _mix_shared(mid, dim, mixtures, chunk_bytes)
+        fm, gm = _mixture_1d(mid, dim, mixtures, chunk_bytes)
         all_t.append(mid)
         all_f.append(fm)
         all_g.append(gm)
@@ -486,7 +468,7 @@ def _interpolate(ts: torch.Tensor, grid: _Grid, mixtures: _Mixtures1d, tol: floa
             exact |= (t >= lo2.gather(1, j)) & (t <= hi2.gather(1, j))
         d_idx, r_idx = exact.nonzero(as_tuple=True)
         if d_idx.numel():
-            out[a + d_idx, r_idx] = _mix_shared(t[d_idx, r_idx], a + d_idx, mixtures,
+            out[a + d_idx, r_idx] = _mixture_1d(t[d_idx, r_idx], a + d_idx, mixtures,
                                                 chunk_bytes)[0]
     return out
 
@@ -556,8 +538,28 @@ def dimension_terms(z: torch.Tensor, owner: torch.Tensor, mu: torch.Tensor,
     """
     if method == "exact" or (method == "auto" and z.shape[0] < _GRID_MIN_QUERIES):
         return exact_dimension_terms(z, owner, mu, logvar, chunk_bytes)
-    with _one_thread():
-        return _grid_dimension_terms(z, owner, mu, logvar, chunk_bytes, tol)
+    size = distributed.world().size
+    if size == 1:
+        with _one_thread():
+            return _grid_dimension_terms(z, owner, mu, logvar, chunk_bytes, tol)
+    # torchrun: each process refines and interpolates its share of the dimensions (dealt
+    # round-robin: informative dimensions, the costly ones, often sit together), alone; the
+    # rows are gathered once. Each dimension's grid depends on that dimension alone.
+    dims = z.shape[1]
+    order = torch.tensor([d for r in range(size) for d in range(r, dims, size)])
+
+    def part(a: int, b: int) -> tuple[np.ndarray]:
+        mine = order[a:b]
+        if not len(mine):
+            return (np.empty((0, z.shape[0])),)
+        with distributed.local(), _one_thread():
+            return (_grid_dimension_terms(z[:, mine], owner, mu[:, mine], logvar[:, mine],
+                                          chunk_bytes, tol).numpy(),)
+
+    rows = torch.from_numpy(distributed.map_shard(dims, part, block=1)[0])
+    out = torch.empty_like(rows)
+    out[order] = rows
+    return out
 
 
 @contextlib.contextmanager

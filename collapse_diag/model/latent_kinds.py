@@ -32,6 +32,7 @@ from collapse_diag.model.decoding import shard_batches
 from collapse_diag.model.protocol import (
     LOG_LIKELIHOOD,
     ModelInfo,
+    _user_call,
     call_log_likelihood,
     call_num_tokens,
     check_finite,
@@ -85,21 +86,10 @@ def _classes(model: Any) -> int:
     return int(size)
 
 
-def _call(method: str, fn: Any, *args: Any) -> Any:
-    try:
-        return fn(*args)
-    except (ProtocolError, DiagnosticError):
-        raise
-    except (Exception, SystemExit) as err:  # noqa: BLE001 - a crash inside the user's model
-        first = str(err).splitlines()[0] if str(err) else ""
-        raise ProtocolError(f"{method} failed with {type(err).__name__}: {first} "
-                            f"({_DOCS})") from err
-
-
 def call_codes(model: Any, x: Batch, info: ModelInfo | None = None) -> torch.Tensor:
     """``model.encode_codes(x)``, checked: integer ``[batch, *positions]`` within [0, K)."""
     n = num_examples(x)
-    codes = _call("encode_codes(x)", model.encode_codes, x)
+    codes = _user_call("encode_codes(x)", num_examples(x), ProtocolError, model.encode_codes, x)
     k = _classes(model) if info is None else info.classes
     if (not isinstance(codes, torch.Tensor) or codes.is_floating_point() or codes.is_complex()
             or codes.dtype == torch.bool or codes.dim() < 1 or codes.shape[0] != n):
@@ -135,7 +125,8 @@ def call_logits(model: Any, x: Batch, info: ModelInfo | None = None, prior: bool
     method = "prior_logits(x)" if prior else "posterior_logits(x)"
     fn = model.prior_logits if prior else model.posterior_logits
     shape = None if info is None else (info.latent_dim, int(info.classes or 0))
-    return _check_logits(_call(method, fn, x), method, num_examples(x), shape)
+    n = num_examples(x)
+    return _check_logits(_user_call(method, n, ProtocolError, fn, x), method, n, shape)
 
 
 def one_hot(index: torch.Tensor, classes: int, dtype: torch.dtype) -> torch.Tensor:

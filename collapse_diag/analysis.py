@@ -73,7 +73,8 @@ DIAGNOSTICS: dict[str, Callable[[RunContext], Any]] = {spec.name: spec.run for s
 #: :class:`~collapse_diag.config.settings.Settings` is owned by one spec (``spec.settings``).
 #: (``fisher_rank_*``: identifiability and the verdict.)
 RUN_SETTINGS = ("seed", "batch_size", "max_examples", "device", "confidence", "alpha",
-                "diagnostics", "dtype", "fisher_rank_rtol", "fisher_rank_atol")
+                "diagnostics", "dtype", "fisher_rank_rtol", "fisher_rank_atol",
+                "swap_windows")  # the time windows of the sensitivity and decoded diagnostics
 
 #: The verdict is not a diagnostic one may leave out: it runs whenever these run.
 VERDICT_INPUTS = SPEC_BY_NAME["verdict"].runs_with

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from collapse_diag.render.decoded_windows_section import window_paragraph, window_tables
 from collapse_diag.render.tables import MISSING, Table, fmt_num, fmt_pct
 from collapse_diag.report.report import Report
 from collapse_diag.report.schema import SUMMARY_KEY as SK
@@ -37,6 +38,12 @@ def _interval(report: Report, key: str) -> str:
 
 def decoded_text(report: Report) -> tuple[str, ...] | None:
     """The section's paragraphs; ``None`` when the decoded diagnostic did not run."""
+    text = _decoded_text(report)
+    windows = window_paragraph(report)
+    return text if text is None or windows is None else (*text, windows)
+
+
+def _decoded_text(report: Report) -> tuple[str, ...] | None:
     kind = report.summary.get(SK.output_kind)
     if kind is None:
         return None
@@ -101,7 +108,7 @@ def decoded_tables(report: Report) -> tuple[Table, ...] | None:
     views = summary.get(SK.decoded_views)
     if kind == "tokens" and isinstance(views, dict):
         tables += _text_tables(views)
-    return tuple(tables)
+    return tuple(tables + window_tables(report, kind))
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> Table:

@@ -217,7 +217,8 @@ def test_text_model_decodes_sentences_shown_as_tables():
     views = summary[S.decoded_views]
     assert views["reconstructions"][0]["text"] in SENTENCES
     assert [c["code"] for c in views["from_codes"]][:2] == ["mean of q(z)", "prior draw 1"]
-    assert len(views["homotopy"]["decoded"]) == 3 and views["traversal"] is None
+    assert len(views["homotopy"]["decoded"]) == 3
+    assert [len(e["decoded"]) for e in views["traversal"]] == [3, 3, 3]  # latent_dim 3
     ids = model.generate(torch.zeros(2, 3))  # greedy: ids, <eos>, then padding
     assert ids.dtype == torch.long and ids.shape == (2, 20)
     assert ids[0].tolist() == ids[1].tolist() and len(model.detokenize(ids)) == 2
@@ -228,7 +229,7 @@ def test_text_model_decodes_sentences_shown_as_tables():
     assert torch.equal(sampled, again)  # seeded sampling is reproducible
     document = build_document(report, drawn=())
     section = next(s for s in document.sections if s.title == "What the decoder makes of z")
-    assert len(section.tables) == 4  # diversity, reconstructions, codes, homotopy
+    assert len(section.tables) == 5  # diversity, reconstructions, codes, homotopy, traversal
     text = render_markdown(document, {})
     assert "decoded from (1 - t) mu(x\\_" in text and "distinct-2" in text
     assert "Decoded from different codes" not in text  # no image plots for text
@@ -402,3 +403,25 @@ def test_sequential_token_decoder_reading_z_early_has_zero_token_change_late():
     assert all(w["output_diversity"] > 0.1 for w in windows[:2])  # ~2 of 8 tokens: 0.25
     markdown = render_markdown(build_document(report, drawn=()), {})
     assert "code z put there (mean of q(z) elsewhere)" in markdown
+
+
+def test_text_traversal_rows_of_a_dimension_the_decoder_ignores_are_one_sentence():
+    """The one-token decoder reads z_0 only: z_1 and z_2 rows repeat one sentence, z_0's not."""
+
+    class Worded(OneTokenToy):
+        def detokenize(self, ids):
+            words = {2: "no", 3: "yes"}
+            return [" ".join(words[int(t)] for t in row if int(t)) for row in ids]
+
+    model = Worded((2.0, 1.0, 0.0), 0.5)
+    report = analyze(model, model.sample(200, seed=2), seed=0, diagnostics=DECODED,
+                     decoded_samples=50, decoded_bootstrap=0, decoded_steps=5)
+    traversal = report.summary[S.decoded_views]["traversal"]
+    assert [e["dimension"] for e in traversal] == [0, 1, 2]  # largest KL first (w = 2, 1, 0)
+    rows = {e["dimension"]: e["decoded"] for e in traversal}
+    # z_0 goes over its 2.5..97.5 percentiles under q(z) = N(0, 1): about -2 to 2, across 0
+    assert rows[0][0] == "no" and rows[0][-1] == "yes"
+    for d in (1, 2):  # z_0 held at the mean of q(z): one sentence along the row
+        assert len(set(rows[d])) == 1 and len(rows[d]) == 5
+    markdown = render_markdown(build_document(report, drawn=()), {})
+    assert "| dimension (range under q(z)) | 1 (low) | 2 | 3 | 4 | 5 (high) |" in markdown

@@ -23,17 +23,19 @@ are crude representatives of all seen x's".
 Views (what the report shows, ``decoded_views``): ``decoded_examples`` inputs
 beside the decode at their mu(x); decodes at z_bar, at as many prior draws and at
 as many other inputs' codes mu(x_j); text, the homotopy between two inputs' codes
-(1 - t) mu(x_a) + t mu(x_b) at ``decoded_steps`` points (Bowman et al. 2016);
-continuous, a traversal of the ``decoded_dims`` dimensions of largest KL, each over
+(1 - t) mu(x_a) + t mu(x_b) at ``decoded_steps`` points (Bowman et al. 2016); text
+and continuous, a traversal of the ``decoded_dims`` dimensions of largest KL, each over
 the 2.5 to 97.5 percentiles of its q(z) draws with the others at z_bar (Higgins et
-al. 2017). Sequential latents: z_bar is the mean per step, a traversal moves the
-dimension at every step, and the prior draws are left out when the model has a
-(conditional) prior; the diversity and the other inputs' codes are also shown per time
-window (collapse_diag/diagnostics/decoded_windows.py).
+al. 2017; for text a table of sentences, one row per dimension). Sequential latents:
+z_bar is the mean per step, a traversal moves the dimension at every step, and the
+prior draws are left out when the model has a (conditional) prior; the diversity and
+the other inputs' codes are also shown per time window
+(collapse_diag/diagnostics/decoded_windows.py).
 
-Cost: M + 1 + 3 ``decoded_examples`` + ``decoded_steps`` (1 + ``decoded_dims``) rows
-of ``generate`` in calls of ``batch_size``; under ``torchrun`` the M codes are
-sharded (:func:`~collapse_diag.runtime.distributed.map_shard`), the few view rows
+Cost: M (1 + W) + 1 + 3 ``decoded_examples`` + ``decoded_steps`` (1 + ``decoded_dims``)
+rows (W time windows for sequential latents, else 0) of ``generate`` in calls of
+``batch_size``; under ``torchrun`` the M codes (and their window variants) are sharded
+(:func:`~collapse_diag.runtime.distributed.map_shard`), the few view rows
 decoded on every process.
 
 References:
@@ -330,16 +332,15 @@ def _views(decode: _Decoder, kind: str, data: Batch, encodings: Encodings, info:
     if kind == "tokens":
         blocks["homotopy"] = (1 - t).reshape(-1, *[1] * (mu.ndim - 1)) * mu[a] \
             + t.reshape(-1, *[1] * (mu.ndim - 1)) * mu[b]
-    else:
-        dims, values, grid = _traversal(z_bar, codes, encodings, kl, settings)
-        blocks["traversal"] = grid
+    dims, values, grid = _traversal(z_bar, codes, encodings, kl, settings)
+    blocks["traversal"] = grid
     stacked = np.concatenate(list(blocks.values()))
     decoded = decode(stacked)
     parts, at = {}, 0
     for name, block in blocks.items():
         parts[name], at = decoded[at:at + len(block)], at + len(block)
     if kind == "tokens":
-        return _token_views(decode, data, own, labels, parts, (a, b), t)
+        return _token_views(decode, data, own, labels, parts, (a, b), t, (dims, values))
     shape = _display_shape(decoded.shape[1:])
     flat = {k: np.round(np.asarray(v, np.float64).reshape(len(v), -1), _DECIMALS)
             for k, v in parts.items()}
@@ -360,9 +361,11 @@ def _views(decode: _Decoder, kind: str, data: Batch, encodings: Encodings, info:
 
 
 def _token_views(decode: _Decoder, data: Batch, own: np.ndarray, labels: list[str],
-                 parts: dict[str, Any], pair: tuple[int, int], t: np.ndarray
-                 ) -> dict[str, Any]:
+                 parts: dict[str, Any], pair: tuple[int, int], t: np.ndarray,
+                 traversal: tuple[np.ndarray, np.ndarray]) -> dict[str, Any]:
     texts = {k: decode.texts(v) for k, v in parts.items()}
+    dims, values = traversal
+    steps = len(t)
     inputs = _input_texts(decode, take(data, torch.from_numpy(own)))
     return {
         "shape": None,
@@ -372,7 +375,9 @@ def _token_views(decode: _Decoder, data: Batch, own: np.ndarray, labels: list[st
                        for label, text in zip(labels, texts["codes"])],
         "homotopy": {"inputs": list(pair), "t": [float(v) for v in t],
                      "decoded": texts["homotopy"]},
-        "traversal": None,
+        "traversal": [{"dimension": int(d), "values": vals.tolist(),
+                       "decoded": texts["traversal"][k * steps:(k + 1) * steps]}
+                      for k, (d, vals) in enumerate(zip(dims, values))],
     }
 
 

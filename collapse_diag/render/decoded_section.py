@@ -67,7 +67,9 @@ def _decoded_text(report: Report) -> tuple[str, ...] | None:
                  "sentences decoded from the mean of q(z), from prior draws and from other "
                  "inputs' codes (the same sentence from different codes: the decoder ignores "
                  "z); the homotopy between two inputs' codes, (1 - t) mu(x_a) + t mu(x_b) "
-                 "(Bowman et al. 2016).")
+                 "(Bowman et al. 2016); a traversal per dimension, largest KL first: the "
+                 "dimension moved over its range under q(z), the others at the mean of q(z) "
+                 "(a row of one sentence: a dimension the decoder does not read).")
         return lead, parts
     if value is None:
         lead = (f"The decoder's mean was decoded from {m} codes drawn from q(z), but the inputs"
@@ -128,4 +130,18 @@ def _text_tables(views: dict[str, Any]) -> list[Table]:
             ["t", f"decoded from (1 - t) mu(x_{a}) + t mu(x_{b})"],
             [[f"{t:.2f}", text or "(empty)"] for t, text in zip(homotopy["t"],
                                                                  homotopy["decoded"])]))
+    traversal = views.get("traversal")
+    if traversal:
+        tables.append(_traversal_table(traversal))
     return tables
+
+
+def _traversal_table(traversal: list[dict[str, Any]]) -> Table:
+    """One row per traversed dimension (largest KL first): its sentences, low to high."""
+    steps = len(traversal[0]["decoded"])
+    headers = ["dimension (range under q(z))"] + [
+        f"{k + 1}" + (" (low)" if k == 0 else " (high)" if k == steps - 1 else "")
+        for k in range(steps)]
+    rows = [[f"z{e['dimension']} ({e['values'][0]:.2g} to {e['values'][-1]:.2g})"]
+            + [text or "(empty)" for text in e["decoded"]] for e in traversal]
+    return _table(headers, rows)

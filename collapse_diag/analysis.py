@@ -47,6 +47,7 @@ from collapse_diag.io.data import (
 )
 from collapse_diag.io.files import display_path
 from collapse_diag.io.labels import resolve_labels
+from collapse_diag.model.causality import check_teacher_forcing
 from collapse_diag.model.encodings import encode_all
 from collapse_diag.model.latent_kinds import (
     GAUSSIAN,
@@ -72,7 +73,8 @@ DIAGNOSTICS: dict[str, Callable[[RunContext], Any]] = {spec.name: spec.run for s
 #: :class:`~collapse_diag.config.settings.Settings` is owned by one spec (``spec.settings``).
 #: (``fisher_rank_*``: identifiability and the verdict.)
 RUN_SETTINGS = ("seed", "batch_size", "max_examples", "device", "confidence", "alpha",
-                "diagnostics", "dtype", "fisher_rank_rtol", "fisher_rank_atol")
+                "diagnostics", "dtype", "fisher_rank_rtol", "fisher_rank_atol",
+                "swap_windows")  # the time windows of the sensitivity and decoded diagnostics
 
 #: The verdict is not a diagnostic one may leave out: it runs whenever these run.
 VERDICT_INPUTS = SPEC_BY_NAME["verdict"].runs_with
@@ -323,13 +325,17 @@ def _checked(model: Any, data: Batch, device: torch.device, seed: int = 0
 
     :func:`~collapse_diag.model.protocol.check_model` on the first four inputs, and its
     row-wise checks again on four others drawn with the run's seed (a model that
-    breaks the protocol only later in the data is caught before any figure).
+    breaks the protocol only later in the data is caught before any figure), and the
+    teacher-forcing contract of ``posterior(x, z)`` / ``prior(x, z)``
+    (:func:`~collapse_diag.model.causality.check_teacher_forcing`).
     """
     data = coerce_data(model, data)
     # the model runs on a copy: the caller's tensors stay as they are, whatever the model does
     data = (data.clone() if isinstance(data, torch.Tensor)
             else {k: v.clone() for k, v in data.items()})
     info = check_latent_model(model, to_device(take(data, slice(0, 4)), device))
+    check_teacher_forcing(model, to_device(take(data, slice(0, 4)), device), info,
+                          generator_for(seed, "teacher_forcing"), device)
     n = num_examples(data)
     if n > 4:
         rows = 4 + torch.randperm(n - 4, generator=generator_for(seed, "protocol"))[:4]

@@ -151,6 +151,15 @@ def test_compare_and_track_read_the_codebook_headlines(vq_reports):
     trajectory = build_trajectory(rows, settings={}, source="checkpoints")
     assert [row["summary"]["codebook_perplexity"] for row in trajectory["rows"]] == [
         bad.summary["codebook_perplexity"], reset.summary["codebook_perplexity"]]
+    # K travels with the rows (null for Gaussian) and is the perplexity curve's reference line
+    assert [row["codebook_size"] for row in trajectory["rows"]] == [CODES, CODES]
+    assert row_from_report(gaussian.to_dict(), 0)["codebook_size"] is None
+    from collapse_diag.render.trajectory_plots import plot_curves
+
+    fig = plot_curves(trajectory)
+    lines = [(ax.get_ylabel(), line.get_ydata()[0]) for ax in fig.axes for line in ax.lines
+             if line.get_linestyle() == ":"]
+    assert len(lines) == 1 and lines[0][1] == CODES and "perplexity" in lines[0][0]
 
 
 def test_a_selection_naming_kl_runs_the_discrete_diagnostic_in_its_place():

@@ -217,7 +217,8 @@ def test_text_model_decodes_sentences_shown_as_tables():
     views = summary[S.decoded_views]
     assert views["reconstructions"][0]["text"] in SENTENCES
     assert [c["code"] for c in views["from_codes"]][:2] == ["mean of q(z)", "prior draw 1"]
-    assert len(views["homotopy"]["decoded"]) == 3 and views["traversal"] is None
+    assert len(views["homotopy"]["decoded"]) == 3
+    assert [len(e["decoded"]) for e in views["traversal"]] == [3, 3, 3]  # latent_dim 3
     ids = model.generate(torch.zeros(2, 3))  # greedy: ids, <eos>, then padding
     assert ids.dtype == torch.long and ids.shape == (2, 20)
     assert ids[0].tolist() == ids[1].tolist() and len(model.detokenize(ids)) == 2
@@ -228,7 +229,7 @@ def test_text_model_decodes_sentences_shown_as_tables():
     assert torch.equal(sampled, again)  # seeded sampling is reproducible
     document = build_document(report, drawn=())
     section = next(s for s in document.sections if s.title == "What the decoder makes of z")
-    assert len(section.tables) == 4  # diversity, reconstructions, codes, homotopy
+    assert len(section.tables) == 5  # diversity, reconstructions, codes, homotopy, traversal
     text = render_markdown(document, {})
     assert "decoded from (1 - t) mu(x\\_" in text and "distinct-2" in text
     assert "Decoded from different codes" not in text  # no image plots for text
@@ -340,3 +341,87 @@ def test_text_vae_greedy_decode_is_the_argmax_of_its_teacher_forced_decoder():
     for row, reference in zip(ids.tolist(), best.tolist()):
         end = row.index(eos) + 1 if eos in row else len(row)
         assert row[:end] == reference[:end] and all(t == 0 for t in row[end:])
+
+
+def test_sequential_decoder_reading_z_early_has_zero_diversity_in_the_late_windows():
+    """Known answer: generate(z) = w z_t for t < 8, 0 after; 4 windows of 4 steps.
+
+    A late window's codes change only steps the decoder does not read: every decode equals
+    the one at the mean of q(z), diversity exactly 0 (interval within rounding of 0). An
+    early window holds 4 of the 8 read steps of z_0: sum_p Var g_p = 4 w^2 = 16 of the
+    inputs' 40 (the closed form above), 0.4; M = 400 puts its SE near 0.03.
+    """
+    model = build_sequence_vae(weights=(2.0, 0.0), steps=16, used_steps=8, noise=0.5)
+    x = sample_inputs(model, 400, seed=0)
+    report = analyze(model, x, seed=0, diagnostics=DECODED, decoded_samples=400,
+                     decoded_bootstrap=50, decoded_examples=3)
+    windows = report.summary[S.output_diversity_by_window]
+    assert [(w["start"], w["stop"]) for w in windows] == [(0, 4), (4, 8), (8, 12), (12, 16)]
+    early, late = windows[:2], windows[2:]
+    for w in late:
+        assert w["output_diversity"] == 0.0
+        assert w["output_diversity_ci"] == pytest.approx([0.0, 0.0], abs=1e-12)
+    for w in early:
+        assert w["output_diversity"] == pytest.approx(16 / 40, abs=0.1)
+        assert w["output_diversity_ci"][0] > 0.2
+    views = report.summary[S.decoded_views]["windows"]
+    for w in views[2:]:  # other inputs' codes in a late window: the decode at the mean
+        assert all(d == w["decoded"][0] for d in w["decoded"])
+    assert len({tuple(d) for d in views[0]["decoded"]}) == 3
+    markdown = render_markdown(build_document(report, drawn=()), {})
+    assert "here steps 8–11, steps 12–15 (the output is the same" in markdown
+    assert "| steps 0–3 |" in markdown and "| steps 12–15 | 0" in markdown
+    from collapse_diag.render.plots_decoded_windows import (
+        plot_decoded_window_diversity,
+        plot_decoded_window_grid,
+    )
+    assert plot_decoded_window_diversity(report) is not None
+    assert plot_decoded_window_grid(report) is not None
+
+
+def test_vector_latents_have_no_windows():
+    model = GeneratingToy((2.0, 1.0, 0.0), 0.5)
+    summary = analyze(model, model.sample(40, seed=1), seed=0, diagnostics=DECODED,
+                      decoded_samples=8, decoded_bootstrap=0).summary
+    assert summary[S.output_diversity_by_window] is None
+    assert "windows" not in summary[S.decoded_views]
+
+
+def test_sequential_token_decoder_reading_z_early_has_zero_token_change_late():
+    """Tokens 2 + [z_t0 > 0] for the 8 read steps: late windows change no token."""
+    base = build_sequence_vae(weights=(2.0, 0.0), steps=16, used_steps=8, noise=0.5)
+
+    class Tokens(type(base)):
+        def generate(self, z):
+            return 2 + (z[:, :8, 0] > 0).long()
+
+    model = Tokens((2.0, 0.0), 16, 8, 0.5, 0.0)
+    report = analyze(model, sample_inputs(model, 120, seed=0), seed=0, diagnostics=DECODED,
+                     decoded_samples=60, decoded_bootstrap=50, decoded_examples=3)
+    windows = report.summary[S.output_diversity_by_window]
+    assert [w["output_diversity"] for w in windows[2:]] == [0.0, 0.0]
+    assert all(w["output_diversity"] > 0.1 for w in windows[:2])  # ~2 of 8 tokens: 0.25
+    markdown = render_markdown(build_document(report, drawn=()), {})
+    assert "code z put there (mean of q(z) elsewhere)" in markdown
+
+
+def test_text_traversal_rows_of_a_dimension_the_decoder_ignores_are_one_sentence():
+    """The one-token decoder reads z_0 only: z_1 and z_2 rows repeat one sentence, z_0's not."""
+
+    class Worded(OneTokenToy):
+        def detokenize(self, ids):
+            words = {2: "no", 3: "yes"}
+            return [" ".join(words[int(t)] for t in row if int(t)) for row in ids]
+
+    model = Worded((2.0, 1.0, 0.0), 0.5)
+    report = analyze(model, model.sample(200, seed=2), seed=0, diagnostics=DECODED,
+                     decoded_samples=50, decoded_bootstrap=0, decoded_steps=5)
+    traversal = report.summary[S.decoded_views]["traversal"]
+    assert [e["dimension"] for e in traversal] == [0, 1, 2]  # largest KL first (w = 2, 1, 0)
+    rows = {e["dimension"]: e["decoded"] for e in traversal}
+    # z_0 goes over its 2.5..97.5 percentiles under q(z) = N(0, 1): about -2 to 2, across 0
+    assert rows[0][0] == "no" and rows[0][-1] == "yes"
+    for d in (1, 2):  # z_0 held at the mean of q(z): one sentence along the row
+        assert len(set(rows[d])) == 1 and len(rows[d]) == 5
+    markdown = render_markdown(build_document(report, drawn=()), {})
+    assert "| dimension (range under q(z)) | 1 (low) | 2 | 3 | 4 | 5 (high) |" in markdown

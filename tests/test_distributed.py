@@ -249,7 +249,10 @@ def _two_processes(worker: str, tmp_path) -> list[dict]:
     """Run ``worker`` under ``torchrun --nproc_per_node=2`` in ``tmp_path``; each rank's JSON."""
     script = tmp_path / "worker.py"
     script.write_text(worker)
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # The code under test (this checkout, first on the path), not an installed copy.
+    root = str(Path(__file__).resolve().parent.parent)
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join((root, os.environ.get("PYTHONPATH", "")))}
     env.pop("WORLD_SIZE", None)
     run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
                           "--standalone", str(script), str(tmp_path / "out")],
@@ -301,3 +304,56 @@ def test_monitor_on_one_rank_of_a_job_analyses_alone(tmp_path):
     # forever in its first gather for rank 1, which never analyses.
     ranks = _two_processes(_MONITOR_WORKER, tmp_path)
     assert ranks == [{"rank": 0, "measured": True}, {"rank": 1, "measured": False}]
+
+
+_DISCRETE_WORKER = r'''
+import json, sys
+import torch
+from collapse_diag.diagnostics.discrete_swap import discrete_swap
+from collapse_diag.runtime import distributed
+from collapse_diag.runtime.rng import generator_for
+
+
+class Codes(torch.nn.Module):  # x is its own code map; position l read with weight w_l
+    def __init__(self):
+        super().__init__()
+        self.w, self.decoded = torch.tensor([1.0, 0.5, 0.0], dtype=torch.float64), 0
+
+    def log_likelihood(self, x, codes):
+        self.decoded += len(x)
+        return -((x != codes).double() * self.w).sum(1) - 0.1 * x.double().sum(1)
+
+
+distributed.setup(torch.device("cpu"))
+x = torch.randint(0, 8, (150, 3), generator=torch.Generator().manual_seed(0))
+model = Codes()
+swap = discrete_swap(model, x, x, lambda c: c, 16, "cpu", generator_for(5, "discrete"))
+out = {"rank": distributed.world().rank, "decoded": model.decoded,
+       "delta": swap.delta.tolist(), "p": swap.p_value, "position_delta":
+       swap.position_delta.tolist(), "position_p": swap.position_p_holm.tolist(),
+       "unchanged": swap.position_unchanged.tolist(), "inputs": swap.swap_inputs}
+distributed.finish()
+with open(sys.argv[1] + f".{out['rank']}.json", "w") as handle:
+    json.dump(out, handle)
+'''
+
+
+@pytest.mark.skipif(not GLOO, reason="torch.distributed with the gloo backend is not available")
+def test_torchrun_shards_the_discrete_swaps(tmp_path):
+    """Two gloo processes split the whole-map and per-position swaps: one process's numbers."""
+    ranks = _two_processes(_DISCRETE_WORKER, tmp_path)
+    root = str(Path(__file__).resolve().parent.parent)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": root}
+    env.pop("WORLD_SIZE", None)
+    run = subprocess.run([sys.executable, str(tmp_path / "worker.py"), str(tmp_path / "one")],
+                         env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert run.returncode == 0, run.stdout + run.stderr  # the same worker, one process
+    one = json.loads((tmp_path / "one.0.json").read_text())
+    # each rank decodes its shard only: the two together decode what one process does
+    assert sum(r["decoded"] for r in ranks) == one["decoded"]
+    assert all(0 < r["decoded"] < one["decoded"] for r in ranks)
+    for out in ranks:  # the decoders' per-row arithmetic: the same up to 1e-12 relative
+        for key in ("delta", "p", "position_delta", "position_p"):
+            assert out[key] == pytest.approx(one[key], rel=1e-12), key
+        assert out["unchanged"] == one["unchanged"] == [False, False, True]
+        assert out["inputs"] == one["inputs"] == 150

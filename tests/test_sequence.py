@@ -252,7 +252,7 @@ def test_vector_report_figures_unchanged_from_main(tmp_path):
     # Issue 24: the decoded diagnostic's fields (new; its model has no generate(z)).
     new |= {"output_kind", "output_diversity", "output_diversity_ci", "differ_fraction",
             "differ_fraction_ci", "decoded_samples", "distinct_1", "distinct_2",
-            "decoded_views"}
+            "decoded_views", "output_diversity_by_window"}
     # Monte-Carlo estimates over the draws that are now keyed on the input's index
     # (collapse_diag/runtime/rng.py, issue 11 item 5: prior draws, Fisher samples, importance
     # samples) changed their random numbers; their known answers are checked in

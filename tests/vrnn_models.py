@@ -45,3 +45,27 @@ class TinyVRNN(nn.Module):
     def sample(self, n: int, seed: int = 0) -> torch.Tensor:
         g = torch.Generator().manual_seed(seed)
         return torch.randn(n, self.steps, generator=g, dtype=torch.float64)
+
+
+class PeekingVRNN(TinyVRNN):
+    """Breaks the teacher-forcing contract: step t of ``peeks`` reads z[:, t + lag].
+
+    ``peeks="posterior"`` or ``"prior"``; ``lag=0`` reads z_t itself (the off-by-one of
+    a recurrence fed z instead of its shift), ``lag=1`` the next step.
+    """
+
+    def __init__(self, peeks: str = "posterior", lag: int = 0, **kw):
+        super().__init__(**kw)
+        self.peeks, self.lag = peeks, lag
+
+    def _future(self, z):
+        ahead = torch.cat([z[:, self.lag:], torch.zeros_like(z[:, :self.lag])], dim=1)
+        return 0.1 * ahead
+
+    def posterior(self, x, z):
+        mu, logvar = super().posterior(x, z)
+        return (mu + self._future(z), logvar) if self.peeks == "posterior" else (mu, logvar)
+
+    def prior(self, x, z):
+        mu, logvar = super().prior(x, z)
+        return (mu + self._future(z), logvar) if self.peeks == "prior" else (mu, logvar)

@@ -23,16 +23,19 @@ are crude representatives of all seen x's".
 Views (what the report shows, ``decoded_views``): ``decoded_examples`` inputs
 beside the decode at their mu(x); decodes at z_bar, at as many prior draws and at
 as many other inputs' codes mu(x_j); text, the homotopy between two inputs' codes
-(1 - t) mu(x_a) + t mu(x_b) at ``decoded_steps`` points (Bowman et al. 2016);
-continuous, a traversal of the ``decoded_dims`` dimensions of largest KL, each over
+(1 - t) mu(x_a) + t mu(x_b) at ``decoded_steps`` points (Bowman et al. 2016); text
+and continuous, a traversal of the ``decoded_dims`` dimensions of largest KL, each over
 the 2.5 to 97.5 percentiles of its q(z) draws with the others at z_bar (Higgins et
-al. 2017). Sequential latents: z_bar is the mean per step, a traversal moves the
-dimension at every step (no view per time window), and the prior draws are left
-out when the model has a (conditional) prior.
+al. 2017; for text a table of sentences, one row per dimension). Sequential latents:
+z_bar is the mean per step, a traversal moves the dimension at every step, and the
+prior draws are left out when the model has a (conditional) prior; the diversity and
+the other inputs' codes are also shown per time window
+(collapse_diag/diagnostics/decoded_windows.py).
 
-Cost: M + 1 + 3 ``decoded_examples`` + ``decoded_steps`` (1 + ``decoded_dims``) rows
-of ``generate`` in calls of ``batch_size``; under ``torchrun`` the M codes are
-sharded (:func:`~collapse_diag.runtime.distributed.map_shard`), the few view rows
+Cost: M (1 + W) + 1 + 3 ``decoded_examples`` + ``decoded_steps`` (1 + ``decoded_dims``)
+rows (W time windows for sequential latents, else 0) of ``generate`` in calls of
+``batch_size``; under ``torchrun`` the M codes (and their window variants) are sharded
+(:func:`~collapse_diag.runtime.distributed.map_shard`), the few view rows
 decoded on every process.
 
 References:
@@ -51,6 +54,7 @@ import numpy as np
 import torch
 
 from collapse_diag.config.settings import Settings
+from collapse_diag.diagnostics.decoded_windows import window_diversity, window_views
 from collapse_diag.diagnostics.estimators.diversity import (
     differ_fraction,
     distinct_n,
@@ -96,6 +100,8 @@ class DecodedResult:
         differ: Tokens: the fraction of decodes that differ from the decode at z_bar and
             its exact interval ``(fraction, (low, high))``; else ``None``.
         views: The decoded outputs the report shows (``summary.decoded_views``), or ``None``.
+        by_window: Sequential latents: the diversity per time window
+            (collapse_diag/diagnostics/decoded_windows.py), else ``None``.
     """
 
     kind: str
@@ -105,6 +111,7 @@ class DecodedResult:
     distinct: tuple[float | None, float | None] = (None, None)
     differ: tuple[float, tuple[float, float]] | None = None
     views: dict[str, Any] | None = None
+    by_window: list[dict[str, Any]] | None = None
 
     def section(self) -> ReportSection:
         """The report fields (summary only)."""
@@ -118,6 +125,7 @@ class DecodedResult:
             S.differ_fraction: None if self.differ is None else self.differ[0],
             S.differ_fraction_ci: None if self.differ is None else list(self.differ[1]),
             S.decoded_views: self.views,
+            S.output_diversity_by_window: self.by_window,
         })
 
 
@@ -176,12 +184,48 @@ def decoded_outputs_diagnostic(
         return DecodedResult(kind, float(change.mean()),
                              None if math.isnan(ci[0]) else ci, m,
                              (distinct_n(rows, 1), distinct_n(rows, 2)), (fraction, exact),
-                             views)
-    outputs = distributed.map_shard(m, lambda a, b: (decode(codes[a:b]).reshape(b - a, -1),))[0]
+                             views, _by_window(decode, kind, views, encodings, settings, perm,
+                                               codes, z_bar, reference[0], None, generator))
+    outputs = _sharded_outputs(decode, codes)
     inputs = comparable_inputs(take(data, torch.from_numpy(picks)), outputs.shape[1])
     ratio, ci = (None, None) if inputs is None else variance_ratio(
         outputs, inputs, settings.decoded_bootstrap, settings.confidence, generator)
-    return DecodedResult(kind, ratio, ci, m, views=views)
+    return DecodedResult(kind, ratio, ci, m, views=views,
+                         by_window=_by_window(decode, kind, views, encodings, settings, perm,
+                                              codes, z_bar, None, inputs, generator))
+
+
+def _sharded_outputs(decode: _Decoder, codes: np.ndarray) -> np.ndarray:
+    """Continuous decodes ``(M, P)`` of ``codes``, this process's shard decoded, gathered."""
+    m = len(codes)
+    return distributed.map_shard(m, lambda a, b: (decode(codes[a:b]).reshape(b - a, -1),))[0]
+
+
+def _by_window(decode: _Decoder, kind: str, views: dict[str, Any], encodings: Encodings,
+               settings: Settings, perm: np.ndarray, codes: np.ndarray, z_bar: np.ndarray,
+               reference: tuple[int, ...] | None, inputs: np.ndarray | None,
+               generator: torch.Generator) -> list[dict[str, Any]] | None:
+    """Sequential latents: the diversity per time window, and its view added to ``views``.
+
+    Drawn after every whole-code figure (its bootstrap draws come last).
+    """
+    if not encodings.sequential:
+        return None
+    shown, n = settings.decoded_examples, encodings.n_examples
+    other = perm[(shown + np.arange(shown)) % n]  # the "other inputs" of the section's view
+
+    def shown_values(z: np.ndarray) -> list[Any]:
+        out = decode(z)
+        if kind == "tokens":
+            return decode.texts(out)
+        return np.round(np.asarray(out, np.float64).reshape(len(z), -1), _DECIMALS).tolist()
+
+    views["windows"] = window_views(z_bar, encodings.mu[other], other, settings.swap_windows,
+                                    shown_values)
+    return window_diversity(kind, codes, z_bar, settings.swap_windows,
+                            lambda z: _sharded_tokens(decode, z),
+                            lambda z: _sharded_outputs(decode, z), reference, inputs,
+                            settings.decoded_bootstrap, settings.confidence, generator)
 
 
 class _Decoder:
@@ -288,16 +332,15 @@ def _views(decode: _Decoder, kind: str, data: Batch, encodings: Encodings, info:
     if kind == "tokens":
         blocks["homotopy"] = (1 - t).reshape(-1, *[1] * (mu.ndim - 1)) * mu[a] \
             + t.reshape(-1, *[1] * (mu.ndim - 1)) * mu[b]
-    else:
-        dims, values, grid = _traversal(z_bar, codes, encodings, kl, settings)
-        blocks["traversal"] = grid
+    dims, values, grid = _traversal(z_bar, codes, encodings, kl, settings)
+    blocks["traversal"] = grid
     stacked = np.concatenate(list(blocks.values()))
     decoded = decode(stacked)
     parts, at = {}, 0
     for name, block in blocks.items():
         parts[name], at = decoded[at:at + len(block)], at + len(block)
     if kind == "tokens":
-        return _token_views(decode, data, own, labels, parts, (a, b), t)
+        return _token_views(decode, data, own, labels, parts, (a, b), t, (dims, values))
     shape = _display_shape(decoded.shape[1:])
     flat = {k: np.round(np.asarray(v, np.float64).reshape(len(v), -1), _DECIMALS)
             for k, v in parts.items()}
@@ -318,9 +361,11 @@ def _views(decode: _Decoder, kind: str, data: Batch, encodings: Encodings, info:
 
 
 def _token_views(decode: _Decoder, data: Batch, own: np.ndarray, labels: list[str],
-                 parts: dict[str, Any], pair: tuple[int, int], t: np.ndarray
-                 ) -> dict[str, Any]:
+                 parts: dict[str, Any], pair: tuple[int, int], t: np.ndarray,
+                 traversal: tuple[np.ndarray, np.ndarray]) -> dict[str, Any]:
     texts = {k: decode.texts(v) for k, v in parts.items()}
+    dims, values = traversal
+    steps = len(t)
     inputs = _input_texts(decode, take(data, torch.from_numpy(own)))
     return {
         "shape": None,
@@ -330,7 +375,9 @@ def _token_views(decode: _Decoder, data: Batch, own: np.ndarray, labels: list[st
                        for label, text in zip(labels, texts["codes"])],
         "homotopy": {"inputs": list(pair), "t": [float(v) for v in t],
                      "decoded": texts["homotopy"]},
-        "traversal": None,
+        "traversal": [{"dimension": int(d), "values": vals.tolist(),
+                       "decoded": texts["traversal"][k * steps:(k + 1) * steps]}
+                      for k, (d, vals) in enumerate(zip(dims, values))],
     }
 
 
@@ -412,6 +459,17 @@ SPEC = DiagnosticSpec(
                 "the others at the mean of q(z); largest KL on top. A row that stays the "
                 "same is a dimension the decoder does not read.",
                 "collapse_diag.render.plots_decoded:plot_decoded_traversal"),
+        PlotRef("decoded_window_diversity", "Output diversity per time window",
+                "The same codes varied in one time window only (the mean of q(z) at the "
+                "other steps), bars with their intervals; dashed, the whole code varied. A "
+                "window at 0 is one whose z the decoder does not read.",
+                "collapse_diag.render.plots_decoded_windows:plot_decoded_window_diversity",
+                sequential=True),
+        PlotRef("decoded_window_grid", "Decoded with other inputs' codes in one time window",
+                "Each row puts other inputs' codes into the mean of q(z) at one window's "
+                "steps only. A row of identical outputs is a window the decoder does not read.",
+                "collapse_diag.render.plots_decoded_windows:plot_decoded_window_grid",
+                sequential=True),
     ),
     sections=(
         SectionRef("What the decoder makes of z", "what-the-decoder-makes-of-z",
@@ -419,7 +477,8 @@ SPEC = DiagnosticSpec(
                    "change with z.",
                    "collapse_diag.render.decoded_section:decoded_tables",
                    text="collapse_diag.render.decoded_section:decoded_text",
-                   plots=("decoded_samples", "decoded_traversal")),
+                   plots=("decoded_samples", "decoded_traversal", "decoded_window_diversity",
+                          "decoded_window_grid")),
     ),
     min_inputs=2,
 )

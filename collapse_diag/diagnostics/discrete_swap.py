@@ -22,7 +22,12 @@ the per-position p-values Holm-corrected over the positions tested
   rounding (relative 1e-4): the decoder's value does not change with that position,
 * ``undetermined`` otherwise,
 
-and the verdict follows the Gaussian rule (docs/statuses.md): ``collapsed`` when no
+Under ``torchrun`` both swaps are sharded like the Gaussian one
+(:func:`~collapse_diag.runtime.distributed.map_shard`): every process draws the same
+derangement, subset and positions, decodes its blocks of the inputs (of the subset), and
+the per-input figures are gathered, so the statistics are those of one process.
+
+The verdict follows the Gaussian rule (docs/statuses.md): ``collapsed`` when no
 position is used and every one is collapsed or ignored, ``healthy`` when every one is
 used, ``partial`` with both used and unused ones, else ``undetermined``.
 """
@@ -43,6 +48,7 @@ from collapse_diag.io.data import Batch, repeat, take, to_device
 from collapse_diag.model.decoding import derangement, inputs_per_call, shard_batches
 from collapse_diag.model.protocol import LOG_LIKELIHOOD, call_log_likelihood, check_finite
 from collapse_diag.report.schema import STATUSES
+from collapse_diag.runtime import distributed
 
 __all__ = ["MAX_SWAP_INPUTS", "MAX_SWAP_POSITIONS", "DiscreteSwap", "discrete_statuses",
            "discrete_swap", "discrete_verdict"]
@@ -108,34 +114,43 @@ def discrete_swap(model: Any, data: Batch, codes: torch.Tensor,
     tested = (torch.arange(positions) if positions <= MAX_SWAP_POSITIONS
               else torch.randperm(positions, generator=generator)[:MAX_SWAP_POSITIONS]
               .sort().values)
-    own, swapped = np.empty(n), np.empty(n)
     step = inputs_per_call(batch_size, 2)
-    with torch.no_grad():
-        for rows, batch in shard_batches(data, 0, n, step, "swap test", show_progress):
-            b = rows.stop - rows.start
+
+    def whole_shard(start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        own, swapped = np.empty(stop - start), np.empty(stop - start)
+        for rows, batch in shard_batches(data, start, stop, step, "swap test", show_progress):
+            b, local = rows.stop - rows.start, slice(rows.start - start, rows.stop - start)
             c = torch.cat([codes[rows], codes[pi[rows]]])
-            ll = _decode(model, repeat(to_device(batch, device), 2), to_device(to_model(c),
-                                                                                device))
-            own[rows], swapped[rows] = ll[:b], ll[b:]
-        p = len(tested)
-        sub_data = take(data, subset)
-        sub_codes, partner = codes[subset], codes[pi[subset]]
-        deltas = np.empty((len(subset), p))
-        differs = np.zeros((len(subset), p), dtype=bool)
-        step = inputs_per_call(batch_size, p)
-        for rows, batch in shard_batches(sub_data, 0, len(subset), step, "position swap",
+            ll = _decode(model, repeat(to_device(batch, device), 2),
+                         to_device(to_model(c), device))
+            own[local], swapped[local] = ll[:b], ll[b:]
+        return own, swapped
+
+    p = len(tested)
+    sub_data = take(data, subset)
+    sub_codes, partner = codes[subset], codes[pi[subset]]
+    sub_step = inputs_per_call(batch_size, p)
+
+    def position_shard(start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        deltas = np.empty((stop - start, p))
+        differs = np.zeros((stop - start, p), dtype=bool)
+        for rows, batch in shard_batches(sub_data, start, stop, sub_step, "position swap",
                                          show_progress):
-            b = rows.stop - rows.start
+            b, local = rows.stop - rows.start, slice(rows.start - start, rows.stop - start)
             variants = sub_codes[rows].unsqueeze(1).repeat(1, p, *([1] * (codes.dim() - 1)))
             pos = torch.arange(p)
             variants[:, pos, tested] = partner[rows][:, tested]
             same = (variants[:, pos, tested] == sub_codes[rows][:, tested])
-            differs[rows] = ~same.reshape(b, p, -1).all(-1).numpy()
+            differs[local] = ~same.reshape(b, p, -1).all(-1).numpy()
             flat = variants.transpose(0, 1).reshape(p * b, *codes.shape[1:])  # as repeat()
             ll = _decode(model, repeat(to_device(batch, device), p),
                          to_device(to_model(flat), device)).reshape(p, b).T
-            base = own[subset[rows].numpy()][:, None]
-            deltas[rows] = base - ll
+            deltas[local] = own[subset[rows].numpy()][:, None] - ll
+        return deltas, differs
+
+    with torch.no_grad():
+        own, swapped = distributed.map_shard(n, whole_shard)
+        deltas, differs = distributed.map_shard(len(subset), position_shard)
     return _figures(own, swapped, deltas, own[subset.numpy()], differs, tested.numpy(),
                     positions)
 

@@ -394,7 +394,7 @@ SPEC = DiagnosticSpec(
     run=_run,
     requires=("kl", "activity", "information"),
     settings=("swap_bootstrap", "per_dim_swap_examples", "per_dim_swap_max_examples",
-              "negligible_swap_nats", "negligible_swap_fraction", "swap_windows"),
+              "negligible_swap_nats", "negligible_swap_fraction"),
     uses_decoder=True,
     summary_rows=(
         SummaryRow(S.swap_delta, "swap delta", "nats_ci", related=(S.swap_ci,),

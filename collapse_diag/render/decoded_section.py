@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from collapse_diag.render.decoded_windows_section import window_paragraph, window_tables
 from collapse_diag.render.tables import MISSING, Table, fmt_num, fmt_pct
 from collapse_diag.report.report import Report
 from collapse_diag.report.schema import SUMMARY_KEY as SK
@@ -37,6 +38,12 @@ def _interval(report: Report, key: str) -> str:
 
 def decoded_text(report: Report) -> tuple[str, ...] | None:
     """The section's paragraphs; ``None`` when the decoded diagnostic did not run."""
+    text = _decoded_text(report)
+    windows = window_paragraph(report)
+    return text if text is None or windows is None else (*text, windows)
+
+
+def _decoded_text(report: Report) -> tuple[str, ...] | None:
     kind = report.summary.get(SK.output_kind)
     if kind is None:
         return None
@@ -60,7 +67,9 @@ def decoded_text(report: Report) -> tuple[str, ...] | None:
                  "sentences decoded from the mean of q(z), from prior draws and from other "
                  "inputs' codes (the same sentence from different codes: the decoder ignores "
                  "z); the homotopy between two inputs' codes, (1 - t) mu(x_a) + t mu(x_b) "
-                 "(Bowman et al. 2016).")
+                 "(Bowman et al. 2016); a traversal per dimension, largest KL first: the "
+                 "dimension moved over its range under q(z), the others at the mean of q(z) "
+                 "(a row of one sentence: a dimension the decoder does not read).")
         return lead, parts
     if value is None:
         lead = (f"The decoder's mean was decoded from {m} codes drawn from q(z), but the inputs"
@@ -101,7 +110,7 @@ def decoded_tables(report: Report) -> tuple[Table, ...] | None:
     views = summary.get(SK.decoded_views)
     if kind == "tokens" and isinstance(views, dict):
         tables += _text_tables(views)
-    return tuple(tables)
+    return tuple(tables + window_tables(report, kind))
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> Table:
@@ -121,4 +130,18 @@ def _text_tables(views: dict[str, Any]) -> list[Table]:
             ["t", f"decoded from (1 - t) mu(x_{a}) + t mu(x_{b})"],
             [[f"{t:.2f}", text or "(empty)"] for t, text in zip(homotopy["t"],
                                                                  homotopy["decoded"])]))
+    traversal = views.get("traversal")
+    if traversal:
+        tables.append(_traversal_table(traversal))
     return tables
+
+
+def _traversal_table(traversal: list[dict[str, Any]]) -> Table:
+    """One row per traversed dimension (largest KL first): its sentences, low to high."""
+    steps = len(traversal[0]["decoded"])
+    headers = ["dimension (range under q(z))"] + [
+        f"{k + 1}" + (" (low)" if k == 0 else " (high)" if k == steps - 1 else "")
+        for k in range(steps)]
+    rows = [[f"z{e['dimension']} ({e['values'][0]:.2g} to {e['values'][-1]:.2g})"]
+            + [text or "(empty)" for text in e["decoded"]] for e in traversal]
+    return _table(headers, rows)

@@ -19,6 +19,7 @@ from matplotlib.patches import Patch
 
 from collapse_diag.render.colors import STATUS_COLORS
 from collapse_diag.report.schema import DIMENSION_KEY as D
+from collapse_diag.report.schema import SUMMARY_KEY as S
 from collapse_diag.report.values import STATUS_ORDER, finite
 from collapse_diag.runs.trajectory import verdict_collapsed_phrase
 from collapse_diag.runs.trajectory_fields import ROW_KEY as R
@@ -149,6 +150,8 @@ def plot_curves(trajectory: Trajectory) -> Figure | None:
         keep = np.isfinite(values)
         ax.plot(steps[keep], values[keep], marker="o", ms=3, color="#332288")
         ax.set_ylabel(SERIES[key])
+        if key == S.codebook_perplexity:
+            _codebook_size_line(ax, rows)
         if collapsed is not None:
             ax.axvline(collapsed, color=STATUS_COLORS["collapsed"], ls="--", lw=1)
     axes[-1].set_xlabel("step")
@@ -157,6 +160,16 @@ def plot_curves(trajectory: Trajectory) -> Figure | None:
         title += f" (dashed: {verdict_collapsed_phrase(trajectory)})"
     axes[0].set_title(title)
     return fig
+
+
+def _codebook_size_line(ax: Any, rows: list[Mapping[str, Any]]) -> None:
+    """The ceiling K of the codebook perplexity (the rows' ``codebook_size``), dotted."""
+    sizes = [r.get(R.codebook_size) for r in rows if finite(r.get(R.codebook_size)) is not None]
+    if not sizes:
+        return
+    for k in sorted(set(sizes)):  # one K per run; a changed K shows as a second line
+        ax.axhline(float(k), color="black", ls=":", lw=1, label=f"K = {int(k)}")
+    ax.legend(fontsize=8, loc="lower left")
 
 
 #: Plot name -> (function, title, caption), in display order.
@@ -169,5 +182,6 @@ TRAJECTORY_PLOTS: dict[str, tuple[Callable[[Trajectory], Figure | None], str, st
                "Per-dimension status at each step (rules in docs/statuses.md)."),
     "curves": (plot_curves, "Summary figures over training",
                "Total KL, mutual information, active units, whole-vector swap delta and "
-               "-ELBO against step."),
+               "-ELBO against step (discrete latents: the codebook perplexity, dotted its "
+               "ceiling K)."),
 }

@@ -33,6 +33,8 @@ __all__ = [
     "SUMMARY_KEY",
     "SWAP_WINDOW",
     "SWAP_WINDOW_KEY",
+    "DIVERSITY_WINDOW",
+    "DIVERSITY_WINDOW_KEY",
     "TOP_LEVEL",
     "TOP_LEVEL_KEY",
     "VERDICTS",
@@ -344,7 +346,14 @@ SUMMARY: dict[str, Field] = _index((
     _f("decoded_views", "decoded outputs", "decoded",
        '`{"reconstructions", "from_codes", "homotopy", "traversal", "shape"}`: what the '
        "report shows in What the decoder makes of z (text, or images rounded to 4 decimals of "
-       "shape `shape`); docs/reading-the-report.md"),
+       "shape `shape`); docs/reading-the-report.md; sequential latents add `windows`: per time "
+       "window, the shown other inputs' codes put into the mean of q(z) at its steps only"),
+    _f("output_diversity_by_window", "fraction and interval per window", "decoded",
+       'sequential latents: list of `{"start", "stop", "output_diversity", '
+       '"output_diversity_ci"}`, one per time window (the windows of `swap_delta_by_window`): '
+       "`output_diversity` of the same M codes varied only at the window's steps, the mean "
+       "of q(z) elsewhere; 0 for a window the decoder does not read; null for vector latents "
+       "or without `generate`"),
 ))
 
 #: ``dimensions[d]``: one row per latent dimension.
@@ -506,6 +515,17 @@ SWAP_WINDOW: dict[str, Field] = _index((
     _f("examples", "count", "sensitivity", "paired inputs with a valid step in the window"),
 ))
 
+#: ``summary.output_diversity_by_window[j]``: the decoded diversity per time window.
+DIVERSITY_WINDOW: dict[str, Field] = _index((
+    _f("start", "step", "decoded", "first step of the window (0-based)"),
+    _f("stop", "step", "decoded", "one past its last step"),
+    _f("output_diversity", "fraction", "decoded",
+       "`output_diversity` (same measure, same M codes) with the codes varied at the window's "
+       "steps only"),
+    _f("output_diversity_ci", "[fraction, fraction]", "decoded",
+       "its percentile-bootstrap interval at `confidence` (null when `decoded_bootstrap` is 0)"),
+))
+
 #: ``provenance``: how the report was produced (written by ``analyze``).
 PROVENANCE: dict[str, Field] = _index((
     _f("created", "ISO 8601 time (UTC)", None, "when the report was made"),
@@ -597,5 +617,6 @@ DISTRIBUTION_KEY = Keys("distributions", DISTRIBUTIONS)
 PROBE_KEY = Keys("summary.probes[factor]", PROBE)
 NLL_CONVERGENCE_KEY = Keys("summary.nll_convergence", NLL_CONVERGENCE)
 SWAP_WINDOW_KEY = Keys("summary.swap_delta_by_window[j]", SWAP_WINDOW)
+DIVERSITY_WINDOW_KEY = Keys("summary.output_diversity_by_window[j]", DIVERSITY_WINDOW)
 PROVENANCE_KEY = Keys("provenance", PROVENANCE)
 TOP_LEVEL_KEY = Keys("report", TOP_LEVEL)

@@ -33,6 +33,7 @@ PARTS: dict[str, dict[str, Field]] = {
     "PROBE": schema.PROBE,
     "NLL_CONVERGENCE": schema.NLL_CONVERGENCE,
     "SWAP_WINDOW": schema.SWAP_WINDOW,
+    "DIVERSITY_WINDOW": schema.DIVERSITY_WINDOW,
     "DIMENSION": schema.DIMENSION,
     "DISTRIBUTIONS": schema.DISTRIBUTIONS,
     "PROVENANCE": schema.PROVENANCE,

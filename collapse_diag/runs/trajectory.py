@@ -34,6 +34,7 @@ from collapse_diag.io.files import MAX_LOG_BYTES, read_text_limited
 from collapse_diag.report.invariants import check_trajectory
 from collapse_diag.report.report import to_jsonable
 from collapse_diag.report.schema import DIMENSION_KEY as D
+from collapse_diag.report.schema import PROVENANCE_KEY as P
 from collapse_diag.report.schema import RENAMED_STATUSES
 from collapse_diag.report.schema import SUMMARY_KEY as S
 from collapse_diag.report.schema import TOP_LEVEL_KEY as T
@@ -113,7 +114,8 @@ def row_from_report(report: Mapping[str, Any], step: int,
         dims.append(entry)
     return to_jsonable({R.step: int(step), R.checkpoint: dict(checkpoint) if checkpoint else None,
                         R.summary: kept, R.dimensions: dims,
-                        R.errors: dict(report.get(T.errors) or {})})
+                        R.errors: dict(report.get(T.errors) or {}),
+                        R.codebook_size: (report.get(T.provenance) or {}).get(P.codebook_size)})
 
 
 def _kl_matrix(rows: Sequence[Mapping[str, Any]], latent_dim: int) -> np.ndarray:

@@ -38,7 +38,8 @@ ROW_KEY = _fields(
     "trajectory row",
     ("step", "training step"), ("checkpoint", "{path, sha256} of the analysed file, or null"),
     ("summary", "the tracked summary figures"), ("dimensions", "the tracked per-dimension figures"),
-    ("errors", "diagnostic -> message"))
+    ("errors", "diagnostic -> message"),
+    ("codebook_size", "K of discrete latents (the report's provenance), null for Gaussian"))
 #: Keys of trajectory.json.
 TRAJECTORY_KEY = _fields(
     "trajectory.json",
@@ -49,7 +50,7 @@ TRAJECTORY_KEY = _fields(
     ("explanation", "sentences"), ("warnings", "trajectory invariants broken"))
 R = ROW_KEY
 #: The keys of a row, in the order it is written.
-ROW_FIELDS = (R.step, R.checkpoint, R.summary, R.dimensions, R.errors)
+ROW_FIELDS = (R.step, R.checkpoint, R.summary, R.dimensions, R.errors, R.codebook_size)
 #: Keys a monitor log line adds to its row.
 MONITOR_KEY = _fields(
     "monitor line",

@@ -76,6 +76,7 @@ def test_monitor_row_equals_an_analysis_in_eval_mode(tmp_path):
 
 def test_monitor_log_tracks_a_collapse(tmp_path):
     """Switching dimensions off at known steps: the JSONL's trajectory names those steps."""
+    torch.manual_seed(0)  # TinyVAE's init and the SGD noise: not whatever earlier tests left
     model = TinyVAE()
     out = tmp_path / "monitor.jsonl"
     monitor = CollapseMonitor(model, tiny_data(300), every=2, out=out)
@@ -88,9 +89,10 @@ def test_monitor_log_tracks_a_collapse(tmp_path):
     assert result.trajectory["preset"] == "cheap"
     assert [r["step"] for r in result.trajectory["rows"]] == [0, 2, 4, 6, 8, 10]
     # switched off, a dimension's KL is 0 to within the drift SGD gives its decoder column
-    # afterwards (the noise of z_d feeds its gradient): far below kl_eps = 0.01
+    # afterwards (the noise of z_d feeds its gradient, ~1e-6 nats over these steps): far
+    # below kl_eps = 0.01, so bounded at kl_eps / 1000
     for row in result.trajectory["rows"][4:]:
-        assert row["dimensions"][0]["kl"] < 1e-6 and row["dimensions"][1]["kl"] < 1e-6
+        assert row["dimensions"][0]["kl"] < 1e-5 and row["dimensions"][1]["kl"] < 1e-5
     assert (tmp_path / "traj" / "trajectory.html").exists()
 
 

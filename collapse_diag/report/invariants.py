@@ -270,6 +270,9 @@ def discrete_figures_agree(report: Report) -> list[str]:
         out.append(f"{used:g} used + {dead:g} dead codes is not K = {len(counts)}")
     if s.get(S.verdict) == "codebook collapse" and s.get(S.codebook_collapse) is not True:
         out.append("verdict codebook collapse while `codebook_collapse` is not true")
+    return out
+
+
 def decoded_figures_agree(report: Report) -> list[str]:
     """The decoded outputs' figures tell one story (collapse_diag/diagnostics/decoded_outputs.py).
 

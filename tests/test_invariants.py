@@ -91,6 +91,8 @@ def _codebook_collapse_unflagged(report):
 
 def _mi_above_its_ceiling(report):
     report.summary["discrete_mi"], report.summary["discrete_mi_ceiling"] = 5.0, 4.0
+
+
 def _diversity_without_generate(report):
     report.summary["output_kind"] = "unavailable"
     report.summary["output_diversity"] = 0.5

@@ -7,16 +7,20 @@ interval bars ran off the per-dimension swap plot). The reports are the real ``a
 runs of tests/real_reports.py; the trajectories are built by hand (tests/test_trajectory.py).
 """
 
+import copy
 import warnings
 
 import numpy as np
 import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 
+from collapse_diag.diagnostics.qualifications import FEW_INPUTS
+from collapse_diag.render.document import build_document
 from collapse_diag.render.plots import all_figures
 from collapse_diag.render.plots_information import plot_information
 from collapse_diag.render.plots_likelihood import plot_likelihood
 from collapse_diag.render.plots_sensitivity import _estimate_bounds, plot_sensitivity
+from collapse_diag.render.trajectory import build_trajectory_document
 from collapse_diag.render.trajectory_plots import TRAJECTORY_PLOTS
 from collapse_diag.report.schema import DIMENSION_KEY as DK
 from collapse_diag.runs.trajectory import build_trajectory, row_from_report
@@ -122,3 +126,23 @@ def test_no_legend_or_note_covers_the_data(plot, analysed):
             legend = ax.get_legend()
             if legend is not None and ax.get_xlabel():
                 assert legend.get_window_extent(renderer).x0 >= ax.bbox.x1 - SLACK_PX, name
+
+
+def test_the_steps_table_names_its_columns_and_drops_empty_ones():
+    trajectory = build_trajectory(_trajectories()["recovers"]["rows"],
+                                  settings={"kl_eps": 0.01}, source="checkpoints",
+                                  preset="cheap")
+    document = build_trajectory_document(trajectory, drawn=())
+    steps = next(s for s in document.sections if s.anchor == "steps").tables[0]
+    assert steps.headers == ["step", "checkpoint", "verdict", "KL", "MI", "AU", "-ELBO",
+                             "statuses"]  # no swap delta, perplexity, ...: no step has one
+    settings = next(s for s in document.sections if s.anchor == "settings").paragraphs[0]
+    assert settings.startswith("Preset: cheap (no per-dimension Fisher information")
+
+
+def test_the_few_inputs_section_reads_as_prose(analysed):
+    report = copy.deepcopy(analysed["healthy"])
+    report.warnings = [f"{FEW_INPUTS}: the verdict rests on 30 distinct inputs (30 analysed)"]
+    section = build_document(report, drawn=()).sections[0]
+    assert section.anchor == "few-distinct-inputs"
+    assert section.paragraphs[1] == "The verdict rests on 30 distinct inputs (30 analysed)"

@@ -18,7 +18,7 @@ from collapse_diag.render import _check_formats
 from collapse_diag.render.document import Document, FigureBlock, Section
 from collapse_diag.render.emit import draw_pngs, render_documents
 from collapse_diag.render.replace import check_dpi, replace_set
-from collapse_diag.render.tables import Table
+from collapse_diag.render.tables import Table, upper_first
 from collapse_diag.render.trajectory_plots import TRAJECTORY_PLOTS
 from collapse_diag.report.headlines import label
 from collapse_diag.report.invariants import check_trajectory
@@ -42,14 +42,6 @@ def _fmt(value: Any, spec: str = ".3f") -> tuple[str, float | str | None]:
     if isinstance(value, float):
         return format(value, spec), value
     return str(value), str(value)
-
-
-def _upper_first(text: str) -> str:
-    """``text`` with its first letter in upper case.
-
-    (str.capitalize lowers all the others: "Fisher" would read "fisher".)
-    """
-    return text[:1].upper() + text[1:]
 
 
 def _table(headers: list[str], cells: list[list[Any]], sortable: bool = True) -> Table:
@@ -115,7 +107,7 @@ def build_trajectory_document(trajectory: Mapping[str, Any], drawn: Iterable[str
                                    "KL, MI, swap delta and -ELBO in nats.",),
                 tables=(_steps_table(trajectory),)),
         Section("Settings", "settings",
-                (f"{_upper_first(preset_label(trajectory.get(J.preset)))} "
+                (f"{upper_first(preset_label(trajectory.get(J.preset)))} "
                  "(docs/watching-collapse.md).",),
                 tables=(_table(["setting", "value"],
                                [[k, json.dumps(v)] for k, v in settings.items()], False),)),

@@ -12,12 +12,18 @@ Usage::
     python scripts/screenshot_pages.py --pages some/folder       # any existing pages
 
 Prints each screenshot's path, and the page's height and the widest content in pixels
-(a width above the window's means something scrolls sideways).
+(a width above the window's means something scrolls sideways), then each table or figure
+that scrolls sideways in its box at that width (``--width 420`` for a phone). The pages of
+every kind of document (a VQ-VAE, a sequence model, a trajectory, ...) can be written by
+hand and passed with ``--pages``.
 """
 
 from __future__ import annotations
 
 import argparse
+import html
+import json
+import re
 import shutil
 import subprocess
 import sys
@@ -40,6 +46,34 @@ def screenshot(browser: str, page: Path, png: Path, width: int, height: int) -> 
     subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
                     f"--screenshot={png}", f"--window-size={width},{height}",
                     page.resolve().as_uri()], check=True, capture_output=True, timeout=180)
+
+
+#: Appended to a copy of the page: lists every box (a table's scroll box, a figure) whose
+#: content is wider than the box, i.e. what the reader has to scroll sideways.
+_PROBE = """<script>window.addEventListener('load', () => {
+  const out = [];
+  document.querySelectorAll('.scroll, figure').forEach((box) => {
+    if (box.scrollWidth > box.clientWidth + 1) out.push([box.scrollWidth, box.clientWidth,
+      (box.textContent || '').trim().replace(/\\s+/g, ' ').slice(0, 50)]); });
+  const pre = document.createElement('pre'); pre.id = 'SCROLLING';
+  pre.textContent = JSON.stringify(out); document.body.appendChild(pre); });</script>"""
+
+
+def scrolling(browser: str, page: Path, width: int) -> list[list]:
+    """``[content width, box width, first words]`` of each box that scrolls sideways."""
+    probe = page.with_name(f"_probe_{page.name}")
+    probe.write_text(page.read_text(encoding="utf-8").replace("</body>", _PROBE + "</body>"),
+                     encoding="utf-8")
+    try:
+        dom = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu",
+                              "--hide-scrollbars", f"--window-size={width},900",
+                              "--virtual-time-budget=3000", "--dump-dom",
+                              probe.resolve().as_uri()],
+                             check=True, capture_output=True, text=True, timeout=180).stdout
+    finally:
+        probe.unlink()
+    found = re.search(r'<pre id="SCROLLING">(.*?)</pre>', dom, re.S)
+    return json.loads(html.unescape(found.group(1))) if found else []
 
 
 def extent(png: Path) -> tuple[int, int]:
@@ -79,6 +113,8 @@ def main() -> int:
         height, width = extent(png)
         flag = "  WIDER THAN THE WINDOW" if width >= args.width else ""
         print(f"{png}  height {height} px, content to x = {width} px{flag}")
+        for content, box, words in scrolling(args.browser, page, args.width):
+            print(f"    scrolls sideways: {content} px in a {box} px box: {words}")
     return 0
 
 

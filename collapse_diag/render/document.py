@@ -26,6 +26,7 @@ from collapse_diag.render.tables import (
     provenance_table,
     settings_table,
     summary_table,
+    upper_first,
 )
 from collapse_diag.report.report import Report
 from collapse_diag.report.schema import SUMMARY_KEY as SK
@@ -103,8 +104,9 @@ def build_document(report: Report, drawn: Collection[str]) -> Document:
     if qualified:
         sections.append(Section(
             "Few distinct inputs", "few-distinct-inputs",
-            ("The verdict stands, but on little evidence (collapse_diag/diagnostics/"
-             "qualifications.py):", *qualified)))
+            ("The verdict stands, but on little evidence:",
+             # the warning without its machine-readable name (report.json keeps it)
+             *(upper_first(w.split(": ", 1)[-1]) for w in qualified))))
     if broken:
         sections.append(Section(
             "Consistency warnings", "consistency-warnings",

@@ -21,8 +21,13 @@ _VERDICT_COLORS = {"healthy": STATUS_COLORS["used"], "partial": STATUS_COLORS["u
                    "undetermined": STATUS_COLORS["undetermined"],
                    "collapsed": STATUS_COLORS["collapsed"]}
 
+#: A cell reading a status or a verdict starts with its colour (a verdict "collapsed" or
+#: "undetermined" has its status's colour).
+_DOT_COLORS = {**_VERDICT_COLORS, **STATUS_COLORS}
+
 #: A table with more columns than this spans the window's width (up to 1800 px), in a smaller
-#: font, so that the per-dimension table fits a 1280 px window without a horizontal scroll.
+#: font; wider still (a full analysis has 21 per-dimension columns, about 1450 px) it scrolls
+#: sideways in its box, its first column (the dimension) kept in view.
 WIDE_COLUMNS = 8
 
 _CSS = """
@@ -37,8 +42,9 @@ nav { font-size: 0.9rem; margin-bottom: 1rem; }
 nav a { margin-right: 0.9rem; color: #0969da; text-decoration: none; }
 .verdict { border-left: 6px solid var(--verdict); background: #f6f8fa; padding: 0.7rem 1rem;
   font-size: 1.05rem; }
-figure { margin: 0.5rem 0 1.5rem; }
-figure img { max-width: 100%; height: auto; border: 1px solid #eaeef2; }
+figure { margin: 0.5rem 0 1.5rem; overflow-x: auto; }
+figure img { max-width: max(100%, 720px); height: auto; border: 1px solid #eaeef2;
+  box-sizing: border-box; }
 figcaption { font-size: 0.9rem; color: #57606a; font-style: italic; }
 .note { color: #57606a; background: #fff8e5; border-left: 4px solid #d4a72c;
   padding: 0.4rem 0.8rem; }
@@ -58,6 +64,8 @@ table.sortable th[data-order="desc"]::after { content: " \\25BC"; }
 .wide th, .wide td { padding: 0.15rem 0.35rem; }
 .wide th { white-space: normal; vertical-align: bottom; }
 .wide td { white-space: nowrap; }
+.wide th:first-child, .wide td:first-child { position: sticky; left: 0; background: #fff; }
+.wide th:first-child { background: #f6f8fa; }
 @media print {
   body { max-width: none; margin: 0; font-size: 10pt; }
   nav, .hint { display: none; }
@@ -92,8 +100,8 @@ document.querySelectorAll("table.sortable th").forEach(function (th) {
 def _cell(text: str, key: float | str | None, sortable: bool) -> str:
     """A table cell; in a sortable table numbers align right and carry their raw value."""
     inner = escape(text)
-    if text in STATUS_COLORS:
-        inner = f'<span class="dot" style="background:{STATUS_COLORS[text]}"></span>{inner}'
+    if text in _DOT_COLORS:
+        inner = f'<span class="dot" style="background:{_DOT_COLORS[text]}"></span>{inner}'
     if not sortable:
         return f"<td>{inner}</td>"
     sort = "" if key is None else repr(key) if isinstance(key, float) else str(key)

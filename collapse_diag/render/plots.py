@@ -165,5 +165,9 @@ def figure_marks(fig: Figure) -> set[str]:
 def figure_png(fig: Figure, dpi: int = 110) -> bytes:
     """Render ``fig`` to PNG bytes (no software tag, so the bytes depend only on the figure)."""
     buffer = io.BytesIO()
+    # constrained layout settles a legend placed beside its axes over two passes: run one
+    # before the draw, so that the bytes are the same however often the figure is saved
+    if (engine := fig.get_layout_engine()) is not None:
+        engine.execute(fig)
     fig.savefig(buffer, format="png", dpi=dpi, metadata={"Software": None})
     return buffer.getvalue()

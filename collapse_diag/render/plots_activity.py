@@ -66,8 +66,10 @@ def plot_activity(report: Report) -> Figure | None:
     if keep.size <= 24:
         _label_points(ax, x, y, [dim_labels(report)[i] for i in keep],
                       np.log10(xhi / xlo), np.log10(yhi / ylo))
+    # on the region's grey, so that the SNR-1 diagonal passes behind the words, not through
     ax.text((xlo * thr) ** 0.5, ylo * 1.6, "weak:\nmu(x) barely\nmoves", ha="center",
-            va="bottom", color=NEUTRAL, fontsize=9)
+            va="bottom", color=NEUTRAL, fontsize=9, zorder=2.5,
+            bbox={"facecolor": "#EEEEEE", "edgecolor": "none", "pad": 1.0})
     ax.text(thr * (xhi / thr) ** 0.2, yhi / 1.6, "noisy: sigma² swamps\nthe spread of mu(x)",
             ha="left", va="top", color="#A0522D", fontsize=9)
     ax.text(xhi / 1.6, ylo * 1.6, "informative", ha="right", va="bottom", color=NEUTRAL,

@@ -50,6 +50,6 @@ def plot_position_usage(report: Report) -> Figure | None:
     ax = fig.subplots()
     status_bars(ax, [labels[i] for i in keep], values[keep], [statuses[i] for i in keep])
     ax.set(xlabel="position / variable", ylabel="usage perplexity exp(H)",
-           title="Codes used per position")
-    ax.legend(title="status", loc="upper right")
+           title="Usage perplexity per position")
+    ax.legend(title="status", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from collapse_diag.render.colors import MI_COLOR, MKL_COLOR
 from collapse_diag.render.plots_style import status_bars, styled, width
@@ -47,8 +48,9 @@ def plot_information(report: Report) -> Figure | None:
                                   label=f"MI ceiling log N = {ceiling:.3g} nats"))
     elif ceiling is not None:
         ax.set_xlim(min(mi, 0.0) * 1.1, max(shown * 1.1, float(setting(report, "kl_eps"))))
-        ax.text(0.99, 0.5, f"MI ceiling log N = {ceiling:.3g} nats, off this scale →",
-                transform=ax.transAxes, ha="right", va="center", fontsize=8)
+        # named in the legend (a note over the bars would cover them)
+        handles.append(Line2D([], [], ls="none",
+                              label=f"MI ceiling log N = {ceiling:.3g} nats, off this scale →"))
     total = f"; together the mean KL = {kl:.3g} nats" if kl is not None else ""
     ax.set(yticks=[], xlabel=f"nats{total}", title="Information split")
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)

@@ -33,10 +33,12 @@ def plot_kl(report: Report) -> Figure | None:
     status_bars(ax, [labels[i] for i in keep], kl[keep], [statuses[i] for i in keep],
                  annotate=True)
     positive = kl[keep][kl[keep] > 0]
-    ax.set_yscale("log")
+    # limits first: an all-zero KL (a collapsed model) leaves the log axis no positive data
+    # to autoscale from, which matplotlib warns about
     ax.set_ylim(min([eps, *positive]) / 4, max(kl[keep].max(), eps) * 4)
+    ax.set_yscale("log")
     ax.axhline(eps, color="black", ls="--", lw=1, label=f"kl_eps = {eps:g} nats")
     ax.set(xlabel="latent dimension (sorted by KL)",
            ylabel="mean KL(q(z_d|x) || p(z_d))  [nats]", title="KL per dimension")
-    ax.legend(title="status", loc="upper right")
+    ax.legend(title="status", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig

@@ -39,5 +39,9 @@ def plot_likelihood(report: Report) -> Figure | None:
         ax.set(xscale="log" if k.max() > 1 else "linear",
                xlabel="K, codes drawn from q(z|x) per input",
                ylabel="nats per input", title="NLL bound against K")
-        ax.legend(fontsize=8)
+        # the K drawn, as plain numbers (a log axis over 1 to 8 would print 2x10^0, ...)
+        ax.set_xticks(k, [f"{v:,.0f}" for v in k])
+        ax.minorticks_off()
+        # beside the axes: inside, it covers the error bars of the largest K
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig

@@ -60,6 +60,12 @@ def plot_sensitivity(report: Report) -> Figure | None:
             ax.errorbar(pos, mean, yerr=[np.maximum(mean - bounds[shown, 0], 0.0),
                                          np.maximum(bounds[shown, 1] - mean, 0.0)],
                         fmt="none", ecolor="black", elinewidth=1, capsize=2)
+            # status_bars fixed the y limits before the intervals were drawn: widen them so
+            # that no interval runs off the axes
+            low, high = ax.get_ylim()
+            reach = [float(bounds[shown].min()), float(bounds[shown].max())]
+            pad = 0.05 * (max(high, reach[1]) - min(low, reach[0]))
+            ax.set_ylim(min(low, reach[0] - pad), max(high, reach[1] + pad))
         use = [d.get(DK.decoder_use) if isinstance(d, dict) else None for d in report.dimensions]
         for pos, i in enumerate(keep):
             if use[i] == "used":
@@ -69,7 +75,7 @@ def plot_sensitivity(report: Report) -> Figure | None:
         ax.set(xlabel=f"latent dimension (bars: intervals of the mean, simultaneous at "
                       f"{1 - alpha:.0%}; * used)",
                ylabel="swap delta of z_d alone  [nats]", title="Per-dimension swap")
-        ax.legend(title="status", fontsize=8)
+        ax.legend(title="status", fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig
 
 

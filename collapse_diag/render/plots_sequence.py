@@ -17,7 +17,7 @@ from collapse_diag.report.report import Report
 from collapse_diag.report.schema import DIMENSION_KEY as DK
 from collapse_diag.report.schema import SUMMARY_KEY as SK
 from collapse_diag.report.schema import SWAP_WINDOW_KEY as W
-from collapse_diag.report.values import setting
+from collapse_diag.report.values import dim_labels, setting
 
 __all__ = ["kl_matrix", "plot_by_position", "plot_kl_heatmap"]
 
@@ -48,7 +48,8 @@ def plot_kl_heatmap(report: Report) -> Figure | None:
         ax.set(xlabel="time step", ylabel="latent dimension",
                title="KL(q(z_t,d|x) || p(z_t,d|...)) per dimension and step")
         ax.set_xticks(range(0, t, max(1, t // 16)))
-        ax.set_yticks(range(0, d, max(1, d // 24)))
+        rows = range(0, d, max(1, d // 24))  # named as in every other plot and table: z0, ...
+        ax.set_yticks(rows, [dim_labels(report)[i] for i in rows])
     return fig
 
 

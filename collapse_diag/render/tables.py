@@ -40,6 +40,7 @@ __all__ = [
     "summary_rows",
     "summary_table",
     "text_table",
+    "upper_first",
 ]
 
 #: Shown for a figure that was not computed.
@@ -309,3 +310,10 @@ def errors_table(report: Report) -> Table | None:
     return _table(["diagnostic", "message"], [[k, v] for k, v in sorted(report.errors.items())],
                   [str, str])
 
+
+def upper_first(text: str) -> str:
+    """``text`` with its first letter in upper case.
+
+    (str.capitalize lowers all the others: "Fisher" would read "fisher".)
+    """
+    return text[:1].upper() + text[1:]

@@ -18,8 +18,9 @@ from collapse_diag.render import _check_formats
 from collapse_diag.render.document import Document, FigureBlock, Section
 from collapse_diag.render.emit import draw_pngs, render_documents
 from collapse_diag.render.replace import check_dpi, replace_set
-from collapse_diag.render.tables import Table
+from collapse_diag.render.tables import Table, upper_first
 from collapse_diag.render.trajectory_plots import TRAJECTORY_PLOTS
+from collapse_diag.report.headlines import label
 from collapse_diag.report.invariants import check_trajectory
 from collapse_diag.report.schema import SUMMARY_KEY as S
 from collapse_diag.runs.trajectory import verdict_collapsed_phrase
@@ -50,14 +51,21 @@ def _table(headers: list[str], cells: list[list[Any]], sortable: bool = True) ->
 
 
 def _steps_table(trajectory: Mapping[str, Any]) -> Table:
+    """One row per step, the curves' figures by their short names (headlines.LABELS).
+
+    A figure no step has (a discrete figure of a Gaussian model) is left out.
+    """
+    rows = trajectory[J.rows]
+    series = [k for k in SERIES if any((r.get(R.summary) or {}).get(k) is not None
+                                       for r in rows)]
     cells = []
-    for row in trajectory[J.rows]:
+    for row in rows:
         s = row.get(R.summary) or {}
         name = PurePath((row.get(R.checkpoint) or {}).get("path", "")).name or None
         counts = s.get(S.status_counts) or {}
-        cells.append([row[R.step], name, s.get(S.verdict), *(s.get(k) for k in SERIES),
+        cells.append([row[R.step], name, s.get(S.verdict), *(s.get(k) for k in series),
                       ", ".join(f"{v} {k}" for k, v in counts.items() if v) or None])
-    return _table(["step", "checkpoint", "verdict", *SERIES, "statuses"], cells)
+    return _table(["step", "checkpoint", "verdict", *map(label, series), "statuses"], cells)
 
 
 def _events_table(trajectory: Mapping[str, Any]) -> Table:
@@ -99,7 +107,7 @@ def build_trajectory_document(trajectory: Mapping[str, Any], drawn: Iterable[str
                                    "KL, MI, swap delta and -ELBO in nats.",),
                 tables=(_steps_table(trajectory),)),
         Section("Settings", "settings",
-                (f"{preset_label(trajectory.get(J.preset)).capitalize()} "
+                (f"{upper_first(preset_label(trajectory.get(J.preset)))} "
                  "(docs/watching-collapse.md).",),
                 tables=(_table(["setting", "value"],
                                [[k, json.dumps(v)] for k, v in settings.items()], False),)),

@@ -8,6 +8,7 @@ pyplot), inside seaborn's whitegrid style, as in :mod:`collapse_diag.render.plot
 from __future__ import annotations
 
 import functools
+import textwrap
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -16,6 +17,7 @@ import seaborn as sns
 from matplotlib.colors import ListedColormap, LogNorm
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
 
 from collapse_diag.render.colors import STATUS_COLORS
 from collapse_diag.report.schema import DIMENSION_KEY as D
@@ -73,6 +75,26 @@ def _dim_order(trajectory: Trajectory, kl: np.ndarray) -> list[int]:
     return sorted(range(kl.shape[0]), key=key)
 
 
+def _heatmap_size(steps: int, dims: int) -> tuple[float, float]:
+    """Inches (width, height) of a dimensions x steps heatmap.
+
+    Wide enough for its title, tall enough for its y label and colour bar label, a
+    2-dimension, 2-step run included.
+    """
+    return min(14.0, max(5.5, 3.0 + 0.45 * steps)), max(2.8, 1.2 + 0.35 * dims)
+
+
+def _set_title(fig: Figure, ax: Any, title: str) -> None:
+    """``title`` on ``ax``, wrapped to the figure's width so that no part is cut off.
+
+    A character of the title font is about 0.6 of its size wide; the width left is the
+    figure's less 1.2 inches of margins and labels.
+    """
+    size = ax.title.get_fontsize()
+    chars = max(20, int((fig.get_figwidth() - 1.2) * 72 / (0.6 * size)))
+    ax.set_title(textwrap.fill(title, chars))
+
+
 def _step_ticks(ax: Any, steps: list[int]) -> None:
     every = max(1, len(steps) // 12)
     ax.set_xticks(np.arange(0, len(steps), every) + 0.5)
@@ -92,15 +114,14 @@ def plot_kl_heatmap(trajectory: Trajectory) -> Figure | None:
     floor = eps / 100
     order = _dim_order(trajectory, kl)
     values = np.clip(kl[order], floor, None)
-    fig = Figure(figsize=(min(14.0, 3.0 + 0.45 * len(steps)), 1.2 + 0.35 * len(order)),
-                 layout="constrained")
+    fig = Figure(figsize=_heatmap_size(len(steps), len(order)), layout="constrained")
     ax = fig.subplots()
     sns.heatmap(values, ax=ax, cmap="viridis", norm=LogNorm(vmin=floor, vmax=max(
         float(np.nanmax(values)), eps * 10)), mask=~np.isfinite(values),
         yticklabels=[f"z{d}" for d in order], cbar_kws={"label": "mean KL [nats], log scale"})
     _step_ticks(ax, steps)
-    ax.set(xlabel="step", ylabel="dimension (by collapse step)",
-           title=f"KL per dimension over training (below {eps:g} nats: collapsed)")
+    ax.set(xlabel="step", ylabel="dimension (by collapse step)")
+    _set_title(fig, ax, f"KL per dimension over training (below {eps:g} nats: collapsed)")
     return fig
 
 
@@ -117,8 +138,7 @@ def plot_status(trajectory: Trajectory) -> Figure | None:
     kl = np.array([[np.nan if finite(v) is None else float(v) for v in series]
                    for series in _dim_matrix(trajectory, D.kl)], dtype=float)
     order = _dim_order(trajectory, kl) if kl.size else list(range(len(statuses)))
-    fig = Figure(figsize=(min(14.0, 3.0 + 0.45 * len(steps)), 1.2 + 0.35 * len(order)),
-                 layout="constrained")
+    fig = Figure(figsize=_heatmap_size(len(steps), len(order)), layout="constrained")
     ax = fig.subplots()
     sns.heatmap(codes[order], ax=ax, cmap=ListedColormap([status_color(s) for s in present]),
                 vmin=-0.5, vmax=len(present) - 0.5, cbar=False, linewidths=0.5,
@@ -150,6 +170,11 @@ def plot_curves(trajectory: Trajectory) -> Figure | None:
         keep = np.isfinite(values)
         ax.plot(steps[keep], values[keep], marker="o", ms=3, color="#332288")
         ax.set_ylabel(SERIES[key])
+        if key != S.codebook_perplexity and np.all(values[keep] == np.round(values[keep])):
+            # a count (active units); the perplexity keeps its own limits, K drawn within them
+            low, high = float(values[keep].min()), float(values[keep].max())
+            ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.set_ylim(low - 0.5 if low > 0 else -0.5, high + 0.5)
         if key == S.codebook_perplexity:
             _codebook_size_line(ax, rows)
         if collapsed is not None:
@@ -158,7 +183,7 @@ def plot_curves(trajectory: Trajectory) -> Figure | None:
     title = "Summary figures over training"
     if collapsed is not None:
         title += f" (dashed: {verdict_collapsed_phrase(trajectory)})"
-    axes[0].set_title(title)
+    _set_title(fig, axes[0], title)
     return fig
 
 

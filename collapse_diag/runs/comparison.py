@@ -234,7 +234,8 @@ def _pair(a: ComparedModel, b: ComparedModel) -> dict[str, Any] | str:
     """The identifiability entry of a pair, or the reason it cannot be computed."""
     if a.encodings is None or b.encodings is None:
         missing = [m.name for m in (a, b) if m.encodings is None]
-        return (f"{' and '.join(missing)} has no saved encodings (analyse with "
+        verb = "have" if len(missing) > 1 else "has"
+        return (f"{' and '.join(missing)} {verb} no saved encodings (analyse with "
                 "--save-encodings)")
     if a.encodings.n_examples != b.encodings.n_examples:
         return "their encodings hold different numbers of inputs"

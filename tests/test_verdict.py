@@ -174,7 +174,10 @@ def test_verdict_is_never_collapsed_while_a_dimension_is_used():
     assert v.status == ("used", "undetermined") and v.verdict == "undetermined"
     assert "none shown unused" in v.verdict_reason
     w = decide_verdict(kl, act, sensitivity([N, N], significant=False), None, S)
-    assert w.verdict == "collapsed"
+    assert w.verdict == "undetermined"  # p >= alpha alone, no interval: absence not shown
+    unread = sensitivity([N, N], significant=False)
+    unread.swap_ci = (0.0, 0.0)
+    assert decide_verdict(kl, act, unread, None, S).verdict == "collapsed"
 
 
 def test_missing_sensitivity_decides_from_fisher():
@@ -235,3 +238,28 @@ def _holm_reference(p):
 @pytest.mark.parametrize("p", [[0.01, 0.04, 0.03, 0.005], [0.5], [0.2, 0.2, 0.01, 1.0, 0.001]])
 def test_holm_matches_reference(p):
     np.testing.assert_allclose(holm(np.array(p)), _holm_reference(p))
+
+
+def test_a_non_significant_swap_beside_undetermined_dimensions_is_not_collapse():
+    """Failing to reject is not absence: 'collapsed' needs the swap interval within the
+    negligible threshold min(0.01, 0.1 * I(x; z)) or every informative dimension ignored."""
+    kl, act = encoder([False] * 4, [True, True, False, False])
+    info = SimpleNamespace(mutual_information=0.5, per_dimension_ci=None)
+    wide = sensitivity([N, N, N, N], significant=False, swap_delta=0.05)
+    wide.swap_ci = (-0.02, 0.12)  # upper end 0.12 > min(0.01, 0.05): use not excluded
+    v = decide_verdict(kl, act, wide, None, S, information=info)
+    assert v.status_counts["undetermined"] == 2 and v.verdict == "undetermined"
+    assert "ignores z" not in v.verdict_reason
+    tight = sensitivity([N, N, N, N], significant=False, swap_delta=0.0)
+    tight.swap_ci = (0.0, 0.0)  # the decoder ignores z exactly: a zero-width interval at 0
+    assert decide_verdict(kl, act, tight, None, S, information=info).verdict == "collapsed"
+    # the threshold is the cap 0.01 without an MI, 0.1 * I(x; z) when that is smaller
+    edge = sensitivity([N, N, N, N], significant=False)
+    edge.swap_ci = (-0.01, 0.009)
+    assert decide_verdict(kl, act, edge, None, S).verdict == "collapsed"
+    small_mi = SimpleNamespace(mutual_information=0.05, per_dimension_ci=None)
+    assert decide_verdict(kl, act, edge, None, S, information=small_mi).verdict == "undetermined"
+    # every informative dimension shown ignored: absence is shown dimension by dimension
+    ignored = sensitivity([I, I, N, N], significant=False)
+    ignored.swap_ci = (-0.02, 0.12)
+    assert decide_verdict(kl, act, ignored, None, S, information=info).verdict == "collapsed"

@@ -527,9 +527,11 @@ SPEC = DiagnosticSpec(
     uses_decoder=False,  # its decoder passes stay float32 under --dtype (docs/performance.md)
     plots=(
         PlotRef("likelihood", "NLL bound against K",
-                "The importance-weighted bound on the NLL with K' = 1, 10, 100, ... of the K "
-                "codes drawn per input, with its standard error over inputs; the dashed line is "
-                "-ELBO. A curve still falling at the right needs a larger nll_samples.",
+                "The importance-weighted bound on the NLL with K' = 1, 10, 100, ... up to "
+                "nll_samples codes drawn per input, then at each doubled K while the bound still "
+                "moved (up to nll_max_samples), with its standard error over inputs; the dashed "
+                "line is -ELBO. A curve still falling at the right (nll_converged false) needs "
+                "a larger nll_max_samples.",
                 "collapse_diag.render.plots_likelihood:plot_likelihood"),
     ),
     sections=(

@@ -35,7 +35,12 @@ bounds it, since I(x; z_d) <= KL_d.)
 Verdict (``summary.verdict``, one of :data:`~collapse_diag.report.schema.VERDICTS`):
 
 * ``collapsed`` when no dimension is informative, or when no dimension is
-  ``used`` and the whole-vector swap test is not significant (p >= alpha);
+  ``used``, the whole-vector swap test is not significant (p >= alpha) and the
+  absence of use is shown, not just a failure to reject: every informative
+  dimension is ``ignored``, or the whole-vector swap interval's upper end is at most
+  the negligible threshold ``min(negligible_swap_nats, negligible_swap_fraction *
+  I(x; z))`` (:func:`whole_swap_negligible`). A non-significant swap beside
+  ``undetermined`` dimensions and a wider interval is ``undetermined``;
 * ``healthy`` when every dimension is ``used``;
 * ``partial`` when some dimension is shown unused (``collapsed``, ``ignored`` or
   ``uninformative``) and some is ``used``;
@@ -59,6 +64,7 @@ import numpy as np
 
 from collapse_diag.config.settings import Settings
 from collapse_diag.diagnostics.estimators.fisher_grades import fisher_cutoff
+from collapse_diag.diagnostics.estimators.swap_decision import negligible_thresholds
 from collapse_diag.diagnostics.information import ZERO_ATOL
 from collapse_diag.diagnostics.informative import informative_dims
 from collapse_diag.diagnostics.spec import DiagnosticSpec, DimensionColumn, RunContext, SummaryRow
@@ -202,7 +208,7 @@ def decide_verdict(
                                         np.where(ignored, "ignored", "undetermined"))))
     counts = {name: int(np.sum(status == name)) for name in STATUSES}
     verdict, reason = _verdict(counts, dim, kl, activity, sensitivity, identifiability,
-                               settings)
+                               settings, information)
     return VerdictResult(
         status=tuple(str(s) for s in status),
         verdict=verdict,
@@ -238,6 +244,7 @@ def _verdict(
     sensitivity: SensitivityResult | None,
     identifiability: IdentifiabilityResult | None,
     settings: Settings,
+    information: InformationResult | None = None,
 ) -> tuple[str, str]:
     """The verdict and its one-sentence reason."""
     if counts["used"] + counts["ignored"] + counts["undetermined"] == 0:
@@ -255,7 +262,9 @@ def _verdict(
         swap = (f"swapping codes between inputs changes log p(x|z) by "
                 f"{_fmt(sensitivity.swap_delta)} nats on average, Wilcoxon p = "
                 f"{_fmt(sensitivity.swap_p_value)}")
-        if not sensitivity.swap_significant and counts["used"] == 0:
+        if not sensitivity.swap_significant and counts["used"] == 0 and (
+                counts["undetermined"] == 0
+                or whole_swap_negligible(sensitivity, information, settings)):
             return "collapsed", (
                 f"Collapsed: the decoder ignores z ({swap}, not significant at "
                 f"alpha = {_fmt(settings.alpha)}, and no dimension shows use on its own)."
@@ -289,6 +298,27 @@ def _verdict(
         + (f" ({others})" if unused else ", none shown unused")
         + f"; the evidence does not decide the rest ({swap})." + _needed(sensitivity)
     )
+
+
+def whole_swap_negligible(sensitivity: SensitivityResult, information: InformationResult | None,
+                          settings: Settings) -> bool:
+    """The whole-vector swap interval shows the decoder does not read z (not just p >= alpha).
+
+    True when the upper end of ``swap_ci`` is at most ``min(negligible_swap_nats,
+    negligible_swap_fraction * I(x; z))`` (the per-dimension rule's threshold,
+    :func:`~collapse_diag.diagnostics.estimators.swap_decision.negligible_thresholds`, with
+    the whole code's MI; the cap alone without it): a decoder that fully read z would show
+    a mean delta of at least I(x; z). A decoder that ignores z exactly gives a zero-width
+    interval at 0.
+    """
+    ci = getattr(sensitivity, "swap_ci", None)
+    if ci is None or len(ci) != 2 or not np.isfinite(float(ci[1])):
+        return False
+    mi = getattr(information, "mutual_information", None)
+    reference = None if mi is None else np.array([float(mi)])
+    threshold = negligible_thresholds(reference, 1, settings.negligible_swap_nats,
+                                      settings.negligible_swap_fraction)[0]
+    return float(ci[1]) <= threshold
 
 
 def _needed(sensitivity: SensitivityResult | None) -> str:

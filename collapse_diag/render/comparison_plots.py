@@ -186,7 +186,8 @@ COMPARISON_PLOTS: dict[str, tuple[str, str, Callable[[Comparison], Figure | None
         plot_status_strips),
     "nll_convergence": (
         "NLL bound against K",
-        "The importance-weighted NLL bound with K' = 1, 10, 100, ... of the K codes, with its "
-        "standard error over inputs. A curve still falling at the right needs a larger K.",
+        "The importance-weighted NLL bound with K' = 1, 10, 100, ... up to nll_samples codes, "
+        "then each doubled K, with its standard error over inputs. A curve still falling at "
+        "the right needs a larger nll_max_samples.",
         plot_nll_convergence),
 }

@@ -92,7 +92,8 @@ def _sensitivity(report: Report) -> Any:
         per_dim=SimpleNamespace(decision=[str(v) for v in _column(report, DK.decoder_use) or []],
                                 inputs_needed=_column(report, DK.swap_inputs_needed) or []),
         swap_delta=summary[SK.swap_delta], swap_p_value=summary.get(SK.swap_p_value),
-        swap_significant=bool(summary.get(SK.swap_significant)))
+        swap_significant=bool(summary.get(SK.swap_significant)),
+        swap_ci=summary.get(SK.swap_ci))
 
 
 def _identifiability(report: Report) -> Any:
@@ -106,9 +107,13 @@ def _identifiability(report: Report) -> Any:
 
 def _information(report: Report) -> Any:
     ci = _column(report, DK.mutual_information_ci)
-    return None if ci is None else SimpleNamespace(
-        per_dimension_ci=np.array([[np.nan, np.nan] if v is None else v for v in ci],
-                                  dtype=np.float64))
+    mi = report.summary.get(SK.mutual_information)
+    if ci is None and mi is None:
+        return None
+    return SimpleNamespace(
+        mutual_information=mi,
+        per_dimension_ci=None if ci is None else np.array(
+            [[np.nan, np.nan] if v is None else v for v in ci], dtype=np.float64))
 
 
 def _merge(report: Report, summary: dict[str, Any], dimensions: dict[str, list[Any]]) -> None:

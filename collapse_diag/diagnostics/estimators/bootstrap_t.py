@@ -63,7 +63,7 @@ def studentized_extremes(centred: np.ndarray, resamples: int, error: float,
     n, k = centred.shape
     j_lo, j_hi = quantile_ranks(resamples, error)
     keep_lo, keep_hi = j_lo + 1, resamples - j_hi
-    moments = torch.from_numpy(np.concatenate([centred, centred**2], axis=1))
+    moments = torch.from_numpy(np.concatenate([centred, centred**2], axis=1) / n)
     lowest = torch.full((keep_lo, k), math.inf, dtype=torch.float64)
     highest = torch.full((keep_hi, k), -math.inf, dtype=torch.float64)
     for counts in resample_counts(n, resamples, generator):
@@ -80,9 +80,12 @@ def studentized_extremes(centred: np.ndarray, resamples: int, error: float,
 
 def _t_stats(counts: torch.Tensor, moments: torch.Tensor, cols: slice, k: int, n: int
              ) -> torch.Tensor:
-    """t_bd of the resamples ``counts`` ``(b, n)`` for the columns ``cols``, ``(b, cols)``."""
+    """t_bd of the resamples ``counts`` ``(b, n)`` for the columns ``cols``, ``(b, cols)``.
+
+    ``moments`` holds ``[c, c^2] / n`` ``(n, 2k)``; ``t = diff / sqrt(max(m2 - diff^2, 0)
+    / (n - 1))``, +-inf where that is 0 and diff is not, 0 where both are.
+    """
     idx = torch.arange(cols.start, cols.stop)
-    diff, m2 = (counts @ moments[:, torch.cat([idx, idx + k])] / n).split(len(idx), dim=1)
-    var = torch.clamp(m2 - diff**2, min=0.0) * (n / (n - 1))
-    return torch.where(var > 0, diff / torch.sqrt(var / n), torch.sign(diff) * math.inf
-                       ).nan_to_num(nan=0.0, posinf=math.inf, neginf=-math.inf)
+    diff, m2 = (counts @ moments[:, torch.cat([idx, idx + k])]).split(len(idx), dim=1)
+    scale = torch.addcmul(m2, diff, diff, value=-1.0).clamp_(min=0.0).div_(n - 1).sqrt_()
+    return torch.div(diff, scale).nan_to_num_(nan=0.0, posinf=math.inf, neginf=-math.inf)

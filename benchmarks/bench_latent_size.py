@@ -24,7 +24,7 @@ import math
 import time
 
 import torch
-from bench_analyze import _phased, _PeakRss, _Recorder
+from bench_analyze import _PeakRss, _phased, _Recorder
 from torch import nn
 
 from collapse_diag import analysis

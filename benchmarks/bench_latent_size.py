@@ -89,6 +89,7 @@ def main() -> None:
               f"the start){'; errors ' + str(report.errors) if report.errors else ''}")
         for phase, (_, seconds) in rows.items():
             print(f"  {phase:<24} {seconds:8.2f} s {sampler.peaks.get(phase, 0.0):8.0f} MiB")
+    sampler.close()
 
 
 if __name__ == "__main__":

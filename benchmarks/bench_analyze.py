@@ -227,13 +227,20 @@ class _PeakRss:
         self.recorder: _Recorder | None = None
         self.peaks: dict[str, float] = {}
         self.start = _rss_mib()
-        threading.Thread(target=self._sample, daemon=True).start()
+        self._running = True
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        """Stop the sampling thread (a daemon thread still running at exit can abort it)."""
+        self._running = False
+        self._thread.join()
 
     def reset(self, recorder: _Recorder) -> None:
         self.recorder, self.peaks, self.start = recorder, {}, _rss_mib()
 
     def _sample(self) -> None:
-        while True:
+        while self._running:
             recorder = self.recorder
             if recorder is not None:
                 phase = recorder.phase

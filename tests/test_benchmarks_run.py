@@ -18,6 +18,7 @@ BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 RUNS = {
     "bench_analyze.py": (["--n", "64", "--repeat", "1", "--models", "digits32"],
                          "whole-analysis ratio over 1 (analysis, replay) pairs"),
+    "bench_latent_size.py": (["--dims", "4", "8"], "whole analyze"),
     "bench_information.py": (["--n", "300", "--dims", "4"], "agreement: MI relative difference"),
     "bench_discrete.py": (["--n", "64", "--positions", "4", "--codes", "16"],
                           "rows: decoder rows"),

@@ -143,6 +143,34 @@ def test_bootstrap_t_matches_a_brute_force_reference():
             assert high[d] == pytest.approx(max(m - q_lo * se, m), rel=1e-9)
 
 
+def test_streamed_extremes_equal_the_quantiles_of_all_resamples(monkeypatch):
+    # The B x k statistics are streamed in chunks of resamples and blocks of columns,
+    # keeping only the extreme order statistics; forced here to 7 chunks and blocks of 3
+    # columns, they must equal np.quantile over all B at once (same index stream; 1e-12
+    # relative: the GEMM of a column block may sum in another order).
+    from collapse_diag.diagnostics.estimators import bootstrap_t, statistics
+
+    monkeypatch.setattr(statistics, "_BOOTSTRAP_ELEMENTS", 20 * 300)
+    monkeypatch.setattr(bootstrap_t, "_BLOCK_ELEMENTS", 3 * 300)
+    rng = np.random.default_rng(5)
+    n, k, b, error = 20, 8, 2000, 0.02
+    centred = rng.gamma(0.7, 2.0, (n, k))
+    centred -= centred.mean(axis=0)
+    centred[:, 5] = [-1.0] * (n - 1) + [n - 1.0]  # resamples without the last give -inf
+    q_lo, q_hi = bootstrap_t.studentized_extremes(centred, b, error,
+                                                   torch.Generator().manual_seed(4))
+    idx = torch.randint(0, n, (b, n), generator=torch.Generator().manual_seed(4)).numpy()
+    res = centred[idx]  # (b, n, k)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.nan_to_num(res.mean(axis=1) / (res.std(axis=1, ddof=1) / math.sqrt(n)),
+                          nan=0.0, posinf=math.inf, neginf=-math.inf)
+    assert np.isneginf(t[:, 5]).any()
+    np.testing.assert_allclose(q_lo, np.quantile(t, error / 2, axis=0, method="lower"),
+                               rtol=1e-12)
+    np.testing.assert_allclose(q_hi, np.quantile(t, 1 - error / 2, axis=0, method="higher"),
+                               rtol=1e-12)
+
+
 def test_degenerate_columns():
     delta = np.full((5, 4), np.nan)
     delta[:, 0] = 0.0          # a decoder with zero weight: [0, 0]

@@ -24,8 +24,9 @@ __all__ = ["MAX_LATENT_DIM", "MAX_REPORT_BYTES", "MAX_NESTING", "MAX_VALUES",
 
 #: Most latent dimensions D analysed. The work grows with D: the per-dimension swap
 #: decodes every input once per dimension and round, the Fisher information is D x D
-#: per input; the toy linear VAE of tests/toy_models.py on 40 inputs takes 18 s and
-#: 1.4 GB at D = 128, 43 s and 3.2 GB at D = 256 (one CPU thread).
+#: per input; the toy linear VAE of tests/toy_models.py on 40 inputs takes 5.7 s and
+#: 0.84 GB (peak RSS) at D = 512, 54 s and 3.0 GB at D = 1024, mostly the Fisher
+#: (one CPU thread, benchmarks/bench_latent_size.py, docs/performance.md).
 MAX_LATENT_DIM = 1024
 #: Largest report.json (bytes) read by ``render`` and ``compare`` (a 1024-dimension
 #: report over a million inputs is well below it).

@@ -53,7 +53,7 @@ import torch
 from scipy.stats import norm
 from scipy.stats import t as student_t
 
-from collapse_diag.diagnostics.estimators.statistics import resample_counts
+from collapse_diag.diagnostics.estimators.bootstrap_t import studentized_extremes
 
 __all__ = [
     "CLT_FIRST_ROUND",
@@ -204,10 +204,13 @@ def estimate_intervals(delta: np.ndarray, error: float, generator: torch.Generat
     (the std underflows) is infinite.
 
     Cost: ``B n`` random indices and a ``(B, n) @ (n, 2k)`` product per distinct n
-    (B = ``estimate_resamples(error)``, k dimensions with that n), the random indices
-    dominating: measured on one CPU thread, 0.5 s for 32 dimensions all decided in a
-    round of 128 inputs (B = 64,000), 7.7 s when they run to a budget of 2,000 inputs
-    in five rounds (benchmarks/bench_swap_coverage.py prints seconds per analysis).
+    (B = ``estimate_resamples(error)``, k dimensions with that n). Memory: the B x k
+    statistics are streamed and only the two order statistics used are kept per
+    dimension (:func:`~collapse_diag.diagnostics.estimators.bootstrap_t.
+    studentized_extremes`), so it is O(2^20 + n k + k) floats whatever B; before,
+    the B x k array was held (3.4 GB at D = 1024 on 40 inputs, where B = 409,600).
+    Since B grows as R D / alpha, the product is O(n D^2) when all D dimensions
+    share n (docs/performance.md, "Growth with the latent size").
 
     Random draws: for each distinct n, ascending, ``estimate_resamples(error)`` resamples
     of n indices from ``generator``
@@ -241,18 +244,7 @@ def estimate_intervals(delta: np.ndarray, error: float, generator: torch.Generat
         if dims.size == 0:
             continue
         se = col.std(axis=0, ddof=1) / math.sqrt(n)
-        centred = col - mean  # moments about m: no cancellation in m2 - m1^2
-        moments = torch.from_numpy(np.concatenate([centred, centred**2], axis=1))
-        stats = []
-        for counts in resample_counts(n, resamples, generator):
-            diff, m2 = (counts @ moments / n).split(len(dims), dim=1)  # m_b - m, 2nd moment
-            var = torch.clamp(m2 - diff**2, min=0.0) * (n / (n - 1))
-            stats.append(torch.where(var > 0, diff / torch.sqrt(var / n),
-                                     torch.sign(diff) * math.inf).nan_to_num(
-                nan=0.0, posinf=math.inf, neginf=-math.inf))
-        t_all = torch.cat(stats).numpy()
-        q_lo = np.quantile(t_all, error / 2, axis=0, method="lower")
-        q_hi = np.quantile(t_all, 1 - error / 2, axis=0, method="higher")
+        q_lo, q_hi = studentized_extremes(col - mean, resamples, error, generator)
         with np.errstate(invalid="ignore"):  # inf * 0 when the std underflows: unbounded
             low[dims] = np.nan_to_num(np.minimum(mean - q_hi * se, mean), nan=-math.inf)
             high[dims] = np.nan_to_num(np.maximum(mean - q_lo * se, mean), nan=math.inf)

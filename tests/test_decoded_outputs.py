@@ -36,7 +36,7 @@ from collapse_diag.render.document import build_document
 from collapse_diag.render.markdown import render_markdown
 from collapse_diag.render.plots_decoded import plot_decoded_traversal
 from collapse_diag.report.schema import SUMMARY_KEY as S
-from tests.toy_models import ToyVAE
+from toy_models import ToyVAE
 
 DECODED = ("kl", "decoded")
 

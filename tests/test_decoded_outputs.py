@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 import torch
 from scipy import stats
+from toy_models import ToyVAE
 
 from collapse_diag import analyze
 from collapse_diag.diagnostics.estimators.diversity import (
@@ -36,7 +37,6 @@ from collapse_diag.render.document import build_document
 from collapse_diag.render.markdown import render_markdown
 from collapse_diag.render.plots_decoded import plot_decoded_traversal
 from collapse_diag.report.schema import SUMMARY_KEY as S
-from toy_models import ToyVAE
 
 DECODED = ("kl", "decoded")
 

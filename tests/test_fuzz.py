@@ -559,13 +559,20 @@ def test_random_threshold_values(workdir, value):
 
 # ---- signals ---------------------------------------------------------------------------------
 
+def _default_sigint() -> None:
+    """In the child: SIGINT as a terminal delivers it. A suite started in the background of a
+    non-interactive shell (`.ci/run` runs two side by side) inherits SIGINT ignored, and
+    Python then installs no KeyboardInterrupt handler, so Ctrl-C would never reach the run."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_sigint_mid_run_leaves_the_previous_report_intact(workdir):
     (workdir / "s.pt").write_bytes(_torch_bytes(_valid_payload(factory="hostile:Slow")))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), str(workdir)])}
     proc = subprocess.Popen(
         [sys.executable, "-m", "collapse_diag_cli.main", "analyze", "s.pt", "--out", "out",
          "--format", "json,md"], cwd=workdir, env=env, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE)
+        stderr=subprocess.PIPE, preexec_fn=_default_sigint)
     try:
         deadline = time.monotonic() + 180
         while not (workdir / "STARTED").exists():

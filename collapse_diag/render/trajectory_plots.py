@@ -206,7 +206,9 @@ TRAJECTORY_PLOTS: dict[str, tuple[Callable[[Trajectory], Figure | None], str, st
     "status": (plot_status, "Status of each dimension over training",
                "Per-dimension status at each step (rules in docs/statuses.md)."),
     "curves": (plot_curves, "Summary figures over training",
-               "Total KL, mutual information, active units, whole-vector swap delta and "
-               "-ELBO against step (discrete latents: the codebook perplexity, dotted its "
-               "ceiling K)."),
+               "Total KL, mutual information, active units, whole-vector swap delta, "
+               "-ELBO and, for a model with generate(z), the output diversity (how much the "
+               "decoded output changes with z) against step (discrete latents: the codebook "
+               "perplexity, dotted its ceiling K). A panel appears when its figure was "
+               "measured at some step."),
 }

@@ -78,6 +78,13 @@ def test_build_orders_rows_explains_and_is_json():
     assert "z0 collapsed between steps 0 and 200 and stayed collapsed." in text
     assert "The verdict first became collapsed at step 400 (it was partial at step 200)." in text
     assert "0 of 2 dimensions carry information" in text
+    # the change to collapsed is said once ("first became"), the others after it with "also"
+    assert "changed from partial to collapsed" not in text
+    assert "The verdict also changed from healthy to partial at step 200." in text
+    # a verdict never collapsed: its changes are told without "also"
+    calm = build_trajectory([_row(0, [0.4], "healthy"), _row(10, [0.3], "undetermined")],
+                            settings={"kl_eps": EPS}, source="checkpoints")
+    assert "The verdict changed from healthy to undetermined at step 10." in calm["explanation"]
     json.dumps(traj, allow_nan=False)
     with pytest.raises(DataError, match="no steps"):
         build_trajectory([], settings={}, source="monitor")

@@ -279,12 +279,13 @@ def explain_events(events: Mapping[str, Any], steps: Sequence[int], final_kl: np
                          "comes from the other evidence: dimensions whose KL buys no "
                          "information about x (uninformative) or that the decoder does not "
                          "read (docs/statuses.md).")
+    said = [c for c in events["verdict_changes"]  # "first became collapsed", said above
+            if c["step"] == verdict_step and c["to"] == "collapsed"]
     changes = [f"{c['from'] or 'not computed'} to {c['to'] or 'not computed'} at step "
-               f"{_n(c['step'])}" for c in events["verdict_changes"]
-               if not (c["step"] == verdict_step and c["to"] == "collapsed")]  # said above
+               f"{_n(c['step'])}" for c in events["verdict_changes"] if c not in said]
     if changes:
-        sentences.append("The verdict " + ("also " if verdict_step is not None else "")
-                         + "changed from " + "; from ".join(changes) + ".")
+        sentences.append("The verdict " + ("also " if said else "") + "changed from "
+                         + "; from ".join(changes) + ".")
     informative = int(np.sum(np.isfinite(final_kl) & (final_kl >= kl_eps)))
     sentences.append(f"At the last step ({_n(steps[-1])}), {informative} of {len(final_kl)} "
                      f"dimensions carry information (KL at least {kl_eps:g} nats); verdict: "

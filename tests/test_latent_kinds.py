@@ -72,3 +72,18 @@ def test_mixing_kinds_is_refused_naming_both():
     assert detect_kind(ToyVAE()) == "gaussian"
     with pytest.raises(ProtocolError, match=r"defines encode\(x\).*and encode_codes\(x\)"):
         collapse_diag.analyze(MixedKinds(), ToyVAE().sample(40))
+
+
+def test_a_code_map_beyond_the_latent_limit_is_refused_before_any_report():
+    """One report row per code position: analyze applies the limit every report reader
+    applies (collapse_diag/config/limits.py), so it never writes a report render refuses."""
+    from discrete_models import IdentityCodes
+
+    from collapse_diag.config.limits import MAX_LATENT_DIM
+
+    positions = MAX_LATENT_DIM + 1
+    model = IdentityCodes(weights=(1.0,) * positions, codes=4)
+    x = torch.randint(0, 4, (40, positions), generator=torch.Generator().manual_seed(0))
+    with pytest.raises(ProtocolError, match=rf"{positions} latent dimensions.*at most "
+                                            rf"{MAX_LATENT_DIM}"):
+        model_info(model, x)

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from collapse_diag.config.limits import check_latent_dim
 from collapse_diag.exceptions import DiagnosticError, ProtocolError
 from collapse_diag.io.data import Batch, num_examples, take, to_device
 from collapse_diag.model.decoding import shard_batches
@@ -219,6 +220,9 @@ def check_latent_model(model: Any, batch: Batch) -> ModelInfo:
                     raise ProtocolError("posterior_logits(x) returned D = 0 or K = 0.")
                 if has_prior:
                     call_logits(model, small, info, prior=True)
+        # one report row per code position / variable: the limit every report reader applies
+        check_latent_dim(info.latent_dim, "encode_codes(x) (code positions)" if kind == CODES
+                         else "posterior_logits(x) (categorical variables)", ProtocolError)
         check_latent_rows(model, small, info)
     finally:
         if training:

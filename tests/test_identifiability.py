@@ -310,7 +310,14 @@ def test_weak_decoder_is_weakly_identifiable():
     assert np.all(res.fisher_ci[:, 1] < 0.1) and np.all(res.fisher_ci[:, 0] > 0)
 
 
-def test_fisher_bootstrap_matches_a_brute_force_loop():
+@pytest.mark.parametrize("triangle_bound", [None, 200])
+def test_fisher_bootstrap_matches_a_brute_force_loop(monkeypatch, triangle_bound):
+    # 200: too many inputs to hold their triangles (bound lowered to force it, issue 28):
+    # counts as bytes, triangles chunk by chunk; the same intervals as a loop over resamples
+    if triangle_bound is not None:
+        from collapse_diag.diagnostics.estimators import fisher_grades
+
+        monkeypatch.setattr(fisher_grades, "_TRIANGLE_ELEMENTS", triangle_bound)
     grads = np.random.default_rng(3).normal(size=(30, 2, 3))
     eig_ci, diag_ci = ident_mod.fisher_bootstrap(grads, 50, 0.9, torch.Generator().manual_seed(1))
     gen = torch.Generator().manual_seed(1)

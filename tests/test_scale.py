@@ -92,23 +92,3 @@ def test_compare_and_track_under_torchrun_write_the_plain_results(command, toy_c
         for folder in ("k1", "k2"):  # the analysed models' reports, written once
             reports = sorted((user_dir / folder / "models").glob("*/report.json"))
             assert len(reports) == 2
-
-
-def test_fisher_bootstrap_by_input_chunks_matches_a_brute_force_loop(monkeypatch):
-    # Too many inputs to hold their triangles (bound lowered to force it): counts as bytes,
-    # triangles chunk by chunk; the same intervals as a loop over resamples (1e-10).
-    from collapse_diag.diagnostics.estimators import fisher_grades
-
-    monkeypatch.setattr(fisher_grades, "_TRIANGLE_ELEMENTS", 200)
-    grads = np.random.default_rng(3).normal(size=(30, 2, 3))
-    eig_ci, diag_ci = fisher_grades.fisher_bootstrap(grads, 50, 0.9,
-                                                     torch.Generator().manual_seed(1))
-    gen = torch.Generator().manual_seed(1)
-    eigs, diags = [], []
-    for _ in range(50):
-        idx = torch.randint(0, 30, (30,), generator=gen).numpy()
-        f = sum(np.outer(g, g) for i in idx for g in grads[i]) / (30 * 2)
-        eigs.append(np.sort(np.linalg.eigvalsh(f))[::-1])
-        diags.append(np.diag(f))
-    np.testing.assert_allclose(eig_ci, np.quantile(eigs, [0.05, 0.95], axis=0).T, rtol=1e-10)
-    np.testing.assert_allclose(diag_ci, np.quantile(diags, [0.05, 0.95], axis=0).T, rtol=1e-10)

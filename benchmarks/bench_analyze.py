@@ -187,7 +187,8 @@ def main() -> None:
             for n in args.n:  # every N back to back, so the time ratios share the machine state
                 data = take(full, slice(0, n))
                 report, recorder, clocks, whole_cpu, whole = _timed_analysis(
-                    model, data, args, originals, sampler)
+                    model, data, originals, sampler, batch_size=args.batch_size,
+                    device=args.device, dtype=args.dtype)
                 clocks = {"encoder pass": (whole - sum(w for w, _ in clocks.values()),
                                            whole_cpu - sum(c for _, c in clocks.values())),
                           **clocks}
@@ -256,16 +257,16 @@ def _rss_mib() -> float:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _timed_analysis(model, data, args, originals, sampler):
-    """One instrumented ``analyze``: (report, recorder, per-phase clocks, CPU s, wall s)."""
+def _timed_analysis(model, data, originals, sampler, **options):
+    """One instrumented ``analyze(model, data, **options)``: (report, recorder, per-phase
+    clocks, CPU s, wall s)."""
     recorder, clocks = _Recorder(model), {}
     sampler.reset(recorder)
     analysis.DIAGNOSTICS.update({k: _phased(recorder, k, f, clocks)
                                  for k, f in originals.items()})
     start, start_cpu = time.perf_counter(), time.process_time()
     try:
-        report = analysis.analyze(model, data, batch_size=args.batch_size,
-                                  device=args.device, dtype=args.dtype)
+        report = analysis.analyze(model, data, **options)
     finally:
         analysis.DIAGNOSTICS.update(originals)
         recorder.restore()

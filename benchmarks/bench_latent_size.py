@@ -21,10 +21,9 @@ from __future__ import annotations
 
 import argparse
 import math
-import time
 
 import torch
-from bench_analyze import _PeakRss, _phased, _Recorder
+from bench_analyze import _PeakRss, _timed_analysis
 from torch import nn
 
 from collapse_diag import analysis
@@ -71,18 +70,8 @@ def main() -> None:
     for dim in args.dims:
         model = LinearToyVAE(torch.tensor([1.0, 0.0]).repeat((dim + 1) // 2)[:dim])
         data = _inputs(model, args.n)
-        recorder, clocks = _Recorder(model), {}
-        sampler.reset(recorder)
-        analysis.DIAGNOSTICS.update({k: _phased(recorder, k, f, clocks)
-                                     for k, f in originals.items()})
-        start, cpu = time.perf_counter(), time.process_time()
-        try:
-            report = analysis.analyze(model, data, device="cpu", diagnostics=args.only)
-        finally:
-            analysis.DIAGNOSTICS.update(originals)
-            recorder.restore()
-            sampler.recorder = None
-        wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+        report, _, clocks, cpu, wall = _timed_analysis(model, data, originals, sampler,
+                                                       device="cpu", diagnostics=args.only)
         rows = {k: v for k, v in sorted(clocks.items(), key=lambda kv: -kv[1][1])}
         print(f"\nD = {dim}: whole analyze {cpu:.2f} CPU s ({wall:.2f} s wall), peak RSS "
               f"{max(sampler.peaks.values(), default=0.0):.0f} MiB ({sampler.start:.0f} at "

@@ -1,7 +1,8 @@
 """Whole ``analyze`` time against its floor of plain model passes (a benchmark, not a test).
 
-For each model it runs ``analyze`` ``--repeat`` times with the model's ``encode``
-and ``log_likelihood`` instrumented: every call's inputs, rows, whether it needed a
+For each model it runs ``analyze`` ``--repeat`` times with the model's ``encode``,
+``log_likelihood`` and ``generate`` (the decoded outputs' greedy decodes: model
+passes too) instrumented: every call's inputs, rows, whether it needed a
 backward pass (the Fisher), and the time spent inside the model are recorded per
 diagnostic, and each diagnostic's wall and CPU seconds. Right after each analysis,
 in the same process, it replays exactly that analysis's calls as plain passes (the
@@ -54,7 +55,8 @@ from collapse_diag.io.data import num_examples, take
 
 
 class _Recorder:
-    """Wraps a model's encode / log_likelihood: rows, grad and seconds per call, per phase."""
+    """Wraps a model's encode / log_likelihood / generate: rows, grad and seconds per call,
+    per phase (``generate``, the decoded outputs' decoder passes, records its codes)."""
 
     def __init__(self, model: torch.nn.Module) -> None:
         self.phase = "encoder pass"
@@ -64,6 +66,9 @@ class _Recorder:
         self._encode, self._ll = model.encode, model.log_likelihood
         model.encode = self.encode
         model.log_likelihood = self.log_likelihood
+        self._generate = getattr(model, "generate", None)
+        if self._generate is not None:
+            model.generate = self.generate
 
     def _sync(self) -> None:
         if torch.cuda.is_available():
@@ -85,8 +90,18 @@ class _Recorder:
         self.calls[self.phase].append(("decode", z.shape[0], bool(z.requires_grad), x))
         return out
 
+    def generate(self, z):
+        start = time.perf_counter()
+        out = self._generate(z)
+        self._sync()
+        self.inside[self.phase] += time.perf_counter() - start
+        self.calls[self.phase].append(("generate", z.shape[0], False, z.detach().clone()))
+        return out
+
     def restore(self) -> None:
         del self.model.encode, self.model.log_likelihood
+        if self._generate is not None:
+            del self.model.generate
 
 
 def _phased(recorder: _Recorder, key: str, func, clocks: dict[str, tuple[float, float]]):
@@ -107,9 +122,10 @@ def _floor(model, calls, latent_dim: int, device: str, dtype: str) -> tuple[floa
     """(wall, CPU) seconds of the same calls as plain passes (backward w.r.t. z where recorded).
 
     Each call gets the very inputs the analysis passed (a text model's cost
-    depends on their padded length) and random z of the same shape; only the
-    model calls are timed. Decoder calls run under the same autocast as the
-    analysis's (``--dtype``).
+    depends on their padded length) and random z of the same shape; ``generate``
+    gets the very codes it was given (a greedy decode's length depends on them).
+    Only the model calls are timed. Decoder calls run under the same autocast as
+    the analysis's (``--dtype``).
     """
     gen = torch.Generator().manual_seed(0)
     model.eval()  # as during the analysis (it restores the model's mode afterwards)
@@ -120,6 +136,9 @@ def _floor(model, calls, latent_dim: int, device: str, dtype: str) -> tuple[floa
         if kind == "encode":
             with torch.no_grad():
                 model.encode(x)
+        elif kind == "generate":
+            with torch.no_grad():
+                model.generate(x)  # x: the recorded codes
         else:
             with analysis._precision("sensitivity", dtype, torch.device(device)):
                 _decode(model, x, z, grad)

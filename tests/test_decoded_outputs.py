@@ -26,6 +26,7 @@ from collapse_diag import analyze
 from collapse_diag.diagnostics.estimators.diversity import (
     differ_fraction,
     distinct_n,
+    token_change,
     token_distance,
     variance_ratio,
 )
@@ -76,6 +77,20 @@ def test_token_distance_matches_a_brute_force_levenshtein():
         if a or b:
             assert token_distance(a, b) == pytest.approx(
                 _levenshtein(a, b) / max(len(a), len(b)), abs=1e-12)
+
+
+def test_token_change_of_many_rows_matches_the_brute_force_row_by_row():
+    # All rows at once (padded to the longest): each row's distance is the recursion's,
+    # exactly (integer distances over integer lengths), whatever the other rows' lengths.
+    rng = random.Random(1)
+    for _ in range(60):
+        reference = tuple(rng.randrange(3) for _ in range(rng.randrange(7)))
+        rows = [tuple(rng.randrange(3) for _ in range(rng.randrange(9)))
+                for _ in range(rng.randrange(1, 8))]
+        expected = [_levenshtein(r, reference) / max(len(r), len(reference))
+                    if r or reference else 0.0 for r in rows]
+        assert token_change(rows, reference).tolist() == pytest.approx(expected, abs=1e-12)
+    assert token_change([], (1, 2)).shape == (0,)
 
 
 def test_differ_fraction_interval_is_clopper_pearson_and_distinct_n_counts():

@@ -130,7 +130,8 @@ def test_deterministic_encoder_saturates_at_log_n():
 
 def test_linear_gaussian_closed_form():
     # I = 0.5 ln(1 + s2 / v) = 0.5 ln 5 ~ 0.805 nats per dimension; tolerance 0.05 nats
-    # (Monte Carlo std ~0.01 at N = 4000, S = 4, plus O(1/N) finite-mixture bias).
+    # (Monte Carlo std ~0.01 at N = 4000, S = 2 under the default query budget of
+    # 10,000, plus O(1/N) finite-mixture bias).
     enc = _linear_gaussian(4000, 2, s2=1.0, v=0.25, seed=2)
     result = _run(enc, samples=4)
     exact = 0.5 * math.log(5.0)
@@ -139,6 +140,36 @@ def test_linear_gaussian_closed_form():
     # Independent dimensions: the per-dimension figures add up to the joint one.
     assert result.per_dimension.sum() == pytest.approx(result.mutual_information, abs=0.05)
     assert not result.saturated and not result.negative
+
+
+@pytest.mark.parametrize(("m", "samples", "budget", "expected"), [
+    (40, 5, 10_000, 5), (3000, 4, 10_000, 3), (3000, 4, 2999, 1), (2500, 4, 10_000, 4),
+    (10_000, 4, 10_000, 1), (7, 2, 1, 1)])
+def test_query_budget_sets_the_draws_per_input(m, samples, budget, expected):
+    # S = max(1, min(samples, budget // M)), and the draws are the documented ones.
+    enc = _linear_gaussian(m, 2, seed=4)
+    result = information_diagnostic(enc, _gen(3), mean_kl=1.0, samples=samples,
+                                    max_queries=budget, max_components=10_000)
+    assert result.samples == expected == result.section().summary["mi_samples_used"]
+    if m <= 3000:
+        eps = torch.randn((m, expected, 2), generator=_gen(3), dtype=torch.float64).numpy()
+        z = enc.mu[:, None] + np.exp(0.5 * enc.logvar)[:, None] * eps
+        assert result.mutual_information == mi_from_samples(z, enc.mu, enc.logvar)[0]
+
+
+def test_one_draw_per_input_keeps_the_closed_form_and_its_interval():
+    # The budget's one draw per input (M = 4000, budget 4000) leaves the estimator unbiased:
+    # the same closed form 2 * 0.5 ln 5 within 0.06 nats (Monte Carlo std ~0.02 with
+    # S = 1), and the bootstrap interval, which resamples inputs with their draws, is
+    # wider than with S = 4 (it carries the draws' noise) and covers the closed form.
+    enc = _linear_gaussian(4000, 2, s2=1.0, v=0.25, seed=2)
+    exact = math.log(5.0)
+    one = _run(enc, samples=4, max_queries=4000, bootstrap=400)
+    four = _run(enc, samples=4, max_queries=16_000, bootstrap=400)
+    assert (one.samples, four.samples) == (1, 4)
+    assert one.mutual_information == pytest.approx(exact, abs=0.06)
+    assert one.mi_ci[0] <= exact <= one.mi_ci[1]
+    assert one.mi_ci[1] - one.mi_ci[0] > four.mi_ci[1] - four.mi_ci[0]
 
 
 def test_subsampling_is_seeded_and_capped():
@@ -232,7 +263,8 @@ def test_section_fields():
     assert isinstance(result, InformationResult)
     section = result.section()
     assert set(section.summary) == {"mutual_information", "marginal_kl", "mi_ceiling",
-                                    "mi_examples", "mi_saturated", "mi_negative",
+                                    "mi_examples", "mi_samples_used", "mi_saturated",
+                                    "mi_negative",
                                     "mutual_information_ci", "marginal_kl_ci",
                                     "mi_indistinguishable_from_zero",
                                     "mi_indistinguishable_from_ceiling"}

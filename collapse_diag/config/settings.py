@@ -213,6 +213,14 @@ class Settings:
         "the same draws), so a converged model costs no extra draws; one that never settles "
         "costs up to this many decoder rows per subsampled input, and the report says "
         "``nll_converged: false``. At most nll_samples when lower.", low=1, high=10**6)
+    mi_max_queries: int = setting(
+        10_000, "Most z draws the MI estimator evaluates in all (inputs used x draws per "
+        "input): above it each input gets fewer than mi_samples draws, at least 1.",
+        details="Draws per input ``S = max(1, min(mi_samples, mi_max_queries // M))`` "
+        "(``mi_samples_used`` in the report), so the full-vector cost is O(M * max(M, "
+        "mi_max_queries) * D) rather than O(M^2 * mi_samples * D). The bootstrap interval "
+        "resamples each input with its draws, so it includes the draws' noise.",
+        low=1, high=10**9)
 
     @classmethod
     def from_kwargs(cls, where: str = "analyze", **kwargs: Any) -> Settings:

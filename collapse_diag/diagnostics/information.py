@@ -48,7 +48,7 @@ from collapse_diag.report.schema import SUMMARY_KEY as S
 from collapse_diag.runtime import distributed
 
 __all__ = ["InformationResult", "information_diagnostic", "mi_from_samples", "mi_terms",
-           "bootstrap_intervals", "trajectory_terms"]
+           "bootstrap_intervals", "trajectory_terms", "samples_per_input"]
 
 #: An interval whose lower end is at most this many nats counts as reaching 0: the
 #: estimator's rounding (identical posteriors give terms of ~1e-15), not a statistical margin.
@@ -68,7 +68,8 @@ class InformationResult:
             prior this difference is the definition used.
         ceiling: ``log(n_used)``: no estimate can exceed it.
         n_used: M, the inputs used as mixture components and evaluation points.
-        samples: z samples per input.
+        samples: z samples per input actually drawn (``mi_samples``, or fewer under
+            ``max_queries``).
         saturated: ``mutual_information >= ceiling - saturation_margin``: the
             estimate is limited by M, not by the encoder.
         negative: ``mutual_information < 0``.
@@ -109,6 +110,7 @@ class InformationResult:
                 S.marginal_kl: self.marginal_kl,
                 S.mi_ceiling: self.ceiling,
                 S.mi_examples: self.n_used,
+                S.mi_samples_used: self.samples,
                 S.mi_saturated: self.saturated,
                 S.mi_negative: self.negative,
                 S.mutual_information_ci: list(self.mi_ci) if self.mi_ci else None,
@@ -261,6 +263,11 @@ def bootstrap_intervals(values: np.ndarray, generator: torch.Generator, resample
     return torch.quantile(torch.cat(means), q, dim=0).T.numpy()
 
 
+def samples_per_input(m: int, samples: int, max_queries: int) -> int:
+    """Draws per input S under the query budget: ``max(1, min(samples, max_queries // m))``."""
+    return max(1, min(samples, max_queries // m))
+
+
 def information_diagnostic(
     encodings: Encodings,
     generator: torch.Generator,
@@ -268,6 +275,7 @@ def information_diagnostic(
     samples: int = 4,
     max_components: int = 10_000,
     saturation_margin: float = 0.5,
+    max_queries: int = 10_000,
     bootstrap: int = 0,
     confidence: float = 0.95,
 ) -> InformationResult:
@@ -275,16 +283,21 @@ def information_diagnostic(
 
     With M inputs (all N, or a seeded subsample of ``max_components`` when
     ``N > max_components``, drawn as ``torch.randperm(N, generator=generator)[:M]``),
-    ``samples`` draws per input ``z_is = mu_i + exp(logvar_i / 2) * eps_is``,
-    ``eps = torch.randn((M, samples, D), generator=generator, dtype=torch.float64)``,
-    are fed to :func:`mi_terms`. The result is an unbiased Monte Carlo
+    S draws per input ``z_is = mu_i + exp(logvar_i / 2) * eps_is``,
+    ``eps = torch.randn((M, S, D), generator=generator, dtype=torch.float64)``, with
+    ``S = max(1, min(samples, max_queries // M))`` (the query budget: M S queries,
+    each against M components), are fed to :func:`mi_terms`. The result is an unbiased Monte Carlo
     estimate of the MI of x uniform over the M inputs, whose true value lies in
     ``[0, log M]``: the ceiling ``log M`` is reached by an encoder whose posteriors
     do not overlap, and the estimate is flagged *saturated* within
     ``saturation_margin`` of it (then it measures M, not the encoder). A
     negative estimate is Monte Carlo noise around a (near) zero MI; it is
-    reported as is and flagged. Cost: O(M^2 * samples * D) flops in GEMMs,
-    O(M^2 * samples) exponentials, bounded memory.
+    reported as is and flagged. Cost: O(M^2 S D) flops in GEMMs, O(M^2 S)
+    exponentials, bounded memory; with the budget M S <= max(M, max_queries) the cost
+    grows as M max(M, max_queries) D, not M^2 samples D. Fewer draws per input leave the
+    estimator unbiased (each term's expectation over z is the same); they add Monte
+    Carlo noise, which the bootstrap interval carries (each input is resampled with
+    its draws).
 
     ``marginal_kl = mean_kl - MI`` is KL(q(z) || p(z)) by the identity of Hoffman
     & Johnson (2016), "ELBO surgery" (the mean KL is over all N inputs, MI over
@@ -307,9 +320,10 @@ def information_diagnostic(
         encodings: Encoder outputs; ``mu`` and ``logvar`` of shape ``(N, D)``.
         generator: The diagnostic's CPU generator (never the global RNG).
         mean_kl: ``KLResult.total``: mean over all N inputs of the summed KL.
-        samples: z samples per input (``Settings.mi_samples``).
+        samples: z samples per input (``Settings.mi_samples``), at most.
         max_components: Largest M (``Settings.mi_max_components``).
         saturation_margin: Nats below ``log M`` from which the estimate is saturated.
+        max_queries: Largest M S (``Settings.mi_max_queries``); S is at least 1.
         bootstrap: Bootstrap resamples for the intervals (``Settings.mi_bootstrap``;
             0: no intervals).
         confidence: Level of the intervals (``Settings.confidence``).
@@ -345,6 +359,7 @@ def information_diagnostic(
         mu, logvar = mu[keep], logvar[keep]
         prior_mu, prior_logvar = prior_mu[keep], prior_logvar[keep]
     m, d = mu.shape
+    samples = samples_per_input(m, samples, max_queries)
     eps = torch.randn((m, samples, d), generator=generator, dtype=torch.float64).numpy()
     z = mu[:, None, :] + np.exp(0.5 * logvar)[:, None, :] * eps
     h, h_dim = mi_terms(z, mu, logvar)
@@ -393,8 +408,8 @@ def _run(context: RunContext) -> InformationResult:
     return information_diagnostic(
         context.encodings, context.generator("information"), mean_kl=kl.total,
         samples=s.mi_samples, max_components=s.mi_max_components,
-        saturation_margin=s.mi_saturation_margin, bootstrap=s.mi_bootstrap,
-        confidence=s.confidence,
+        saturation_margin=s.mi_saturation_margin, max_queries=s.mi_max_queries,
+        bootstrap=s.mi_bootstrap, confidence=s.confidence,
     )
 
 
@@ -403,7 +418,8 @@ SPEC = DiagnosticSpec(
     min_inputs=2,
     run=_run,
     requires=("kl",),
-    settings=("mi_samples", "mi_max_components", "mi_saturation_margin", "mi_bootstrap"),
+    settings=("mi_samples", "mi_max_components", "mi_saturation_margin", "mi_bootstrap",
+              "mi_max_queries"),
     summary_rows=(
         SummaryRow(S.mutual_information, "mutual information I(x; z)", "nats_flagged",
                    related=(S.mi_saturated, S.mi_negative), terminal=label(S.mutual_information)),

@@ -105,6 +105,9 @@ SUMMARY: dict[str, Field] = _index((
        "log(M), M = inputs used by the MI estimator; no estimate can exceed it"),
     _f("mi_examples", "count", "information",
        "M (= N unless N > `mi_max_components`)"),
+    _f("mi_samples_used", "count", "information",
+       "z draws per input in the MI estimator: `mi_samples`, fewer (at least 1) when M x "
+       "`mi_samples` exceeds `mi_max_queries`"),
     _f("mi_saturated", "boolean", "information",
        "estimate within `mi_saturation_margin` of the ceiling"),
     _f("mi_negative", "boolean", "information",

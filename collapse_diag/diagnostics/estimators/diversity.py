@@ -45,23 +45,38 @@ __all__ = ["differ_fraction", "distinct_n", "token_change", "token_distance", "v
 def token_distance(a: tuple[int, ...], b: tuple[int, ...]) -> float:
     """Levenshtein distance between two token sequences over the longer length (0 if both empty).
 
-    Wagner & Fischer (1974) dynamic programme, one row at a time: O(|a| |b|).
+    One pair of :func:`token_change`.
     """
-    if not a and not b:
-        return 0.0
-    previous = list(range(len(b) + 1))
-    for i, token in enumerate(a, 1):
-        current = [i]
-        for j, other in enumerate(b, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1,
-                               previous[j - 1] + (token != other)))
-        previous = current
-    return previous[-1] / max(len(a), len(b))
+    return float(token_change([a], b)[0])
 
 
 def token_change(rows: Sequence[tuple[int, ...]], reference: tuple[int, ...]) -> np.ndarray:
-    """:func:`token_distance` of each row to ``reference``, ``(M,)`` (the mean is the figure)."""
-    return np.array([token_distance(row, reference) for row in rows], dtype=np.float64)
+    """Levenshtein distance of each row to ``reference`` over the longer length, ``(M,)``.
+
+    Wagner & Fischer (1974) dynamic programme, one row of the table per token of
+    ``reference``, for all M rows at once (rows padded to the longest; column j of the
+    table depends only on columns <= j, so the padding never reaches a row's answer at
+    its own length). Within a table row the insertion recurrence
+    ``c_j = min(a_j, c_{j-1} + 1)`` is a running minimum: ``c_j - j = min_{k<=j} (a_k - k)``.
+    O(|reference| M L) in numpy, L the longest row. The mean over rows is the figure; a
+    row and a reference both empty have distance 0.
+    """
+    m = len(rows)
+    lengths = np.fromiter((len(row) for row in rows), dtype=np.int64, count=m)
+    width = int(lengths.max(initial=0))
+    tokens = np.full((m, width), -1, dtype=np.int64)
+    for i, row in enumerate(rows):  # the padding, not the distance: O(M L) copies
+        tokens[i, :len(row)] = row
+    steps = np.arange(width + 1)
+    table = np.broadcast_to(steps, (m, width + 1)).astype(np.int64)
+    for i, token in enumerate(reference, 1):
+        best = np.empty_like(table)
+        best[:, 0] = i
+        np.minimum(table[:, :-1] + (tokens != token), table[:, 1:] + 1, out=best[:, 1:])
+        table = np.minimum.accumulate(best - steps, axis=1) + steps
+    longer = np.maximum(lengths, len(reference))
+    distance = table[np.arange(m), lengths].astype(np.float64)
+    return np.divide(distance, longer, out=np.zeros(m), where=longer > 0)
 
 
 def differ_fraction(rows: Sequence[tuple[int, ...]], reference: tuple[int, ...],

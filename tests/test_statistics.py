@@ -14,6 +14,7 @@ from collapse_diag.diagnostics.estimators import fisher_grades
 from collapse_diag.diagnostics.estimators.fisher_grades import fisher_bootstrap
 from collapse_diag.diagnostics.estimators.statistics import (
     bootstrap_ci,
+    resample_chunk,
     resample_counts,
     signed_rank_greater,
     wilcoxon_greater,
@@ -118,6 +119,23 @@ def test_resample_counts_are_the_bincounts_of_the_index_stream():
                             minlength=9000) for _ in range(300)]
     np.testing.assert_array_equal(counts, expected)
     assert np.all(counts.sum(axis=1) == 9000)
+
+
+def test_resample_counts_within_a_range_are_that_slice_and_keep_the_stream():
+    # A process's share of the resamples (whole chunks or not) is that slice of the full counts;
+    # the generator ends where the full draw leaves it (the next draw is the same).
+    n, resamples = 9000, 400
+    chunk = resample_chunk(n, resamples)
+    full_gen = torch.Generator().manual_seed(2)
+    full = torch.cat(list(resample_counts(n, resamples, full_gen))).numpy()
+    assert resamples > 3 * chunk
+    for within in (range(0, chunk), range(chunk, 3 * chunk), range(2 * chunk, resamples),
+                   range(0, 0), range(5, chunk + 7), range(chunk + 1, resamples - 2)):
+        gen = torch.Generator().manual_seed(2)
+        blocks = list(resample_counts(n, resamples, gen, within=within))
+        part = torch.cat(blocks).numpy() if blocks else np.empty((0, n))
+        np.testing.assert_array_equal(part, full[within.start:within.stop])
+        assert gen.get_state().equal(full_gen.get_state())
 
 
 def _fisher_loop(grads, resamples, confidence, seed):

@@ -29,7 +29,7 @@ from collapse_diag.diagnostics.estimators.mixture_density import (
     dimension_terms,
     full_terms,
 )
-from collapse_diag.diagnostics.estimators.statistics import resample_counts
+from collapse_diag.diagnostics.estimators.statistics import resample_chunk, resample_counts
 from collapse_diag.diagnostics.kl import gaussian_kl
 from collapse_diag.diagnostics.spec import (
     DiagnosticSpec,
@@ -245,6 +245,9 @@ def bootstrap_intervals(values: np.ndarray, generator: torch.Generator, resample
     by :func:`~collapse_diag.diagnostics.estimators.statistics.resample_counts`), and every
     column's mean over them is one GEMM of the resample counts against
     ``values``; the interval is the ``(1 -/+ confidence) / 2`` quantiles of those means.
+    Under torchrun each process counts and multiplies its share of the chunks of
+    resamples (all of them draw every index, so the numbers are one process's) and the
+    means are gathered once.
 
     Args:
         values: Per-input terms, shape ``(M, K)``.
@@ -257,10 +260,23 @@ def bootstrap_intervals(values: np.ndarray, generator: torch.Generator, resample
     """
     v = torch.from_numpy(np.ascontiguousarray(values, dtype=np.float64))
     m = v.shape[0]
-    means = [counts @ v / m
-             for counts in resample_counts(m, resamples, generator)]
+
+    state, end = generator.get_state(), []
+
+    def resample_means(start: int, stop: int) -> tuple[np.ndarray]:
+        drawn = torch.Generator()  # from the same state on every process (and every call)
+        drawn.set_state(state)
+        means = [counts @ v / m for counts in
+                 resample_counts(m, resamples, drawn, within=range(start, stop))]
+        end[:] = [drawn.get_state()]
+        return (torch.cat(means).numpy() if means else np.empty((0, v.shape[1])),)
+
+    # torchrun: every process draws all the indices, counts its share of the resamples
+    means = distributed.map_shard(resamples, resample_means,
+                                  block=resample_chunk(m, resamples))[0]
+    generator.set_state(end[0])  # where drawing every index leaves it
     q = torch.tensor([(1 - confidence) / 2, (1 + confidence) / 2], dtype=torch.float64)
-    return torch.quantile(torch.cat(means), q, dim=0).T.numpy()
+    return torch.quantile(torch.from_numpy(means), q, dim=0).T.numpy()
 
 
 def samples_per_input(m: int, samples: int, max_queries: int) -> int:

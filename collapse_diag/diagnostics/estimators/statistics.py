@@ -36,6 +36,7 @@ from scipy.special import ndtr
 
 __all__ = [
     "bootstrap_ci",
+    "resample_chunk",
     "resample_counts",
     "signed_rank_greater",
     "wilcoxon_greater",
@@ -87,8 +88,13 @@ def bootstrap_ci(
     return float(low), float(high)
 
 
-def resample_counts(n: int, resamples: int, generator: torch.Generator
-                    ) -> Iterator[torch.Tensor]:
+def resample_chunk(n: int, resamples: int) -> int:
+    """Resamples per chunk of :func:`resample_counts`: at most 2^20 indices at once."""
+    return max(1, min(resamples, _BOOTSTRAP_ELEMENTS // n))
+
+
+def resample_counts(n: int, resamples: int, generator: torch.Generator,
+                    within: range | None = None) -> Iterator[torch.Tensor]:
     """Bootstrap resamples as counts: float64 Tensors ``(b, n)``, each row summing to n.
 
     Row j holds how often each of the n inputs was drawn in resample j, from the
@@ -96,14 +102,24 @@ def resample_counts(n: int, resamples: int, generator: torch.Generator
     resample), so a statistic ``sum_i w_i t_i / n`` of the resample is
     ``counts @ t / n``. The indices are drawn as int64 into one buffer reused across
     the chunks (no int32 -> int64 copy, no fresh pages: measured a third faster).
+
+    ``within``: only the resamples in this range are counted and yielded (in the
+    chunks' pieces that fall inside it); every index is drawn all the same, so the
+    generator ends where it would and each process of a torchrun job can take its
+    share of the resamples with the numbers of one process (ranges whose ends are
+    multiples of :func:`resample_chunk` keep whole chunks).
     """
-    chunk = max(1, min(resamples, _BOOTSTRAP_ELEMENTS // n))
+    chunk = resample_chunk(n, resamples)
+    within = range(resamples) if within is None else within
     index = torch.empty((chunk, n), dtype=torch.int64)
     ones = torch.ones(1, dtype=torch.float64).expand(chunk, n)
     for start in range(0, resamples, chunk):
         b = min(chunk, resamples - start)
         torch.randint(0, n, (b, n), generator=generator, out=index[:b])
-        yield torch.zeros((b, n), dtype=torch.float64).scatter_add_(1, index[:b], ones[:b])
+        lo, hi = max(start, within.start) - start, min(start + b, within.stop) - start
+        if lo < hi:
+            yield (torch.zeros((hi - lo, n), dtype=torch.float64)
+                   .scatter_add_(1, index[lo:hi], ones[lo:hi]))
 
 
 @functools.lru_cache(maxsize=64)

@@ -61,6 +61,8 @@ class _Recorder:
     def __init__(self, model: torch.nn.Module) -> None:
         self.phase = "encoder pass"
         self.calls: dict[str, list[tuple[str, int, bool, object]]] = defaultdict(list)
+        self.held_bytes = 0  # the recorded inputs kept for the replay (not the toolkit's)
+        self._held: set[int] = set()
         self.inside: dict[str, float] = defaultdict(float)
         self.model = model
         self._encode, self._ll = model.encode, model.log_likelihood
@@ -69,6 +71,14 @@ class _Recorder:
         self._generate = getattr(model, "generate", None)
         if self._generate is not None:
             model.generate = self.generate
+
+    def _record(self, phase: str, call: tuple[str, int, bool, object]) -> None:
+        self.calls[phase].append(call)
+        for tensor in _tensors(call[3]):
+            storage = tensor.untyped_storage()
+            if storage.data_ptr() not in self._held:
+                self._held.add(storage.data_ptr())
+                self.held_bytes += storage.nbytes()
 
     def _sync(self) -> None:
         if torch.cuda.is_available():
@@ -79,7 +89,7 @@ class _Recorder:
         out = self._encode(x)
         self._sync()
         self.inside[self.phase] += time.perf_counter() - start
-        self.calls[self.phase].append(("encode", num_examples(x), False, x))
+        self._record(self.phase, ("encode", num_examples(x), False, x))
         return out
 
     def log_likelihood(self, x, z):
@@ -87,7 +97,7 @@ class _Recorder:
         out = self._ll(x, z)
         self._sync()
         self.inside[self.phase] += time.perf_counter() - start
-        self.calls[self.phase].append(("decode", z.shape[0], bool(z.requires_grad), x))
+        self._record(self.phase, ("decode", z.shape[0], bool(z.requires_grad), x))
         return out
 
     def generate(self, z):
@@ -95,13 +105,32 @@ class _Recorder:
         out = self._generate(z)
         self._sync()
         self.inside[self.phase] += time.perf_counter() - start
-        self.calls[self.phase].append(("generate", z.shape[0], False, z.detach().clone()))
+        self._record(self.phase, ("generate", z.shape[0], False, z.detach().clone()))
         return out
+
+    def release(self) -> None:
+        """Drop the recorded inputs once replayed (the table needs only rows and grads)."""
+        for phase, calls in self.calls.items():
+            self.calls[phase] = [(kind, rows, grad, None) for kind, rows, grad, _ in calls]
+        self._held.clear()
+        self.held_bytes = 0
 
     def restore(self) -> None:
         del self.model.encode, self.model.log_likelihood
         if self._generate is not None:
             del self.model.generate
+
+
+def _tensors(value):
+    """The tensors in a batch (a tensor, or a dict / list / tuple of them)."""
+    if isinstance(value, torch.Tensor):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _tensors(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _tensors(item)
 
 
 def _phased(recorder: _Recorder, key: str, func, clocks: dict[str, tuple[float, float]]):
@@ -215,6 +244,7 @@ def main() -> None:
                                         args.device, args.dtype)
                           if recorder.calls.get(phase) else (0.0, 0.0) for phase in clocks}
                 floor_cpu = sum(c for _, c in floors.values())
+                recorder.release()  # so that the next analysis starts without them
                 pairs[n].append((whole_cpu / floor_cpu, report, recorder, clocks, floors,
                                  (whole, whole_cpu), dict(sampler.peaks), sampler.start))
         for n in args.n:
@@ -239,8 +269,11 @@ class _PeakRss:
     """Peak resident memory (MiB) per phase: /proc/self/statm sampled every 5 ms in a thread.
 
     ``start`` is the RSS when the analysis starts (the model, the inputs and the
-    interpreter); ``peaks[phase]`` the highest RSS seen while that phase ran. Off Linux,
-    the process's lifetime peak (``resource.getrusage``) at the end of each phase.
+    interpreter); ``peaks[phase]`` the highest RSS seen while that phase ran, less the
+    inputs the recorder keeps for the replay (``_Recorder.held_bytes``: at N = 100,000
+    the prior draws' repeated token ids alone are hundreds of MiB, which the toolkit
+    does not hold). Off Linux, the process's lifetime peak (``resource.getrusage``) at
+    the end of each phase, not corrected.
     """
 
     def __init__(self) -> None:
@@ -264,7 +297,8 @@ class _PeakRss:
             recorder = self.recorder
             if recorder is not None:
                 phase = recorder.phase
-                self.peaks[phase] = max(self.peaks.get(phase, 0.0), _rss_mib())
+                rss = _rss_mib() - recorder.held_bytes / 2**20
+                self.peaks[phase] = max(self.peaks.get(phase, 0.0), rss)
             time.sleep(0.005)
 
 

@@ -63,7 +63,8 @@ class Settings:
         0.01, "A unit is active when Var_x[mu_d(x)] is at least this (Burda et al. 2015).",
         low=0, low_open=True, high=100.0)
     mi_samples: int = setting(
-        4, "z samples per input in the mutual-information estimator.", low=1, high=10_000)
+        4, "z samples per input in the mutual-information estimator (fewer when inputs "
+        "used x mi_samples exceeds mi_max_queries).", low=1, high=10_000)
     mi_max_components: int = setting(
         10_000, "Most inputs the MI estimator uses; larger sets are subsampled (seeded).",
         details="Its cost stays O(mi_max_components^2 * D).", low=2, high=10**9)

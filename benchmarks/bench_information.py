@@ -11,7 +11,9 @@ D, 4 samples per input (the defaults), it prints, each case in a fresh subproces
   agreement (relative difference of the total MI, largest absolute and relative
   difference of the per-dimension MI);
 * the float32 GEMM's error on the total (measured, not used: the estimator runs in float64);
-* the whole diagnostic with the default 1,000 bootstrap resamples for the intervals.
+* the whole diagnostic with its defaults: 1,000 bootstrap resamples for the intervals
+  and the query budget ``mi_max_queries`` = 10,000 (so fewer than the 4 draws per input
+  of the rows above from N = 2,500 on, one from N = 10,000).
 
 ``--mu-scale`` sets the spread of mu: at 1 (default) the MI is near its ceiling
 log N; at 0.1-0.3 it is well below it (1-4 nats at D = 32). ``--logvar-mean``
@@ -116,6 +118,8 @@ def _run(mode: str, n: int, dim: int, threads: int | None, mu_scale: float,
 
 
 def main() -> None:
+    from collapse_diag.diagnostics.information import samples_per_input  # (the budget rule)
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=10_000)
     parser.add_argument("--dims", type=int, nargs="+", default=[32, 128])
@@ -145,7 +149,9 @@ def main() -> None:
               f" MI {new['float32_abs_err']:.2e} nats, largest per-query error "
               f"{new['float32_max_term_err']:.2e} nats")
         diag = _run("diagnostic", args.n, dim, args.threads, args.mu_scale, args.logvar_mean)
-        print(f"       whole diagnostic with 1000 bootstrap resamples: {diag['wall_s']:.2f} s, "
+        print(f"       whole diagnostic (defaults: 1000 bootstrap resamples, "
+              f"{samples_per_input(min(args.n, 10_000), 4, 10_000)} draws per input under the "
+              f"query budget): {diag['wall_s']:.2f} s, "
               f"MI {diag['mi']:.4f}, 95% interval [{diag['ci'][0]:.4f}, {diag['ci'][1]:.4f}]")
         if dim > args.no_exact_above:
             continue

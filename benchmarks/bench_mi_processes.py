@@ -3,7 +3,8 @@
 Builds N synthetic posteriors (D = 32: 16 informative dimensions, mu ~ N(0, 1) and
 sd 0.37, and 16 near-prior ones, mu ~ N(0, 0.05^2) and sd 1; seeded), then runs
 ``information_diagnostic`` (the defaults: at most 10,000 components, 4 samples per
-input within the query budget of 10,000, so 1 at N >= 10,000; 1,000 bootstrap resamples) in one process and under
+input within the query budget of 10,000, so 1 at N >= 10,000; 1,000 bootstrap
+resamples) in one process and under
 ``python -m torch.distributed.run --nproc_per_node=K``, one thread per process, and
 prints the wall seconds of the MI phase (slowest process) and the CPU seconds of the
 busiest process, their ratios to one process, and the largest relative difference of

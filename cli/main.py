@@ -57,7 +57,11 @@ def main() -> None:
 @handle_errors
 def analyze(checkpoint: str, inputs: ModelInputs, fail_on_collapse: bool, save_encodings: bool,
             quiet: bool, debug: bool, **settings: Any) -> None:
-    """Analyse the VAE in CHECKPOINT and write a report to --out."""
+    """Analyse the VAE in CHECKPOINT and write a report to --out.
+
+    CHECKPOINT: a checkpoint file, a pythae or Hugging Face model folder, or a quoted glob
+    naming one training step's Hugging Face sub-model folders ('out/checkpoint-*-31250').
+    """
     from collapse_diag.analysis import analyze as run_analysis
     from collapse_diag.io.checkpoint import load_checkpoint
     from collapse_diag.io.data import load_data

@@ -36,8 +36,9 @@ def _preset_default(spec: Setting) -> str:
 @click.command(epilog=EXIT_CODES_HELP)
 @click.argument("checkpoints", nargs=-1, required=True)
 @click.option("--order", type=click.Choice(["step", "name"]), default="step", show_default=True,
-              help="Order by the checkpoint's 'step' (or 'global_step', 'epoch') key, else a "
-                   "number in its file name; or by file name (steps are then positions).")
+              help="Order by the checkpoint's 'step' (or 'global_step', 'epoch') key, a "
+                   "Trainer folder's trainer_state.json, else the last number in its name; or "
+                   "by name (steps are then positions).")
 @click.option("--full", is_flag=True,
               help="Run the full analysis at every checkpoint instead of the cheap preset.")
 @model_input_options(out_default="collapse-diag-trajectory", formats=FORMATS,
@@ -53,7 +54,10 @@ def track(checkpoints: tuple[str, ...], inputs: ModelInputs, order: str, full: b
           fail_on_collapse: bool, quiet: bool, debug: bool, **settings: Any) -> None:
     """Analyse every checkpoint of a run (files, folders, globs; or one monitor .jsonl log).
 
-    The analysis options override the cheap preset (or, with --full, the defaults).
+    A folder gives its .pt/.pth/.ckpt files and its Hugging Face checkpoints (one per
+    step: Optimus's checkpoint-encoder-<step>/ and checkpoint-decoder-<step>/, the
+    Trainer's checkpoint-<step>/). The analysis options override the cheap preset (or,
+    with --full, the defaults).
     """
     from collapse_diag.io.checkpoint import load_checkpoint
     from collapse_diag.io.data import load_data

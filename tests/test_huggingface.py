@@ -30,8 +30,8 @@ def run(*args):
                                      for a in args])
 
 
-def _optimus(folder: Path, step: int = 100):
-    torch.manual_seed(0)
+def _optimus(folder: Path, step: int = 100, seed: int = 0):
+    torch.manual_seed(seed)
     vae = optimus_vae(*tiny_configs()).eval()
     vae.encoder.save_pretrained(folder / f"checkpoint-encoder-{step}")
     vae.decoder.save_pretrained(folder / f"checkpoint-decoder-{step}")
@@ -109,7 +109,8 @@ def test_code_in_the_folder_runs_only_with_trust_and_messages_name_the_fix(user_
     result = run("analyze", single, "--out", user_dir / "r", *FAST)
     assert result.exit_code == 3 and "auto_map" in result.output
     _optimus(user_dir / "out", step=200)  # two steps side by side: which encoder?
-    with pytest.raises(CheckpointError, match="_config. matches the folders"):
+    with pytest.raises(CheckpointError, match=r"2 training steps \(100, 200\).*"
+                                              r"checkpoint-\*-200.*collapse-diag track"):
         load_checkpoint(user_dir / "out", factory=FACTORY)
     with pytest.raises(CheckpointError, match="does not apply"):
         load_checkpoint(user_dir / "out", factory=FACTORY, state_dict_prefix="model.")
@@ -130,3 +131,71 @@ def test_the_optimus_recipe_of_the_docs_runs_as_written(user_dir):
     loaded = load_checkpoint(user_dir / "optimus_out", factory="optimus_factory:build")
     with torch.no_grad():
         torch.testing.assert_close(loaded.model.encode(x), vae.encode(x), rtol=0, atol=1e-6)
+
+
+def test_track_reads_an_optimus_folder_of_several_steps_one_step_at_a_time(user_dir):
+    # Optimus writes checkpoint-encoder-<step>/, checkpoint-decoder-<step>/ (save_pretrained)
+    # and checkpoint-full-<step>/training.bin side by side for every step it saves.
+    from collapse_diag.runs.track import checkpoint_sha256, checkpoint_step, find_checkpoints
+
+    out = user_dir / "out"
+    vaes = {step: _optimus(out, step=step, seed=step) for step in (100, 200)}
+    for step in vaes:
+        (out / f"checkpoint-full-{step}").mkdir()
+        (out / f"checkpoint-full-{step}" / "training.bin").write_bytes(b"not read")
+    found = find_checkpoints([out])
+    assert found == [out / "checkpoint-*-100", out / "checkpoint-*-200"]
+    assert [checkpoint_step(p) for p in found] == [(100, "name"), (200, "name")]
+    x = token_batch(30)
+    z = torch.randn(30, 4)
+    for path, (step, vae) in zip(found, vaes.items(), strict=True):
+        loaded = load_checkpoint(path, factory=FACTORY)  # the glob: that step's two folders
+        assert loaded.config == {"encoder_config": f"folder:checkpoint-encoder-{step}",
+                                 "decoder_config": f"folder:checkpoint-decoder-{step}"}
+        assert loaded.sha256 == checkpoint_sha256(path)
+        with torch.no_grad():  # the very weights of that step (float32 rounding of a sum)
+            torch.testing.assert_close(loaded.model.log_likelihood(x, z),
+                                       vae.log_likelihood(x, z), rtol=1e-6, atol=1e-5)
+    assert checkpoint_sha256(found[0]) != checkpoint_sha256(found[1])
+    torch.save(x, user_dir / "x.pt")
+    args = ("track", out, "--factory", FACTORY, "--data", user_dir / "x.pt", "--out",
+            user_dir / "traj", "--per-dim-swap-examples", "8", "--prior-samples", "2",
+            "--format", "json", "-q")
+    result = run(*args)
+    assert result.exit_code == 0, result.output
+    traj = json.loads((user_dir / "traj" / "trajectory.json").read_text())
+    assert [r["step"] for r in traj["rows"]] == [100, 200]
+    assert [r["checkpoint"]["sha256"] for r in traj["rows"]] == [checkpoint_sha256(p)
+                                                                  for p in found]
+    one = run("analyze", out / "checkpoint-*-200", "--factory", FACTORY, "--data",
+              user_dir / "x.pt", "--out", user_dir / "r200", *FAST)  # one step, by its glob
+    assert one.exit_code == 0, one.output
+    report = json.loads((user_dir / "r200" / "report.json").read_text())
+    assert report["checkpoint"]["sha256"] == checkpoint_sha256(found[1])
+    both = run("analyze", out, "--factory", FACTORY, "--data", user_dir / "x.pt", *FAST)
+    assert both.exit_code == 3 and "2 training steps (100, 200)" in both.output
+    again = run(*args)  # the cache keys on the folders' files: nothing analysed again
+    assert again.exit_code == 0 and json.loads(
+        (user_dir / "traj" / "trajectory.json").read_text())["rows"] == traj["rows"]
+
+
+def test_trainer_checkpoint_folders_are_steps_read_from_trainer_state(user_dir):
+    # The Trainer's layout: run/checkpoint-<step>/ each one save_pretrained model with its
+    # trainer_state.json; a model folder's own .pt files (optimizer, scheduler) are no
+    # checkpoints.
+    from collapse_diag.runs.track import checkpoint_step, find_checkpoints
+
+    torch.manual_seed(2)
+    bert = BertModel(tiny_configs()[0])
+    run_dir = user_dir / "run"
+    for step in (500, 1000):
+        folder = run_dir / f"checkpoint-{step}"
+        bert.save_pretrained(folder)
+        (folder / "trainer_state.json").write_text(json.dumps({"global_step": step + 1}))
+        torch.save({"state": {}}, folder / "optimizer.pt")
+    assert find_checkpoints([run_dir]) == [run_dir / "checkpoint-500",
+                                           run_dir / "checkpoint-1000"]  # by their names' steps
+    assert checkpoint_step(run_dir / "checkpoint-500") == (501, "trainer_state.json")
+    assert find_checkpoints([run_dir / "checkpoint-500"]) == [run_dir / "checkpoint-500"]
+    shutil.rmtree(run_dir / "checkpoint-1000")  # one Trainer folder left: it, not run/
+    assert find_checkpoints([run_dir]) == [run_dir / "checkpoint-500"]

@@ -43,10 +43,17 @@ from collapse_diag.analysis import _data_sha256, analyze
 from collapse_diag.config.limits import MAX_REPORT_BYTES, check_json_text
 from collapse_diag.config.presets import preset_settings
 from collapse_diag.config.settings import Settings
-from collapse_diag.exceptions import CheckpointError, DataError, invalid_parameter
+from collapse_diag.exceptions import (
+    CheckpointError,
+    CollapseDiagError,
+    DataError,
+    invalid_parameter,
+)
+from collapse_diag.io.adapters.huggingface import folder_sha256
 from collapse_diag.io.checkpoint import file_sha256, load_checkpoint
+from collapse_diag.io.checkpoint_kinds import hf_model_folders, hf_step_pattern, hf_steps
 from collapse_diag.io.data import Batch, num_examples, validate_data
-from collapse_diag.io.files import read_text_limited
+from collapse_diag.io.files import MAX_CONFIG_BYTES, read_text_limited
 from collapse_diag.io.labels import load_labels
 from collapse_diag.model.method_map import map_methods, parse_map
 from collapse_diag.report.report import SCHEMA_VERSION, write_text_atomic
@@ -54,13 +61,16 @@ from collapse_diag.report.schema import TOP_LEVEL_KEY as T
 from collapse_diag.runs.trajectory import build_trajectory, read_monitor_log, row_from_report
 from collapse_diag.runtime import distributed
 
-__all__ = ["CHECKPOINT_SUFFIXES", "STEP_KEYS", "TrackResult", "checkpoint_step",
-           "find_checkpoints", "order_checkpoints", "track"]
+__all__ = ["CHECKPOINT_SUFFIXES", "STEP_KEYS", "TRAINER_STATE", "TrackResult",
+           "checkpoint_sha256", "checkpoint_step", "find_checkpoints", "hf_checkpoints",
+           "order_checkpoints", "track"]
 
 #: File endings taken as checkpoints when a folder is given.
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
 #: Keys of a checkpoint dict read as its step, in this order of preference.
 STEP_KEYS = ("step", "global_step", "epoch")
+#: The Hugging Face Trainer's state file in a checkpoint folder (its ``global_step``).
+TRAINER_STATE = "trainer_state.json"
 _NUMBER = re.compile(r"\d+")
 
 
@@ -82,7 +92,11 @@ class TrackResult:
 
 
 def find_checkpoints(sources: Sequence[str | Path]) -> list[Path]:
-    """Expand folders (their ``*.pt``, ``*.pth``, ``*.ckpt`` files) and glob patterns.
+    """Expand folders and glob patterns into checkpoints.
+
+    A folder gives its ``*.pt``, ``*.pth``, ``*.ckpt`` files and its Hugging Face
+    checkpoints (:func:`hf_checkpoints`); a Hugging Face model folder, or a folder of
+    one step's sub-model folders, is itself one checkpoint.
 
     Raises:
         CheckpointError: a source that matches nothing.
@@ -92,8 +106,10 @@ def find_checkpoints(sources: Sequence[str | Path]) -> list[Path]:
         text = str(source)
         path = Path(text)
         if path.is_dir():
-            matches = sorted(p for p in path.iterdir()
-                             if p.is_file() and p.suffix in CHECKPOINT_SUFFIXES)
+            matches = hf_checkpoints(path)
+            if matches != [path]:  # (a model folder's own .pt files are not checkpoints)
+                matches += sorted(p for p in path.iterdir()
+                                  if p.is_file() and p.suffix in CHECKPOINT_SUFFIXES)
         elif path.is_file():
             matches = [path]
         elif any(c in text for c in "*?["):
@@ -102,23 +118,69 @@ def find_checkpoints(sources: Sequence[str | Path]) -> list[Path]:
             matches = []
         if not matches:
             raise CheckpointError(f"{text!r} is no checkpoint file, no folder holding "
-                                  f"{'/'.join(CHECKPOINT_SUFFIXES)} files and no glob "
-                                  "matching files: check the path.")
+                                  f"{'/'.join(CHECKPOINT_SUFFIXES)} files or Hugging Face "
+                                  "model folders and no glob matching files: check the path.")
         found.update(dict.fromkeys(matches))
     return list(found)
+
+
+def hf_checkpoints(folder: Path) -> list[Path]:
+    """The Hugging Face checkpoints a folder holds, one per training step.
+
+    * the folder is a ``save_pretrained`` model folder, or holds the sub-model folders
+      of one step (Optimus's ``checkpoint-encoder-100/`` and ``checkpoint-decoder-100/``):
+      the folder itself;
+    * it holds the sub-model folders of several steps (``checkpoint-encoder-100/``,
+      ``checkpoint-decoder-100/``, ``checkpoint-encoder-200/``, ...): one glob per step
+      naming that step's folders (``FOLDER/checkpoint-*-100``), which the loader reads
+      as one checkpoint; a step with a single model folder (the Trainer's
+      ``checkpoint-100/``) is that folder;
+    * a single model folder inside it (one Trainer ``checkpoint-100/``): that folder;
+    * its sub-folders that are none of these but hold sub-model folders (a
+      ``checkpoint-100/`` with ``encoder/`` and ``decoder/`` inside): each of them.
+
+    Only names are listed (no file is read). ``[]`` when there are none.
+    """
+    folders = hf_model_folders(folder)
+    steps = hf_steps(folders) if "" not in folders else {}
+    if folders and not steps:  # one model, one step's sub-models, or one Trainer folder
+        return [folder] if "" in folders or len(folders) > 1 else list(folders.values())
+    found = [folder / hf_step_pattern(names, step) for step, names in steps.items()]
+    try:
+        children = sorted(c for c in folder.iterdir() if c.is_dir() and c.name not in folders)
+    except OSError:
+        children = []
+    return found + [c for c in children if hf_model_folders(c)]
+
+
+def checkpoint_sha256(path: Path) -> str:
+    """SHA-256 of a checkpoint file, or of a Hugging Face checkpoint's configs and weights.
+
+    The ``checkpoint.sha256`` its report records.
+    """
+    folders = hf_model_folders(path) if not path.is_file() else {}
+    return folder_sha256(folders) if folders else file_sha256(path)
 
 
 def checkpoint_step(path: str | Path) -> tuple[int | None, str | None]:
     """The training step of a checkpoint and where it was read.
 
     The step is the first of :data:`STEP_KEYS` found in the checkpoint dict (read
-    with ``weights_only=True``: nothing is unpickled), else the last number in the
-    file name (``epoch=3-step=1200.ckpt`` -> 1200).
+    with ``weights_only=True``: nothing is unpickled), else a Hugging Face Trainer
+    folder's ``global_step`` (its ``trainer_state.json``), else the last number in the
+    file or folder name (``epoch=3-step=1200.ckpt`` -> 1200, ``checkpoint-*-200`` -> 200).
 
     Returns:
-        ``(step, "key name" | "name")``, or ``(None, None)`` when there is none.
+        ``(step, "key name" | "trainer_state.json" | "name")``, or ``(None, None)``
+        when there is none.
     """
     path = Path(path)
+    if not path.is_file():
+        step = _trainer_step(path)
+        if step is not None:
+            return step, TRAINER_STATE
+        numbers = _NUMBER.findall(path.name)
+        return (int(numbers[-1]), "name") if numbers else (None, None)
     payload = None
     for mmap in (True, False):  # mmap reads only what is needed; old-format files need False
         try:
@@ -135,6 +197,19 @@ def checkpoint_step(path: str | Path) -> tuple[int | None, str | None]:
                 return int(value), key
     numbers = _NUMBER.findall(path.stem)
     return (int(numbers[-1]), "name") if numbers else (None, None)
+
+
+def _trainer_step(folder: Path) -> int | None:
+    """``global_step`` of a Hugging Face Trainer checkpoint folder's ``trainer_state.json``."""
+    state = folder / TRAINER_STATE
+    if not state.is_file():
+        return None
+    try:
+        text = read_text_limited(state, TRAINER_STATE, MAX_CONFIG_BYTES)
+        value = json.loads(text).get("global_step")
+    except (OSError, ValueError, AttributeError, CollapseDiagError):
+        return None
+    return int(value) if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _natural_key(path: Path) -> list[Any]:
@@ -191,7 +266,7 @@ def _one_of(a: Path, b: Path, step: int) -> tuple[Path, Path]:
     """``(kept, dropped)`` of two files of one step, or a CheckpointError if both count."""
     if _is_last_copy(a) != _is_last_copy(b):
         return (b, a) if _is_last_copy(a) else (a, b)
-    if file_sha256(a) == file_sha256(b):
+    if checkpoint_sha256(a) == checkpoint_sha256(b):
         first, second = sorted((a, b), key=_natural_key)
         return first, second
     raise CheckpointError(f"{str(a)!r} and {str(b)!r} both have step {step:,} and hold "
@@ -332,7 +407,7 @@ def _analyse_each(ordered: list[tuple[int, Path]], cache_dir: Path, data: Batch,
     distributed.setup(torch.device(cfg.device))
     main = distributed.is_main()
     for step, path in _bar(ordered, show_progress and main):
-        sha = file_sha256(path)
+        sha = checkpoint_sha256(path)
         cache = cache_dir / f"{_cache_key(sha, cfg, data_sha, overrides)}.json"
         report = _read_cache(cache)
         if report is None:

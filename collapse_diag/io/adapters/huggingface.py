@@ -6,6 +6,10 @@ A Hugging Face model folder holds ``config.json`` and its weights
 built from pretrained transformers, as Optimus (Li et al. 2020,
 https://github.com/ChunyuanLI/Optimus) saves it, is a folder of such folders:
 ``checkpoint-encoder-<step>/`` (a BERT) and ``checkpoint-decoder-<step>/`` (a GPT-2).
+A folder holding the sub-models of several steps is refused; a glob as the path's
+last part (``out/checkpoint-*-31250``) names one step's folders
+(:func:`~collapse_diag.io.checkpoint_kinds.hf_model_folders`), which is how
+``track`` reads such a folder step by step.
 
 What is read, and what runs:
 
@@ -50,7 +54,12 @@ import torch
 from torch import nn
 
 from collapse_diag.exceptions import CheckpointError
-from collapse_diag.io.checkpoint_kinds import HF_WEIGHT_FILES, hf_model_folders
+from collapse_diag.io.checkpoint_kinds import (
+    HF_WEIGHT_FILES,
+    hf_model_folders,
+    hf_step_pattern,
+    hf_steps,
+)
 from collapse_diag.io.factory import resolve_factory
 from collapse_diag.io.files import (
     MAX_CONFIG_BYTES,
@@ -61,7 +70,7 @@ from collapse_diag.io.files import (
 from collapse_diag.io.model_building import config_argument, file_sha256, finish, fit_weights
 from collapse_diag.io.torch_files import read_torch_file
 
-__all__ = ["load_huggingface", "read_hf_weights", "match_roles"]
+__all__ = ["folder_sha256", "load_huggingface", "read_hf_weights", "match_roles"]
 
 _CONFIG_SUFFIX = "_config"
 
@@ -237,7 +246,7 @@ def match_roles(folders: dict[str, Path], parameters: list[str], where: str) -> 
     return matches
 
 
-def _folder_sha(folders: dict[str, Path]) -> str:
+def folder_sha256(folders: dict[str, Path]) -> str:
     """SHA-256 over the names and SHA-256 of every config and weight file, in name order."""
     digest = hashlib.sha256()
     for name in sorted(folders):
@@ -282,10 +291,19 @@ def load_huggingface(path: str | Path, factory: str | None = None, config: Any =
         raise CheckpointError(
             f"{shown!r} is not a Hugging Face model folder: it must hold config.json and one of "
             f"{list(HF_WEIGHT_FILES)} (save_pretrained), or folders that do.")
+    steps = hf_steps(folders) if "" not in folders else {}
+    if steps:
+        last = max(steps)
+        raise CheckpointError(
+            f"{shown!r} holds the model folders of {len(steps)} training steps "
+            f"({', '.join(f'{s:,}' for s in steps)}): name one step's folders with a quoted "
+            f"glob, e.g. '{display_path(folder / hf_step_pattern(steps[last], last))}', or run "
+            f"collapse-diag track on the folder to analyse every step "
+            "(docs/adapters.md#hugging-face-folders).")
     extra = config_argument(config) or {}
     transformers = _import_transformers()
     raws = {name: _read_json(sub / "config.json") for name, sub in folders.items()}
-    sha = _folder_sha(folders)
+    sha = folder_sha256(folders)
     if factory is None:
         if "" not in folders:
             raise CheckpointError(

@@ -103,9 +103,10 @@ SPEC = DiagnosticSpec(
         SummaryRow(S.identifiability_counts, "Fisher directions by grade", "counts"),
     ),
     columns=(
-        DimensionColumn(D.fisher, "Fisher", "num", terminal=True, overview=True),
-        DimensionColumn(D.contraction_ci, "contraction interval", "interval"),
-        DimensionColumn(D.identifiability, "identifiability", "text"),
+        DimensionColumn(D.fisher, "Fisher", "num", terminal=True, overview=True,
+                        group="cause"),
+        DimensionColumn(D.contraction_ci, "contraction interval", "interval", group="cause"),
+        DimensionColumn(D.identifiability, "identifiability", "text", group="cause"),
     ),
     plots=(
         PlotRef("identifiability", "Identifiability",

@@ -80,6 +80,11 @@ table.sortable td { white-space: nowrap; }
 .wide td { white-space: nowrap; }
 .wide th:first-child, .wide td:first-child { position: sticky; left: 0; background: #fff; }
 .wide th:first-child { background: #f6f8fa; }
+@media (max-width: 600px) {
+  body { padding: 0 0.75rem; }
+  table { font-size: 0.8rem; }
+  th, td { padding: 0.2rem 0.4rem; }
+}
 @media print {
   body { max-width: none; margin: 0; font-size: 10pt; }
   nav, .hint { display: none; }

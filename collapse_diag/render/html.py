@@ -143,8 +143,8 @@ def min_width_px(table: Table) -> float:
     min-content width with :data:`CHAR_PX` a character. A table of at most
     :data:`TEXT_WIDTH_PX` by this estimate fits the text column without scrolling sideways.
     """
-    return sum(CHAR_PX * max(_unbreakable(title, False),
-                             *(_unbreakable(cell, table.sortable) for cell in cells))
+    return sum(CHAR_PX * max([_unbreakable(title, False),
+                              *(_unbreakable(cell, table.sortable) for cell in cells)])
                + COLUMN_PX for title, *cells in zip(table.headers, *table.rows, strict=True))
 
 

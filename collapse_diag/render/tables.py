@@ -249,15 +249,14 @@ def dimension_table(report: Report, keys: Collection[str] | None = None) -> Tabl
 #: order they are shown; the ``lead`` columns open every table instead of one of their own.
 DIMENSION_GROUPS: dict[str, tuple[str, str]] = {
     "encoder": ("What the encoder puts in z",
-                "How much each dimension tells about its input: KL and MI in nats (MI "
-                "estimates that fall below 0, noise, read ≈ 0), and how the posterior "
-                "varies across inputs (Var mu(x): the spread of its mean; E sigma²(x): its own "
-                "variance; signal weighs one against the other)."),
+                "How much each dimension tells about its input (KL and MI in nats; an MI "
+                "estimate below 0 is noise and reads ≈ 0) and how its posterior varies from "
+                "input to input."),
     "decoder": ("What the decoder does with z",
                 "How much worse the decoder explains an input when this dimension alone comes "
-                "from another input's z (swap delta, nats; 0: the decoder ignores it), the "
-                "intervals around it, and the threshold below which it is negligible: the "
-                "decision interval and that threshold decide used, ignored or undetermined."),
+                "from another input's z (swap delta, nats; 0: the decoder ignores it). Where "
+                "shown, the decision interval against the negligible threshold decides used, "
+                "ignored or undetermined."),
     "cause": ("Identifiability and cause",
               "Fisher: how sharply the likelihood pins the dimension down (its diagonal of "
               "the Fisher information; flat: not at all). KL of q*: the KL of the "

@@ -1,7 +1,7 @@
 """The HTML writer: prints a :class:`~collapse_diag.render.document.Document` as report.html.
 
 The file is self-contained: inline CSS (with print rules), one small inline
-script that sorts the per-dimension table, images as ``data:image/png;base64``
+script that sorts the per-dimension tables, images as ``data:image/png;base64``
 URIs; no external script, font, stylesheet or image, so it reads offline and
 prints. Every piece of report text is HTML-escaped.
 """
@@ -26,7 +26,9 @@ _VERDICT_COLORS = {"healthy": STATUS_COLORS["used"], "partial": STATUS_COLORS["u
 _DOT_COLORS = {**_VERDICT_COLORS, **STATUS_COLORS}
 
 #: Width of the body's text column (its ``max-width``), in CSS px: a table narrower than this,
-#: by :func:`min_width_px`, fits it on a 1280 px window (a laptop's).
+#: by :func:`min_width_px`, fits it on a 1280 px window (a laptop's); a wider one spans the
+#: window's width (up to 1800 px) in a smaller font, and wider still it scrolls sideways in
+#: its box, its first column kept in view.
 TEXT_WIDTH_PX = 1100
 #: Per character and per column (2 x 0.6 rem padding and a 1 px border) of a table in its
 #: 0.88 rem font, in CSS px. Measured in headless Chromium with its default sans-serif
@@ -36,13 +38,11 @@ CHAR_PX, COLUMN_PX = 8.2, 21.0
 #: A status's coloured dot and its margin, in characters of the table's font.
 DOT_CHARS = 2
 
-#: A table wider than TEXT_WIDTH_PX spans the window's width (up to 1800 px), in a smaller
-#: font; wider still it scrolls sideways in its box, its first column kept in view.
-
 _CSS = """
 :root { color-scheme: light; }
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif;
-  color: #1f2328; line-height: 1.5; max-width: 1100px; margin: 2rem auto; padding: 0 1.25rem; }
+  color: #1f2328; line-height: 1.5; max-width: TEXT_WIDTH_PXpx; margin: 2rem auto;
+  padding: 0 1.25rem; }
 h1 { font-size: 1.7rem; margin-bottom: 0.5rem; }
 h2 { font-size: 1.3rem; border-bottom: 1px solid #d0d7de; padding-bottom: 0.2rem;
   margin-top: 2rem; }
@@ -92,7 +92,7 @@ table.sortable td { white-space: nowrap; }
   figure, table, .verdict { break-inside: avoid; }
   * { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
 }
-"""
+""".replace("TEXT_WIDTH_PX", str(TEXT_WIDTH_PX))
 
 _SCRIPT = """
 document.querySelectorAll("table.sortable th").forEach(function (th) {

@@ -104,9 +104,9 @@ SPEC = DiagnosticSpec(
     ),
     columns=(
         DimensionColumn(D.fisher, "Fisher", "num", terminal=True, overview=True,
-                        group="cause"),
-        DimensionColumn(D.contraction_ci, "contraction interval", "interval", group="cause"),
-        DimensionColumn(D.identifiability, "identifiability", "text", group="cause"),
+                        group="why"),
+        DimensionColumn(D.contraction_ci, "contraction interval", "interval", group="why"),
+        DimensionColumn(D.identifiability, "identifiability", "text", group="why"),
     ),
     plots=(
         PlotRef("identifiability", "Identifiability",

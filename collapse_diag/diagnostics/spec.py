@@ -68,9 +68,9 @@ COLUMN_FORMATS = ("text", "num", "nonnegative", "percent", "interval", "p_value"
 #: Groups of the per-dimension columns; the documents show one table per group (titles and
 #: captions in render/tables.py), so no table is wider than a laptop's window: ``lead`` first
 #: in every table, after the dimension (the verdict's status); ``encoder`` what the encoder
-#: puts in z; ``decoder`` what the decoder does with z (the swaps); ``cause`` whether the
+#: puts in z; ``decoder`` what the decoder does with z (the swaps); ``why`` whether the
 #: likelihood identifies z and why a dimension is unused.
-COLUMN_GROUPS = ("lead", "encoder", "decoder", "cause")
+COLUMN_GROUPS = ("lead", "encoder", "decoder", "why")
 
 
 @dataclass

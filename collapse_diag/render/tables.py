@@ -257,11 +257,11 @@ DIMENSION_GROUPS: dict[str, tuple[str, str]] = {
                 "from another input's z (swap delta, nats; 0: the decoder ignores it). Where "
                 "shown, the decision interval against the negligible threshold decides used, "
                 "ignored or undetermined."),
-    "cause": ("Identifiability and cause",
-              "Fisher: how sharply the likelihood pins the dimension down (its diagonal of "
-              "the Fisher information; flat: not at all). KL of q*: the KL of the "
-              "decoder's own best posterior, beside the encoder's KL; cause: why an unused "
-              "dimension is unused (docs/statuses.md)."),
+    "why": ("Identifiability and cause",
+            "Fisher: how sharply the likelihood pins the dimension down (its diagonal of the "
+            "Fisher information; flat: not at all). KL of q*: the KL of the decoder's own "
+            "best posterior, beside the encoder's KL; cause: why an unused dimension is "
+            "unused (docs/statuses.md)."),
 }
 
 

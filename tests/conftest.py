@@ -54,6 +54,19 @@ def analysed():
     return build_all()
 
 
+@pytest.fixture(scope="session")
+def demo_dir(tmp_path_factory):
+    """``collapse-diag demo --format json,md`` run once per session: (its folder, its output)."""
+    from click.testing import CliRunner
+
+    from collapse_diag_cli.main import main
+
+    out = tmp_path_factory.mktemp("demo")
+    result = CliRunner().invoke(main, ["demo", "--out", str(out), "--format", "json,md"])
+    assert result.exit_code == 0, result.output
+    return out, result.output
+
+
 @pytest.fixture
 def reports(analysed):
     """Copies of the real reports (healthy, collapsed, partial, sequential, failed, kl_only):

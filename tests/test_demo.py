@@ -14,14 +14,6 @@ PROBE_GAIN = 0.2  # healthy: some factor beats its majority baseline by at least
 PROBE_MARGIN = 0.05  # collapsed: no factor beats its baseline by this much
 
 
-@pytest.fixture(scope="module")
-def demo_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("demo")
-    result = CliRunner().invoke(main, ["demo", "--out", str(out), "--format", "json,md"])
-    assert result.exit_code == 0, result.output
-    return out, result.output
-
-
 def _report(out, name):
     return Report.from_json(out / name / "report.json")
 

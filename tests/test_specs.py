@@ -201,7 +201,8 @@ def _toy_spec() -> DiagnosticSpec:
     return DiagnosticSpec(
         name="spread", run=_spread, requires=("kl",),
         summary_rows=(SummaryRow(_KEY, "mean posterior variance", "nats", terminal="spread"),),
-        columns=(DimensionColumn(_KEY, "posterior variance", "num", terminal=True),),
+        columns=(DimensionColumn(_KEY, "posterior variance", "num", terminal=True,
+                                 group="encoder"),),
         sections=(SectionRef("Spread", "spread", "The toy section.",
                              "collapse_diag.render.tables:summary_table"),),
         explanation=(f"{__name__}:spread_text",),

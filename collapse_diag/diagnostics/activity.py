@@ -200,10 +200,11 @@ SPEC = DiagnosticSpec(
         SummaryRow(SK.signal_counts, "signal (clear / noisy / weak)", "counts"),
     ),
     columns=(
-        DimensionColumn(DK.signal, "signal", "text", terminal=True),
-        DimensionColumn(DK.mu_variance, "Var mu(x)", "num", terminal=True, overview=True),
+        DimensionColumn(DK.signal, "signal", "text", terminal=True, group="encoder"),
+        DimensionColumn(DK.mu_variance, "Var mu(x)", "num", terminal=True, overview=True,
+                        group="encoder"),
         DimensionColumn(DK.posterior_variance, "E sigma²(x)", "num", terminal=True,
-                        overview=True),
+                        overview=True, group="encoder"),
     ),
     plots=(
         PlotRef("activity", "Activity map",

@@ -103,9 +103,10 @@ SPEC = DiagnosticSpec(
         SummaryRow(S.identifiability_counts, "Fisher directions by grade", "counts"),
     ),
     columns=(
-        DimensionColumn(D.fisher, "Fisher", "num", terminal=True, overview=True),
-        DimensionColumn(D.contraction_ci, "contraction interval", "interval"),
-        DimensionColumn(D.identifiability, "identifiability", "text"),
+        DimensionColumn(D.fisher, "Fisher", "num", terminal=True, overview=True,
+                        group="why"),
+        DimensionColumn(D.contraction_ci, "contraction interval", "interval", group="why"),
+        DimensionColumn(D.identifiability, "identifiability", "text", group="why"),
     ),
     plots=(
         PlotRef("identifiability", "Identifiability",

@@ -444,7 +444,7 @@ SPEC = DiagnosticSpec(
     ),
     columns=(
         DimensionColumn(D.mutual_information, "MI (nats)", "nonnegative", terminal=True,
-                        overview=True),
+                        overview=True, group="encoder"),
     ),
     plots=(
         PlotRef("information", "Information split",

@@ -202,9 +202,10 @@ SPEC = DiagnosticSpec(
         SummaryRow(SK.collapsed_units, "collapsed units (KL < kl_eps)", "of_dims"),
     ),
     columns=(
-        DimensionColumn(DK.kl, "KL (nats)", "num", terminal=True, overview=True),
+        DimensionColumn(DK.kl, "KL (nats)", "num", terminal=True, overview=True,
+                        group="encoder"),
         DimensionColumn(DK.kl_collapse_rate, "collapse rate", "percent", terminal=True,
-                        overview=True),
+                        overview=True, group="encoder"),
     ),
     plots=(
         PlotRef("kl", "KL per dimension",

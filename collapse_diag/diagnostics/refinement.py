@@ -170,8 +170,8 @@ SPEC = DiagnosticSpec(
                    related=(SK.approximation_gap_ci,)),
     ),
     columns=(
-        DimensionColumn(DK.kl_refined, "KL of q* (nats)", "num", overview=True),
-        DimensionColumn(DK.cause, "cause", "text", terminal=True),
+        DimensionColumn(DK.kl_refined, "KL of q* (nats)", "num", overview=True, group="why"),
+        DimensionColumn(DK.cause, "cause", "text", terminal=True, group="why"),
     ),
     explanation=("collapse_diag.render.cause_text:cause_text",
                  "collapse_diag.render.cause_text:remedies_text"),

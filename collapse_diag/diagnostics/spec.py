@@ -41,6 +41,7 @@ from collapse_diag.runtime.rng import generator_for
 
 __all__ = [
     "COLUMN_FORMATS",
+    "COLUMN_GROUPS",
     "ROW_FORMATS",
     "DiagnosticSpec",
     "DimensionColumn",
@@ -64,6 +65,12 @@ ROW_FORMATS = ("text", "num", "nats", "of_dims", "counts", "p_value", "percent",
 #: figures), ``nonnegative`` (``num`` for an estimate of a quantity >= 0: a negative estimate,
 #: noise, reads "≈ 0"), ``percent``, ``interval`` ("low to high"), ``p_value``.
 COLUMN_FORMATS = ("text", "num", "nonnegative", "percent", "interval", "p_value")
+#: Groups of the per-dimension columns; the documents show one table per group (titles and
+#: captions in render/tables.py), so no table is wider than a laptop's window: ``lead`` first
+#: in every table, after the dimension (the verdict's status); ``encoder`` what the encoder
+#: puts in z; ``decoder`` what the decoder does with z (the swaps); ``why`` whether the
+#: likelihood identifies z and why a dimension is unused.
+COLUMN_GROUPS = ("lead", "encoder", "decoder", "why")
 
 
 @dataclass
@@ -136,6 +143,8 @@ class DimensionColumn:
         format: One of :data:`COLUMN_FORMATS`.
         terminal: Also shown by ``collapse-diag analyze`` on the terminal.
         overview: A row of the per-dimension overview heatmap (``num`` or ``percent`` only).
+        group: One of :data:`COLUMN_GROUPS`: the documents' table it is shown in (keyword only,
+            no default: every new column picks one).
     """
 
     key: str
@@ -143,6 +152,7 @@ class DimensionColumn:
     format: str = "num"
     terminal: bool = False
     overview: bool = False
+    group: str = field(kw_only=True)
 
 
 @dataclass(frozen=True)

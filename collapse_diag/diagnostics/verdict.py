@@ -354,6 +354,6 @@ SPEC = DiagnosticSpec(
         SummaryRow(SK.verdict, "verdict", "text"),
         SummaryRow(SK.status_counts, "status counts", "counts"),
     ),
-    columns=(DimensionColumn(DK.status, "status", "text", terminal=True),),
+    columns=(DimensionColumn(DK.status, "status", "text", terminal=True, group="lead"),),
     explanation=("collapse_diag.render.dimension_text:statuses_text",),
 )

@@ -21,7 +21,7 @@ from collapse_diag.render.failures import is_render_error, render_error_key
 from collapse_diag.render.plots import SECTION_PLOTS, missing_note, plots_for
 from collapse_diag.render.tables import (
     Table,
-    dimension_table,
+    dimension_tables,
     errors_table,
     provenance_table,
     settings_table,
@@ -129,9 +129,10 @@ def build_document(report: Report, drawn: Collection[str]) -> Document:
     sections.append(Section("Plots", "plots", figures=figures))
     sections.append(Section(
         "Per-dimension figures", "per-dimension-figures",
-        ("One row per latent dimension; KL, MI and swap deltas in nats. The status rule is "
-         "documented in docs/statuses.md of collapse-diag.",),
-        tables=(dimension_table(report),)))
+        ("One row per latent dimension, its figures split by what they measure into tables "
+         "that each repeat the dimension and its status. Every column is explained in "
+         "docs/reading-the-report.md of collapse-diag, the status rule in docs/statuses.md.",),
+        tables=tuple(dimension_tables(report))))
     sections += _spec_sections(report, drawn)
     sections.append(Section("Settings", "settings", tables=(settings_table(report),)))
     sections.append(Section("Provenance", "provenance", tables=(provenance_table(report),)))

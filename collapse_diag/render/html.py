@@ -1,7 +1,7 @@
 """The HTML writer: prints a :class:`~collapse_diag.render.document.Document` as report.html.
 
 The file is self-contained: inline CSS (with print rules), one small inline
-script that sorts the per-dimension table, images as ``data:image/png;base64``
+script that sorts the per-dimension tables, images as ``data:image/png;base64``
 URIs; no external script, font, stylesheet or image, so it reads offline and
 prints. Every piece of report text is HTML-escaped.
 """
@@ -25,15 +25,24 @@ _VERDICT_COLORS = {"healthy": STATUS_COLORS["used"], "partial": STATUS_COLORS["u
 #: "undetermined" has its status's colour).
 _DOT_COLORS = {**_VERDICT_COLORS, **STATUS_COLORS}
 
-#: A table with more columns than this spans the window's width (up to 1800 px), in a smaller
-#: font; wider still (a full analysis has 21 per-dimension columns, about 1450 px) it scrolls
-#: sideways in its box, its first column (the dimension) kept in view.
-WIDE_COLUMNS = 8
+#: Width of the body's text column (its ``max-width``), in CSS px: a table narrower than this,
+#: by :func:`min_width_px`, fits it on a 1280 px window (a laptop's); a wider one spans the
+#: window's width (up to 1800 px) in a smaller font, and wider still it scrolls sideways in
+#: its box, its first column kept in view.
+TEXT_WIDTH_PX = 1100
+#: Per character and per column (2 x 0.6 rem padding and a 1 px border) of a table in its
+#: 0.88 rem font, in CSS px. Measured in headless Chromium with its default sans-serif
+#: (DejaVu Sans, wider than most system-ui fonts): 8.17 px a character and 20.6 px a column
+#: over the per-dimension tables of the demo (scripts/screenshot_pages.py), rounded up.
+CHAR_PX, COLUMN_PX = 8.2, 21.0
+#: A status's coloured dot and its margin, in characters of the table's font.
+DOT_CHARS = 2
 
 _CSS = """
 :root { color-scheme: light; }
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif;
-  color: #1f2328; line-height: 1.5; max-width: 1100px; margin: 2rem auto; padding: 0 1.25rem; }
+  color: #1f2328; line-height: 1.5; max-width: TEXT_WIDTH_PXpx; margin: 2rem auto;
+  padding: 0 1.25rem; }
 h1 { font-size: 1.7rem; margin-bottom: 0.5rem; }
 h2 { font-size: 1.3rem; border-bottom: 1px solid #d0d7de; padding-bottom: 0.2rem;
   margin-top: 2rem; }
@@ -58,6 +67,11 @@ table.sortable th[data-order="desc"]::after { content: " \\25BC"; }
 .dot { display: inline-block; width: 0.75em; height: 0.75em; border-radius: 50%;
   margin-right: 0.35em; vertical-align: baseline; }
 .scroll { overflow-x: auto; }
+.legend { font-size: 0.85rem; color: #57606a; margin: -0.5rem 0 1.2rem; max-width: 80ch; }
+table.sortable th:first-child, table.sortable td:first-child { position: sticky; left: 0;
+  background: #fff; }
+table.sortable th:first-child { background: #f6f8fa; }
+table.sortable td { white-space: nowrap; }
 .scroll.wide { width: calc(100vw - 2.5rem); max-width: 1800px; position: relative;
   left: 50%; transform: translateX(-50%); }
 .wide table { font-size: 0.76rem; margin-left: auto; margin-right: auto; }
@@ -66,6 +80,11 @@ table.sortable th[data-order="desc"]::after { content: " \\25BC"; }
 .wide td { white-space: nowrap; }
 .wide th:first-child, .wide td:first-child { position: sticky; left: 0; background: #fff; }
 .wide th:first-child { background: #f6f8fa; }
+@media (max-width: 600px) {
+  body { padding: 0 0.75rem; }
+  table { font-size: 0.8rem; }
+  th, td { padding: 0.2rem 0.4rem; }
+}
 @media print {
   body { max-width: none; margin: 0; font-size: 10pt; }
   nav, .hint { display: none; }
@@ -73,7 +92,7 @@ table.sortable th[data-order="desc"]::after { content: " \\25BC"; }
   figure, table, .verdict { break-inside: avoid; }
   * { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
 }
-"""
+""".replace("TEXT_WIDTH_PX", str(TEXT_WIDTH_PX))
 
 _SCRIPT = """
 document.querySelectorAll("table.sortable th").forEach(function (th) {
@@ -109,16 +128,38 @@ def _cell(text: str, key: float | str | None, sortable: bool) -> str:
     return f'<td{numeric} data-sort="{escape(sort)}">{inner}</td>'
 
 
+def _unbreakable(text: str, whole: bool) -> int:
+    """Characters of the widest piece of ``text`` a line cannot break (all of it if ``whole``)."""
+    width = len(text) if whole else max((len(word) for word in text.split()), default=0)
+    return width + (DOT_CHARS if text in _DOT_COLORS else 0)
+
+
+def min_width_px(table: Table) -> float:
+    """Estimated narrowest width of ``table`` in the HTML page, in CSS px.
+
+    The width of a table whose column titles wrap at their spaces but whose cells do not
+    (a sortable table's cells: ``white-space: nowrap``; any other's wrap too):
+    ``sum over columns of (CHAR_PX * widest unbreakable piece + COLUMN_PX)``, the browser's
+    min-content width with :data:`CHAR_PX` a character. A table of at most
+    :data:`TEXT_WIDTH_PX` by this estimate fits the text column without scrolling sideways.
+    """
+    return sum(CHAR_PX * max([_unbreakable(title, False),
+                              *(_unbreakable(cell, table.sortable) for cell in cells)])
+               + COLUMN_PX for title, *cells in zip(table.headers, *table.rows, strict=True))
+
+
 def _table(table: Table) -> str:
+    """The table in its scroll box, its title (``h3``) above and its caption below."""
     attrs = ' class="sortable"' if table.sortable else ""
     head = "".join(f"<th>{escape(h)}</th>" for h in table.headers)
     body = "\n".join(
         "<tr>" + "".join(_cell(t, k, table.sortable) for t, k in zip(row, keys, strict=True))
         + "</tr>" for row, keys in zip(table.rows, table.keys, strict=True))
-    hint = ('<p class="hint">Click a column title to sort.</p>\n' if table.sortable else "")
-    wide = " wide" if len(table.headers) > WIDE_COLUMNS else ""
-    return (f'{hint}<div class="scroll{wide}"><table{attrs}>\n<thead><tr>{head}</tr></thead>\n'
-            f"<tbody>\n{body}\n</tbody>\n</table></div>")
+    title = f"<h3>{escape(table.title)}</h3>\n" if table.title else ""
+    caption = f'\n<p class="legend">{escape(table.caption)}</p>' if table.caption else ""
+    wide = " wide" if min_width_px(table) > TEXT_WIDTH_PX else ""
+    return (f'{title}<div class="scroll{wide}"><table{attrs}>\n<thead><tr>{head}</tr></thead>\n'
+            f"<tbody>\n{body}\n</tbody>\n</table></div>{caption}")
 
 
 def render_html(document: Document, images: Mapping[str, str]) -> str:
@@ -154,6 +195,8 @@ def render_html(document: Document, images: Mapping[str, str]) -> str:
                 parts.append(f'<figure><img src="{images[figure.name]}" '
                              f'alt="{escape(figure.title)}"><figcaption>'
                              f"{escape(figure.caption)}</figcaption></figure>")
+        if any(table.sortable for table in section.tables):
+            parts.append('<p class="hint">Click a column title to sort.</p>')
         parts += [_table(table) for table in section.tables]
         parts.append("</section>")
     parts += [f"<script>{_SCRIPT}</script>", "</body>", "</html>"]

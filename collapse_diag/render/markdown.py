@@ -19,10 +19,12 @@ def escape_markdown(text: str) -> str:
 
 
 def _table(table: Table) -> list[str]:
-    lines = ["| " + " | ".join(escape_markdown(h) for h in table.headers) + " |",
-             "|" + "|".join("---" for _ in table.headers) + "|"]
+    """The table, its title (``###``) above and its caption (a paragraph) below."""
+    lines = [f"### {escape_markdown(table.title)}", ""] if table.title else []
+    lines += ["| " + " | ".join(escape_markdown(h) for h in table.headers) + " |",
+              "|" + "|".join("---" for _ in table.headers) + "|"]
     lines += ["| " + " | ".join(escape_markdown(c) for c in row) + " |" for row in table.rows]
-    return lines
+    return lines + (["", escape_markdown(table.caption)] if table.caption else [])
 
 
 def render_markdown(document: Document, images: Mapping[str, str]) -> str:

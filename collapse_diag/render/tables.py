@@ -4,7 +4,10 @@ Each table is a :class:`Table` of already formatted cells plus raw sort keys;
 the Markdown and HTML writers only decide how to print it, so what a table
 holds is decided here, once. The key-figures rows and the per-dimension columns
 are those the diagnostic specs declare (``spec.summary_rows``, ``spec.columns``;
-collapse_diag/diagnostics/spec.py); this module implements their number formats.
+collapse_diag/diagnostics/spec.py); this module implements their number formats,
+and splits the per-dimension columns into one table per ``column.group``
+(:data:`DIMENSION_GROUPS`): the 20 or so columns side by side would not fit a
+laptop's window.
 """
 
 from __future__ import annotations
@@ -22,10 +25,12 @@ from collapse_diag.report.schema import SUMMARY_KEY as SK
 from collapse_diag.report.values import finite, setting
 
 __all__ = [
+    "DIMENSION_GROUPS",
     "MISSING",
     "Table",
     "dimension_columns",
     "dimension_table",
+    "dimension_tables",
     "errors_table",
     "fmt_counts",
     "fmt_interval",
@@ -58,12 +63,16 @@ class Table(NamedTuple):
         rows: Formatted cells, one list per row.
         keys: Raw value of each cell (number or text, ``None`` when missing), for sorting.
         sortable: Whether an interactive document may let a reader sort it by column.
+        title: Heading printed above it (``None``: none, the section's title says it).
+        caption: How to read it, printed below it (``None``: none).
     """
 
     headers: list[str]
     rows: list[list[str]]
     keys: list[list[float | str | None]]
     sortable: bool = False
+    title: str | None = None
+    caption: str | None = None
 
 
 def text_table(rows: list[list[str]], align_right: bool = False) -> str:
@@ -233,6 +242,45 @@ def dimension_table(report: Report, keys: Collection[str] | None = None) -> Tabl
     table = _table(["dim"] + [c.header for c in columns], raw,
                    [lambda v: f"z{v}"] + [_COLUMN_FORMATTERS[c.format] for c in columns])
     return table._replace(sortable=True)
+
+
+#: Title and caption of the documents' table of each group of per-dimension columns
+#: (``DimensionColumn.group``, :data:`~collapse_diag.diagnostics.spec.COLUMN_GROUPS`), in the
+#: order they are shown; the ``lead`` columns open every table instead of one of their own.
+DIMENSION_GROUPS: dict[str, tuple[str, str]] = {
+    "encoder": ("What the encoder puts in z",
+                "How much each dimension tells about its input (KL and MI in nats; an MI "
+                "estimate below 0 is noise and reads ≈ 0) and how its posterior varies from "
+                "input to input."),
+    "decoder": ("What the decoder does with z",
+                "How much worse the decoder explains an input when this dimension alone comes "
+                "from another input's z (swap delta, nats; 0: the decoder ignores it). Where "
+                "shown, the decision interval against the negligible threshold decides used, "
+                "ignored or undetermined."),
+    "why": ("Identifiability and cause",
+            "Fisher: how sharply the likelihood pins the dimension down (its diagonal of the "
+            "Fisher information; flat: not at all). KL of q*: the KL of the decoder's own "
+            "best posterior, beside the encoder's KL; cause: why an unused dimension is "
+            "unused (docs/statuses.md)."),
+}
+
+
+def dimension_tables(report: Report) -> list[Table]:
+    """:func:`dimension_table` split into one table per group of columns (those with a value).
+
+    Each opens with the dimension and its ``lead`` columns (the status), then the columns of
+    its group (:data:`DIMENSION_GROUPS`); a group none of whose columns has a value is left
+    out. Every other column is in exactly one of them.
+    """
+    columns = dimension_columns()
+    lead = [c.key for c in columns if c.group == "lead"]
+    opening = len(dimension_table(report, lead).headers)  # the dimension and its status
+    tables = []
+    for group, (title, caption) in DIMENSION_GROUPS.items():
+        table = dimension_table(report, lead + [c.key for c in columns if c.group == group])
+        if len(table.headers) > opening:
+            tables.append(table._replace(title=title, caption=caption))
+    return tables
 
 
 def summary_rows() -> list[SummaryRow]:

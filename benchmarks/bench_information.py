@@ -100,7 +100,7 @@ def _one(mode: str, n: int, dim: int, threads: int | None, mu_scale: float,
         kl = kl_diagnostic(enc).total
         result, row["wall_s"], row["cpu_s"] = _timed(lambda: information_diagnostic(
             enc, torch.Generator().manual_seed(0), kl, bootstrap=1000))
-        row.update(mi=result.mutual_information, ci=list(result.mi_ci))
+        row.update(mi=result.mutual_information, ci=list(result.mi_ci), samples=result.samples)
     if "peak_mib" not in row:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base  # Linux: KiB
         row["peak_mib"] = max(peak, 0) / 2**20
@@ -118,8 +118,6 @@ def _run(mode: str, n: int, dim: int, threads: int | None, mu_scale: float,
 
 
 def main() -> None:
-    from collapse_diag.diagnostics.information import samples_per_input  # (the budget rule)
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=10_000)
     parser.add_argument("--dims", type=int, nargs="+", default=[32, 128])
@@ -150,7 +148,7 @@ def main() -> None:
               f"{new['float32_max_term_err']:.2e} nats")
         diag = _run("diagnostic", args.n, dim, args.threads, args.mu_scale, args.logvar_mean)
         print(f"       whole diagnostic (defaults: 1000 bootstrap resamples, "
-              f"{samples_per_input(min(args.n, 10_000), 4, 10_000)} draws per input under the "
+              f"{diag['samples']} draws per input under the "
               f"query budget): {diag['wall_s']:.2f} s, "
               f"MI {diag['mi']:.4f}, 95% interval [{diag['ci'][0]:.4f}, {diag['ci'][1]:.4f}]")
         if dim > args.no_exact_above:

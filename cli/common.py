@@ -124,12 +124,14 @@ def signals_interrupt() -> Iterator[None]:
     The interruption unwinds the command (temporary files removed, the earlier
     report untouched: the files of a report are swapped in as a set with these
     signals deferred, collapse_diag/io/file_set.py) and exits 128 + the signal number.
+    A signal ignored when the command starts stays ignored: ``nohup collapse-diag ...``
+    keeps running when the terminal hangs up.
     """
     previous = {}
     try:
         for name in ("SIGTERM", "SIGHUP"):
-            if hasattr(signal, name):
-                number = getattr(signal, name)
+            number = getattr(signal, name, None)
+            if number is not None and signal.getsignal(number) != signal.SIG_IGN:
                 previous[number] = signal.signal(number, _raise_interrupted)
     except ValueError:  # not the main thread (a library caller's thread): leave them be
         pass

@@ -44,6 +44,7 @@ from collapse_diag.render import write_report
 from collapse_diag.render.replace import MAX_DPI
 from collapse_diag.report.encodings_file import save_encodings
 from collapse_diag.report.report import Report
+from collapse_diag_cli.common import signals_interrupt
 from collapse_diag_cli.main import main
 
 TESTS = Path(__file__).parent
@@ -276,18 +277,34 @@ def test_sighup_is_handled_like_sigint(user_dir, earlier, monkeypatch):
     monkeypatch.delitem(sys.modules, "hostile", raising=False)
     _slow_checkpoint(workdir)
     before = snapshot(earlier)
+    outer = signal.signal(signal.SIGHUP, signal.SIG_DFL)  # (SIG_IGN when run under nohup)
     sender = threading.Thread(target=lambda: (_wait_for(workdir / "STARTED"),
                                               os.kill(os.getpid(), signal.SIGHUP)))
     sender.start()
     try:
         result = CliRunner().invoke(main, ["analyze", "s.pt", "--out", "out", "-q"])
+        assert signal.getsignal(signal.SIGHUP) == signal.SIG_DFL  # restored after the command
     finally:
         sender.join()
         sys.modules.pop("hostile", None)
+        signal.signal(signal.SIGHUP, outer)
     assert result.exit_code == 128 + signal.SIGHUP, result.output
     assert result.output.strip() == "error: interrupted by SIGHUP."
     assert snapshot(earlier) == before
-    assert signal.getsignal(signal.SIGHUP) == signal.SIG_DFL  # restored after the command
+
+
+def test_a_hangup_ignored_by_nohup_stays_ignored():
+    # `nohup collapse-diag analyze ... &`: the terminal's hangup must not stop the command.
+    outer = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        with signals_interrupt():
+            assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
+            assert signal.getsignal(signal.SIGTERM) not in (signal.SIG_IGN, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGHUP)  # ignored: nothing is raised
+            time.sleep(0.05)
+        assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, outer)
 
 
 # ---- the library's own exceptions ---------------------------------------------------------------

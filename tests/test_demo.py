@@ -3,12 +3,10 @@
 import json
 
 import pytest
-from click.testing import CliRunner
 
 from collapse_diag import Report
 from collapse_diag.demo import comparison_table
 from collapse_diag.examples import SHIPPED
-from collapse_diag_cli.main import main
 
 PROBE_GAIN = 0.2  # healthy: some factor beats its majority baseline by at least this
 PROBE_MARGIN = 0.05  # collapsed: no factor beats its baseline by this much
@@ -50,10 +48,15 @@ def test_shipped_healthy_models_are_not_collapsed(demo_dir, name):
 
 
 def test_demo_reports_are_deterministic(demo_dir, tmp_path):
-    out = demo_dir[0]
-    result = CliRunner().invoke(main, ["demo", "--out", str(tmp_path), "--format", "json",
-                                       "--quiet"])
-    assert result.exit_code == 0
+    # The demo's own call for one model (collapse_diag/demo.py: analyze with the checkpoint's
+    # data, labels and the seed, then write_report), run again: the same report.json.
+    from collapse_diag import analyze, load_checkpoint, write_report
+
+    out, name = demo_dir[0], "digits"
+    loaded = load_checkpoint(SHIPPED[name])
+    report = analyze(loaded.model, loaded.data, labels=loaded.labels, seed=0,
+                     checkpoint={"path": str(SHIPPED[name]), "sha256": loaded.sha256})
+    write_report(report, tmp_path / name, ("json",))
 
     def stable(path):
         payload = json.loads(path.read_text())
@@ -61,7 +64,6 @@ def test_demo_reports_are_deterministic(demo_dir, tmp_path):
         payload["provenance"].pop("created")
         return payload
 
-    name = "digits"
     assert stable(tmp_path / name / "report.json") == stable(out / name / "report.json")
 
 

@@ -293,6 +293,30 @@ def test_sighup_is_handled_like_sigint(user_dir, earlier, monkeypatch):
     assert snapshot(earlier) == before
 
 
+@pytest.mark.skipif(os.name != "posix", reason="abandoned staging folders are told by pid")
+def test_a_staging_folder_left_by_a_killed_run_is_removed_by_the_next(reports, tmp_path):
+    # SIGKILL leaves the staging folder; the next write to the same folder removes the ones
+    # whose process is gone, and leaves those of a live process or of another host alone.
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    out = tmp_path / "r"
+    write_report(reports["healthy"], out, ("json",))
+    host = file_set._host()
+    left = {
+        "dead": tmp_path / f".r{file_set.STAGING_MARK}{host}-{dead.pid}-abc",
+        "inside": out / f"{file_set.STAGING_MARK}{host}-{dead.pid}-def",
+        "live": tmp_path / f".r{file_set.STAGING_MARK}{host}-{os.getpid()}-ghi",
+        "other host": tmp_path / f".r{file_set.STAGING_MARK}elsewhere-{dead.pid}-jkl",
+        "other folder": tmp_path / f".q{file_set.STAGING_MARK}{host}-{dead.pid}-mno",
+    }
+    for path in left.values():
+        (path / "new").mkdir(parents=True)
+        (path / "new" / "report.json").write_text("{}")
+    write_report(reports["healthy"], out, ("json",))
+    assert {k for k, p in left.items() if p.exists()} == {"live", "other host", "other folder"}
+    assert json.loads((out / "report.json").read_text())["summary"]
+
+
 def test_a_hangup_ignored_by_nohup_stays_ignored():
     # `nohup collapse-diag analyze ... &`: the terminal's hangup must not stop the command.
     outer = signal.signal(signal.SIGHUP, signal.SIG_IGN)

@@ -16,6 +16,10 @@ partial ``--format``, new files beside old ones that contradict them.
    raised, so the earlier report stays whole;
 3. deletes the earlier members and the staging folder.
 
+A run killed with SIGKILL (or the OOM killer) cannot clean up: its staging folder
+stays. The next run writing to the same folder removes the staging folders whose
+process (same host, its pid in the name) no longer runs.
+
 Members of the set that this run does not write are *stale*: they are removed
 (they would describe another run) and their names returned.
 """
@@ -26,6 +30,7 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import tempfile
 import threading
 from collections.abc import Iterable, Iterator, Mapping
@@ -33,7 +38,8 @@ from pathlib import Path
 
 __all__ = ["STAGING_MARK", "replace_files", "signals_deferred"]
 
-#: Part of the name of a staging folder (a run killed with SIGKILL leaves one behind).
+#: Part of the name of a staging folder (a run killed with SIGKILL leaves one behind; the
+#: next run writing to the same folder on the same host removes it).
 STAGING_MARK = ".collapse-diag-staging-"
 #: The signals deferred while a set is swapped in (the ones the CLI turns into an exit).
 DEFERRED_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP")
@@ -67,16 +73,67 @@ def signals_deferred() -> Iterator[None]:
             signal.raise_signal(number)
 
 
+def _host() -> str:
+    """This machine's name with every character but letters and digits as ``_``."""
+    return "".join(c if c.isalnum() else "_" for c in socket.gethostname()) or "host"
+
+
+def _owner() -> str:
+    """This process in a staging folder's name: ``<host>-<pid>-``."""
+    return f"{_host()}-{os.getpid()}-"
+
+
 def _staging_dir(out: Path) -> Path:
-    """A new empty folder beside ``out`` on the same file system, else inside ``out``."""
+    """A new empty folder beside ``out`` on the same file system, else inside ``out``.
+
+    Named ``.<name>.collapse-diag-staging-<host>-<pid>-*`` (``.collapse-diag-staging-...``
+    inside ``out``), so that a later run can tell one its owner left behind.
+    """
     target = out.resolve()
     try:
         if target.parent.stat().st_dev == target.stat().st_dev:
-            return Path(tempfile.mkdtemp(prefix=f".{target.name}{STAGING_MARK}",
+            return Path(tempfile.mkdtemp(prefix=f".{target.name}{STAGING_MARK}{_owner()}",
                                          dir=target.parent))
     except OSError:
         pass  # the parent is not writable: stage inside the folder itself
-    return Path(tempfile.mkdtemp(prefix=STAGING_MARK, dir=target))
+    return Path(tempfile.mkdtemp(prefix=f"{STAGING_MARK}{_owner()}", dir=target))
+
+
+def _remove_abandoned(out: Path) -> list[Path]:
+    """Remove the staging folders of ``out`` whose process is gone (killed by SIGKILL).
+
+    Only folders named by this host (``<host>-<pid>-``) whose pid no longer runs: a
+    folder of another machine sharing the file system, or of a live process, is left
+    alone. POSIX only (elsewhere probing a pid could end that process). Returns them.
+    """
+    if os.name != "posix":
+        return []
+    target = out.resolve()
+    patterns = [(target.parent, f".{target.name}{STAGING_MARK}{_host()}-"),
+                (target, f"{STAGING_MARK}{_host()}-")]
+    removed = []
+    for folder, prefix in patterns:
+        try:
+            candidates = [p for p in folder.iterdir() if p.name.startswith(prefix)]
+        except OSError:
+            continue
+        for path in candidates:
+            pid = path.name[len(prefix):].split("-", 1)[0]
+            if pid.isdigit() and not _running(int(pid)) and path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    """Whether a process with this pid exists (POSIX: signal 0 probes without sending)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, OSError):
+        return True  # someone else's process, or a pid we cannot probe: keep its folder
+    return True
 
 
 def _depth_first(members: Iterable[str]) -> list[str]:
@@ -106,6 +163,7 @@ def replace_files(out_dir: str | Path, files: Mapping[str, bytes],
     out.mkdir(parents=True, exist_ok=True)
     names = list(dict.fromkeys([*members, *files]))
     tops = [m for m in names if not any(m.startswith(f"{p}/") for p in names)]
+    _remove_abandoned(out)
     stage = _staging_dir(out)
     try:
         new = stage / "new"

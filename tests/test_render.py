@@ -157,6 +157,32 @@ def _text(report):
     return " ".join(explain(report))
 
 
+def test_a_non_significant_swap_claims_absence_only_within_the_negligible_threshold(analysed):
+    # The verdict's rule (whole_swap_negligible): p >= alpha alone is not evidence that the
+    # decoder ignores z; the interval's upper end within min(negligible_swap_nats,
+    # negligible_swap_fraction * I(x; z)) is.
+    base = analysed["collapsed"].to_dict()
+    assert not base["summary"]["swap_significant"]
+    cap = base["settings"]["negligible_swap_nats"]
+    fraction = base["settings"]["negligible_swap_fraction"]
+    # (MI, interval's upper end, shown absent): the threshold is min(cap, fraction * MI)
+    for mi, high, shown in ((1.0, 0.5 * cap, True), (1.0, 0.8, False),
+                            (0.02, 0.5 * fraction * 0.02, True), (0.02, 0.5 * cap, False)):
+        d = json.loads(json.dumps(base))
+        d["summary"].update(swap_ci=[-0.2, high], mutual_information=mi)
+        text = _text(Report.from_dict(d))
+        assert ("does not measurably read z" in text) is shown, text
+        assert ("models x on its own" in text) is shown
+        assert ("is not decided by the swap test" in text) is not shown
+        if not shown:
+            threshold = min(cap, fraction * mi)
+            assert (f"reaches {fmt_num(high)} nats, above the negligible threshold of "
+                    f"{fmt_num(threshold)} nats") in text
+            # a threshold set by a small MI: more inputs would not decide it, the text says why
+            assert ("more inputs would narrow" in text) is (threshold == cap)
+            assert ("likelihood-flatness and Fisher" in text) is (threshold < cap)
+
+
 def test_explanation_differs_between_collapsed_and_healthy(analysed):
     h, c = analysed["healthy"], analysed["collapsed"]
     healthy, collapsed = _text(h), _text(c)

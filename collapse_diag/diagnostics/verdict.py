@@ -64,7 +64,7 @@ import numpy as np
 
 from collapse_diag.config.settings import Settings
 from collapse_diag.diagnostics.estimators.fisher_grades import fisher_cutoff
-from collapse_diag.diagnostics.estimators.swap_decision import negligible_thresholds
+from collapse_diag.diagnostics.estimators.swap_decision import whole_swap_threshold
 from collapse_diag.diagnostics.information import ZERO_ATOL
 from collapse_diag.diagnostics.informative import informative_dims
 from collapse_diag.diagnostics.spec import DiagnosticSpec, DimensionColumn, RunContext, SummaryRow
@@ -314,10 +314,9 @@ def whole_swap_negligible(sensitivity: SensitivityResult, information: Informati
     ci = getattr(sensitivity, "swap_ci", None)
     if ci is None or len(ci) != 2 or not np.isfinite(float(ci[1])):
         return False
-    mi = getattr(information, "mutual_information", None)
-    reference = None if mi is None else np.array([float(mi)])
-    threshold = negligible_thresholds(reference, 1, settings.negligible_swap_nats,
-                                      settings.negligible_swap_fraction)[0]
+    threshold = whole_swap_threshold(getattr(information, "mutual_information", None),
+                                     settings.negligible_swap_nats,
+                                     settings.negligible_swap_fraction)
     return float(ci[1]) <= threshold
 
 

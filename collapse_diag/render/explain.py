@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from collapse_diag.diagnostics.estimators.swap_decision import whole_swap_threshold
 from collapse_diag.diagnostics.probes import PROBE_MARGIN
 from collapse_diag.diagnostics.registry import display_order, report_kind
 from collapse_diag.diagnostics.spec import resolve
@@ -76,14 +77,34 @@ def decoder_text(report: Report) -> str:
     if per_token is not None:
         evidence.append(f"{fmt_num(per_token)} nats per token")
     paren = f" ({'; '.join(evidence)})" if evidence else ""
+    # the verdict's rule (diagnostics/verdict.py, whole_swap_negligible): absence is shown
+    # only by an interval within the negligible threshold, never by p >= alpha alone
+    mi, cap = finite(s.get(SK.mutual_information)), float(setting(report, "negligible_swap_nats"))
+    fraction = float(setting(report, "negligible_swap_fraction"))
+    threshold = whole_swap_threshold(mi, cap, fraction)
+    high = ci[1] if len(ci) == 2 else None
     if reads:
         text = [f"The decoder reads z. Giving each input another input's code lowers its "
                 f"log-likelihood by {fmt_num(delta)} nats on average{paren}."]
-    else:
+    elif high is not None and high <= threshold:
         text = [f"The decoder does not measurably read z. Giving each input another input's code "
-                f"changes its log-likelihood by only {fmt_num(delta)} nats on average{paren}, "
-                f"which is not significant at alpha = {fmt_num(alpha)}. The decoder models x on "
-                "its own, as a strong autoregressive decoder can."]
+                f"changes its log-likelihood by only {fmt_num(delta)} nats on average{paren}: "
+                f"the interval ends at {fmt_num(high)} nats, within the negligible threshold of "
+                f"{fmt_num(threshold)} nats, so any use of z is negligible. The decoder models x "
+                "on its own, as a strong autoregressive decoder can."]
+    else:
+        reach = (f"the interval reaches {fmt_num(high)} nats, above the negligible threshold of "
+                 f"{fmt_num(threshold)} nats" if high is not None else "there is no interval")
+        if mi is not None and threshold < cap:  # the threshold is a share of a small MI
+            why = (f" ({fmt_num(fraction)} x the {fmt_num(max(mi, 0.0))} nats z carries about "
+                   "x). With so little information in z, swapping codes can show little either "
+                   "way; whether log p(x|z) changes with z at all is what the likelihood-flatness "
+                   "and Fisher figures measure.")
+        else:
+            why = ", so a small use of z is not ruled out; more inputs would narrow the interval."
+        text = [f"Whether the decoder reads z is not decided by the swap test. Giving each input "
+                f"another input's code changes its log-likelihood by {fmt_num(delta)} nats on "
+                f"average{paren}: not significant at alpha = {fmt_num(alpha)}, but {reach}{why}"]
     gap = finite(s.get(SK.prior_gap))
     if gap is not None:
         text.append(f"Decoding from the input's own posterior instead of a prior draw is worth "

@@ -151,6 +151,17 @@ def negligible_thresholds(reference: np.ndarray | None, dim: int, cap: float,
     return np.where(np.isfinite(ref), np.minimum(cap, rel), float(cap))
 
 
+def whole_swap_threshold(mutual_information: float | None, cap: float, fraction: float
+                         ) -> float:
+    """The negligible threshold of the whole-vector swap, ``min(cap, fraction * I(x; z))``.
+
+    :func:`negligible_thresholds` of one "dimension", the whole code (the cap alone without
+    the MI). Read by the verdict and by the report's sentence on the decoder.
+    """
+    reference = None if mutual_information is None else np.array([float(mutual_information)])
+    return float(negligible_thresholds(reference, 1, cap, fraction)[0])
+
+
 def decide(low: np.ndarray, high: np.ndarray, threshold: np.ndarray) -> np.ndarray:
     """``used`` (low > 0), ``ignored`` (high <= threshold) or ``undetermined``, per dimension."""
     low, high = np.asarray(low, dtype=np.float64), np.asarray(high, dtype=np.float64)

@@ -145,6 +145,8 @@ def test_track_reads_an_optimus_folder_of_several_steps_one_step_at_a_time(user_
         (out / f"checkpoint-full-{step}" / "training.bin").write_bytes(b"not read")
     found = find_checkpoints([out])
     assert found == [out / "checkpoint-*-100", out / "checkpoint-*-200"]
+    assert find_checkpoints([out / "checkpoint-*"]) == found  # a glob: the same steps
+    assert find_checkpoints([out / "checkpoint-*-200"]) == [found[1]]
     assert [checkpoint_step(p) for p in found] == [(100, "name"), (200, "name")]
     x = token_batch(30)
     z = torch.randn(30, 4)

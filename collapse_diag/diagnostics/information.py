@@ -291,9 +291,9 @@ def information_diagnostic(
     samples: int = 4,
     max_components: int = 10_000,
     saturation_margin: float = 0.5,
-    max_queries: int = 10_000,
     bootstrap: int = 0,
     confidence: float = 0.95,
+    max_queries: int = 10_000,
 ) -> InformationResult:
     """Estimate I_q(x; z) and I_q(x; z_d) with the aggregate posterior of the analysed set.
 
@@ -339,10 +339,10 @@ def information_diagnostic(
         samples: z samples per input (``Settings.mi_samples``), at most.
         max_components: Largest M (``Settings.mi_max_components``).
         saturation_margin: Nats below ``log M`` from which the estimate is saturated.
-        max_queries: Largest M S (``Settings.mi_max_queries``); S is at least 1.
         bootstrap: Bootstrap resamples for the intervals (``Settings.mi_bootstrap``;
             0: no intervals).
         confidence: Level of the intervals (``Settings.confidence``).
+        max_queries: Largest M S (``Settings.mi_max_queries``); S is at least 1.
 
     Returns:
         An :class:`InformationResult`.

@@ -96,7 +96,9 @@ def find_checkpoints(sources: Sequence[str | Path]) -> list[Path]:
 
     A folder gives its ``*.pt``, ``*.pth``, ``*.ckpt`` files and its Hugging Face
     checkpoints (:func:`hf_checkpoints`); a Hugging Face model folder, or a folder of
-    one step's sub-model folders, is itself one checkpoint.
+    one step's sub-model folders, is itself one checkpoint. A glob gives the files it
+    matches and the Hugging Face model folders it matches, one checkpoint per step
+    (``out/checkpoint-*-200``: one; ``out/checkpoint-*``: one per step).
 
     Raises:
         CheckpointError: a source that matches nothing.
@@ -112,8 +114,12 @@ def find_checkpoints(sources: Sequence[str | Path]) -> list[Path]:
                                   if p.is_file() and p.suffix in CHECKPOINT_SUFFIXES)
         elif path.is_file():
             matches = [path]
-        elif any(c in text for c in "*?["):
-            matches = sorted(Path(p) for p in glob.glob(text) if Path(p).is_file())
+        elif any(c in text for c in "*?["):  # files; Hugging Face folders by step
+            steps = hf_steps(hf_model_folders(path))
+            matches = ([path.parent / hf_step_pattern(names, step)
+                        for step, names in steps.items()] if steps
+                       else [path] if hf_model_folders(path) else [])
+            matches += sorted(Path(p) for p in glob.glob(text) if Path(p).is_file())
         else:
             matches = []
         if not matches:

@@ -107,7 +107,8 @@ def track(checkpoints: tuple[str, ...], inputs: ModelInputs, order: str, full: b
                      if s is not None)
     click.echo(("verdict never collapsed" if step is None else f"verdict collapsed at step "
                 f"{step:,}") + f"; dimensions collapsed from step: {dims or 'none'}")
-    click.echo(preset_label(trajectory[TRAJECTORY_KEY.preset]))
+    click.echo(preset_label(trajectory[TRAJECTORY_KEY.preset],
+                            trajectory.get(TRAJECTORY_KEY.settings)))
     click.echo(f"{len(trajectory['rows'])} step(s): {len(result.analysed)} analysed, "
                f"{len(result.reused)} from the cache")
     click.echo(f"trajectory: {', '.join(str(p) for p in written.values())}")

@@ -256,3 +256,18 @@ def test_track_over_checkpoints_with_sequential_latents(tmp_path):
     assert [r["step"] for r in rows] == [100, 200]
     assert [r["summary"]["verdict"] for r in rows] == ["partial", "collapsed"]
     assert result.trajectory["events"]["verdict_collapsed_step"] == 200
+
+
+def test_the_preset_sentence_says_what_this_run_left_out():
+    # The preset's own settings by default; a caller's overrides are what the sentence says.
+    from collapse_diag.config.presets import CHEAP, preset_label
+
+    cheap = preset_label("cheap")
+    assert f"per-dimension swap on {CHEAP['per_dim_swap_examples']} inputs" in cheap
+    assert f"at most {CHEAP['max_examples']} inputs" in cheap and "identifiability" in cheap
+    diagnostics = [*CHEAP["diagnostics"], "identifiability"]
+    label = preset_label("cheap", {"per_dim_swap_examples": 8, "max_examples": None,
+                                   "diagnostics": diagnostics})
+    assert label == "preset: cheap (no probes; per-dimension swap on 8 inputs)"
+    assert preset_label("full") == "preset: full"
+    assert preset_label(None) == "preset: custom settings"

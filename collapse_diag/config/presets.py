@@ -17,9 +17,10 @@ Without identifiability, decoder use is judged from the swap tests alone
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["CHEAP", "FULL", "PRESETS", "SKIPPED", "preset_label", "preset_settings"]
+__all__ = ["CHEAP", "FULL", "PRESETS", "preset_label", "preset_settings", "skipped"]
 
 #: The cheap preset used by ``collapse-diag track`` and :class:`CollapseMonitor` by default.
 CHEAP: dict[str, Any] = {
@@ -35,26 +36,45 @@ FULL: dict[str, Any] = {}
 #: Preset name -> its settings.
 PRESETS: dict[str, dict[str, Any]] = {"cheap": CHEAP, "full": FULL}
 
-#: Preset name -> what it does not do that ``analyze``'s defaults do, in words a page shows
-#: beside its verdicts (issue 22: the same weights read ``healthy`` under ``analyze`` and
-#: ``partial`` under the cheap preset, with nothing saying the preset decides less).
-SKIPPED: dict[str, str] = {
-    "cheap": "no per-dimension Fisher information (identifiability) and no probes; at most "
-             f"{CHEAP['max_examples']} inputs; per-dimension swap on "
-             f"{CHEAP['per_dim_swap_examples']} inputs. Decoder use is judged from the swap "
-             "tests alone, and a dimension they cannot decide on so few inputs reads "
-             "undetermined: this preset's verdict may read partial where a full analysis of "
-             "the same weights reads healthy, never the other way because of the preset",
-    "full": "",
-}
+def skipped(name: str | None, settings: Mapping[str, Any] | None = None) -> str:
+    """What a run of preset ``name`` did not do that ``analyze``'s defaults do, in words.
+
+    A page shows it beside the run's verdicts ('' for the full preset or custom settings).
+    Read from the run's effective ``settings`` (the preset with the caller's overrides; the
+    preset's own without them), so an override (``--per-dim-swap-examples 8``) is what the
+    sentence says. Issue 22: the same weights read ``healthy`` under ``analyze`` and
+    ``partial`` under the cheap preset, with nothing saying the preset decides less.
+    """
+    if name != "cheap":
+        return ""
+    effective = {**CHEAP, **(settings or {})}
+    diagnostics = effective.get("diagnostics")
+    absent = [what for key, what in (("identifiability", "no per-dimension Fisher information "
+                                                         "(identifiability)"),
+                                     ("probes", "no probes"))
+              if diagnostics is not None and key not in diagnostics]
+    parts = [" and ".join(absent)] if absent else []
+    if effective.get("max_examples") is not None:
+        parts.append(f"at most {effective['max_examples']:,} inputs")
+    parts.append(f"per-dimension swap on {effective['per_dim_swap_examples']:,} inputs")
+    text = "; ".join(parts)
+    if diagnostics is not None and "identifiability" not in diagnostics:
+        text += (". Decoder use is judged from the swap tests alone, and a dimension they "
+                 "cannot decide on so few inputs reads undetermined: this preset's verdict may "
+                 "read partial where a full analysis of the same weights reads healthy, never "
+                 "the other way because of the preset")
+    return text
 
 
-def preset_label(name: str | None) -> str:
-    """``"preset: cheap (no per-dimension Fisher ...)"``, ``"preset: full"`` or ``"custom"``."""
+def preset_label(name: str | None, settings: Mapping[str, Any] | None = None) -> str:
+    """``"preset: cheap (no per-dimension Fisher ...)"``, ``"preset: full"`` or ``"custom"``.
+
+    ``settings``: the run's effective settings (see :func:`skipped`).
+    """
     if name is None:
         return "preset: custom settings"
-    skipped = SKIPPED.get(name, "")
-    return f"preset: {name}" + (f" ({skipped})" if skipped else "")
+    text = skipped(name, settings)
+    return f"preset: {name}" + (f" ({text})" if text else "")
 
 
 def preset_settings(full: bool, overrides: dict[str, Any]) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path, PurePath
 from typing import Any
 
-from collapse_diag.config.presets import SKIPPED, preset_label
+from collapse_diag.config.presets import preset_label, skipped
 from collapse_diag.render import _check_formats
 from collapse_diag.render.document import Document, FigureBlock, Section
 from collapse_diag.render.emit import draw_pngs, render_documents
@@ -107,14 +107,14 @@ def build_trajectory_document(trajectory: Mapping[str, Any], drawn: Iterable[str
                                    "KL, MI, swap delta and -ELBO in nats.",),
                 tables=(_steps_table(trajectory),)),
         Section("Settings", "settings",
-                (f"{upper_first(preset_label(trajectory.get(J.preset)))} "
+                (f"{upper_first(preset_label(trajectory.get(J.preset), settings))} "
                  "(docs/watching-collapse.md).",),
                 tables=(_table(["setting", "value"],
                                [[k, json.dumps(v)] for k, v in settings.items()], False),)),
     )
     preset = trajectory.get(J.preset)
-    if SKIPPED.get(preset or ""):
-        reason += f" These verdicts come from the {preset} preset: {SKIPPED[preset]}."
+    if skipped(preset, settings):
+        reason += f" These verdicts come from the {preset} preset: {skipped(preset, settings)}."
     return Document("Posterior collapse over training", f"Final verdict: {final or 'n/a'}.",
                     reason, final, sections)
 

@@ -271,3 +271,27 @@ def test_the_preset_sentence_says_what_this_run_left_out():
     assert label == "preset: cheap (no probes; per-dimension swap on 8 inputs)"
     assert preset_label("full") == "preset: full"
     assert preset_label(None) == "preset: custom settings"
+
+
+def test_hugging_face_step_names_and_the_glob_that_selects_one_step():
+    # Steps are the number a sub-model folder's name ends with after '-' or '_' ("gpt2" has
+    # none); the glob of a step matches exactly its folders, whatever the separator.
+    import fnmatch
+    from pathlib import Path
+
+    from collapse_diag.io.checkpoint_kinds import hf_step_of, hf_step_pattern, hf_steps
+
+    assert [hf_step_of(n) for n in ("checkpoint-encoder-31250", "enc_7", "gpt2", "encoder")] \
+        == [31250, 7, None, None]
+    names = ["checkpoint-decoder-200", "checkpoint-encoder-200", "checkpoint-decoder-1200",
+             "checkpoint-encoder-1200", "other-200x"]
+    folders = {n: Path(n) for n in names[:4]}
+    assert hf_steps(folders) == {200: names[:2], 1200: names[2:4]}
+    assert hf_steps({"encoder": Path("e"), "gpt2": Path("g")}) == {}  # no steps: one model
+    assert hf_steps({"checkpoint-encoder-5": Path("e")}) == {}  # one step
+    mixed = ["a-200", "b_200", "a-1200", "b_1200", "c-200x"]  # a step's folders, separators
+    for group, step, among in ((names[:2], 200, names), (names[2:4], 1200, names),
+                               (mixed[:2], 200, mixed), (["checkpoint-7"], 7, mixed)):
+        pattern = hf_step_pattern(group, step)
+        assert [n for n in among if fnmatch.fnmatchcase(n, pattern)] == \
+            [n for n in among if n in group], pattern

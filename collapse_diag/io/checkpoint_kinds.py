@@ -94,9 +94,11 @@ def hf_step_pattern(names: list[str], step: int) -> str:
     ``checkpoint-encoder-200`` and ``checkpoint-decoder-200`` -> ``checkpoint-*-200``; a
     step of one folder is that folder's name.
     """
+    if len(names) == 1:
+        return names[0]
     prefix = os.path.commonprefix(names)
-    tail = _STEP_SUFFIX.search(names[0]).group(0)  # "-200" (the caller's names all end so)
-    return f"{prefix}*{tail}" if len(names) > 1 else names[0]
+    tails = {_STEP_SUFFIX.search(name).group(0) for name in names}  # "-200" (or "_200")
+    return f"{prefix}*{tails.pop() if len(tails) == 1 else f'[-_]{step}'}"
 
 
 def is_torchscript_archive(path: Path) -> bool:

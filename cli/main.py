@@ -42,8 +42,31 @@ def main() -> None:
     """Diagnose posterior collapse in trained VAEs: whether, where and why."""
 
 
+def _one_checkpoint(paths: tuple[str, ...]) -> str:
+    """The one CHECKPOINT; several (a shell's expansion of an unquoted glob) is a usage error.
+
+    When they are one training step's Hugging Face sub-model folders, the message names the
+    quoted glob that selects them.
+    """
+    if len(paths) == 1:
+        return paths[0]
+    from collapse_diag.io.checkpoint_kinds import hf_step_of, hf_step_pattern
+
+    parents = {str(Path(p).parent) for p in paths}
+    steps = {hf_step_of(Path(p).name) for p in paths}
+    hint = "use collapse-diag compare to analyse several models side by side"
+    if len(parents) == 1 and len(steps) == 1 and None not in steps:
+        names = [Path(p).name for p in paths]
+        glob = str(Path(parents.pop()) / hf_step_pattern(names, steps.pop()))
+        hint = (f"to analyse one step's sub-model folders, quote the glob so that the shell "
+                f"does not expand it: collapse-diag analyze '{glob}'")
+    shown = ", ".join(repr(p) for p in paths[:4]) + (", ..." if len(paths) > 4 else "")
+    raise click.UsageError(f"analyze takes one CHECKPOINT; got {len(paths)} ({shown}): {hint}.")
+
+
 @main.command(epilog=EXIT_CODES_HELP)
-@click.argument("checkpoint", type=click.Path())
+@click.argument("checkpoint", nargs=-1, required=True, type=click.Path(), metavar="CHECKPOINT",
+                callback=lambda ctx, param, value: _one_checkpoint(value))
 @model_input_options(out_default="collapse-diag-report", formats=FORMATS,
                      out_holds="report.json, report.md, report.html and plots/",
                      data_default="the checkpoint's 'data'")

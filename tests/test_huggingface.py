@@ -176,6 +176,11 @@ def test_track_reads_an_optimus_folder_of_several_steps_one_step_at_a_time(user_
     assert report["checkpoint"]["sha256"] == checkpoint_sha256(found[1])
     both = run("analyze", out, "--factory", FACTORY, "--data", user_dir / "x.pt", *FAST)
     assert both.exit_code == 3 and "2 training steps (100, 200)" in both.output
+    expanded = run("analyze", out / "checkpoint-decoder-200", out / "checkpoint-encoder-200",
+                   "--factory", FACTORY, *FAST)  # what a shell makes of the unquoted glob
+    assert expanded.exit_code == 2
+    assert f"quote the glob so that the shell does not expand it: collapse-diag analyze " \
+           f"'{out / 'checkpoint-*-200'}'" in " ".join(expanded.output.split())
     again = run(*args)  # the cache keys on the folders' files: nothing analysed again
     assert again.exit_code == 0 and json.loads(
         (user_dir / "traj" / "trajectory.json").read_text())["rows"] == traj["rows"]

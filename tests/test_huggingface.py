@@ -181,6 +181,11 @@ def test_track_reads_an_optimus_folder_of_several_steps_one_step_at_a_time(user_
     assert expanded.exit_code == 2
     assert f"quote the glob so that the shell does not expand it: collapse-diag analyze " \
            f"'{out / 'checkpoint-*-200'}'" in " ".join(expanded.output.split())
+    compared = run("compare", out / "checkpoint-*-100", out / "checkpoint-*-200", "--factory",
+                   FACTORY, "--data", user_dir / "x.pt", "--out", user_dir / "cmp", *FAST)
+    assert compared.exit_code == 0, compared.output  # the step globs, analysed as checkpoints
+    rows = json.loads((user_dir / "cmp" / "comparison.json").read_text())["rows"]
+    assert [r["name"] for r in rows] == ["checkpoint-*-100", "checkpoint-*-200"]
     again = run(*args)  # the cache keys on the folders' files: nothing analysed again
     assert again.exit_code == 0 and json.loads(
         (user_dir / "traj" / "trajectory.json").read_text())["rows"] == traj["rows"]

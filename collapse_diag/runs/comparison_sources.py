@@ -63,6 +63,8 @@ def load_source(source: Any, name: str, analyse: dict[str, Any]) -> ComparedMode
         raise invalid_parameter("sources", "compare", "report folders, report.json files, "
                                 "checkpoints, Reports or (Report, Encodings) pairs", source)
     path = Path(source)
+    if _checkpoint_folder(path):  # a pythae or Hugging Face folder, or a step's glob
+        return _analyse_checkpoint(path, name, **analyse)
     if not path.exists() and any(c in str(source) for c in "*?["):
         raise DataError(f"{str(source)!r} matches no file (the pattern reached compare as it "
                         "is): check the pattern, or name the report folders / checkpoints.")
@@ -82,6 +84,14 @@ def load_source(source: Any, name: str, analyse: dict[str, Any]) -> ComparedMode
         raise DataError(f"{str(path)!r} does not exist: pass report folders (from "
                         "`collapse-diag analyze`) or checkpoints.")
     return _analyse_checkpoint(path, name, **analyse)
+
+
+def _checkpoint_folder(path: Path) -> bool:
+    """A folder (or a glob of Hugging Face folders) that holds a model, not a report."""
+    from collapse_diag.io.checkpoint_kinds import detect_adapter
+
+    return (not (path / "report.json").exists()
+            and detect_adapter(path) in ("huggingface", "pythae"))
 
 
 def _analyse_checkpoint(path: Path, name: str, data: Any = None, labels: Any = None,

@@ -52,6 +52,23 @@ def test_a_real_pythae_folder_analyses_with_one_command(tmp_path, loss):
     assert float(ll.mean()) == pytest.approx(-float(recon_loss) - const, rel=1e-6)
 
 
+def test_compare_analyses_pythae_folders_as_checkpoints(tmp_path):
+    # A model folder given to compare is a checkpoint, not a report folder (it has no
+    # report.json): both are analysed on the same inputs.
+    pythae = pytest.importorskip("pythae.models")
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        pythae.VAE(pythae.VAEConfig(input_dim=(1, 4, 4), latent_dim=3)).save(
+            str(tmp_path / f"vae{seed}"))
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).random((40, 1, 4, 4)))
+    result = run("compare", tmp_path / "vae0", tmp_path / "vae1", "--data",
+                 tmp_path / "x.npy", "--out", tmp_path / "cmp", *FAST)
+    assert result.exit_code == 0, result.output
+    comparison = json.loads((tmp_path / "cmp" / "comparison.json").read_text())
+    assert [r["name"] for r in comparison["rows"]] == ["vae0", "vae1"]
+    assert len(comparison["data_groups"]) == 1  # the same inputs
+
+
 def test_pythae_custom_networks_need_trust(tmp_path):
     pytest.importorskip("pythae.models")
     folder = tmp_path / "custom"

@@ -59,6 +59,9 @@ def compare(models: tuple[str, ...], inputs: ModelInputs, quiet: bool, debug: bo
             **settings: Any) -> None:
     """Compare MODELS side by side: report folders (from `analyze`) or checkpoints.
 
+    A checkpoint is a file, a pythae or Hugging Face model folder, or a quoted glob naming
+    one training step's Hugging Face sub-model folders ('out/checkpoint-*-31250').
+
     Checkpoints are analysed first, all with the same settings (the analysis options
     below, as for `analyze`; report folders keep their own); their reports and
     encodings go to OUT/models/. Identifiability across seeds needs models analysed

@@ -36,6 +36,12 @@ FULL: dict[str, Any] = {}
 #: Preset name -> its settings.
 PRESETS: dict[str, dict[str, Any]] = {"cheap": CHEAP, "full": FULL}
 
+#: Diagnostics ``analyze`` runs by default that a preset may leave out (diagnostic names, not
+#: report keys), and how a page says so; identifiability first.
+_LEFT_OUT = (("identifiability", "no per-dimension Fisher information (identifiability)"),
+             ("probes", "no probes"))
+
+
 def skipped(name: str | None, settings: Mapping[str, Any] | None = None) -> str:
     """What a run of preset ``name`` did not do that ``analyze``'s defaults do, in words.
 
@@ -49,16 +55,13 @@ def skipped(name: str | None, settings: Mapping[str, Any] | None = None) -> str:
         return ""
     effective = {**CHEAP, **(settings or {})}
     diagnostics = effective.get("diagnostics")
-    absent = [what for key, what in (("identifiability", "no per-dimension Fisher information "
-                                                         "(identifiability)"),
-                                     ("probes", "no probes"))
-              if diagnostics is not None and key not in diagnostics]
+    absent = [what for key, what in _LEFT_OUT if diagnostics is not None and key not in diagnostics]
     parts = [" and ".join(absent)] if absent else []
     if effective.get("max_examples") is not None:
         parts.append(f"at most {effective['max_examples']:,} inputs")
     parts.append(f"per-dimension swap on {effective['per_dim_swap_examples']:,} inputs")
     text = "; ".join(parts)
-    if diagnostics is not None and "identifiability" not in diagnostics:
+    if diagnostics is not None and _LEFT_OUT[0][0] not in diagnostics:  # identifiability
         text += (". Decoder use is judged from the swap tests alone, and a dimension they "
                  "cannot decide on so few inputs reads undetermined: this preset's verdict may "
                  "read partial where a full analysis of the same weights reads healthy, never "

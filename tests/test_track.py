@@ -256,6 +256,20 @@ def test_track_over_checkpoints_with_sequential_latents(tmp_path):
     assert [r["step"] for r in rows] == [100, 200]
     assert [r["summary"]["verdict"] for r in rows] == ["partial", "collapsed"]
     assert result.trajectory["events"]["verdict_collapsed_step"] == 200
+    # the rows keep the swap per time window: at step 100 the decoder reads the first half of
+    # the sequence only (tens of nats there; the last window is never read, so its delta is 0
+    # up to rounding, 1e-9), at 200 it reads no window
+    windows = [[w["swap_delta"] for w in r["summary"]["swap_delta_by_window"]] for r in rows]
+    assert len(windows[0]) == len(windows[1]) >= 2
+    assert windows[0][0] > 1.0 and abs(windows[0][-1]) < 1e-9
+    assert max(abs(v) for v in windows[1]) < 1e-9
+    from collapse_diag.render.trajectory_plots import TRAJECTORY_PLOTS
+
+    draw = TRAJECTORY_PLOTS["window_swap"][0]
+    figure = draw(result.trajectory)
+    assert figure is not None and len(figure.axes[0].get_yticklabels()) == len(windows[0])
+    vector = dict(result.trajectory, rows=[dict(r, summary={"kl": 1.0}) for r in rows])
+    assert draw(vector) is None  # no windows: no plot
 
 
 def test_the_preset_sentence_says_what_this_run_left_out():

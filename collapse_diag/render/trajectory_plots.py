@@ -22,6 +22,7 @@ from matplotlib.ticker import MaxNLocator
 from collapse_diag.render.colors import STATUS_COLORS
 from collapse_diag.report.schema import DIMENSION_KEY as D
 from collapse_diag.report.schema import SUMMARY_KEY as S
+from collapse_diag.report.schema import SWAP_WINDOW_KEY as W
 from collapse_diag.report.values import STATUS_ORDER, finite
 from collapse_diag.runs.trajectory import verdict_collapsed_phrase
 from collapse_diag.runs.trajectory_fields import ROW_KEY as R
@@ -197,6 +198,37 @@ def _codebook_size_line(ax: Any, rows: list[Mapping[str, Any]]) -> None:
     ax.legend(fontsize=8, loc="lower left")
 
 
+@_styled
+def plot_window_swap(trajectory: Trajectory) -> Figure | None:
+    """Sequential latents: the swap delta of each time window over steps (None otherwise)."""
+    steps = _steps(trajectory)
+    windows = [(r.get(R.summary) or {}).get(S.swap_delta_by_window) or []
+               for r in trajectory.get(J.rows) or []]
+    spans = sorted({(w.get(W.start), w.get(W.stop)) for ws in windows for w in ws
+                    if isinstance(w, Mapping)}, key=lambda span: (span[0] or 0, span[1] or 0))
+    if not spans:
+        return None
+    values = np.full((len(spans), len(steps)), np.nan)
+    for t, ws in enumerate(windows):
+        for w in ws:
+            delta = finite(w.get(W.swap_delta)) if isinstance(w, Mapping) else None
+            if delta is not None:
+                values[spans.index((w.get(W.start), w.get(W.stop))), t] = delta
+    if not np.isfinite(values).any():
+        return None
+    fig = Figure(figsize=_heatmap_size(len(steps), len(spans)), layout="constrained")
+    ax = fig.subplots()
+    top = max(float(np.nanmax(values)), 1e-3)
+    sns.heatmap(np.clip(values, 0.0, None), ax=ax, cmap="viridis", vmin=0.0, vmax=top,
+                mask=~np.isfinite(values), cbar_kws={"label": "swap delta [nats]"},
+                yticklabels=[f"steps {a}-{b - 1}" if isinstance(a, int) and isinstance(b, int)
+                             else "?" for a, b in spans])
+    _step_ticks(ax, steps)
+    ax.set(xlabel="step", ylabel="time window of z")
+    _set_title(fig, ax, "Swap delta per time window over training (0: not read)")
+    return fig
+
+
 #: Plot name -> (function, title, caption), in display order.
 TRAJECTORY_PLOTS: dict[str, tuple[Callable[[Trajectory], Figure | None], str, str]] = {
     "kl_heatmap": (plot_kl_heatmap, "KL per dimension over training",
@@ -211,4 +243,8 @@ TRAJECTORY_PLOTS: dict[str, tuple[Callable[[Trajectory], Figure | None], str, st
                "decoded output changes with z) against step (discrete latents: the codebook "
                "perplexity, dotted its ceiling K). A panel appears when its figure was "
                "measured at some step."),
+    "window_swap": (plot_window_swap, "Decoder use per time window over training",
+                    "Sequential latents: the mean drop in log p(x|z) when the steps of one time "
+                    "window come from another input's z, per window (rows) and step; 0 (dark, "
+                    "negative estimates shown as 0): the decoder does not read that window."),
 }

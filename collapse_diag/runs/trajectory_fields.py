@@ -96,6 +96,9 @@ TRACKED: tuple[Tracked, ...] = (
     Tracked(S.discrete_mi, curve=True, scalar=True),
     # Issue 24: outputs become generic (the same decode whatever z) as the verdict turns.
     Tracked(S.output_diversity, curve=True, scalar=True),
+    # sequential latents: which time windows the decoder reads, step by step
+    Tracked(S.swap_delta_by_window),
+    Tracked(S.output_diversity_by_window),
 )
 #: Summary figures kept in a row.
 SUMMARY_FIELDS = tuple(t.key for t in TRACKED)

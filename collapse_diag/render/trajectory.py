@@ -113,8 +113,9 @@ def build_trajectory_document(trajectory: Mapping[str, Any], drawn: Iterable[str
                                [[k, json.dumps(v)] for k, v in settings.items()], False),)),
     )
     preset = trajectory.get(J.preset)
-    if skipped(preset, settings):
-        reason += f" These verdicts come from the {preset} preset: {skipped(preset, settings)}."
+    left_out = skipped(preset, settings)
+    if left_out:
+        reason += f" These verdicts come from the {preset} preset: {left_out}."
     return Document("Posterior collapse over training", f"Final verdict: {final or 'n/a'}.",
                     reason, final, sections)
 

@@ -115,10 +115,10 @@ def find_checkpoints(sources: Sequence[str | Path]) -> list[Path]:
         elif path.is_file():
             matches = [path]
         elif any(c in text for c in "*?["):  # files; Hugging Face folders by step
-            steps = hf_steps(hf_model_folders(path))
-            matches = ([path.parent / hf_step_pattern(names, step)
-                        for step, names in steps.items()] if steps
-                       else [path] if hf_model_folders(path) else [])
+            folders = hf_model_folders(path)
+            steps = hf_steps(folders)
+            matches = (_step_checkpoints(path.parent, steps) if steps
+                       else [path] if folders else [])
             matches += sorted(Path(p) for p in glob.glob(text) if Path(p).is_file())
         else:
             matches = []
@@ -151,12 +151,21 @@ def hf_checkpoints(folder: Path) -> list[Path]:
     steps = hf_steps(folders) if "" not in folders else {}
     if folders and not steps:  # one model, one step's sub-models, or one Trainer folder
         return [folder] if "" in folders or len(folders) > 1 else list(folders.values())
-    found = [folder / hf_step_pattern(names, step) for step, names in steps.items()]
+    found = _step_checkpoints(folder, steps)
     try:
         children = sorted(c for c in folder.iterdir() if c.is_dir() and c.name not in folders)
     except OSError:
         children = []
     return found + [c for c in children if hf_model_folders(c)]
+
+
+def _step_checkpoints(base: Path, steps: Mapping[int, list[str]]) -> list[Path]:
+    """One checkpoint per step of ``base``'s sub-model folders.
+
+    That step's glob (:func:`~collapse_diag.io.checkpoint_kinds.hf_step_pattern`), or its
+    one folder.
+    """
+    return [base / hf_step_pattern(names, step) for step, names in steps.items()]
 
 
 def checkpoint_sha256(path: Path) -> str:
